@@ -1,0 +1,1 @@
+//! The DataJoint blob format.

@@ -1,0 +1,41 @@
+//! # dj-core: the contracts of dj-rs
+//!
+//! dj-rs implements DataJoint's *object-augmented schema* in Rust: relational tables whose
+//! attributes are stored through pluggable **codecs**, small values in the database and large ones
+//! in **object stores**. This crate holds the pieces every other crate agrees on:
+//!
+//! - [`typespec`]: attribute types (`int32`, `varchar(64)`, `<blob@cold>`) and their SQL mapping;
+//! - [`value`]: the values that flow through codec chains;
+//! - [`codec`]: the [`Codec`](codec::Codec) trait and chain resolution;
+//! - [`store`]: the [`Store`](store::Store) trait, keys and the [`StoreExt`](store::StoreExt)
+//!   conveniences;
+//! - [`registry`]: link-time (`inventory`) and run-time registration of codecs and protocols;
+//! - [`config`]: `datajoint.json`, environment overrides and secrets;
+//! - [`layout`]: every store path (hash paths, schema paths, primary-key encoding).
+//!
+//! Most users depend on the `datajoint` facade instead, which re-exports this crate.
+//!
+//! ```
+//! use dj_core::typespec::TypeSpec;
+//! use dj_core::store::StorePath;
+//!
+//! let spec: TypeSpec = "<blob@>".parse()?;
+//! assert!(spec.is_codec());
+//! let key = StorePath::parse("_hash/lab/mhmckyclcrjf5zaexdm2zxjwiu")?;
+//! assert_eq!(key.file_name(), "mhmckyclcrjf5zaexdm2zxjwiu");
+//! # Ok::<(), dj_core::Error>(())
+//! ```
+
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod registry;
+pub mod store;
+pub mod typespec;
+pub mod value;
+
+#[doc(hidden)]
+pub use inventory;
+
+pub use config::Config;
+pub use error::{Error, Result};

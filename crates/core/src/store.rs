@@ -1,0 +1,404 @@
+//! The object-store contract every storage backend implements.
+//!
+//! [`Store`] is narrow and object-safe: put (overwrite or create-if-absent), get (whole, ranged,
+//! streamed), head, delete, list by prefix, and multipart upload. Conveniences live in
+//! [`StoreExt`], implemented for every store. Keys are [`StorePath`]s, which are validated so that
+//! they can never escape the store root.
+//!
+//! ```
+//! use dj_core::store::StorePath;
+//!
+//! let p = StorePath::parse("_hash/my_schema/ab/cd/abcdef").unwrap();
+//! assert_eq!(p.as_str(), "_hash/my_schema/ab/cd/abcdef");
+//! assert!(StorePath::parse("../etc/passwd").is_err());
+//! assert!(StorePath::parse("/abs").is_err());
+//! ```
+
+use std::fmt;
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+
+use crate::error::{Error, Result};
+
+/// A validated key inside a store: `/`-separated, relative, with no empty, `.` or `..` segments,
+/// no NUL or other control characters, and no backslashes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StorePath(String);
+
+impl StorePath {
+    /// Validate a key.
+    pub fn parse(path: impl AsRef<str>) -> Result<StorePath> {
+        let path = path.as_ref();
+        if path.is_empty() {
+            return Err(Error::invalid_path(path, "the key is empty"));
+        }
+        if path.starts_with('/') {
+            return Err(Error::invalid_path(path, "absolute keys are not allowed"));
+        }
+        if path.contains('\\') {
+            return Err(Error::invalid_path(path, "backslashes are not allowed in keys"));
+        }
+        if path.chars().any(char::is_control) {
+            return Err(Error::invalid_path(path, "NUL and control characters are not allowed"));
+        }
+        for segment in path.split('/') {
+            match segment {
+                "" => return Err(Error::invalid_path(path, "empty path segment (`//` or trailing `/`)")),
+                "." | ".." => {
+                    return Err(Error::invalid_path(path, "`.` and `..` segments are not allowed"));
+                }
+                _ => {}
+            }
+        }
+        Ok(StorePath(path.to_string()))
+    }
+
+    /// Join validated segments, each checked as above.
+    pub fn from_segments<I, S>(segments: I) -> Result<StorePath>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let joined: Vec<String> = segments
+            .into_iter()
+            .map(|s| s.as_ref().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        StorePath::parse(joined.join("/"))
+    }
+
+    /// Append a relative key.
+    pub fn join(&self, rest: impl AsRef<str>) -> Result<StorePath> {
+        StorePath::parse(format!("{}/{}", self.0, rest.as_ref()))
+    }
+
+    /// The key as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last segment.
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+
+    /// Whether `self` equals `prefix` or lies below it.
+    pub fn starts_with(&self, prefix: &StorePath) -> bool {
+        self.0 == prefix.0
+            || (self.0.starts_with(&prefix.0) && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
+    }
+}
+
+impl fmt::Display for StorePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for StorePath {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How a put treats an existing object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PutMode {
+    /// Replace whatever is there.
+    #[default]
+    Overwrite,
+    /// Write only if nothing is at the key; otherwise fail with [`Error::AlreadyExists`]. Exactly
+    /// one of several racing writers succeeds.
+    Create,
+}
+
+/// What a completed put reports.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PutResult {
+    /// The entity tag, when the store has one.
+    pub e_tag: Option<String>,
+}
+
+/// Metadata of a stored object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The key.
+    pub path: StorePath,
+    /// Size in bytes.
+    pub size: u64,
+    /// When the object was last written.
+    pub last_modified: DateTime<Utc>,
+    /// The entity tag, when the store has one.
+    pub e_tag: Option<String>,
+}
+
+/// A byte range to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GetRange {
+    /// `start..end` (end exclusive).
+    Bounded(Range<u64>),
+    /// From an offset to the end.
+    Offset(u64),
+    /// The last `n` bytes.
+    Suffix(u64),
+}
+
+impl GetRange {
+    /// The concrete range within an object of `size` bytes, or an error naming the path when the
+    /// range is not satisfiable.
+    pub fn resolve(&self, size: u64, path: &str) -> Result<Range<u64>> {
+        let r = match *self {
+            GetRange::Bounded(ref r) => r.start..r.end.min(size),
+            GetRange::Offset(o) => o..size,
+            GetRange::Suffix(n) => size.saturating_sub(n)..size,
+        };
+        if r.start > r.end || (r.start >= size && size > 0) || (size == 0 && r.start > 0) {
+            return Err(Error::invalid_path(
+                path,
+                format!("range {self:?} is outside the object of {size} bytes"),
+            ));
+        }
+        Ok(r)
+    }
+}
+
+/// The result of a get: metadata, the byte range returned, and the data as a stream.
+pub struct GetResult {
+    /// The object's metadata.
+    pub meta: ObjectMeta,
+    /// The range of the object that `stream` yields.
+    pub range: Range<u64>,
+    /// The data, in chunks.
+    pub stream: BoxStream<'static, Result<Bytes>>,
+}
+
+impl fmt::Debug for GetResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GetResult").field("meta", &self.meta).field("range", &self.range).finish()
+    }
+}
+
+impl GetResult {
+    /// Collect the whole stream into one buffer.
+    pub async fn bytes(self) -> Result<Bytes> {
+        let expected = usize::try_from(self.range.end - self.range.start).unwrap_or(0);
+        let mut chunks: Vec<Bytes> = self.stream.try_collect().await?;
+        if chunks.len() == 1 {
+            return Ok(chunks.pop().unwrap_or_default());
+        }
+        let mut buf = BytesMut::with_capacity(expected);
+        for c in chunks {
+            buf.extend_from_slice(&c);
+        }
+        Ok(buf.freeze())
+    }
+}
+
+/// What a store can do; tests and callers branch on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// [`PutMode::Create`] is atomic and exclusive.
+    pub create_if_absent: bool,
+    /// Multipart uploads are native (not emulated by buffering).
+    pub native_multipart: bool,
+    /// Ranged reads are served without reading the whole object.
+    pub ranged_get: bool,
+    /// Writes are durable when they return (fsync or a remote acknowledgement).
+    pub durable_writes: bool,
+    /// The smallest part a multipart upload accepts, except the last.
+    pub min_part_size: usize,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities {
+            create_if_absent: true,
+            native_multipart: true,
+            ranged_get: true,
+            durable_writes: true,
+            min_part_size: 5 * 1024 * 1024,
+        }
+    }
+}
+
+/// An upload in parts, for objects too large to hold in memory.
+///
+/// Parts are uploaded in order of [`MultipartUpload::put_part`] calls; an implementation may
+/// upload several concurrently. Nothing is visible at the key until
+/// [`MultipartUpload::complete`] succeeds. Dropping an upload without completing it should abort it
+/// (best effort); call [`MultipartUpload::abort`] to do so deterministically.
+#[async_trait]
+pub trait MultipartUpload: Send + fmt::Debug {
+    /// Add the next part. Every part but the last must be at least
+    /// [`Capabilities::min_part_size`] bytes.
+    async fn put_part(&mut self, data: Bytes) -> Result<()>;
+    /// Finish the upload, making the object visible.
+    async fn complete(self: Box<Self>) -> Result<PutResult>;
+    /// Abandon the upload and remove what was uploaded.
+    async fn abort(self: Box<Self>) -> Result<()>;
+}
+
+/// The narrow, object-safe store contract.
+///
+/// Implementations map their native errors into [`Error`], with [`Error::NotFound`] for missing
+/// objects, [`Error::AlreadyExists`] for create-if-absent conflicts and [`Error::Store`] (with the
+/// `retryable` flag set for timeouts and throttling) for the rest. Every operation emits a
+/// `tracing` span with the store, path, bytes and duration.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + fmt::Display + 'static {
+    /// The configured name of this store (e.g. `main`), used in errors and metadata.
+    fn name(&self) -> &str;
+
+    /// What this store can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Write a whole object.
+    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult>;
+
+    /// Read an object, or part of it.
+    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult>;
+
+    /// Read an object's metadata.
+    async fn head(&self, path: &StorePath) -> Result<ObjectMeta>;
+
+    /// Delete an object. Deleting a missing object succeeds.
+    async fn delete(&self, path: &StorePath) -> Result<()>;
+
+    /// List every object whose key starts with `prefix` (segment-wise), recursively; `None`
+    /// lists the whole store. Order is unspecified.
+    fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>>;
+
+    /// Start a multipart upload to `path`.
+    async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>>;
+}
+
+/// Whether a create-if-absent put wrote the object or found it already there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// This call wrote the object.
+    Created,
+    /// An object was already at the key; nothing was written.
+    AlreadyExisted,
+}
+
+/// Conveniences over [`Store`], implemented for every store. Do not implement it yourself.
+#[async_trait]
+pub trait StoreExt: Store {
+    /// Write (overwriting) a whole object.
+    async fn put(&self, path: &StorePath, payload: Bytes) -> Result<PutResult> {
+        self.put_opts(path, payload, PutMode::Overwrite).await
+    }
+
+    /// Write an object only if absent; "already exists" is reported, not an error.
+    async fn put_if_absent(&self, path: &StorePath, payload: Bytes) -> Result<PutOutcome> {
+        match self.put_opts(path, payload, PutMode::Create).await {
+            Ok(_) => Ok(PutOutcome::Created),
+            Err(Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyExisted),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Read a whole object.
+    async fn get(&self, path: &StorePath) -> Result<Bytes> {
+        self.get_opts(path, None).await?.bytes().await
+    }
+
+    /// Read `range` of an object.
+    async fn get_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
+        self.get_opts(path, Some(GetRange::Bounded(range))).await?.bytes().await
+    }
+
+    /// Whether an object exists at `path`.
+    async fn exists(&self, path: &StorePath) -> Result<bool> {
+        match self.head(path).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// List everything below `prefix` into a vector.
+    async fn list_all(&self, prefix: Option<&StorePath>) -> Result<Vec<ObjectMeta>> {
+        self.list(prefix).try_collect().await
+    }
+
+    /// Upload a stream of chunks of unknown total length through a multipart upload, in parts of
+    /// `part_size` bytes (at least the store's minimum), holding at most one part in memory.
+    /// On any error the upload is aborted and the error returned.
+    async fn put_stream(
+        &self,
+        path: &StorePath,
+        mut chunks: BoxStream<'_, Result<Bytes>>,
+        part_size: usize,
+    ) -> Result<PutResult> {
+        let part_size = part_size.max(self.capabilities().min_part_size).max(1);
+        let mut upload = self.put_multipart(path).await?;
+        let mut buf = BytesMut::with_capacity(part_size);
+        let result: Result<()> = async {
+            while let Some(chunk) = chunks.next().await {
+                let mut chunk = chunk?;
+                while !chunk.is_empty() {
+                    let take = (part_size - buf.len()).min(chunk.len());
+                    buf.extend_from_slice(&chunk.split_to(take));
+                    if buf.len() == part_size {
+                        let part = std::mem::replace(&mut buf, BytesMut::with_capacity(part_size));
+                        upload.put_part(part.freeze()).await?;
+                    }
+                }
+            }
+            if !buf.is_empty() {
+                upload.put_part(std::mem::take(&mut buf).freeze()).await?;
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => upload.complete().await,
+            Err(e) => {
+                if let Err(abort) = upload.abort().await {
+                    tracing::warn!(store = self.name(), path = %path, error = %abort, "abort failed");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<T: Store + ?Sized> StoreExt for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_cannot_escape() {
+        for bad in ["", "/a", "a/../b", "..", "a/./b", "a//b", "a/", "a\\b", "a\0b", "a\nb"] {
+            assert!(StorePath::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["a", "a b/ü ñ/x.npy", "_hash/s/ab/abc", "a=1/b=%2F"] {
+            assert_eq!(StorePath::parse(good).unwrap().as_str(), good);
+        }
+    }
+
+    #[test]
+    fn starts_with_is_segment_wise() {
+        let a = StorePath::parse("_schema/s/t").unwrap();
+        assert!(StorePath::parse("_schema/s/t/x").unwrap().starts_with(&a));
+        assert!(!StorePath::parse("_schema/s/tt").unwrap().starts_with(&a));
+        assert!(a.starts_with(&a));
+    }
+
+    #[test]
+    fn ranges_resolve() {
+        assert_eq!(GetRange::Bounded(2..5).resolve(10, "p").unwrap(), 2..5);
+        assert_eq!(GetRange::Bounded(2..50).resolve(10, "p").unwrap(), 2..10);
+        assert_eq!(GetRange::Suffix(3).resolve(10, "p").unwrap(), 7..10);
+        assert_eq!(GetRange::Offset(4).resolve(10, "p").unwrap(), 4..10);
+        assert!(GetRange::Offset(11).resolve(10, "p").is_err());
+        assert_eq!(GetRange::Offset(0).resolve(0, "p").unwrap(), 0..0);
+    }
+}

@@ -1,0 +1,568 @@
+//! Attribute type specs: core types, codec specs (`<name>`, `<name@>`, `<name@store>`) and the
+//! native SQL types DataJoint passes through, with the SQL type each core type maps to on SQLite,
+//! PostgreSQL and MySQL/MariaDB.
+//!
+//! ```
+//! use dj_core::typespec::{Backend, CoreType, StoreRef, TypeSpec};
+//!
+//! let spec: TypeSpec = "<blob@cold>".parse().unwrap();
+//! assert_eq!(spec, TypeSpec::Codec { name: "blob".into(), store: Some(StoreRef::Named("cold".into())) });
+//!
+//! let spec: TypeSpec = "<blob@>".parse().unwrap();
+//! assert_eq!(spec.to_string(), "<blob@>");
+//!
+//! let core: TypeSpec = "float64".parse().unwrap();
+//! assert_eq!(core, TypeSpec::Core(CoreType::Float64));
+//! assert_eq!(CoreType::Float64.sql_type(Backend::Postgres), "double precision");
+//! assert_eq!(CoreType::Uuid.sql_type(Backend::MySql), "binary(16)");
+//!
+//! let err = "<blob@a@b>".parse::<TypeSpec>().unwrap_err();
+//! assert!(err.to_string().contains("`<blob@a@b>`"));
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use md5::{Digest, Md5};
+
+use crate::error::{Error, Result};
+
+/// The SQL backends dj-rs speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// SQLite, the embedded default.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL and MariaDB.
+    MySql,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+            Backend::MySql => "mysql",
+        })
+    }
+}
+
+/// Which store a codec spec names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum StoreRef {
+    /// A bare `@`: the configured `stores.default` (or `stores.filepath_default` for
+    /// `<filepath@>`), resolved at declare time.
+    Default,
+    /// `@name`.
+    Named(String),
+}
+
+/// DataJoint's portable core types.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum CoreType {
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    UInt8,
+    UInt16,
+    UInt32,
+    UInt64,
+    Float32,
+    Float64,
+    Bool,
+    Uuid,
+    Json,
+    Bytes,
+    Date,
+    /// `datetime` or `datetime(n)` with fractional-second precision `n` (0–6).
+    DateTime(Option<u8>),
+    /// `char(n)`.
+    Char(u32),
+    /// `varchar(n)`.
+    Varchar(u32),
+    /// `enum('a', 'b', …)`, values in declaration order.
+    Enum(Vec<String>),
+    /// `decimal(precision, scale)`.
+    Decimal(u8, u8),
+}
+
+/// A parsed attribute type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TypeSpec {
+    /// One of DataJoint's core types.
+    Core(CoreType),
+    /// A codec, `<name>`, `<name@>` or `<name@store>`.
+    Codec {
+        /// The codec name.
+        name: String,
+        /// `None` for in-table mode; `Some` when the spec has `@`.
+        store: Option<StoreRef>,
+    },
+    /// A native SQL type passed through verbatim (DataJoint allows these with a warning), e.g.
+    /// `int unsigned` or `longblob`.
+    Native(String),
+}
+
+impl TypeSpec {
+    /// Parse a spec; the same as `str::parse`.
+    pub fn parse(spec: &str) -> Result<TypeSpec> {
+        spec.parse()
+    }
+
+    /// Whether this is a codec spec.
+    pub fn is_codec(&self) -> bool {
+        matches!(self, TypeSpec::Codec { .. })
+    }
+}
+
+impl fmt::Display for StoreRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreRef::Default => Ok(()),
+            StoreRef::Named(n) => f.write_str(n),
+        }
+    }
+}
+
+impl fmt::Display for CoreType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use CoreType::*;
+        match self {
+            Int8 => f.write_str("int8"),
+            Int16 => f.write_str("int16"),
+            Int32 => f.write_str("int32"),
+            Int64 => f.write_str("int64"),
+            UInt8 => f.write_str("uint8"),
+            UInt16 => f.write_str("uint16"),
+            UInt32 => f.write_str("uint32"),
+            UInt64 => f.write_str("uint64"),
+            Float32 => f.write_str("float32"),
+            Float64 => f.write_str("float64"),
+            Bool => f.write_str("bool"),
+            Uuid => f.write_str("uuid"),
+            Json => f.write_str("json"),
+            Bytes => f.write_str("bytes"),
+            Date => f.write_str("date"),
+            DateTime(None) => f.write_str("datetime"),
+            DateTime(Some(n)) => write!(f, "datetime({n})"),
+            Char(n) => write!(f, "char({n})"),
+            Varchar(n) => write!(f, "varchar({n})"),
+            Enum(values) => {
+                f.write_str("enum(")?;
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "'{}'", v.replace('\'', "''"))?;
+                }
+                f.write_str(")")
+            }
+            Decimal(p, s) => write!(f, "decimal({p},{s})"),
+        }
+    }
+}
+
+impl fmt::Display for TypeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TypeSpec::Core(c) => c.fmt(f),
+            TypeSpec::Codec { name, store: None } => write!(f, "<{name}>"),
+            TypeSpec::Codec { name, store: Some(s) } => write!(f, "<{name}@{s}>"),
+            TypeSpec::Native(n) => f.write_str(n),
+        }
+    }
+}
+
+impl CoreType {
+    /// The SQL column type on `backend`, following DataJoint's mapping where it has one.
+    ///
+    /// On PostgreSQL an enum maps to a schema-level enum type; this returns its unqualified name
+    /// ([`CoreType::pg_enum_type_name`]), which the schema layer qualifies and creates.
+    pub fn sql_type(&self, backend: Backend) -> String {
+        use Backend::*;
+        use CoreType::*;
+        match (self, backend) {
+            (Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Bool, Sqlite) => {
+                "INTEGER".into()
+            }
+            (Float32 | Float64, Sqlite) => "REAL".into(),
+            (Uuid | Bytes, Sqlite) => "BLOB".into(),
+            (Json | Date | DateTime(_) | Char(_) | Varchar(_) | Enum(_) | Decimal(..), Sqlite) => {
+                "TEXT".into()
+            }
+
+            (Int8, MySql) => "tinyint".into(),
+            (Int16, MySql) => "smallint".into(),
+            (Int32, MySql) => "int".into(),
+            (Int64, MySql) => "bigint".into(),
+            (UInt8, MySql) => "tinyint unsigned".into(),
+            (UInt16, MySql) => "smallint unsigned".into(),
+            (UInt32, MySql) => "int unsigned".into(),
+            (UInt64, MySql) => "bigint unsigned".into(),
+            (Float32, MySql) => "float".into(),
+            (Float64, MySql) => "double".into(),
+            (Bool, MySql) => "tinyint".into(),
+            (Uuid, MySql) => "binary(16)".into(),
+            (Json, MySql) => "json".into(),
+            (Bytes, MySql) => "longblob".into(),
+            (Date, MySql) => "date".into(),
+            (DateTime(None), MySql) => "datetime".into(),
+            (DateTime(Some(n)), MySql) => format!("datetime({n})"),
+            (Enum(_), MySql) => self.to_string(),
+            (Decimal(p, s), MySql) => format!("decimal({p},{s})"),
+
+            (Int8 | Int16 | UInt8, Postgres) => "smallint".into(),
+            (Int32 | UInt16, Postgres) => "integer".into(),
+            (Int64 | UInt32, Postgres) => "bigint".into(),
+            (UInt64, Postgres) => "numeric(20,0)".into(),
+            (Float32, Postgres) => "real".into(),
+            (Float64, Postgres) => "double precision".into(),
+            (Bool, Postgres) => "boolean".into(),
+            (Uuid, Postgres) => "uuid".into(),
+            (Json, Postgres) => "jsonb".into(),
+            (Bytes, Postgres) => "bytea".into(),
+            (Date, Postgres) => "date".into(),
+            (DateTime(None), Postgres) => "timestamp".into(),
+            (DateTime(Some(n)), Postgres) => format!("timestamp({n})"),
+            (Enum(_), Postgres) => self.pg_enum_type_name().unwrap_or_default(),
+            (Decimal(p, s), Postgres) => format!("numeric({p},{s})"),
+
+            (Char(n), MySql | Postgres) => format!("char({n})"),
+            (Varchar(n), MySql | Postgres) => format!("varchar({n})"),
+        }
+    }
+
+    /// DataJoint's PostgreSQL enum type name: `enum_` plus the first 8 hex digits of the MD5 of
+    /// the sorted values joined by `_`. `None` for non-enum types.
+    pub fn pg_enum_type_name(&self) -> Option<String> {
+        let CoreType::Enum(values) = self else { return None };
+        let mut sorted: Vec<&str> = values.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        let digest = Md5::digest(sorted.join("_").as_bytes());
+        let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        Some(format!("enum_{hex}"))
+    }
+
+    /// Whether values of this type are integers.
+    pub fn is_integer(&self) -> bool {
+        use CoreType::*;
+        matches!(self, Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64)
+    }
+}
+
+fn invalid(spec: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidTypeSpec { spec: spec.to_string(), reason: reason.into() }
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_store_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Splits `name(args)` into `(name, Some(args))`, or `(name, None)` without parentheses.
+fn split_args<'a>(spec: &str, s: &'a str) -> Result<(&'a str, Option<&'a str>)> {
+    match s.find('(') {
+        None => Ok((s, None)),
+        Some(open) => {
+            let rest = &s[open + 1..];
+            let Some(inner) = rest.strip_suffix(')') else {
+                return Err(invalid(spec, "missing closing `)`"));
+            };
+            Ok((s[..open].trim_end(), Some(inner)))
+        }
+    }
+}
+
+fn parse_uint(spec: &str, what: &str, s: &str) -> Result<u32> {
+    let s = s.trim();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(spec, format!("{what} must be a non-negative integer, got `{s}`")));
+    }
+    s.parse::<u32>().map_err(|_| invalid(spec, format!("{what} `{s}` is too large")))
+}
+
+fn parse_enum_values(spec: &str, inner: &str) -> Result<Vec<String>> {
+    let mut values = Vec::new();
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(quote) = chars.next() else { break };
+        if quote != '\'' && quote != '"' {
+            return Err(invalid(spec, "enum values must be quoted, as in enum('a', 'b')"));
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next() {
+                None => return Err(invalid(spec, "unterminated enum value")),
+                Some(c) if c == quote => {
+                    if chars.peek() == Some(&quote) {
+                        chars.next();
+                        value.push(quote);
+                    } else {
+                        break;
+                    }
+                }
+                Some(c) => value.push(c),
+            }
+        }
+        values.push(value);
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.next() {
+            None => break,
+            Some(',') => continue,
+            Some(c) => return Err(invalid(spec, format!("unexpected `{c}` between enum values"))),
+        }
+    }
+    if values.is_empty() {
+        return Err(invalid(spec, "an enum needs at least one value"));
+    }
+    Ok(values)
+}
+
+const NATIVE_TYPES: &[&str] = &[
+    "tinyint",
+    "smallint",
+    "mediumint",
+    "int",
+    "integer",
+    "bigint",
+    "serial",
+    "numeric",
+    "dec",
+    "fixed",
+    "float",
+    "double",
+    "real",
+    "time",
+    "timestamp",
+    "year",
+    "tinyblob",
+    "blob",
+    "mediumblob",
+    "longblob",
+    "tinytext",
+    "text",
+    "mediumtext",
+    "longtext",
+];
+
+fn parse_codec(spec: &str, s: &str) -> Result<TypeSpec> {
+    let Some(inner) = s.strip_prefix('<').and_then(|r| r.strip_suffix('>')) else {
+        return Err(invalid(spec, "a codec spec must be written `<name>`, `<name@>` or `<name@store>`"));
+    };
+    if inner.is_empty() {
+        return Err(invalid(spec, "the codec name is empty"));
+    }
+    let (name, store) = match inner.split_once('@') {
+        None => (inner, None),
+        Some((name, store)) => {
+            if store.contains('@') {
+                return Err(invalid(spec, "more than one `@`; use `<name@store>`"));
+            }
+            let store = if store.is_empty() {
+                StoreRef::Default
+            } else if is_store_name(store) {
+                StoreRef::Named(store.to_string())
+            } else {
+                return Err(invalid(spec, format!("`{store}` is not a valid store name")));
+            };
+            (name, Some(store))
+        }
+    };
+    if name.is_empty() {
+        return Err(invalid(spec, "the codec name is missing before `@`"));
+    }
+    if !is_ident(name) {
+        return Err(invalid(spec, format!("`{name}` is not a valid codec name")));
+    }
+    Ok(TypeSpec::Codec { name: name.to_string(), store })
+}
+
+impl FromStr for TypeSpec {
+    type Err = Error;
+
+    fn from_str(spec: &str) -> Result<TypeSpec> {
+        let s = spec.trim();
+        if s.is_empty() {
+            return Err(invalid(spec, "the type is empty"));
+        }
+        if s.starts_with('<') || s.ends_with('>') {
+            return parse_codec(spec, s);
+        }
+        let (name, args) = split_args(spec, s)?;
+        use CoreType::*;
+        let no_args = |t: CoreType| -> Result<TypeSpec> {
+            match args {
+                None => Ok(TypeSpec::Core(t)),
+                Some(_) => Err(invalid(spec, format!("`{name}` takes no arguments"))),
+            }
+        };
+        match name {
+            "int8" => no_args(Int8),
+            "int16" => no_args(Int16),
+            "int32" => no_args(Int32),
+            "int64" => no_args(Int64),
+            "uint8" => no_args(UInt8),
+            "uint16" => no_args(UInt16),
+            "uint32" => no_args(UInt32),
+            "uint64" => no_args(UInt64),
+            "float32" => no_args(Float32),
+            "float64" => no_args(Float64),
+            "bool" => no_args(Bool),
+            "uuid" => no_args(Uuid),
+            "json" => no_args(Json),
+            "bytes" => no_args(Bytes),
+            "date" => no_args(Date),
+            "datetime" => match args {
+                None => Ok(TypeSpec::Core(DateTime(None))),
+                Some(a) => {
+                    let n = parse_uint(spec, "the datetime precision", a)?;
+                    if n > 6 {
+                        return Err(invalid(spec, "the datetime precision must be 0 to 6"));
+                    }
+                    Ok(TypeSpec::Core(DateTime(Some(n as u8))))
+                }
+            },
+            "char" | "varchar" => {
+                let Some(a) = args else {
+                    return Err(invalid(spec, format!("`{name}` needs a length, as in {name}(255)")));
+                };
+                let n = parse_uint(spec, "the length", a)?;
+                if n == 0 || n > 65_535 {
+                    return Err(invalid(spec, "the length must be 1 to 65535"));
+                }
+                Ok(TypeSpec::Core(if name == "char" { Char(n) } else { Varchar(n) }))
+            }
+            "enum" => {
+                let Some(a) = args else {
+                    return Err(invalid(spec, "`enum` needs values, as in enum('a', 'b')"));
+                };
+                Ok(TypeSpec::Core(Enum(parse_enum_values(spec, a)?)))
+            }
+            "decimal" => {
+                let Some(a) = args else {
+                    return Err(invalid(spec, "`decimal` needs precision and scale, as in decimal(8,2)"));
+                };
+                let (p, sc) = a.split_once(',').unwrap_or((a, "0"));
+                let p = parse_uint(spec, "the precision", p)?;
+                let sc = parse_uint(spec, "the scale", sc)?;
+                if p == 0 || p > 65 {
+                    return Err(invalid(spec, "the precision must be 1 to 65"));
+                }
+                if sc > p || sc > 30 {
+                    return Err(invalid(spec, "the scale must be at most the precision (and 30)"));
+                }
+                Ok(TypeSpec::Core(Decimal(p as u8, sc as u8)))
+            }
+            _ => {
+                let first = name.split_whitespace().next().unwrap_or(name).to_ascii_lowercase();
+                if NATIVE_TYPES.contains(&first.as_str())
+                    || (first == "char" || first == "varchar" || first == "decimal")
+                {
+                    Ok(TypeSpec::Native(s.to_string()))
+                } else {
+                    Err(invalid(spec, format!("`{name}` is not a core type, a codec or a native SQL type")))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(s: &str) -> TypeSpec {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn codec_specs() {
+        assert_eq!(p("<blob>"), TypeSpec::Codec { name: "blob".into(), store: None });
+        assert_eq!(p("<blob@>"), TypeSpec::Codec { name: "blob".into(), store: Some(StoreRef::Default) });
+        assert_eq!(
+            p("<attach@cold-1>"),
+            TypeSpec::Codec { name: "attach".into(), store: Some(StoreRef::Named("cold-1".into())) }
+        );
+    }
+
+    #[test]
+    fn malformed_specs_quote_the_spec_and_say_why() {
+        for (spec, why) in [
+            ("<blob", "codec spec must be written"),
+            ("<@x>", "codec name is missing"),
+            ("<blob@a@b>", "more than one `@`"),
+            ("<>", "codec name is empty"),
+            ("varchar(-1)", "non-negative integer"),
+            ("varchar", "needs a length"),
+            ("varchar(0)", "1 to 65535"),
+            ("datetime(7)", "0 to 6"),
+            ("decimal(5,6)", "at most the precision"),
+            ("int32(3)", "takes no arguments"),
+            ("enum()", "at least one value"),
+            ("enum(a)", "must be quoted"),
+            ("potato", "not a core type"),
+            ("", "empty"),
+            ("<bl ob>", "not a valid codec name"),
+            ("<blob@a b>", "not a valid store name"),
+        ] {
+            let err = spec.parse::<TypeSpec>().unwrap_err().to_string();
+            assert!(err.contains(&format!("`{spec}`")), "{err}");
+            assert!(err.contains(why), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn core_types_and_sql() {
+        assert_eq!(p("datetime(3)"), TypeSpec::Core(CoreType::DateTime(Some(3))));
+        assert_eq!(p("decimal(6,2)"), TypeSpec::Core(CoreType::Decimal(6, 2)));
+        assert_eq!(p("varchar(64)").to_string(), "varchar(64)");
+        let e = p("enum('F', 'M', 'U')");
+        let TypeSpec::Core(e) = e else { panic!() };
+        assert_eq!(e.to_string(), "enum('F', 'M', 'U')");
+        assert_eq!(e.sql_type(Backend::Postgres), "enum_e54fc739");
+        assert_eq!(CoreType::Json.sql_type(Backend::Postgres), "jsonb");
+        assert_eq!(CoreType::Bytes.sql_type(Backend::MySql), "longblob");
+        assert_eq!(CoreType::Bool.sql_type(Backend::MySql), "tinyint");
+        assert_eq!(CoreType::Int8.sql_type(Backend::Postgres), "smallint");
+        assert_eq!(CoreType::DateTime(None).sql_type(Backend::Postgres), "timestamp");
+        assert_eq!(CoreType::Uuid.sql_type(Backend::Sqlite), "BLOB");
+    }
+
+    #[test]
+    fn native_types_pass_through() {
+        assert_eq!(p("int unsigned"), TypeSpec::Native("int unsigned".into()));
+        assert_eq!(p("longblob"), TypeSpec::Native("longblob".into()));
+    }
+
+    proptest! {
+        #[test]
+        fn codec_specs_round_trip(name in "[a-z_][a-z0-9_]{0,12}", store in proptest::option::of(proptest::option::of("[a-z0-9][a-z0-9_-]{0,8}"))) {
+            let spec = TypeSpec::Codec {
+                name,
+                store: store.map(|s| s.map_or(StoreRef::Default, StoreRef::Named)),
+            };
+            prop_assert_eq!(spec.to_string().parse::<TypeSpec>().unwrap(), spec);
+        }
+
+        #[test]
+        fn parser_never_panics(s in "\\PC{0,24}") {
+            let _ = s.parse::<TypeSpec>();
+        }
+    }
+}
