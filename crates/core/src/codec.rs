@@ -52,6 +52,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use indexmap::IndexMap;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -298,8 +299,21 @@ impl ResolvedType {
         ctx.store.clone_from(&self.store);
         let mut value = value;
         for codec in &self.chain {
+            let span = tracing::debug_span!(
+                "codec.encode",
+                codec = codec.name(),
+                attribute = %ctx.field,
+                table = %ctx.table,
+                store = ctx.store.as_deref().unwrap_or(""),
+            );
+            let started = std::time::Instant::now();
             codec.validate(&value).map_err(|e| e.with_attribute(&ctx.field))?;
-            value = codec.encode(value, &ctx).await.map_err(|e| e.with_attribute(&ctx.field))?;
+            value = codec
+                .encode(value, &ctx)
+                .instrument(span.clone())
+                .await
+                .map_err(|e| e.with_attribute(&ctx.field))?;
+            span.in_scope(|| tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "encoded"));
         }
         Ok(value)
     }
@@ -313,7 +327,20 @@ impl ResolvedType {
         ctx.store.clone_from(&self.store);
         let mut value = stored;
         for codec in self.chain.iter().rev() {
-            value = codec.decode(value, &ctx).await.map_err(|e| e.with_attribute(&ctx.field))?;
+            let span = tracing::debug_span!(
+                "codec.decode",
+                codec = codec.name(),
+                attribute = %ctx.field,
+                table = %ctx.table,
+                store = ctx.store.as_deref().unwrap_or(""),
+            );
+            let started = std::time::Instant::now();
+            value = codec
+                .decode(value, &ctx)
+                .instrument(span.clone())
+                .await
+                .map_err(|e| e.with_attribute(&ctx.field))?;
+            span.in_scope(|| tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "decoded"));
         }
         Ok(value)
     }

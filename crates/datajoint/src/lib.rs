@@ -1,0 +1,97 @@
+//! # datajoint: DataJoint's object-augmented schema in Rust
+//!
+//! This is the crate applications depend on. It re-exports the core contracts ([`dj_core`]) and
+//! links the plugins chosen with cargo features, so that their codecs and store protocols are
+//! registered:
+//!
+//! | feature | what it adds | default |
+//! |---|---|---|
+//! | `blob` | the `<blob>` codec, DataJoint's blob format | yes |
+//! | `ndarray`, `serde` | `<blob>` conversions for `ndarray` arrays and serde types | no |
+//! | `file` | the `file` store protocol | yes |
+//! | `memory` | the `memory` store protocol | yes |
+//! | `s3` | the `s3` store protocol (S3 and S3-compatible) | no |
+//!
+//! ```
+//! // Every plugin this build enables is registered.
+//! datajoint::check_registry().unwrap();
+//! assert!(datajoint::Registry::global().list_protocols().contains(&"file".to_string()));
+//! ```
+
+pub use dj_core;
+pub use dj_core::codec::{Codec, CodecContext, ResolvedType, StoredRef};
+pub use dj_core::config::{Config, Secret, StoreSpec};
+pub use dj_core::registry::{Registry, StoreSet};
+pub use dj_core::store::{Store, StoreExt, StorePath};
+pub use dj_core::typespec::{Backend, CoreType, TypeSpec};
+pub use dj_core::value::{DomainValue, Value};
+pub use dj_core::{Error, Result};
+
+/// The `<blob>` codec and the blob format.
+#[cfg(feature = "blob")]
+pub use dj_codec_blob as blob;
+/// The `file` store.
+#[cfg(feature = "file")]
+pub use dj_store_file as store_file;
+/// The `memory` store.
+#[cfg(feature = "memory")]
+pub use dj_store_memory as store_memory;
+/// The `s3` store.
+#[cfg(feature = "s3")]
+pub use dj_store_s3 as store_s3;
+
+/// The codecs this build links, by the features enabled.
+pub fn expected_codecs() -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if cfg!(feature = "blob") {
+        v.push("blob");
+    }
+    v
+}
+
+/// The store protocols this build links, by the features enabled.
+pub fn expected_protocols() -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if cfg!(feature = "file") {
+        v.push("file");
+    }
+    if cfg!(feature = "memory") {
+        v.push("memory");
+    }
+    if cfg!(feature = "s3") {
+        v.push("s3");
+    }
+    v
+}
+
+/// Check that every codec and protocol this build should link is registered exactly once.
+///
+/// `inventory` fails silently when a plugin crate is not linked; this turns that into an error
+/// that names what is missing.
+pub fn check_registry() -> Result<()> {
+    let registry = Registry::global();
+    if let Some(e) = registry.conflicts().into_iter().next() {
+        return Err(e);
+    }
+    let codecs = registry.list_codecs();
+    for name in expected_codecs() {
+        if !codecs.iter().any(|c| c == name) {
+            return Err(Error::UnknownCodec { name: name.to_string(), known: codecs.join(", ") });
+        }
+    }
+    let protocols = registry.list_protocols();
+    for name in expected_protocols() {
+        if !protocols.iter().any(|p| p == name) {
+            return Err(Error::config(
+                "stores.*.protocol",
+                format!("protocol `{name}` should be linked but is not registered; registered: {}", protocols.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The names most programs need.
+pub mod prelude {
+    pub use crate::{Codec, CodecContext, Config, Error, Result, Store, StoreExt, StorePath, TypeSpec, Value};
+}

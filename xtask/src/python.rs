@@ -1,0 +1,35 @@
+//! The project's Python venv with DataJoint 2.3.5 (the interop peer) and moto (the S3 server).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::run_cmd;
+
+/// What the venv holds. Changing this list rebuilds the venv.
+pub const REQUIREMENTS: &[&str] =
+    &["datajoint==2.3.5", "moto[server]==5.2.5", "boto3", "numpy", "psycopg2-binary", "pymysql"];
+
+/// Make sure `.cache/venv` exists with [`REQUIREMENTS`] installed; return its python.
+pub fn ensure_venv(root: &Path) -> Result<PathBuf> {
+    let venv = root.join(".cache").join("venv");
+    let python = venv.join("bin").join("python");
+    let stamp = venv.join(".dj-rs-requirements");
+    let wanted = REQUIREMENTS.join("\n");
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(python);
+    }
+    std::fs::create_dir_all(root.join(".cache")).context("cannot create .cache")?;
+    let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    run_cmd(Command::new(&system_python).args(["-m", "venv"]).arg(&venv))
+        .context("cannot create the Python venv (is python3 with venv installed?)")?;
+    run_cmd(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(REQUIREMENTS),
+    )
+    .context("cannot install the Python requirements from PyPI")?;
+    std::fs::write(&stamp, wanted).context("cannot write the venv stamp")?;
+    Ok(python)
+}
