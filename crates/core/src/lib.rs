@@ -27,6 +27,7 @@
 //! ```
 
 pub mod codec;
+pub mod pyfmt;
 pub mod config;
 pub mod error;
 pub mod registry;
