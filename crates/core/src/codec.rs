@@ -124,7 +124,8 @@ impl CodecContext {
             return Err(Error::Codec {
                 codec: codec.to_string(),
                 attribute: Some(self.field.clone()),
-                message: "this codec needs a store; declare the attribute with `@` or `@store`".into(),
+                message: "this codec needs a store; declare the attribute with `@` or `@store`"
+                    .into(),
             });
         };
         Ok((name.clone(), self.stores.get(name)?))
@@ -186,7 +187,10 @@ pub fn default_referenced_paths(stored: &Value) -> Vec<StoredRef> {
     match json.get("path").and_then(serde_json::Value::as_str) {
         Some(path) => vec![StoredRef {
             path: path.to_string(),
-            store: json.get("store").and_then(serde_json::Value::as_str).map(str::to_string),
+            store: json
+                .get("store")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
         }],
         None => Vec::new(),
     }
@@ -217,22 +221,36 @@ impl fmt::Debug for ResolvedType {
     }
 }
 
-fn resolve_store(store: &StoreRef, codec: &dyn Codec, spec: &TypeSpec, config: &Config) -> Result<String> {
+fn resolve_store(
+    store: &StoreRef,
+    codec: &dyn Codec,
+    spec: &TypeSpec,
+    config: &Config,
+) -> Result<String> {
     let stores = &config.stores;
     let name = match store {
         StoreRef::Named(n) => n.clone(),
         StoreRef::Default => {
-            let default =
-                if codec.uses_filepath_default() { &stores.filepath_default } else { &stores.default };
+            let default = if codec.uses_filepath_default() {
+                &stores.filepath_default
+            } else {
+                &stores.default
+            };
             match default {
                 Some(d) => d.clone(),
                 None if codec.uses_filepath_default() => {
                     return Err(Error::config(
                         "stores.filepath_default",
-                        format!("`{spec}` uses the default filepath store, but `stores.filepath_default` is not set"),
+                        format!(
+                            "`{spec}` uses the default filepath store, but `stores.filepath_default` is not set"
+                        ),
                     ));
                 }
-                None => return Err(Error::NoDefaultStore { spec: spec.to_string() }),
+                None => {
+                    return Err(Error::NoDefaultStore {
+                        spec: spec.to_string(),
+                    });
+                }
             }
         }
     };
@@ -257,20 +275,35 @@ impl ResolvedType {
         loop {
             match current {
                 TypeSpec::Core(_) | TypeSpec::Native(_) => {
-                    return Ok(ResolvedType { spec: spec.clone(), final_type: current, chain, store });
+                    return Ok(ResolvedType {
+                        spec: spec.clone(),
+                        final_type: current,
+                        chain,
+                        store,
+                    });
                 }
-                TypeSpec::Codec { ref name, store: ref store_ref } => {
+                TypeSpec::Codec {
+                    ref name,
+                    store: ref store_ref,
+                } => {
                     if chain.iter().any(|c| c.name() == name) {
-                        let mut names: Vec<String> = chain.iter().map(|c| format!("<{}>", c.name())).collect();
+                        let mut names: Vec<String> =
+                            chain.iter().map(|c| format!("<{}>", c.name())).collect();
                         names.push(format!("<{name}>"));
-                        return Err(Error::CircularCodec { chain: names.join(" -> ") });
+                        return Err(Error::CircularCodec {
+                            chain: names.join(" -> "),
+                        });
                     }
                     let codec = registry.codec(name)?;
                     if let Some(store_ref) = store_ref {
                         store = Some(resolve_store(store_ref, codec.as_ref(), &current, config)?);
                     }
                     let inner = codec.dtype(store.is_some()).map_err(|e| match e {
-                        Error::Codec { codec, attribute, message } => Error::Codec {
+                        Error::Codec {
+                            codec,
+                            attribute,
+                            message,
+                        } => Error::Codec {
                             codec,
                             attribute,
                             message: format!("{message} (in `{spec}`)"),
@@ -307,13 +340,17 @@ impl ResolvedType {
                 store = ctx.store.as_deref().unwrap_or(""),
             );
             let started = std::time::Instant::now();
-            codec.validate(&value).map_err(|e| e.with_attribute(&ctx.field))?;
+            codec
+                .validate(&value)
+                .map_err(|e| e.with_attribute(&ctx.field))?;
             value = codec
                 .encode(value, &ctx)
                 .instrument(span.clone())
                 .await
                 .map_err(|e| e.with_attribute(&ctx.field))?;
-            span.in_scope(|| tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "encoded"));
+            span.in_scope(|| {
+                tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "encoded")
+            });
         }
         Ok(value)
     }
@@ -340,7 +377,9 @@ impl ResolvedType {
                 .instrument(span.clone())
                 .await
                 .map_err(|e| e.with_attribute(&ctx.field))?;
-            span.in_scope(|| tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "decoded"));
+            span.in_scope(|| {
+                tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "decoded")
+            });
         }
         Ok(value)
     }
@@ -383,14 +422,22 @@ mod tests {
             self.name
         }
         fn dtype(&self, is_store: bool) -> Result<TypeSpec> {
-            if is_store { self.store_inner.parse() } else { self.inner.parse() }
+            if is_store {
+                self.store_inner.parse()
+            } else {
+                self.inner.parse()
+            }
         }
         async fn encode(&self, value: Value, _ctx: &CodecContext) -> Result<Value> {
-            let Value::String(s) = value else { return Err(Error::wrong_type("string", value.kind())) };
+            let Value::String(s) = value else {
+                return Err(Error::wrong_type("string", value.kind()));
+            };
             Ok(Value::String(format!("{}({s})", self.name)))
         }
         async fn decode(&self, value: Value, _ctx: &CodecContext) -> Result<Value> {
-            let Value::String(s) = value else { return Err(Error::wrong_type("string", value.kind())) };
+            let Value::String(s) = value else {
+                return Err(Error::wrong_type("string", value.kind()));
+            };
             let inner = s
                 .strip_prefix(&format!("{}(", self.name))
                 .and_then(|s| s.strip_suffix(')'))
@@ -401,15 +448,42 @@ mod tests {
 
     fn setup() -> (Registry, Config) {
         let reg = Registry::new();
-        reg.register_codec(Arc::new(Chain { name: "outer", inner: "<mid>", store_inner: "<mid>" })).unwrap();
-        reg.register_codec(Arc::new(Chain { name: "mid", inner: "varchar(64)", store_inner: "json" })).unwrap();
-        reg.register_codec(Arc::new(Chain { name: "pinned", inner: "<mid@cold>", store_inner: "<mid@cold>" }))
-            .unwrap();
-        reg.register_codec(Arc::new(Chain { name: "loop_a", inner: "<loop_b>", store_inner: "<loop_b>" })).unwrap();
-        reg.register_codec(Arc::new(Chain { name: "loop_b", inner: "<loop_a>", store_inner: "<loop_a>" })).unwrap();
+        reg.register_codec(Arc::new(Chain {
+            name: "outer",
+            inner: "<mid>",
+            store_inner: "<mid>",
+        }))
+        .unwrap();
+        reg.register_codec(Arc::new(Chain {
+            name: "mid",
+            inner: "varchar(64)",
+            store_inner: "json",
+        }))
+        .unwrap();
+        reg.register_codec(Arc::new(Chain {
+            name: "pinned",
+            inner: "<mid@cold>",
+            store_inner: "<mid@cold>",
+        }))
+        .unwrap();
+        reg.register_codec(Arc::new(Chain {
+            name: "loop_a",
+            inner: "<loop_b>",
+            store_inner: "<loop_b>",
+        }))
+        .unwrap();
+        reg.register_codec(Arc::new(Chain {
+            name: "loop_b",
+            inner: "<loop_a>",
+            store_inner: "<loop_a>",
+        }))
+        .unwrap();
         let mut config = Config::default();
         for name in ["main", "cold"] {
-            config.stores.specs.insert(name.into(), StoreSpec::new(name, "memory", ""));
+            config
+                .stores
+                .specs
+                .insert(name.into(), StoreSpec::new(name, "memory", ""));
         }
         (reg, config)
     }
@@ -437,11 +511,18 @@ mod tests {
     fn errors_name_the_problem() {
         let (reg, config) = setup();
         let err = ResolvedType::resolve(&"<loop_a>".parse().unwrap(), &reg, &config).unwrap_err();
-        assert_eq!(err.to_string(), "circular codec reference: <loop_a> -> <loop_b> -> <loop_a>");
+        assert_eq!(
+            err.to_string(),
+            "circular codec reference: <loop_a> -> <loop_b> -> <loop_a>"
+        );
         let err = ResolvedType::resolve(&"<nope>".parse().unwrap(), &reg, &config).unwrap_err();
         assert!(err.to_string().contains("unknown codec `<nope>`"), "{err}");
-        let err = ResolvedType::resolve(&"<outer@warm>".parse().unwrap(), &reg, &config).unwrap_err();
-        assert!(err.to_string().contains("store `warm` is not configured"), "{err}");
+        let err =
+            ResolvedType::resolve(&"<outer@warm>".parse().unwrap(), &reg, &config).unwrap_err();
+        assert!(
+            err.to_string().contains("store `warm` is not configured"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -455,7 +536,16 @@ mod tests {
             assert_eq!(stored, Value::from("mid(outer(x))"));
             assert_eq!(t.decode(stored, &cx).await.unwrap(), Value::from("x"));
             assert_eq!(t.encode(Value::Null, &cx).await.unwrap(), Value::Null);
-            let err = t.encode(Value::Int(1), &CodecContext { field: "f".into(), ..cx }).await.unwrap_err();
+            let err = t
+                .encode(
+                    Value::Int(1),
+                    &CodecContext {
+                        field: "f".into(),
+                        ..cx
+                    },
+                )
+                .await
+                .unwrap_err();
             assert!(err.to_string().contains("attribute `f`"), "{err}");
         });
     }
@@ -463,9 +553,15 @@ mod tests {
     #[test]
     fn default_referenced_paths_reads_json_and_strings() {
         let j = serde_json::json!({"path": "_hash/s/abc", "store": "main", "size": 3});
-        let want = vec![StoredRef { path: "_hash/s/abc".into(), store: Some("main".into()) }];
+        let want = vec![StoredRef {
+            path: "_hash/s/abc".into(),
+            store: Some("main".into()),
+        }];
         assert_eq!(default_referenced_paths(&Value::Json(j.clone())), want);
-        assert_eq!(default_referenced_paths(&Value::String(j.to_string())), want);
+        assert_eq!(
+            default_referenced_paths(&Value::String(j.to_string())),
+            want
+        );
         assert!(default_referenced_paths(&Value::Bytes(vec![1].into())).is_empty());
     }
 }

@@ -1,11 +1,54 @@
 //! Configuration: `datajoint.json`, `DJ_*` environment overrides and secrets.
 //!
-//! (Loading and validation are implemented below the type definitions.)
+//! The configuration says which database to use and which object stores exist. It is read the way
+//! DataJoint 2.x reads it, so one `datajoint.json` serves both DataJoint Python and dj-rs:
+//!
+//! 1. `datajoint.json` is searched from the working directory upward, stopping at a directory
+//!    that holds `.git` or `.hg` (that directory is still searched);
+//! 2. keys may be nested (`{"stores": {"main": {…}}}`) or dotted (`"stores.main.location"`), mixed
+//!    freely; `"object_storage": {"stores": …}` is accepted as another spelling of `stores`;
+//! 3. `DJ_HOST`, `DJ_USER`, `DJ_PASS`, `DJ_PORT`, `DJ_BACKEND`, `DJ_DATABASE_NAME` override the
+//!    file, `DJ_STORES` (a JSON object) replaces the whole `stores` section, and
+//!    `DJ_IGNORE_CONFIG_FILE=true` skips the file and the secrets;
+//! 4. secrets (one file per dotted key in `.secrets/` beside the file, else
+//!    `/run/secrets/datajoint/`) fill values that are still missing.
+//!
+//! Everything is validated at load time: unknown keys, missing required keys, bad values, unknown
+//! protocols and missing `file` directories are errors that name the dotted key and the store.
+//! Secret values never appear in `Debug` output, logs or error messages. The full key reference is
+//! `docs/configuration.md`.
+//!
+//! ```
+//! use dj_core::config::{Config, DatabaseBackend, HashAlgorithm};
+//!
+//! let dir = std::env::temp_dir();
+//! let config = Config::from_json_str(
+//!     r#"{
+//!         "database": {"backend": "postgresql", "host": "db.lab", "password": "hunter2"},
+//!         "stores.default": "main",
+//!         "stores.main": {"protocol": "s3", "endpoint": "s3.amazonaws.com", "bucket": "lab",
+//!                         "location": "oas", "hash_algorithm": "blake3"}
+//!     }"#,
+//!     &dir,
+//! )?;
+//! assert_eq!(config.database.backend, DatabaseBackend::Postgresql);
+//! assert_eq!(config.stores.default.as_deref(), Some("main"));
+//! let main = config.stores.get("main")?;
+//! assert_eq!(main.hash_algorithm, HashAlgorithm::Blake3);
+//! assert_eq!(main.hash_prefix, "_hash");
+//! assert!(!format!("{config:?}").contains("hunter2"));
+//! # Ok::<(), dj_core::Error>(())
+//! ```
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
+use serde_json::{Map, Value as Json, json};
+
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::registry::Registry;
 
 /// A secret string (password, access key). Its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -46,7 +89,11 @@ pub enum HashAlgorithm {
 }
 
 /// One store's specification, as in DataJoint 2.x's `stores.<name>` section.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// `Debug` shows every field but no secret: credential fields print as `Secret(***)` and
+/// credential-like keys in [`extra`](Self::extra) (names containing `key`, `secret`, `token`,
+/// `password`, `credential`, `connection_string` or `sas`) print as `"***"`.
+#[derive(Clone, PartialEq)]
 pub struct StoreSpec {
     /// The store's name (its key under `stores`).
     pub name: String,
@@ -155,6 +202,8 @@ pub struct Config {
     pub transfer_concurrency: usize,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
+    /// The secrets directory that was read, if any.
+    pub secrets_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -166,13 +215,18 @@ impl Default for Config {
             safemode: true,
             transfer_concurrency: 16,
             source: None,
+            secrets_dir: None,
         }
     }
 }
 
 impl StoreSpec {
     /// A spec with DataJoint's defaults for everything but name, protocol and location.
-    pub fn new(name: impl Into<String>, protocol: impl Into<String>, location: impl Into<String>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        protocol: impl Into<String>,
+        location: impl Into<String>,
+    ) -> Self {
         StoreSpec {
             name: name.into(),
             protocol: protocol.into(),
@@ -199,4 +253,1347 @@ impl StoreSpec {
             extra: IndexMap::new(),
         }
     }
+}
+
+// ================================================================================================
+// Loading and validation
+// ================================================================================================
+
+/// The configuration file's name.
+pub const CONFIG_FILE_NAME: &str = "datajoint.json";
+/// The secrets directory looked for beside the configuration file.
+pub const SECRETS_DIR_NAME: &str = ".secrets";
+/// The secrets directory used when there is no `.secrets/` beside the file (Docker, Kubernetes).
+pub const SYSTEM_SECRETS_DIR: &str = "/run/secrets/datajoint";
+/// Protocols whose keys dj-core validates itself. Their store implementations still come from
+/// plugin crates.
+pub const BUILTIN_PROTOCOLS: &[&str] = &["file", "memory", "s3", "gcs", "azure"];
+/// Keys every store spec may have, whatever its protocol.
+pub const COMMON_STORE_KEYS: &[&str] = &[
+    "protocol",
+    "location",
+    "subfolding",
+    "partition_pattern",
+    "token_length",
+    "hash_prefix",
+    "schema_prefix",
+    "filepath_prefix",
+    "stage",
+    "hash_algorithm",
+];
+
+/// DataJoint Python settings that have no effect in dj-rs and are accepted and ignored.
+/// Group entries (`display.*`) allow every listed key under that group.
+const IGNORED_TOP_LEVEL: &[&str] = &[
+    "loglevel",
+    "query_cache",
+    "cache",
+    "fetch_format",
+    "enable_python_native_blobs",
+    "filepath_checksum_size_limit",
+    "ignore_config_file",
+];
+const IGNORED_GROUPS: &[(&str, &[&str])] = &[
+    ("connection", &["charset", "init_function"]),
+    (
+        "display",
+        &[
+            "limit",
+            "width",
+            "show_tuple_count",
+            "diagram_direction",
+            "diagram_theme",
+        ],
+    ),
+    (
+        "jobs",
+        &[
+            "auto_refresh",
+            "keep_completed",
+            "stale_timeout",
+            "default_priority",
+            "version_method",
+            "allow_new_pk_fields_in_computed_tables",
+            "add_job_metadata",
+        ],
+    ),
+    ("provenance", &["capture", "source"]),
+];
+const IGNORED_DATABASE_KEYS: &[&str] =
+    &["reconnect", "use_tls", "database_prefix", "create_tables"];
+const DATABASE_KEYS: &[&str] = &[
+    "backend", "host", "port", "user", "password", "name", "url", "path",
+];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "database",
+    "stores",
+    "download_path",
+    "safemode",
+    "transfer_concurrency",
+];
+
+/// Dotted keys deeper than this are values, not further nesting (`stores.<name>.<attr>`).
+const MAX_KEY_DEPTH: usize = 3;
+
+/// The longest subfolding total: the length of the shortest hash (MD5, 26 characters).
+const MAX_SUBFOLDING_TOTAL: usize = layout::MD5_HASH_LEN;
+
+type EnvFn<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+/// Whether a store-spec key names a credential, by its name. Used to redact plugin keys in
+/// [`StoreSpec::extra`] from `Debug` output and [`Config::redacted_json`].
+pub fn is_secret_key_name(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "key",
+        "secret",
+        "token",
+        "password",
+        "passwd",
+        "credential",
+        "connection_string",
+        "sas",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+}
+
+impl fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Extra<'a>(&'a IndexMap<String, serde_json::Value>);
+        impl fmt::Debug for Extra<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut m = f.debug_map();
+                for (k, v) in self.0 {
+                    if is_secret_key_name(k) {
+                        m.entry(k, &"***");
+                    } else {
+                        m.entry(k, v);
+                    }
+                }
+                m.finish()
+            }
+        }
+        f.debug_struct("StoreSpec")
+            .field("name", &self.name)
+            .field("protocol", &self.protocol)
+            .field("location", &self.location)
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &self.secret_key)
+            .field("secure", &self.secure)
+            .field("region", &self.region)
+            .field("token", &self.token)
+            .field("project", &self.project)
+            .field("container", &self.container)
+            .field("account_name", &self.account_name)
+            .field("account_key", &self.account_key)
+            .field("connection_string", &self.connection_string)
+            .field("subfolding", &self.subfolding)
+            .field("partition_pattern", &self.partition_pattern)
+            .field("token_length", &self.token_length)
+            .field("hash_prefix", &self.hash_prefix)
+            .field("schema_prefix", &self.schema_prefix)
+            .field("filepath_prefix", &self.filepath_prefix)
+            .field("hash_algorithm", &self.hash_algorithm)
+            .field("extra", &Extra(&self.extra))
+            .finish()
+    }
+}
+
+impl HashAlgorithm {
+    /// The name used in configuration and metadata: `md5` or `blake3`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HashAlgorithm::Md5 => "md5",
+            HashAlgorithm::Blake3 => "blake3",
+        }
+    }
+}
+
+impl fmt::Display for HashAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for HashAlgorithm {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "md5" => Ok(HashAlgorithm::Md5),
+            "blake3" => Ok(HashAlgorithm::Blake3),
+            _ => Err(Error::config(
+                "hash_algorithm",
+                format!("`{s}` is not a hash algorithm; use `md5` or `blake3`"),
+            )),
+        }
+    }
+}
+
+impl DatabaseBackend {
+    /// The configuration name: `sqlite`, `postgresql` or `mysql`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseBackend::Sqlite => "sqlite",
+            DatabaseBackend::Postgresql => "postgresql",
+            DatabaseBackend::Mysql => "mysql",
+        }
+    }
+
+    /// The port used when none is configured (`None` for SQLite).
+    pub fn default_port(self) -> Option<u16> {
+        match self {
+            DatabaseBackend::Sqlite => None,
+            DatabaseBackend::Postgresql => Some(5432),
+            DatabaseBackend::Mysql => Some(3306),
+        }
+    }
+}
+
+impl fmt::Display for DatabaseBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DatabaseBackend {
+    type Err = Error;
+    /// `sqlite`, `postgresql` (or `postgres`), `mysql` (or `mariadb`), case-insensitive.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "sqlite" | "sqlite3" => Ok(DatabaseBackend::Sqlite),
+            "postgresql" | "postgres" => Ok(DatabaseBackend::Postgresql),
+            "mysql" | "mariadb" => Ok(DatabaseBackend::Mysql),
+            _ => Err(Error::config(
+                "database.backend",
+                format!("`{s}` is not a database backend; use `sqlite`, `postgresql` or `mysql`"),
+            )),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The configured port, or the backend's default (5432, 3306; `None` for SQLite).
+    pub fn port_or_default(&self) -> Option<u16> {
+        self.port.or_else(|| self.backend.default_port())
+    }
+
+    /// The configured host, or `localhost` as in DataJoint.
+    pub fn host_or_default(&self) -> &str {
+        self.host.as_deref().unwrap_or("localhost")
+    }
+
+    /// The SQLite file: the configured path, or `datajoint.sqlite` (relative to the working
+    /// directory) when none is set, e.g. in [`Config::default`].
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("datajoint.sqlite"))
+    }
+}
+
+impl StoresConfig {
+    /// The spec of a configured store, or [`Error::UnknownStore`] naming the configured ones.
+    pub fn get(&self, name: &str) -> Result<&StoreSpec> {
+        self.specs.get(name).ok_or_else(|| Error::UnknownStore {
+            store: name.to_string(),
+            known: known_list(self.specs.keys()),
+        })
+    }
+}
+
+fn known_list<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> String {
+    let v: Vec<String> = names.into_iter().map(|s| s.as_ref().to_string()).collect();
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+impl Config {
+    /// Load the configuration the way DataJoint does, from the current working directory, the
+    /// process environment and the secrets directories. Without a `datajoint.json` the defaults
+    /// (SQLite, no stores) apply, plus the environment.
+    pub fn load() -> Result<Config> {
+        let cwd = std::env::current_dir().map_err(|source| Error::Io {
+            path: ".".into(),
+            source,
+        })?;
+        ConfigLoader::new(cwd).load()
+    }
+
+    /// As [`Config::load`], searching for `datajoint.json` from `dir` instead of the working
+    /// directory. The process environment and secrets are still used.
+    pub fn load_from(dir: impl AsRef<Path>) -> Result<Config> {
+        ConfigLoader::new(dir.as_ref()).load()
+    }
+
+    /// As [`Config::load`], with the environment read through `env` and the search starting at
+    /// `cwd`. Tests use this instead of changing the process environment.
+    pub fn load_with(
+        env: &dyn Fn(&str) -> Option<String>,
+        cwd: impl AsRef<Path>,
+    ) -> Result<Config> {
+        ConfigLoader::new(cwd.as_ref()).env(env).load()
+    }
+
+    /// Read exactly one configuration file: no search, no environment, no secrets. Relative paths
+    /// in it are resolved against its directory.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config> {
+        let path = path.as_ref();
+        let tree = read_config_file(path)?;
+        let base = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let mut config = build_config(tree, &base, Registry::global())?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Parse and validate configuration JSON: no file, no environment, no secrets. Relative
+    /// paths (SQLite file, `file` store locations) are resolved against `base_dir`.
+    pub fn from_json_str(json: &str, base_dir: impl AsRef<Path>) -> Result<Config> {
+        let tree = parse_tree(json, "configuration JSON")?;
+        build_config(tree, base_dir.as_ref(), Registry::global())
+    }
+
+    /// The effective configuration as JSON, in the nested `datajoint.json` shape, with every
+    /// secret replaced by `"***"` (for `dj config check`).
+    pub fn redacted_json(&self) -> Json {
+        fn secret(s: &Option<Secret>) -> Json {
+            s.as_ref().map_or(Json::Null, |_| json!("***"))
+        }
+        fn path(p: &Option<PathBuf>) -> Json {
+            p.as_ref()
+                .map_or(Json::Null, |p| json!(p.display().to_string()))
+        }
+        let db = &self.database;
+        let mut stores = Map::new();
+        stores.insert("default".into(), json!(self.stores.default));
+        stores.insert(
+            "filepath_default".into(),
+            json!(self.stores.filepath_default),
+        );
+        for (name, s) in &self.stores.specs {
+            let extra: Map<String, Json> = s
+                .extra
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        if is_secret_key_name(k) {
+                            json!("***")
+                        } else {
+                            v.clone()
+                        },
+                    )
+                })
+                .collect();
+            stores.insert(
+                name.clone(),
+                json!({
+                    "protocol": s.protocol,
+                    "location": s.location,
+                    "endpoint": s.endpoint,
+                    "bucket": s.bucket,
+                    "access_key": secret(&s.access_key),
+                    "secret_key": secret(&s.secret_key),
+                    "secure": s.secure,
+                    "region": s.region,
+                    "token": secret(&s.token),
+                    "project": s.project,
+                    "container": s.container,
+                    "account_name": s.account_name,
+                    "account_key": secret(&s.account_key),
+                    "connection_string": secret(&s.connection_string),
+                    "subfolding": s.subfolding,
+                    "partition_pattern": s.partition_pattern,
+                    "token_length": s.token_length,
+                    "hash_prefix": s.hash_prefix,
+                    "schema_prefix": s.schema_prefix,
+                    "filepath_prefix": s.filepath_prefix,
+                    "hash_algorithm": s.hash_algorithm.as_str(),
+                    "extra": extra,
+                }),
+            );
+        }
+        json!({
+            "database": {
+                "backend": db.backend.as_str(),
+                "host": db.host,
+                "port": db.port,
+                "user": db.user,
+                "password": secret(&db.password),
+                "name": db.name,
+                "url": secret(&db.url),
+                "path": path(&db.path),
+            },
+            "stores": stores,
+            "download_path": self.download_path.display().to_string(),
+            "safemode": self.safemode,
+            "transfer_concurrency": self.transfer_concurrency,
+            "source": path(&self.source),
+            "secrets_dir": path(&self.secrets_dir),
+        })
+    }
+}
+
+/// Loads a [`Config`] with every input replaceable: the start directory, the environment, the
+/// system secrets directory and the protocol registry.
+///
+/// ```
+/// use dj_core::config::ConfigLoader;
+///
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("datajoint.json"), r#"{"database.host": "file-host"}"#)?;
+/// let env = |k: &str| (k == "DJ_HOST").then(|| "env-host".to_string());
+/// let config = ConfigLoader::new(dir.path()).env(&env).system_secrets_dir(None).load()?;
+/// assert_eq!(config.database.host.as_deref(), Some("env-host"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ConfigLoader<'a> {
+    start_dir: PathBuf,
+    env: Box<EnvFn<'a>>,
+    system_secrets_dir: Option<PathBuf>,
+    registry: &'a Registry,
+}
+
+impl fmt::Debug for ConfigLoader<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigLoader")
+            .field("start_dir", &self.start_dir)
+            .field("system_secrets_dir", &self.system_secrets_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> ConfigLoader<'a> {
+    /// A loader searching from `start_dir`, reading the process environment and
+    /// [`SYSTEM_SECRETS_DIR`], validating plugin protocols against [`Registry::global`].
+    pub fn new(start_dir: impl Into<PathBuf>) -> Self {
+        ConfigLoader {
+            start_dir: start_dir.into(),
+            env: Box::new(|k| std::env::var(k).ok()),
+            system_secrets_dir: Some(PathBuf::from(SYSTEM_SECRETS_DIR)),
+            registry: Registry::global(),
+        }
+    }
+
+    /// Read environment variables through `env` instead of the process environment.
+    pub fn env(mut self, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        self.env = Box::new(env);
+        self
+    }
+
+    /// Use `dir` as the fallback secrets directory (`None`: no fallback).
+    pub fn system_secrets_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.system_secrets_dir = dir;
+        self
+    }
+
+    /// Validate plugin protocols against `registry`.
+    pub fn registry(mut self, registry: &'a Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        (self.env)(name).filter(|v| !v.is_empty())
+    }
+
+    /// Find, read, override and validate.
+    pub fn load(&self) -> Result<Config> {
+        let ignore_file = match self.var("DJ_IGNORE_CONFIG_FILE") {
+            Some(v) => parse_env_bool("DJ_IGNORE_CONFIG_FILE", &v)?,
+            None => false,
+        };
+        let start = std::path::absolute(&self.start_dir).map_err(|source| Error::Io {
+            path: self.start_dir.display().to_string(),
+            source,
+        })?;
+        let file = if ignore_file {
+            None
+        } else {
+            find_config_file(&start)
+        };
+        let base_dir = file
+            .as_deref()
+            .and_then(Path::parent)
+            .map_or_else(|| start.clone(), Path::to_path_buf);
+        let mut tree = match &file {
+            Some(f) => {
+                tracing::debug!(path = %f.display(), "reading configuration file");
+                read_config_file(f)?
+            }
+            None => Map::new(),
+        };
+        self.apply_env(&mut tree)?;
+        let secrets_dir = if ignore_file {
+            None
+        } else {
+            let beside = file
+                .as_deref()
+                .and_then(Path::parent)
+                .map(|d| d.join(SECRETS_DIR_NAME));
+            beside
+                .filter(|d| d.is_dir())
+                .or_else(|| self.system_secrets_dir.clone().filter(|d| d.is_dir()))
+        };
+        if let Some(dir) = &secrets_dir {
+            apply_secrets(&mut tree, dir)?;
+        }
+        let mut config = build_config(tree, &base_dir, self.registry)?;
+        config.source = file;
+        config.secrets_dir = secrets_dir;
+        Ok(config)
+    }
+
+    fn apply_env(&self, tree: &mut Map<String, Json>) -> Result<()> {
+        let mut set = |attr: &str, value: Json| -> Result<()> {
+            let db = tree
+                .entry("database")
+                .or_insert_with(|| Json::Object(Map::new()));
+            match db {
+                Json::Object(m) => {
+                    m.insert(attr.to_string(), value);
+                    Ok(())
+                }
+                _ => Err(Error::config("database", "must be an object")),
+            }
+        };
+        for (var, attr) in [
+            ("DJ_HOST", "host"),
+            ("DJ_USER", "user"),
+            ("DJ_PASS", "password"),
+            ("DJ_DATABASE_NAME", "name"),
+        ] {
+            if let Some(v) = self.var(var) {
+                set(attr, Json::String(v))?;
+            }
+        }
+        if let Some(v) = self.var("DJ_PORT") {
+            let port: u16 = v.trim().parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+                Error::config("DJ_PORT", format!("`{v}` is not a port number (1-65535)"))
+            })?;
+            set("port", json!(port))?;
+        }
+        if let Some(v) = self.var("DJ_BACKEND") {
+            let backend: DatabaseBackend = v.parse().map_err(|_| {
+                Error::config(
+                    "DJ_BACKEND",
+                    format!(
+                        "`{v}` is not a database backend; use `sqlite`, `postgresql` or `mysql`"
+                    ),
+                )
+            })?;
+            set("backend", json!(backend.as_str()))?;
+        }
+        if let Some(v) = self.var("DJ_STORES") {
+            let parsed: Json = serde_json::from_str(&v)
+                .map_err(|e| Error::config("DJ_STORES", format!("is not valid JSON: {e}")))?;
+            let Json::Object(obj) = parsed else {
+                return Err(Error::config(
+                    "DJ_STORES",
+                    "must be a JSON object in the shape of the `stores` section",
+                ));
+            };
+            let mut wrapped = Map::new();
+            wrapped.insert("stores".into(), Json::Object(obj));
+            let mut normalized = normalize_tree(wrapped)?;
+            let stores = normalized
+                .remove("stores")
+                .unwrap_or_else(|| Json::Object(Map::new()));
+            tree.insert("stores".into(), stores);
+        }
+        Ok(())
+    }
+}
+
+/// Find `datajoint.json` from `start` upward. The search stops (after checking it) at a directory
+/// containing `.git` or `.hg`, and at the file-system root.
+pub fn find_config_file(start: &Path) -> Option<PathBuf> {
+    let start = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
+    let mut dir: &Path = &start;
+    loop {
+        let candidate = dir.join(CONFIG_FILE_NAME);
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        if dir.join(".git").exists() || dir.join(".hg").exists() {
+            return None;
+        }
+        dir = dir.parent()?;
+    }
+}
+
+fn parse_env_bool(var: &str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "t" | "yes" | "y" | "on" => Ok(true),
+        "0" | "false" | "f" | "no" | "n" | "off" => Ok(false),
+        _ => Err(Error::config(
+            var,
+            format!("`{v}` is not a boolean; use `true` or `false`"),
+        )),
+    }
+}
+
+fn read_config_file(path: &Path) -> Result<Map<String, Json>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigFile {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    parse_tree(&text, &path.display().to_string())
+}
+
+fn parse_tree(text: &str, what: &str) -> Result<Map<String, Json>> {
+    let parsed: Json = serde_json::from_str(text).map_err(|e| Error::ConfigFile {
+        path: what.to_string(),
+        message: format!("invalid JSON: {e}"),
+    })?;
+    let Json::Object(obj) = parsed else {
+        return Err(Error::ConfigFile {
+            path: what.to_string(),
+            message: "the top level must be a JSON object".into(),
+        });
+    };
+    normalize_tree(obj)
+}
+
+/// Merge nested and dotted keys into one nested tree, unwrapping the `object_storage` alias.
+fn normalize_tree(obj: Map<String, Json>) -> Result<Map<String, Json>> {
+    let mut entries: Vec<(String, Json)> = Vec::with_capacity(obj.len());
+    for (key, value) in obj {
+        let (first, rest) = match key.split_once('.') {
+            Some((f, r)) => (f, Some(r)),
+            None => (key.as_str(), None),
+        };
+        if first != "object_storage" {
+            entries.push((key, value));
+            continue;
+        }
+        match rest {
+            Some(rest) => entries.push((alias_key(rest)?, value)),
+            None => match value {
+                Json::Object(inner) => {
+                    for (k, v) in inner {
+                        entries.push((alias_key(&k)?, v));
+                    }
+                }
+                Json::Null => {}
+                _ => {
+                    return Err(Error::config(
+                        "object_storage",
+                        "must be an object holding `stores`",
+                    ));
+                }
+            },
+        }
+    }
+    let mut out = Map::new();
+    for (key, value) in entries {
+        insert_dotted(&mut out, &[], &key, value)?;
+    }
+    Ok(out)
+}
+
+fn alias_key(rest: &str) -> Result<String> {
+    if rest == "stores" || rest.starts_with("stores.") {
+        Ok(rest.to_string())
+    } else {
+        Err(Error::config(
+            format!("object_storage.{rest}"),
+            "unknown key; only `object_storage.stores` is accepted (as another spelling of `stores`)",
+        ))
+    }
+}
+
+fn insert_dotted(
+    root: &mut Map<String, Json>,
+    parent: &[String],
+    key: &str,
+    value: Json,
+) -> Result<()> {
+    let mut path: Vec<String> = parent.to_vec();
+    for seg in key.split('.') {
+        if seg.is_empty() {
+            return Err(Error::config(
+                dotted(parent, key),
+                "empty segment in a dotted key",
+            ));
+        }
+        path.push(seg.to_string());
+    }
+    // Only the first MAX_KEY_DEPTH levels are structure; deeper dotted text stays one key.
+    if path.len() > MAX_KEY_DEPTH {
+        let tail = path[MAX_KEY_DEPTH - 1..].join(".");
+        path.truncate(MAX_KEY_DEPTH - 1);
+        path.push(tail);
+    }
+    let full = path.join(".");
+    let (last, dirs) = path
+        .split_last()
+        .ok_or_else(|| Error::config(key, "empty key"))?;
+    let mut node = &mut *root;
+    for (i, d) in dirs.iter().enumerate() {
+        let entry = node
+            .entry(d.clone())
+            .or_insert_with(|| Json::Object(Map::new()));
+        node = match entry {
+            Json::Object(m) => m,
+            _ => {
+                return Err(Error::config(
+                    path[..=i].join("."),
+                    format!("is given a value and also used as a section (by `{full}`)"),
+                ));
+            }
+        };
+    }
+    match value {
+        Json::Object(inner) if path.len() < MAX_KEY_DEPTH => {
+            match node
+                .entry(last.clone())
+                .or_insert_with(|| Json::Object(Map::new()))
+            {
+                Json::Object(_) => {}
+                _ => {
+                    return Err(Error::config(
+                        full,
+                        "is given a value and also used as a section",
+                    ));
+                }
+            }
+            for (k, v) in inner {
+                insert_dotted(root, &path, &k, v)?;
+            }
+            Ok(())
+        }
+        value => {
+            match node.get(last.as_str()) {
+                Some(Json::Object(_)) => {
+                    return Err(Error::config(
+                        full,
+                        "is given a value and also used as a section",
+                    ));
+                }
+                Some(_) => {
+                    return Err(Error::config(
+                        full,
+                        "is given more than once (check nested and dotted spellings)",
+                    ));
+                }
+                None => {}
+            }
+            node.insert(last.clone(), value);
+            Ok(())
+        }
+    }
+}
+
+fn dotted(parent: &[String], key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{}.{key}", parent.join("."))
+    }
+}
+
+fn is_absent(v: Option<&Json>) -> bool {
+    matches!(v, None | Some(Json::Null))
+}
+
+/// Fill missing values from the files in `dir`: `database.user`, `database.password`,
+/// `database.url` and `stores.<name>.<attr>` for configured stores.
+fn apply_secrets(tree: &mut Map<String, Json>, dir: &Path) -> Result<()> {
+    let io = |source| Error::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut names: Vec<(String, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if name.starts_with('.') || !entry.path().is_file() {
+            continue;
+        }
+        names.push((name, entry.path()));
+    }
+    names.sort();
+    for (name, path) in names {
+        let parts: Vec<&str> = name.split('.').collect();
+        let slot: Option<(&mut Map<String, Json>, &str)> = match parts.as_slice() {
+            ["database", attr @ ("user" | "password" | "url")] => {
+                match tree
+                    .entry("database")
+                    .or_insert_with(|| Json::Object(Map::new()))
+                {
+                    Json::Object(m) => Some((m, *attr)),
+                    _ => None,
+                }
+            }
+            ["stores", store, attr] if !store.is_empty() && !attr.is_empty() => {
+                match tree.get_mut("stores").and_then(|s| s.get_mut(*store)) {
+                    Some(Json::Object(m)) => Some((m, *attr)),
+                    _ => {
+                        tracing::debug!(secret = %name, "ignoring secret for a store that is not configured");
+                        None
+                    }
+                }
+            }
+            _ => {
+                tracing::debug!(secret = %name, "ignoring file in the secrets directory that names no known setting");
+                None
+            }
+        };
+        let Some((map, attr)) = slot else { continue };
+        if !is_absent(map.get(attr)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        tracing::debug!(secret = %name, dir = %dir.display(), "filled setting from secrets directory");
+        map.insert(attr.to_string(), Json::String(text.trim().to_string()));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Typed values out of the tree
+// ------------------------------------------------------------------------------------------------
+
+fn json_kind(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "an object",
+    }
+}
+
+/// A type error that names the key and the kind of value found, never the value itself.
+fn type_error(key: &str, expected: &str, found: &Json) -> Error {
+    Error::config(
+        key,
+        format!("expected {expected}, found {}", json_kind(found)),
+    )
+}
+
+fn opt_string(key: &str, v: &Json) -> Result<Option<String>> {
+    match v {
+        Json::Null => Ok(None),
+        Json::String(s) => Ok(Some(s.clone())),
+        other => Err(type_error(key, "a string", other)),
+    }
+}
+
+/// A secret: a string; empty counts as absent.
+fn opt_secret(key: &str, v: &Json) -> Result<Option<Secret>> {
+    Ok(opt_string(key, v)?
+        .filter(|s| !s.is_empty())
+        .map(Secret::new))
+}
+
+fn opt_bool(key: &str, v: &Json) -> Result<Option<bool>> {
+    match v {
+        Json::Null => Ok(None),
+        Json::Bool(b) => Ok(Some(*b)),
+        other => Err(type_error(key, "true or false", other)),
+    }
+}
+
+fn opt_int(key: &str, v: &Json) -> Result<Option<i64>> {
+    match v {
+        Json::Null => Ok(None),
+        Json::Number(n) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| type_error(key, "an integer", v)),
+        other => Err(type_error(key, "an integer", other)),
+    }
+}
+
+fn resolve_path(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn unknown_key(key: &str, allowed: &[&str]) -> Error {
+    Error::config(
+        key,
+        format!(
+            "unknown configuration key; allowed here: {}",
+            allowed.join(", ")
+        ),
+    )
+}
+
+fn build_config(tree: Map<String, Json>, base: &Path, registry: &Registry) -> Result<Config> {
+    let mut config = Config::default();
+    let mut database: Option<Json> = None;
+    for (key, value) in tree {
+        match key.as_str() {
+            "database" => database = Some(value),
+            "stores" => config.stores = build_stores(&value, base, registry)?,
+            "download_path" => {
+                if let Some(p) = opt_string("download_path", &value)? {
+                    config.download_path = PathBuf::from(p);
+                }
+            }
+            "safemode" => {
+                if let Some(b) = opt_bool("safemode", &value)? {
+                    config.safemode = b;
+                }
+            }
+            "transfer_concurrency" => {
+                if let Some(n) = opt_int("transfer_concurrency", &value)? {
+                    config.transfer_concurrency =
+                        usize::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+                            Error::config("transfer_concurrency", "must be a positive integer")
+                        })?;
+                }
+            }
+            k if IGNORED_TOP_LEVEL.contains(&k) => {
+                tracing::debug!(
+                    key = k,
+                    "ignoring DataJoint Python setting without effect in dj-rs"
+                );
+            }
+            k => {
+                let Some((_, allowed)) = IGNORED_GROUPS.iter().find(|(g, _)| *g == k) else {
+                    let mut known: Vec<&str> = TOP_LEVEL_KEYS.to_vec();
+                    known.extend(IGNORED_TOP_LEVEL);
+                    known.extend(IGNORED_GROUPS.iter().map(|(g, _)| *g));
+                    return Err(unknown_key(k, &known));
+                };
+                match &value {
+                    Json::Null => {}
+                    Json::Object(m) => {
+                        for sub in m.keys() {
+                            if !allowed.contains(&sub.as_str()) {
+                                return Err(unknown_key(&format!("{k}.{sub}"), allowed));
+                            }
+                        }
+                        tracing::debug!(
+                            key = k,
+                            "ignoring DataJoint Python settings without effect in dj-rs"
+                        );
+                    }
+                    other => return Err(type_error(k, "an object", other)),
+                }
+            }
+        }
+    }
+    config.database = build_database(database.as_ref(), base)?;
+    Ok(config)
+}
+
+fn build_database(value: Option<&Json>, base: &Path) -> Result<DatabaseConfig> {
+    let mut db = DatabaseConfig::default();
+    let empty = Map::new();
+    let map = match value {
+        None | Some(Json::Null) => &empty,
+        Some(Json::Object(m)) => m,
+        Some(other) => return Err(type_error("database", "an object", other)),
+    };
+    let mut backend: Option<DatabaseBackend> = None;
+    for (k, v) in map {
+        let key = format!("database.{k}");
+        match k.as_str() {
+            "backend" => {
+                if let Some(s) = opt_string(&key, v)? {
+                    backend = Some(s.parse()?);
+                }
+            }
+            "host" => db.host = opt_string(&key, v)?,
+            "port" => {
+                if let Some(p) = opt_int(&key, v)? {
+                    db.port =
+                        Some(u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+                            Error::config(&key, "must be a port number (1-65535)")
+                        })?);
+                }
+            }
+            "user" => db.user = opt_string(&key, v)?,
+            "password" => db.password = opt_secret(&key, v)?,
+            "name" => db.name = opt_string(&key, v)?,
+            "url" => db.url = opt_secret(&key, v)?,
+            "path" => db.path = opt_string(&key, v)?.map(|p| resolve_path(base, &p)),
+            other if IGNORED_DATABASE_KEYS.contains(&other) => {
+                tracing::debug!(key = %key, "ignoring DataJoint Python setting without effect in dj-rs");
+            }
+            _ => {
+                let mut known = DATABASE_KEYS.to_vec();
+                known.extend(IGNORED_DATABASE_KEYS);
+                return Err(unknown_key(&key, &known));
+            }
+        }
+    }
+    let from_url = db.url.as_ref().and_then(|u| url_backend(u.expose()));
+    db.backend = match (backend, from_url) {
+        (Some(b), Some(u)) if b != u => {
+            return Err(Error::config(
+                "database.url",
+                format!("the URL's scheme is for {u}, but `database.backend` is {b}"),
+            ));
+        }
+        (Some(b), _) => b,
+        (None, Some(u)) => u,
+        (None, None) => DatabaseBackend::Sqlite,
+    };
+    if db.backend == DatabaseBackend::Sqlite && db.path.is_none() && db.url.is_none() {
+        db.path = Some(base.join("datajoint.sqlite"));
+    }
+    Ok(db)
+}
+
+/// The backend a connection URL's scheme names (the scheme is not secret; the rest may be).
+fn url_backend(url: &str) -> Option<DatabaseBackend> {
+    let scheme = url.split_once(':')?.0.to_ascii_lowercase();
+    match scheme.as_str() {
+        "postgres" | "postgresql" => Some(DatabaseBackend::Postgresql),
+        "mysql" | "mariadb" => Some(DatabaseBackend::Mysql),
+        "sqlite" => Some(DatabaseBackend::Sqlite),
+        _ => None,
+    }
+}
+
+fn is_store_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn build_stores(value: &Json, base: &Path, registry: &Registry) -> Result<StoresConfig> {
+    let mut stores = StoresConfig::default();
+    let map = match value {
+        Json::Null => return Ok(stores),
+        Json::Object(m) => m,
+        other => return Err(type_error("stores", "an object", other)),
+    };
+    for (name, v) in map {
+        match name.as_str() {
+            "default" => stores.default = opt_string("stores.default", v)?,
+            "filepath_default" => {
+                stores.filepath_default = opt_string("stores.filepath_default", v)?
+            }
+            _ => {
+                if !is_store_name(name) {
+                    return Err(Error::config(
+                        format!("stores.{name}"),
+                        "is not a valid store name (letters, digits, `_` and `-`, not starting with `-`)",
+                    ));
+                }
+                let spec = build_store_spec(name, v, base, registry)?;
+                stores.specs.insert(name.clone(), spec);
+            }
+        }
+    }
+    for (key, target) in [
+        ("stores.default", &stores.default),
+        ("stores.filepath_default", &stores.filepath_default),
+    ] {
+        if let Some(t) = target
+            && !stores.specs.contains_key(t)
+        {
+            return Err(Error::config(
+                key,
+                format!(
+                    "names store `{t}`, which is not configured; configured stores: {}",
+                    known_list(stores.specs.keys())
+                ),
+            ));
+        }
+    }
+    Ok(stores)
+}
+
+/// Keys beyond [`COMMON_STORE_KEYS`] and required keys of the built-in protocols.
+fn builtin_keys(protocol: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    Some(match protocol {
+        "file" => (&[], &["location"]),
+        "memory" => (&[], &[]),
+        "s3" => (
+            &[
+                "endpoint",
+                "bucket",
+                "access_key",
+                "secret_key",
+                "secure",
+                "proxy_server",
+                "region",
+            ],
+            &["endpoint", "bucket", "location"],
+        ),
+        "gcs" => (&["bucket", "token", "project"], &["bucket", "location"]),
+        "azure" => (
+            &[
+                "container",
+                "account_name",
+                "account_key",
+                "connection_string",
+            ],
+            &["container", "location"],
+        ),
+        _ => return None,
+    })
+}
+
+fn build_store_spec(
+    name: &str,
+    value: &Json,
+    base: &Path,
+    registry: &Registry,
+) -> Result<StoreSpec> {
+    let skey = |k: &str| format!("stores.{name}.{k}");
+    let map = match value {
+        Json::Object(m) => m,
+        other => {
+            return Err(type_error(
+                &format!("stores.{name}"),
+                "an object (a store spec)",
+                other,
+            ));
+        }
+    };
+    let protocol = match map.get("protocol") {
+        None | Some(Json::Null) => {
+            return Err(Error::config(
+                skey("protocol"),
+                format!(
+                    "missing: store `{name}` needs a protocol ({}, or a plugin protocol)",
+                    BUILTIN_PROTOCOLS.join(", ")
+                ),
+            ));
+        }
+        Some(Json::String(p)) => p.to_ascii_lowercase(),
+        Some(other) => return Err(type_error(&skey("protocol"), "a string", other)),
+    };
+    let (specific, required): (Vec<String>, Vec<String>) = match builtin_keys(&protocol) {
+        Some((a, r)) => (
+            a.iter().map(|s| s.to_string()).collect(),
+            r.iter().map(|s| s.to_string()).collect(),
+        ),
+        None => match registry.protocol(&protocol) {
+            Some(entry) => (entry.allowed_keys.clone(), entry.required_keys.clone()),
+            None => {
+                let mut known: Vec<String> =
+                    BUILTIN_PROTOCOLS.iter().map(|s| s.to_string()).collect();
+                known.extend(registry.list_protocols());
+                known.sort();
+                known.dedup();
+                return Err(Error::UnknownProtocol {
+                    store: name.to_string(),
+                    protocol,
+                    known: known.join(", "),
+                });
+            }
+        },
+    };
+    let builtin = builtin_keys(&protocol).is_some();
+    for k in map.keys() {
+        if !COMMON_STORE_KEYS.contains(&k.as_str()) && !specific.iter().any(|s| s == k) {
+            let mut allowed: Vec<&str> = COMMON_STORE_KEYS.to_vec();
+            allowed.extend(specific.iter().map(String::as_str));
+            return Err(Error::config(
+                skey(k),
+                format!(
+                    "unknown key for protocol `{protocol}` (store `{name}`); allowed keys: {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    for r in &required {
+        if is_absent(map.get(r.as_str())) {
+            return Err(Error::config(
+                skey(r),
+                format!("missing: `{r}` is required for protocol `{protocol}` (store `{name}`)"),
+            ));
+        }
+    }
+
+    let mut spec = StoreSpec::new(name, protocol.clone(), "");
+    for (k, v) in map {
+        let key = skey(k);
+        if !builtin && !COMMON_STORE_KEYS.contains(&k.as_str()) {
+            if !v.is_null() {
+                spec.extra.insert(k.clone(), v.clone());
+            }
+            continue;
+        }
+        match k.as_str() {
+            "protocol" | "stage" | "proxy_server" => {}
+            "location" => spec.location = opt_string(&key, v)?.unwrap_or_default(),
+            "endpoint" => spec.endpoint = opt_string(&key, v)?,
+            "bucket" => spec.bucket = opt_string(&key, v)?,
+            "access_key" => spec.access_key = opt_secret(&key, v)?,
+            "secret_key" => spec.secret_key = opt_secret(&key, v)?,
+            "secure" => spec.secure = opt_bool(&key, v)?.unwrap_or(true),
+            "region" => spec.region = opt_string(&key, v)?.filter(|s| !s.is_empty()),
+            "token" => spec.token = opt_secret(&key, v)?,
+            "project" => spec.project = opt_string(&key, v)?,
+            "container" => spec.container = opt_string(&key, v)?,
+            "account_name" => spec.account_name = opt_string(&key, v)?,
+            "account_key" => spec.account_key = opt_secret(&key, v)?,
+            "connection_string" => spec.connection_string = opt_secret(&key, v)?,
+            "subfolding" => spec.subfolding = parse_subfolding(&key, v)?,
+            "partition_pattern" => {
+                spec.partition_pattern = opt_string(&key, v)?.filter(|p| !p.is_empty());
+                if let Some(p) = &spec.partition_pattern {
+                    layout::partition_attributes(p).map_err(|e| match e {
+                        Error::InvalidPath { reason, .. } => Error::config(&key, reason),
+                        other => other,
+                    })?;
+                }
+            }
+            "token_length" => {
+                if let Some(n) = opt_int(&key, v)? {
+                    spec.token_length =
+                        usize::try_from(n.clamp(0, 64)).unwrap_or(layout::DEFAULT_TOKEN_LENGTH);
+                    spec.token_length = layout::clamp_token_length(spec.token_length);
+                }
+            }
+            "hash_prefix" => {
+                if let Some(p) = opt_string(&key, v)? {
+                    spec.hash_prefix = layout::normalize_prefix(&p, &key)?;
+                }
+            }
+            "schema_prefix" => {
+                if let Some(p) = opt_string(&key, v)? {
+                    spec.schema_prefix = layout::normalize_prefix(&p, &key)?;
+                }
+            }
+            "filepath_prefix" => {
+                spec.filepath_prefix = match opt_string(&key, v)? {
+                    Some(p) => Some(layout::normalize_prefix(&p, &key)?).filter(|p| !p.is_empty()),
+                    None => None,
+                };
+            }
+            "hash_algorithm" => {
+                if let Some(a) = opt_string(&key, v)? {
+                    spec.hash_algorithm = a.parse().map_err(|_| {
+                        Error::config(
+                            &key,
+                            format!("`{a}` is not a hash algorithm; use `md5` or `blake3`"),
+                        )
+                    })?;
+                }
+            }
+            _ => {
+                // Keys allowed for a built-in protocol are all handled above.
+                return Err(Error::config(&key, "unhandled store key"));
+            }
+        }
+    }
+
+    match (&spec.access_key, &spec.secret_key) {
+        (Some(_), None) => {
+            return Err(Error::config(
+                skey("secret_key"),
+                format!(
+                    "missing: store `{name}` sets `access_key` but not `secret_key`; set both for static credentials, or neither for the ambient credential chain"
+                ),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Error::config(
+                skey("access_key"),
+                format!(
+                    "missing: store `{name}` sets `secret_key` but not `access_key`; set both for static credentials, or neither for the ambient credential chain"
+                ),
+            ));
+        }
+        _ => {}
+    }
+
+    if protocol == "file" {
+        let dir = resolve_path(base, &spec.location);
+        if !dir.is_dir() {
+            return Err(Error::config(
+                skey("location"),
+                format!(
+                    "the directory `{}` of store `{name}` does not exist (create it first)",
+                    dir.display()
+                ),
+            ));
+        }
+        spec.location = dir.display().to_string();
+    }
+
+    check_prefix_separation(&spec)?;
+    Ok(spec)
+}
+
+fn parse_subfolding(key: &str, v: &Json) -> Result<Option<Vec<usize>>> {
+    let items = match v {
+        Json::Null => return Ok(None),
+        Json::Array(items) => items,
+        other => {
+            return Err(type_error(
+                key,
+                "a list of positive integers, e.g. [2, 2]",
+                other,
+            ));
+        }
+    };
+    let mut folds = Vec::with_capacity(items.len());
+    for item in items {
+        let n = item
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| type_error(key, "a list of positive integers, e.g. [2, 2]", item))?;
+        folds.push(n);
+    }
+    if folds.iter().sum::<usize>() > MAX_SUBFOLDING_TOTAL {
+        return Err(Error::config(
+            key,
+            format!("the folds add up to more than {MAX_SUBFOLDING_TOTAL} characters"),
+        ));
+    }
+    Ok(if folds.is_empty() { None } else { Some(folds) })
+}
+
+/// The hash, schema and filepath sections must not contain one another.
+fn check_prefix_separation(spec: &StoreSpec) -> Result<()> {
+    let named: Vec<(&str, &str)> = [
+        ("hash_prefix", spec.hash_prefix.as_str()),
+        ("schema_prefix", spec.schema_prefix.as_str()),
+        (
+            "filepath_prefix",
+            spec.filepath_prefix.as_deref().unwrap_or(""),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, p)| !p.is_empty())
+    .collect();
+    let nested = |a: &str, b: &str| {
+        a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
+    };
+    for (i, (n1, p1)) in named.iter().enumerate() {
+        for (n2, p2) in &named[i + 1..] {
+            if nested(p1, p2) {
+                return Err(Error::config(
+                    format!("stores.{}.{n2}", spec.name),
+                    format!(
+                        "`{p2}` overlaps {n1} `{p1}` in store `{}`; the sections must not contain one another",
+                        spec.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -211,7 +211,13 @@ impl Error {
     /// connection). Errors about the request itself (bad key, missing object, bad config) are not
     /// retryable.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Store { retryable: true, .. })
+        matches!(
+            self,
+            Error::Store {
+                retryable: true,
+                ..
+            }
+        )
     }
 
     /// Whether this is a "not found" error.
@@ -221,33 +227,59 @@ impl Error {
 
     /// Build an [`Error::Codec`].
     pub fn codec(codec: impl Into<String>, message: impl fmt::Display) -> Self {
-        Error::Codec { codec: codec.into(), attribute: None, message: message.to_string() }
+        Error::Codec {
+            codec: codec.into(),
+            attribute: None,
+            message: message.to_string(),
+        }
     }
 
     /// Build an [`Error::Config`].
     pub fn config(key: impl Into<String>, message: impl fmt::Display) -> Self {
-        Error::Config { key: key.into(), message: message.to_string() }
+        Error::Config {
+            key: key.into(),
+            message: message.to_string(),
+        }
     }
 
     /// Build an [`Error::InvalidPath`].
     pub fn invalid_path(path: impl Into<String>, reason: impl fmt::Display) -> Self {
-        Error::InvalidPath { path: path.into(), reason: reason.to_string() }
+        Error::InvalidPath {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
     }
 
     /// Build an [`Error::WrongValueType`] without an attribute.
     pub fn wrong_type(expected: impl Into<String>, found: impl Into<String>) -> Self {
-        Error::WrongValueType { attribute: None, expected: expected.into(), found: found.into() }
+        Error::WrongValueType {
+            attribute: None,
+            expected: expected.into(),
+            found: found.into(),
+        }
     }
 
     /// Attach the attribute name to codec and value-type errors that lack one.
     pub fn with_attribute(self, attr: &str) -> Self {
         match self {
-            Error::Codec { codec, attribute: None, message } => {
-                Error::Codec { codec, attribute: Some(attr.to_string()), message }
-            }
-            Error::WrongValueType { attribute: None, expected, found } => {
-                Error::WrongValueType { attribute: Some(attr.to_string()), expected, found }
-            }
+            Error::Codec {
+                codec,
+                attribute: None,
+                message,
+            } => Error::Codec {
+                codec,
+                attribute: Some(attr.to_string()),
+                message,
+            },
+            Error::WrongValueType {
+                attribute: None,
+                expected,
+                found,
+            } => Error::WrongValueType {
+                attribute: Some(attr.to_string()),
+                expected,
+                found,
+            },
             other => other,
         }
     }

@@ -27,9 +27,10 @@
 //! ```
 
 pub mod codec;
-pub mod pyfmt;
 pub mod config;
 pub mod error;
+pub mod layout;
+pub mod pyfmt;
 pub mod registry;
 pub mod store;
 pub mod typespec;

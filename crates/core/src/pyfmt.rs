@@ -24,7 +24,11 @@ pub fn float_repr(x: f64) -> String {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if x.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     // `{:e}` gives the shortest round-trip digits, e.g. "1.5e16", "-1e-5".
     let sci = format!("{x:e}");
@@ -36,13 +40,18 @@ pub fn float_repr(x: f64) -> String {
     };
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let mut out = String::from(sign);
-    if exp < -4 || exp >= 16 {
+    if !(-4..16).contains(&exp) {
         out.push_str(&digits[..1]);
         if digits.len() > 1 {
             out.push('.');
             out.push_str(&digits[1..]);
         }
-        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs());
+        let _ = write!(
+            out,
+            "e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.unsigned_abs()
+        );
     } else if exp < 0 {
         out.push_str("0.");
         for _ in 0..(-exp - 1) {
@@ -177,12 +186,16 @@ mod tests {
 
     #[test]
     fn json_dumps_matches_python() {
-        let v = json!({"hash": "abc", "path": "_hash/s/abc", "schema": "s", "store": null, "size": 11});
+        let v =
+            json!({"hash": "abc", "path": "_hash/s/abc", "schema": "s", "store": null, "size": 11});
         assert_eq!(
             json_dumps(&v),
             r#"{"hash": "abc", "path": "_hash/s/abc", "schema": "s", "store": null, "size": 11}"#
         );
-        assert_eq!(json_dumps(&json!("tab\there \"q\" ü 😀")), r#""tab\there \"q\" \u00fc \ud83d\ude00""#);
+        assert_eq!(
+            json_dumps(&json!("tab\there \"q\" ü 😀")),
+            r#""tab\there \"q\" \u00fc \ud83d\ude00""#
+        );
         assert_eq!(json_dumps(&json!([1.0, 1e-5, -3])), "[1.0, 1e-05, -3]");
         assert_eq!(json_dumps(&json!({})), "{}");
     }

@@ -128,10 +128,19 @@ fn link_time() -> &'static LinkTime {
         let mut conflicts = HashMap::new();
         for p in inventory::iter::<CodecPlugin> {
             if let Some(prev) = codecs.get(p.name) {
-                conflicts.insert(p.name.to_string(), ("codec", prev.source.clone(), p.source.to_string()));
+                conflicts.insert(
+                    p.name.to_string(),
+                    ("codec", prev.source.clone(), p.source.to_string()),
+                );
                 continue;
             }
-            codecs.insert(p.name.to_string(), CodecEntry { codec: (p.create)(), source: p.source.to_string() });
+            codecs.insert(
+                p.name.to_string(),
+                CodecEntry {
+                    codec: (p.create)(),
+                    source: p.source.to_string(),
+                },
+            );
         }
         for p in inventory::iter::<StorePlugin> {
             if let Some(prev) = protocols.get(p.protocol) {
@@ -152,7 +161,11 @@ fn link_time() -> &'static LinkTime {
                 },
             );
         }
-        LinkTime { codecs, protocols, conflicts }
+        LinkTime {
+            codecs,
+            protocols,
+            conflicts,
+        }
     })
 }
 
@@ -207,7 +220,11 @@ impl Registry {
 
     /// Remove a run-time codec registration. Returns whether one was removed.
     pub fn unregister_codec(&self, name: &str) -> bool {
-        self.codecs.write().unwrap_or_else(|e| e.into_inner()).remove(name).is_some()
+        self.codecs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .is_some()
     }
 
     /// Register a store protocol at run time (same rules as codecs).
@@ -227,7 +244,12 @@ impl Registry {
 
     /// Look up a codec by name.
     pub fn codec(&self, name: &str) -> Result<Arc<dyn Codec>> {
-        if let Some(e) = self.codecs.read().unwrap_or_else(|e| e.into_inner()).get(name) {
+        if let Some(e) = self
+            .codecs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
             return Ok(Arc::clone(&e.codec));
         }
         let link = link_time();
@@ -241,13 +263,21 @@ impl Registry {
         }
         match link.codecs.get(name) {
             Some(e) => Ok(Arc::clone(&e.codec)),
-            None => Err(Error::UnknownCodec { name: name.to_string(), known: self.list_codecs().join(", ") }),
+            None => Err(Error::UnknownCodec {
+                name: name.to_string(),
+                known: self.list_codecs().join(", "),
+            }),
         }
     }
 
     /// Look up a store protocol.
     pub fn protocol(&self, protocol: &str) -> Option<ProtocolEntry> {
-        if let Some(e) = self.protocols.read().unwrap_or_else(|e| e.into_inner()).get(protocol) {
+        if let Some(e) = self
+            .protocols
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(protocol)
+        {
             return Some(e.clone());
         }
         link_time().protocols.get(protocol).cloned()
@@ -256,7 +286,13 @@ impl Registry {
     /// The names of every registered codec, sorted.
     pub fn list_codecs(&self) -> Vec<String> {
         let mut names: Vec<String> = link_time().codecs.keys().cloned().collect();
-        names.extend(self.codecs.read().unwrap_or_else(|e| e.into_inner()).keys().cloned());
+        names.extend(
+            self.codecs
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned(),
+        );
         names.sort();
         names.dedup();
         names
@@ -265,7 +301,13 @@ impl Registry {
     /// The names of every registered store protocol, sorted.
     pub fn list_protocols(&self) -> Vec<String> {
         let mut names: Vec<String> = link_time().protocols.keys().cloned().collect();
-        names.extend(self.protocols.read().unwrap_or_else(|e| e.into_inner()).keys().cloned());
+        names.extend(
+            self.protocols
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned(),
+        );
         names.sort();
         names.dedup();
         names
@@ -276,12 +318,14 @@ impl Registry {
         link_time()
             .conflicts
             .iter()
-            .map(|(name, (kind, first, second))| Error::DuplicateRegistration {
-                kind,
-                name: name.clone(),
-                first: first.clone(),
-                second: second.clone(),
-            })
+            .map(
+                |(name, (kind, first, second))| Error::DuplicateRegistration {
+                    kind,
+                    name: name.clone(),
+                    first: first.clone(),
+                    second: second.clone(),
+                },
+            )
             .collect()
     }
 }
@@ -295,15 +339,26 @@ pub struct StoreSet {
 
 impl fmt::Debug for StoreSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<String> = self.stores.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-        f.debug_struct("StoreSet").field("open", &names).finish_non_exhaustive()
+        let names: Vec<String> = self
+            .stores
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        f.debug_struct("StoreSet")
+            .field("open", &names)
+            .finish_non_exhaustive()
     }
 }
 
 impl StoreSet {
     /// Stores for `config`, none opened yet.
     pub fn new(config: Arc<Config>) -> Self {
-        StoreSet { config, stores: RwLock::new(HashMap::new()) }
+        StoreSet {
+            config,
+            stores: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The configuration.
@@ -314,15 +369,29 @@ impl StoreSet {
     /// Use `store` for `name` instead of building it from the configuration (for tests, or stores
     /// built by hand).
     pub fn insert(&self, name: impl Into<String>, store: Arc<dyn Store>) {
-        self.stores.write().unwrap_or_else(|e| e.into_inner()).insert(name.into(), store);
+        self.stores
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.into(), store);
     }
 
     /// The spec of a configured store.
     pub fn spec(&self, name: &str) -> Result<&StoreSpec> {
-        self.config.stores.specs.get(name).ok_or_else(|| Error::UnknownStore {
-            store: name.to_string(),
-            known: self.config.stores.specs.keys().cloned().collect::<Vec<_>>().join(", "),
-        })
+        self.config
+            .stores
+            .specs
+            .get(name)
+            .ok_or_else(|| Error::UnknownStore {
+                store: name.to_string(),
+                known: self
+                    .config
+                    .stores
+                    .specs
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// The store called `name`, opening it on first use with the global registry.
@@ -332,15 +401,22 @@ impl StoreSet {
 
     /// As [`StoreSet::get`], with a given registry.
     pub fn get_with(&self, name: &str, registry: &Registry) -> Result<Arc<dyn Store>> {
-        if let Some(s) = self.stores.read().unwrap_or_else(|e| e.into_inner()).get(name) {
+        if let Some(s) = self
+            .stores
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
             return Ok(Arc::clone(s));
         }
         let spec = self.spec(name)?;
-        let entry = registry.protocol(&spec.protocol).ok_or_else(|| Error::UnknownProtocol {
-            store: name.to_string(),
-            protocol: spec.protocol.clone(),
-            known: registry.list_protocols().join(", "),
-        })?;
+        let entry = registry
+            .protocol(&spec.protocol)
+            .ok_or_else(|| Error::UnknownProtocol {
+                store: name.to_string(),
+                protocol: spec.protocol.clone(),
+                known: registry.list_protocols().join(", "),
+            })?;
         let store = (entry.create)(spec, &self.config)?;
         let mut stores = self.stores.write().unwrap_or_else(|e| e.into_inner());
         Ok(Arc::clone(stores.entry(name.to_string()).or_insert(store)))
@@ -378,7 +454,10 @@ mod tests {
     fn duplicate_runtime_registration_names_both() {
         let reg = Registry::new();
         reg.register_codec(Arc::new(Named("dup"))).unwrap();
-        let err = reg.register_codec(Arc::new(Named("dup"))).unwrap_err().to_string();
+        let err = reg
+            .register_codec(Arc::new(Named("dup")))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("codec `dup` is registered twice"), "{err}");
         assert!(err.matches("Named(\"dup\")").count() == 2, "{err}");
         assert!(reg.list_codecs().contains(&"dup".to_string()));
@@ -389,7 +468,10 @@ mod tests {
     #[test]
     fn unknown_protocol_is_named() {
         let mut config = Config::default();
-        config.stores.specs.insert("x".into(), StoreSpec::new("x", "carrier-pigeon", "/"));
+        config
+            .stores
+            .specs
+            .insert("x".into(), StoreSpec::new("x", "carrier-pigeon", "/"));
         let set = StoreSet::new(Arc::new(config));
         let err = set.get_with("x", &Registry::new()).unwrap_err().to_string();
         assert!(err.contains("protocol `carrier-pigeon`"), "{err}");

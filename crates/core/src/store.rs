@@ -40,16 +40,30 @@ impl StorePath {
             return Err(Error::invalid_path(path, "absolute keys are not allowed"));
         }
         if path.contains('\\') {
-            return Err(Error::invalid_path(path, "backslashes are not allowed in keys"));
+            return Err(Error::invalid_path(
+                path,
+                "backslashes are not allowed in keys",
+            ));
         }
         if path.chars().any(char::is_control) {
-            return Err(Error::invalid_path(path, "NUL and control characters are not allowed"));
+            return Err(Error::invalid_path(
+                path,
+                "NUL and control characters are not allowed",
+            ));
         }
         for segment in path.split('/') {
             match segment {
-                "" => return Err(Error::invalid_path(path, "empty path segment (`//` or trailing `/`)")),
+                "" => {
+                    return Err(Error::invalid_path(
+                        path,
+                        "empty path segment (`//` or trailing `/`)",
+                    ));
+                }
                 "." | ".." => {
-                    return Err(Error::invalid_path(path, "`.` and `..` segments are not allowed"));
+                    return Err(Error::invalid_path(
+                        path,
+                        "`.` and `..` segments are not allowed",
+                    ));
                 }
                 _ => {}
             }
@@ -89,7 +103,8 @@ impl StorePath {
     /// Whether `self` equals `prefix` or lies below it.
     pub fn starts_with(&self, prefix: &StorePath) -> bool {
         self.0 == prefix.0
-            || (self.0.starts_with(&prefix.0) && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
+            || (self.0.starts_with(&prefix.0)
+                && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
     }
 }
 
@@ -178,7 +193,10 @@ pub struct GetResult {
 
 impl fmt::Debug for GetResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GetResult").field("meta", &self.meta).field("range", &self.range).finish()
+        f.debug_struct("GetResult")
+            .field("meta", &self.meta)
+            .field("range", &self.range)
+            .finish()
     }
 }
 
@@ -309,7 +327,10 @@ pub trait StoreExt: Store {
 
     /// Read `range` of an object.
     async fn get_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
-        self.get_opts(path, Some(GetRange::Bounded(range))).await?.bytes().await
+        self.get_opts(path, Some(GetRange::Bounded(range)))
+            .await?
+            .bytes()
+            .await
     }
 
     /// Whether an object exists at `path`.
@@ -376,7 +397,9 @@ mod tests {
 
     #[test]
     fn paths_cannot_escape() {
-        for bad in ["", "/a", "a/../b", "..", "a/./b", "a//b", "a/", "a\\b", "a\0b", "a\nb"] {
+        for bad in [
+            "", "/a", "a/../b", "..", "a/./b", "a//b", "a/", "a\\b", "a\0b", "a\nb",
+        ] {
             assert!(StorePath::parse(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["a", "a b/ü ñ/x.npy", "_hash/s/ab/abc", "a=1/b=%2F"] {

@@ -170,7 +170,10 @@ impl fmt::Display for TypeSpec {
         match self {
             TypeSpec::Core(c) => c.fmt(f),
             TypeSpec::Codec { name, store: None } => write!(f, "<{name}>"),
-            TypeSpec::Codec { name, store: Some(s) } => write!(f, "<{name}@{s}>"),
+            TypeSpec::Codec {
+                name,
+                store: Some(s),
+            } => write!(f, "<{name}@{s}>"),
             TypeSpec::Native(n) => f.write_str(n),
         }
     }
@@ -238,7 +241,9 @@ impl CoreType {
     /// DataJoint's PostgreSQL enum type name: `enum_` plus the first 8 hex digits of the MD5 of
     /// the sorted values joined by `_`. `None` for non-enum types.
     pub fn pg_enum_type_name(&self) -> Option<String> {
-        let CoreType::Enum(values) = self else { return None };
+        let CoreType::Enum(values) = self else {
+            return None;
+        };
         let mut sorted: Vec<&str> = values.iter().map(String::as_str).collect();
         sorted.sort_unstable();
         let digest = Md5::digest(sorted.join("_").as_bytes());
@@ -249,12 +254,18 @@ impl CoreType {
     /// Whether values of this type are integers.
     pub fn is_integer(&self) -> bool {
         use CoreType::*;
-        matches!(self, Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64)
+        matches!(
+            self,
+            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64
+        )
     }
 }
 
 fn invalid(spec: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidTypeSpec { spec: spec.to_string(), reason: reason.into() }
+    Error::InvalidTypeSpec {
+        spec: spec.to_string(),
+        reason: reason.into(),
+    }
 }
 
 fn is_ident(s: &str) -> bool {
@@ -286,9 +297,13 @@ fn split_args<'a>(spec: &str, s: &'a str) -> Result<(&'a str, Option<&'a str>)> 
 fn parse_uint(spec: &str, what: &str, s: &str) -> Result<u32> {
     let s = s.trim();
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(spec, format!("{what} must be a non-negative integer, got `{s}`")));
+        return Err(invalid(
+            spec,
+            format!("{what} must be a non-negative integer, got `{s}`"),
+        ));
     }
-    s.parse::<u32>().map_err(|_| invalid(spec, format!("{what} `{s}` is too large")))
+    s.parse::<u32>()
+        .map_err(|_| invalid(spec, format!("{what} `{s}` is too large")))
 }
 
 fn parse_enum_values(spec: &str, inner: &str) -> Result<Vec<String>> {
@@ -300,7 +315,10 @@ fn parse_enum_values(spec: &str, inner: &str) -> Result<Vec<String>> {
         }
         let Some(quote) = chars.next() else { break };
         if quote != '\'' && quote != '"' {
-            return Err(invalid(spec, "enum values must be quoted, as in enum('a', 'b')"));
+            return Err(invalid(
+                spec,
+                "enum values must be quoted, as in enum('a', 'b')",
+            ));
         }
         let mut value = String::new();
         loop {
@@ -324,7 +342,12 @@ fn parse_enum_values(spec: &str, inner: &str) -> Result<Vec<String>> {
         match chars.next() {
             None => break,
             Some(',') => continue,
-            Some(c) => return Err(invalid(spec, format!("unexpected `{c}` between enum values"))),
+            Some(c) => {
+                return Err(invalid(
+                    spec,
+                    format!("unexpected `{c}` between enum values"),
+                ));
+            }
         }
     }
     if values.is_empty() {
@@ -362,7 +385,10 @@ const NATIVE_TYPES: &[&str] = &[
 
 fn parse_codec(spec: &str, s: &str) -> Result<TypeSpec> {
     let Some(inner) = s.strip_prefix('<').and_then(|r| r.strip_suffix('>')) else {
-        return Err(invalid(spec, "a codec spec must be written `<name>`, `<name@>` or `<name@store>`"));
+        return Err(invalid(
+            spec,
+            "a codec spec must be written `<name>`, `<name@>` or `<name@store>`",
+        ));
     };
     if inner.is_empty() {
         return Err(invalid(spec, "the codec name is empty"));
@@ -378,7 +404,10 @@ fn parse_codec(spec: &str, s: &str) -> Result<TypeSpec> {
             } else if is_store_name(store) {
                 StoreRef::Named(store.to_string())
             } else {
-                return Err(invalid(spec, format!("`{store}` is not a valid store name")));
+                return Err(invalid(
+                    spec,
+                    format!("`{store}` is not a valid store name"),
+                ));
             };
             (name, Some(store))
         }
@@ -389,7 +418,10 @@ fn parse_codec(spec: &str, s: &str) -> Result<TypeSpec> {
     if !is_ident(name) {
         return Err(invalid(spec, format!("`{name}` is not a valid codec name")));
     }
-    Ok(TypeSpec::Codec { name: name.to_string(), store })
+    Ok(TypeSpec::Codec {
+        name: name.to_string(),
+        store,
+    })
 }
 
 impl FromStr for TypeSpec {
@@ -439,13 +471,20 @@ impl FromStr for TypeSpec {
             },
             "char" | "varchar" => {
                 let Some(a) = args else {
-                    return Err(invalid(spec, format!("`{name}` needs a length, as in {name}(255)")));
+                    return Err(invalid(
+                        spec,
+                        format!("`{name}` needs a length, as in {name}(255)"),
+                    ));
                 };
                 let n = parse_uint(spec, "the length", a)?;
                 if n == 0 || n > 65_535 {
                     return Err(invalid(spec, "the length must be 1 to 65535"));
                 }
-                Ok(TypeSpec::Core(if name == "char" { Char(n) } else { Varchar(n) }))
+                Ok(TypeSpec::Core(if name == "char" {
+                    Char(n)
+                } else {
+                    Varchar(n)
+                }))
             }
             "enum" => {
                 let Some(a) = args else {
@@ -455,7 +494,10 @@ impl FromStr for TypeSpec {
             }
             "decimal" => {
                 let Some(a) = args else {
-                    return Err(invalid(spec, "`decimal` needs precision and scale, as in decimal(8,2)"));
+                    return Err(invalid(
+                        spec,
+                        "`decimal` needs precision and scale, as in decimal(8,2)",
+                    ));
                 };
                 let (p, sc) = a.split_once(',').unwrap_or((a, "0"));
                 let p = parse_uint(spec, "the precision", p)?;
@@ -464,18 +506,28 @@ impl FromStr for TypeSpec {
                     return Err(invalid(spec, "the precision must be 1 to 65"));
                 }
                 if sc > p || sc > 30 {
-                    return Err(invalid(spec, "the scale must be at most the precision (and 30)"));
+                    return Err(invalid(
+                        spec,
+                        "the scale must be at most the precision (and 30)",
+                    ));
                 }
                 Ok(TypeSpec::Core(Decimal(p as u8, sc as u8)))
             }
             _ => {
-                let first = name.split_whitespace().next().unwrap_or(name).to_ascii_lowercase();
+                let first = name
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or(name)
+                    .to_ascii_lowercase();
                 if NATIVE_TYPES.contains(&first.as_str())
                     || (first == "char" || first == "varchar" || first == "decimal")
                 {
                     Ok(TypeSpec::Native(s.to_string()))
                 } else {
-                    Err(invalid(spec, format!("`{name}` is not a core type, a codec or a native SQL type")))
+                    Err(invalid(
+                        spec,
+                        format!("`{name}` is not a core type, a codec or a native SQL type"),
+                    ))
                 }
             }
         }
@@ -493,11 +545,26 @@ mod tests {
 
     #[test]
     fn codec_specs() {
-        assert_eq!(p("<blob>"), TypeSpec::Codec { name: "blob".into(), store: None });
-        assert_eq!(p("<blob@>"), TypeSpec::Codec { name: "blob".into(), store: Some(StoreRef::Default) });
+        assert_eq!(
+            p("<blob>"),
+            TypeSpec::Codec {
+                name: "blob".into(),
+                store: None
+            }
+        );
+        assert_eq!(
+            p("<blob@>"),
+            TypeSpec::Codec {
+                name: "blob".into(),
+                store: Some(StoreRef::Default)
+            }
+        );
         assert_eq!(
             p("<attach@cold-1>"),
-            TypeSpec::Codec { name: "attach".into(), store: Some(StoreRef::Named("cold-1".into())) }
+            TypeSpec::Codec {
+                name: "attach".into(),
+                store: Some(StoreRef::Named("cold-1".into()))
+            }
         );
     }
 
@@ -529,7 +596,10 @@ mod tests {
 
     #[test]
     fn core_types_and_sql() {
-        assert_eq!(p("datetime(3)"), TypeSpec::Core(CoreType::DateTime(Some(3))));
+        assert_eq!(
+            p("datetime(3)"),
+            TypeSpec::Core(CoreType::DateTime(Some(3)))
+        );
         assert_eq!(p("decimal(6,2)"), TypeSpec::Core(CoreType::Decimal(6, 2)));
         assert_eq!(p("varchar(64)").to_string(), "varchar(64)");
         let e = p("enum('F', 'M', 'U')");
@@ -540,7 +610,10 @@ mod tests {
         assert_eq!(CoreType::Bytes.sql_type(Backend::MySql), "longblob");
         assert_eq!(CoreType::Bool.sql_type(Backend::MySql), "tinyint");
         assert_eq!(CoreType::Int8.sql_type(Backend::Postgres), "smallint");
-        assert_eq!(CoreType::DateTime(None).sql_type(Backend::Postgres), "timestamp");
+        assert_eq!(
+            CoreType::DateTime(None).sql_type(Backend::Postgres),
+            "timestamp"
+        );
         assert_eq!(CoreType::Uuid.sql_type(Backend::Sqlite), "BLOB");
     }
 

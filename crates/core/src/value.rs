@@ -220,10 +220,18 @@ impl DomainValue {
         if !self.inner.is::<T>() {
             return Err(self);
         }
-        let DomainValue { type_name, debug, inner } = self;
+        let DomainValue {
+            type_name,
+            debug,
+            inner,
+        } = self;
         match inner.downcast::<T>() {
             Ok(arc) => Ok(Arc::try_unwrap(arc).unwrap_or_else(|arc| (*arc).clone())),
-            Err(inner) => Err(DomainValue { type_name, debug, inner }),
+            Err(inner) => Err(DomainValue {
+                type_name,
+                debug,
+                inner,
+            }),
         }
     }
 
@@ -329,7 +337,9 @@ mod tests {
         let v = Value::domain(Graph(vec![1, 2]));
         assert!(v.kind().contains("Graph"));
         assert_eq!(format!("{v:?}"), "Domain(Graph([1, 2]))");
-        let Value::Domain(d) = v else { panic!("not domain") };
+        let Value::Domain(d) = v else {
+            panic!("not domain")
+        };
         let back: Graph = d.downcast().map_err(|_| ()).unwrap();
         assert_eq!(back, Graph(vec![1, 2]));
     }
