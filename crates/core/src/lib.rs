@@ -30,6 +30,8 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod layout;
+#[cfg(feature = "object-store")]
+pub mod object_store_adapter;
 pub mod pyfmt;
 pub mod registry;
 pub mod store;
@@ -41,3 +43,5 @@ pub use inventory;
 
 pub use config::Config;
 pub use error::{Error, Result};
+#[cfg(feature = "testkit")]
+pub mod testkit;
