@@ -152,6 +152,20 @@ impl ObjectStoreAdapter {
 
     fn map_err(&self, operation: &'static str, path: &str, e: object_store::Error) -> Error {
         match e {
+            // A write cannot miss its object; "not found" means the bucket or directory is gone.
+            object_store::Error::NotFound { .. } if operation != "get" && operation != "head" => {
+                Error::Store {
+                    store: self.name.clone(),
+                    operation,
+                    path: path.to_string(),
+                    retryable: false,
+                    source: format!(
+                        "the bucket or container was not found ({}): {e}",
+                        self.inner
+                    )
+                    .into(),
+                }
+            }
             object_store::Error::NotFound { .. } => Error::NotFound {
                 store: self.name.clone(),
                 path: path.to_string(),
