@@ -8,8 +8,14 @@ use anyhow::{Context, Result};
 use crate::run_cmd;
 
 /// What the venv holds. Changing this list rebuilds the venv.
-pub const REQUIREMENTS: &[&str] =
-    &["datajoint==2.3.5", "moto[server]==5.2.5", "boto3", "numpy", "psycopg2-binary", "pymysql"];
+pub const REQUIREMENTS: &[&str] = &[
+    "datajoint==2.3.5",
+    "moto[server]==5.2.5",
+    "boto3",
+    "numpy",
+    "psycopg2-binary",
+    "pymysql",
+];
 
 /// Make sure `.cache/venv` exists with [`REQUIREMENTS`] installed; return its python.
 pub fn ensure_venv(root: &Path) -> Result<PathBuf> {
@@ -26,7 +32,13 @@ pub fn ensure_venv(root: &Path) -> Result<PathBuf> {
         .context("cannot create the Python venv (is python3 with venv installed?)")?;
     run_cmd(
         Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(REQUIREMENTS),
     )
     .context("cannot install the Python requirements from PyPI")?;

@@ -62,7 +62,9 @@ fn wait_for_port(port: u16, timeout: Duration) -> bool {
 }
 
 fn quiet(cmd: &mut Command) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
     if !out.status.success() {
         bail!(
             "{:?} failed: {}{}",
@@ -81,7 +83,12 @@ fn ensure_postgres() -> Result<String> {
             .context("PostgreSQL is not installed (/etc/postgresql missing)")?;
         for v in versions.flatten() {
             let v = v.file_name().to_string_lossy().into_owned();
-            let _ = quiet(Command::new("pg_ctlcluster").args(["--skip-systemctl-redirect", &v, "main", "start"]));
+            let _ = quiet(Command::new("pg_ctlcluster").args([
+                "--skip-systemctl-redirect",
+                &v,
+                "main",
+                "start",
+            ]));
         }
         if !wait_for_port(5432, Duration::from_secs(30)) {
             bail!("PostgreSQL did not come up on 127.0.0.1:5432");
@@ -89,7 +96,16 @@ fn ensure_postgres() -> Result<String> {
     }
     // The tests use database `test`; create it if this server lacks it.
     let exists = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-Atc", "select 1"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-Atc",
+            "select 1",
+        ])
         .output()
         .is_ok_and(|o| o.status.success());
     if !exists {
@@ -124,7 +140,9 @@ fn free_port() -> Result<u16> {
 
 fn start_moto(root: &Path, python_bin: &Path) -> Result<(Child, String)> {
     let port = free_port()?;
-    let bin_dir = python_bin.parent().ok_or_else(|| anyhow!("venv python has no parent"))?;
+    let bin_dir = python_bin
+        .parent()
+        .ok_or_else(|| anyhow!("venv python has no parent"))?;
     let log_path = root.join(".cache").join("moto.log");
     let log = std::fs::File::create(&log_path).context("cannot create .cache/moto.log")?;
     let mut child = Command::new(bin_dir.join("moto_server"))
@@ -179,13 +197,22 @@ pub fn start(root: &Path) -> Result<Services> {
     note_unavailable("MariaDB", my, &mut skipped)?;
     let mut moto = None;
     let s3 = python::ensure_venv(root).and_then(|python_bin| {
-        env.push(("DJ_TEST_PYTHON".to_string(), python_bin.display().to_string()));
+        env.push((
+            "DJ_TEST_PYTHON".to_string(),
+            python_bin.display().to_string(),
+        ));
         let (child, endpoint) = start_moto(root, &python_bin)?;
         moto = Some(child);
         env.push(("DJ_TEST_S3_ENDPOINT".to_string(), endpoint));
         env.push(("DJ_TEST_S3_BUCKET".to_string(), S3_BUCKET.to_string()));
-        env.push(("DJ_TEST_S3_ACCESS_KEY".to_string(), S3_ACCESS_KEY.to_string()));
-        env.push(("DJ_TEST_S3_SECRET_KEY".to_string(), S3_SECRET_KEY.to_string()));
+        env.push((
+            "DJ_TEST_S3_ACCESS_KEY".to_string(),
+            S3_ACCESS_KEY.to_string(),
+        ));
+        env.push((
+            "DJ_TEST_S3_SECRET_KEY".to_string(),
+            S3_SECRET_KEY.to_string(),
+        ));
         Ok(())
     });
     note_unavailable("S3 server (moto) and Python venv", s3, &mut skipped)?;

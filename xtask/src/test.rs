@@ -21,7 +21,8 @@ impl Steps {
         eprintln!("\nxtask: ==== {name} ====");
         let t = Instant::now();
         f().with_context(|| format!("step `{name}` failed"))?;
-        self.done.push((name.to_string(), t.elapsed().as_secs_f64()));
+        self.done
+            .push((name.to_string(), t.elapsed().as_secs_f64()));
         Ok(())
     }
 }
@@ -31,7 +32,9 @@ impl Steps {
 fn interop_scripts(root: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for dir in ["codecs", "crates", "stores"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
         for e in entries.flatten() {
             let interop = e.path().join("tests").join("interop");
             if let Ok(files) = std::fs::read_dir(&interop) {
@@ -40,7 +43,8 @@ fn interop_scripts(root: &Path) -> Vec<std::path::PathBuf> {
                     .map(|f| f.path())
                     .filter(|p| {
                         p.extension().is_some_and(|x| x == "py")
-                            && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("test_"))
+                            && p.file_name()
+                                .is_some_and(|n| n.to_string_lossy().starts_with("test_"))
                     })
                     .collect();
                 files.sort();
@@ -57,7 +61,13 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let lint = !args.iter().any(|a| a == "--no-lint");
     let mut steps = Steps { done: Vec::new() };
     if lint {
-        steps.run("fmt", || run_cmd(cargo().current_dir(root).args(["fmt", "--all", "--", "--check"])))?;
+        steps.run("fmt", || {
+            run_cmd(
+                cargo()
+                    .current_dir(root)
+                    .args(["fmt", "--all", "--", "--check"]),
+            )
+        })?;
         steps.run("clippy", || {
             run_cmd(cargo().current_dir(root).args([
                 "clippy",
@@ -78,13 +88,21 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     };
     steps.run("tests", || {
         let mut cmd = cargo();
-        cmd.current_dir(root).args(["test", "--workspace", "--all-features"]);
+        cmd.current_dir(root)
+            .args(["test", "--workspace", "--all-features"]);
         with_env(&mut cmd);
         run_cmd(&mut cmd)
     })?;
-    let python_bin = services.env.iter().find(|(k, _)| k == "DJ_TEST_PYTHON").map(|(_, v)| v.clone());
+    let python_bin = services
+        .env
+        .iter()
+        .find(|(k, _)| k == "DJ_TEST_PYTHON")
+        .map(|(_, v)| v.clone());
     for script in interop_scripts(root) {
-        let name = format!("interop {}", script.strip_prefix(root).unwrap_or(&script).display());
+        let name = format!(
+            "interop {}",
+            script.strip_prefix(root).unwrap_or(&script).display()
+        );
         let Some(py) = &python_bin else {
             eprintln!("xtask: SKIPPED {name}: no Python venv");
             continue;
@@ -114,7 +132,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         eprintln!("  {name:<48} {secs:>7.1}s");
     }
     if !services.skipped.is_empty() {
-        eprintln!("xtask: these services were unavailable and their tests skipped: {}", services.skipped.join(", "));
+        eprintln!(
+            "xtask: these services were unavailable and their tests skipped: {}",
+            services.skipped.join(", ")
+        );
     }
     Ok(())
 }
@@ -157,16 +178,26 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     let python_bin = python::ensure_venv(root)?;
     let services = services::start(root)?;
     let mut cmd = cargo();
-    cmd.current_dir(root).args(["bench", "--workspace", "--all-features"]).args(args);
+    cmd.current_dir(root)
+        .args(["bench", "--workspace", "--all-features"])
+        .args(args);
     for (k, v) in &services.env {
         cmd.env(k, v);
     }
     run_cmd(&mut cmd)?;
     for dir in ["codecs", "crates", "stores"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
         for e in entries.flatten() {
-            let Ok(files) = std::fs::read_dir(e.path().join("benches")) else { continue };
-            for f in files.flatten().map(|f| f.path()).filter(|p| p.extension().is_some_and(|x| x == "py")) {
+            let Ok(files) = std::fs::read_dir(e.path().join("benches")) else {
+                continue;
+            };
+            for f in files
+                .flatten()
+                .map(|f| f.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "py"))
+            {
                 let mut cmd = Command::new(&python_bin);
                 cmd.current_dir(root).arg(&f);
                 for (k, v) in &services.env {

@@ -6,8 +6,9 @@
 //!
 //! | feature | what it adds | default |
 //! |---|---|---|
-//! | `blob` | the `<blob>` codec, DataJoint's blob format | yes |
-//! | `ndarray`, `serde` | `<blob>` conversions for `ndarray` arrays and serde types | no |
+//! | `blob` | the `<blob>` codec, DataJoint's blob format | no (until it lands) |
+//! | `hash` | the `<hash@>` codec: content-addressed, deduplicated, verified | yes |
+//! | `attach` | the `<attach>` / `<attach@>` codecs | yes |
 //! | `file` | the `file` store protocol | yes |
 //! | `memory` | the `memory` store protocol | yes |
 //! | `s3` | the `s3` store protocol (S3 and S3-compatible) | no |
@@ -27,9 +28,15 @@ pub use dj_core::typespec::{Backend, CoreType, TypeSpec};
 pub use dj_core::value::{DomainValue, Value};
 pub use dj_core::{Error, Result};
 
+/// The `<attach>` codec.
+#[cfg(feature = "attach")]
+pub use dj_codec_attach as attach;
 /// The `<blob>` codec and the blob format.
 #[cfg(feature = "blob")]
 pub use dj_codec_blob as blob;
+/// The `<hash@>` codec.
+#[cfg(feature = "hash")]
+pub use dj_codec_hash as hash;
 /// The `file` store.
 #[cfg(feature = "file")]
 pub use dj_store_file as store_file;
@@ -45,6 +52,12 @@ pub fn expected_codecs() -> Vec<&'static str> {
     let mut v = Vec::new();
     if cfg!(feature = "blob") {
         v.push("blob");
+    }
+    if cfg!(feature = "hash") {
+        v.push("hash");
+    }
+    if cfg!(feature = "attach") {
+        v.push("attach");
     }
     v
 }
@@ -76,7 +89,10 @@ pub fn check_registry() -> Result<()> {
     let codecs = registry.list_codecs();
     for name in expected_codecs() {
         if !codecs.iter().any(|c| c == name) {
-            return Err(Error::UnknownCodec { name: name.to_string(), known: codecs.join(", ") });
+            return Err(Error::UnknownCodec {
+                name: name.to_string(),
+                known: codecs.join(", "),
+            });
         }
     }
     let protocols = registry.list_protocols();
@@ -84,7 +100,10 @@ pub fn check_registry() -> Result<()> {
         if !protocols.iter().any(|p| p == name) {
             return Err(Error::config(
                 "stores.*.protocol",
-                format!("protocol `{name}` should be linked but is not registered; registered: {}", protocols.join(", ")),
+                format!(
+                    "protocol `{name}` should be linked but is not registered; registered: {}",
+                    protocols.join(", ")
+                ),
             ));
         }
     }
@@ -93,5 +112,7 @@ pub fn check_registry() -> Result<()> {
 
 /// The names most programs need.
 pub mod prelude {
-    pub use crate::{Codec, CodecContext, Config, Error, Result, Store, StoreExt, StorePath, TypeSpec, Value};
+    pub use crate::{
+        Codec, CodecContext, Config, Error, Result, Store, StoreExt, StorePath, TypeSpec, Value,
+    };
 }

@@ -6,11 +6,17 @@ fn every_enabled_plugin_is_registered() {
     let registry = datajoint::Registry::global();
     let codecs = registry.list_codecs();
     for name in datajoint::expected_codecs() {
-        assert!(codecs.iter().any(|c| c == name), "codec {name} missing from {codecs:?}");
+        assert!(
+            codecs.iter().any(|c| c == name),
+            "codec {name} missing from {codecs:?}"
+        );
     }
     let protocols = registry.list_protocols();
     for name in datajoint::expected_protocols() {
-        assert!(protocols.iter().any(|p| p == name), "protocol {name} missing from {protocols:?}");
+        assert!(
+            protocols.iter().any(|p| p == name),
+            "protocol {name} missing from {protocols:?}"
+        );
     }
     assert!(!datajoint::expected_protocols().is_empty());
 }

@@ -1,0 +1,303 @@
+//! # dj-codec-attach: file attachments
+//!
+//! `<attach>` keeps a file with its name: the stored bytes are the UTF-8 file name, a NUL byte, and
+//! the contents, exactly as DataJoint 2.x stores them. In the table the column is `bytes`;
+//! `<attach@>` and `<attach@store>` chain into `<hash@>`, so identical attachments are stored once
+//! (the hash covers name and contents).
+//!
+//! On insert an attachment is either a local file path ([`Value::String`]) or an in-memory
+//! [`Attachment`] (a name and bytes). On fetch the file is written to the configured
+//! `download_path` with DataJoint's collision rule (a file with identical contents is reused,
+//! otherwise `stem_1.ext`, `stem_2.ext`, …), and the value returned is an [`Attachment`] carrying
+//! the name, the bytes and where it was saved.
+//!
+//! File names containing `/`, `\`, NUL, or equal to `.` or `..` are rejected on insert and on
+//! fetch, so an attachment can never be written outside `download_path`.
+//!
+//! ```
+//! use dj_codec_attach::{Attachment, pack, unpack};
+//!
+//! let packed = pack("att.txt", b"attached").unwrap();
+//! assert_eq!(&packed[..], b"att.txt\0attached");
+//! let (name, data) = unpack(&packed).unwrap();
+//! assert_eq!((name, &data[..]), ("att.txt", &b"attached"[..]));
+//! assert!(pack("../x", b"").is_err());
+//! # let _ = Attachment::new("a", b"b".to_vec());
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{BufMut, Bytes, BytesMut};
+use dj_core::codec::{Codec, CodecContext};
+use dj_core::error::{Error, Result};
+use dj_core::typespec::{CoreType, TypeSpec};
+use dj_core::value::Value;
+
+/// The codec name.
+pub const NAME: &str = "attach";
+
+/// An attachment: a file name and its contents, and, after fetch, where it was saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The file name (no directories).
+    pub filename: String,
+    /// The contents.
+    pub data: Bytes,
+    /// Where fetch wrote the file, if it did.
+    pub saved_to: Option<PathBuf>,
+}
+
+impl Attachment {
+    /// An in-memory attachment to insert.
+    pub fn new(filename: impl Into<String>, data: impl Into<Bytes>) -> Self {
+        Attachment {
+            filename: filename.into(),
+            data: data.into(),
+            saved_to: None,
+        }
+    }
+}
+
+/// Check an attachment file name: not empty, no path separators, no NUL, not `.` or `..`.
+pub fn check_filename(name: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::invalid_path(
+            name,
+            format!("attachment file name {why}"),
+        ))
+    };
+    if name.is_empty() {
+        return bad("is empty");
+    }
+    if name.contains('/') || name.contains('\\') {
+        return bad("must not contain `/` or `\\`");
+    }
+    if name.contains('\0') {
+        return bad("must not contain NUL");
+    }
+    if name == "." || name == ".." {
+        return bad("must not be `.` or `..`");
+    }
+    Ok(())
+}
+
+/// Pack a name and contents as DataJoint stores them: `name\0contents`.
+pub fn pack(filename: &str, data: &[u8]) -> Result<Bytes> {
+    check_filename(filename)?;
+    let mut buf = BytesMut::with_capacity(filename.len() + 1 + data.len());
+    buf.put_slice(filename.as_bytes());
+    buf.put_u8(0);
+    buf.put_slice(data);
+    Ok(buf.freeze())
+}
+
+/// Split stored bytes into name and contents, checking the name.
+pub fn unpack(stored: &Bytes) -> Result<(&str, Bytes)> {
+    let nul = stored.iter().position(|&b| b == 0).ok_or_else(|| {
+        Error::codec(
+            NAME,
+            "stored attachment has no NUL between file name and contents",
+        )
+    })?;
+    let name = std::str::from_utf8(&stored[..nul])
+        .map_err(|_| Error::codec(NAME, "stored attachment file name is not UTF-8"))?;
+    check_filename(name)?;
+    Ok((name, stored.slice(nul + 1..)))
+}
+
+/// Write `data` as `filename` into `dir` with DataJoint's collision rule and return the path:
+/// an existing file with identical contents is reused; otherwise `stem_1.ext`, `stem_2.ext`, … is
+/// tried until a free name or one with identical contents is found.
+pub fn save_into(dir: &Path, filename: &str, data: &[u8]) -> Result<PathBuf> {
+    check_filename(filename)?;
+    let io = |path: &Path, source: std::io::Error| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let original = Path::new(filename);
+    let stem = original
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = original
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let mut candidate = dir.join(filename);
+    let mut counter = 0u64;
+    loop {
+        match std::fs::read(&candidate) {
+            Ok(existing) if existing == data => return Ok(candidate),
+            Ok(_) => {
+                counter += 1;
+                candidate = dir.join(format!("{stem}_{counter}{ext}"));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // create_new: never clobber a file that appeared meanwhile.
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&candidate)
+                {
+                    Ok(mut f) => {
+                        use std::io::Write;
+                        f.write_all(data).map_err(|e| io(&candidate, e))?;
+                        return Ok(candidate);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(io(&candidate, e)),
+                }
+            }
+            Err(e) => return Err(io(&candidate, e)),
+        }
+    }
+}
+
+/// The `<attach>` codec.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AttachCodec;
+
+dj_core::submit_codec!(NAME, || Arc::new(AttachCodec));
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::codec(NAME, format!("file task failed: {e}")))?,
+        Err(_) => f(),
+    }
+}
+
+#[async_trait]
+impl Codec for AttachCodec {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn dtype(&self, is_store: bool) -> Result<TypeSpec> {
+        if is_store {
+            Ok(TypeSpec::Codec {
+                name: "hash".into(),
+                store: None,
+            })
+        } else {
+            Ok(TypeSpec::Core(CoreType::Bytes))
+        }
+    }
+
+    fn validate(&self, value: &Value) -> Result<()> {
+        match value {
+            Value::String(_) => Ok(()),
+            Value::Domain(d) if d.is::<Attachment>() => d
+                .downcast_ref::<Attachment>()
+                .map_or(Ok(()), |a| check_filename(&a.filename)),
+            other => Err(Error::codec(
+                NAME,
+                format!(
+                    "<attach> takes a file path or an Attachment, found {}",
+                    other.kind()
+                ),
+            )),
+        }
+    }
+
+    async fn encode(&self, value: Value, _ctx: &CodecContext) -> Result<Value> {
+        match value {
+            Value::String(path) => {
+                let packed = blocking(move || {
+                    let p = PathBuf::from(&path);
+                    let io = |source| Error::Io {
+                        path: path.clone(),
+                        source,
+                    };
+                    let meta = std::fs::metadata(&p).map_err(io)?;
+                    if meta.is_dir() {
+                        return Err(Error::codec(
+                            NAME,
+                            format!("`{path}` is a directory; <attach> takes files"),
+                        ));
+                    }
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .ok_or_else(|| Error::invalid_path(path.clone(), "has no file name"))?;
+                    let data = std::fs::read(&p).map_err(|source| Error::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    pack(&name, &data)
+                })
+                .await?;
+                Ok(Value::Bytes(packed))
+            }
+            Value::Domain(d) => match d.downcast_ref::<Attachment>() {
+                Some(a) => Ok(Value::Bytes(pack(&a.filename, &a.data)?)),
+                None => Err(Error::codec(
+                    NAME,
+                    format!("<attach> cannot take `{}`", d.type_name()),
+                )),
+            },
+            other => Err(Error::codec(
+                NAME,
+                format!(
+                    "<attach> takes a file path or an Attachment, found {}",
+                    other.kind()
+                ),
+            )),
+        }
+    }
+
+    async fn decode(&self, stored: Value, ctx: &CodecContext) -> Result<Value> {
+        let Value::Bytes(bytes) = stored else {
+            return Err(Error::codec(
+                NAME,
+                format!("stored attachment must be bytes, found {}", stored.kind()),
+            ));
+        };
+        let (name, data) = unpack(&bytes)?;
+        let name = name.to_string();
+        let dir = ctx.config.download_path.clone();
+        let (saved, name, data) = blocking(move || {
+            let saved = save_into(&dir, &name, &data)?;
+            Ok((saved, name, data))
+        })
+        .await?;
+        Ok(Value::domain(Attachment {
+            filename: name,
+            data,
+            saved_to: Some(saved),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_names_are_rejected() {
+        for bad in ["", "a/b", "..", ".", "a\\b", "a\0b", "/etc/passwd"] {
+            assert!(pack(bad, b"x").is_err(), "{bad:?}");
+        }
+        let stored = Bytes::from_static(b"../evil\0x");
+        assert!(unpack(&stored).is_err());
+        assert!(unpack(&Bytes::from_static(b"no-nul")).is_err());
+    }
+
+    #[test]
+    fn collision_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = save_into(dir.path(), "r.txt", b"one").unwrap();
+        assert_eq!(a, dir.path().join("r.txt"));
+        assert_eq!(save_into(dir.path(), "r.txt", b"one").unwrap(), a);
+        let b = save_into(dir.path(), "r.txt", b"two").unwrap();
+        assert_eq!(b, dir.path().join("r_1.txt"));
+        let c = save_into(dir.path(), "r.txt", b"three").unwrap();
+        assert_eq!(c, dir.path().join("r_2.txt"));
+        assert_eq!(save_into(dir.path(), "r.txt", b"two").unwrap(), b);
+        assert_eq!(std::fs::read(&c).unwrap(), b"three");
+    }
+}

@@ -1,0 +1,293 @@
+//! # dj-codec-hash: content-addressed object storage
+//!
+//! The `<hash@>` codec stores bytes in an object store at a path derived from their hash and keeps
+//! only metadata in the table, as DataJoint 2.x does:
+//!
+//! ```text
+//! {hash_prefix}/{schema}/[folds/]{hash}        e.g. _hash/lab/mh/mc/mhmckyclcrjf5zaexdm2zxjwiu
+//! {"hash": "mhmc…", "path": "_hash/lab/mh/mc/mhmc…", "schema": "lab", "store": "main", "size": 69}
+//! ```
+//!
+//! Identical content in one schema is stored once. An object is uploaded only when absent (a `head`,
+//! then a create-if-absent put; "already exists" counts as success), and every read re-hashes the
+//! bytes and fails on a mismatch, naming the path. By default the hash is DataJoint's MD5 in base32
+//! (26 characters), so DataJoint Python reads what we write; a store configured with
+//! `"hash_algorithm": "blake3"` addresses new objects by BLAKE3 instead (52 characters), records
+//! `"hash_algorithm": "blake3"` in the metadata and verifies with it. Both kinds can live in one
+//! store.
+//!
+//! `<blob@>` and `<attach@>` chain into this codec. On its own it takes [`Value::Bytes`] and gives
+//! them back:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use dj_core::codec::{CodecContext, ResolvedType};
+//! use dj_core::config::{Config, StoreSpec};
+//! use dj_core::registry::Registry;
+//! use dj_core::value::Value;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> dj_core::Result<()> {
+//! let mut config = Config::default();
+//! config.stores.specs.insert("main".into(), StoreSpec::new("main", "memory", ""));
+//! let config = Arc::new(config);
+//! let mut cx = CodecContext::for_tests(Arc::clone(&config));
+//! cx.schema = "lab".into();
+//! # use dj_codec_hash as _; use dj_store_memory as _;
+//!
+//! let ty = ResolvedType::resolve(&"<hash@main>".parse()?, Registry::global(), &config)?;
+//! let stored = ty.encode(Value::from(b"hello world".to_vec()), &cx).await?;
+//! let meta = stored.as_json().unwrap();
+//! assert_eq!(meta["path"], "_hash/lab/l23dxo7ad3xnbe6lek5y6wwnym");
+//! assert_eq!(ty.decode(stored, &cx).await?, Value::from(b"hello world".to_vec()));
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use dj_core::codec::{Codec, CodecContext, StoredRef};
+use dj_core::config::HashAlgorithm;
+use dj_core::error::{Error, Result};
+use dj_core::layout;
+use dj_core::store::{Store, StoreExt, StorePath};
+use dj_core::typespec::{CoreType, TypeSpec};
+use dj_core::value::Value;
+use serde_json::{Map, json};
+
+/// The codec name.
+pub const NAME: &str = "hash";
+
+/// Above this size, hashing runs on the blocking thread pool so the async runtime is not held up.
+const BLOCKING_HASH_THRESHOLD: usize = 256 * 1024;
+
+/// The `<hash@>` codec. Stateless; register it once (the crate does so at link time).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HashCodec;
+
+dj_core::submit_codec!(NAME, || Arc::new(HashCodec));
+
+/// Metadata of a hash-addressed object, as stored in the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashMetadata {
+    /// The content hash.
+    pub hash: String,
+    /// The object's key in the store.
+    pub path: String,
+    /// The schema it was written for.
+    pub schema: String,
+    /// The store's name.
+    pub store: Option<String>,
+    /// Size of the stored bytes.
+    pub size: u64,
+    /// The hash algorithm.
+    pub algorithm: HashAlgorithm,
+}
+
+impl HashMetadata {
+    /// The JSON DataJoint stores, keys in DataJoint's order: `hash, path, schema, store, size`,
+    /// plus `hash_algorithm` for BLAKE3 objects.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = Map::new();
+        m.insert("hash".into(), json!(self.hash));
+        m.insert("path".into(), json!(self.path));
+        m.insert("schema".into(), json!(self.schema));
+        m.insert("store".into(), json!(self.store));
+        m.insert("size".into(), json!(self.size));
+        if self.algorithm == HashAlgorithm::Blake3 {
+            m.insert("hash_algorithm".into(), json!("blake3"));
+        }
+        serde_json::Value::Object(m)
+    }
+
+    /// Read metadata from a stored value (a JSON document, or JSON text as MySQL returns it).
+    pub fn from_stored(stored: &Value) -> Result<HashMetadata> {
+        let parsed;
+        let json = match stored {
+            Value::Json(j) => j,
+            Value::String(s) => {
+                parsed = serde_json::from_str::<serde_json::Value>(s)
+                    .map_err(|e| Error::codec(NAME, format!("stored metadata is not JSON: {e}")))?;
+                &parsed
+            }
+            other => {
+                return Err(Error::codec(
+                    NAME,
+                    format!("stored metadata must be JSON, found {}", other.kind()),
+                ));
+            }
+        };
+        let field = |k: &str| -> Result<&str> {
+            json.get(k)
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| {
+                    Error::codec(
+                        NAME,
+                        format!("stored metadata lacks a string `{k}`: {json}"),
+                    )
+                })
+        };
+        let algorithm = match json
+            .get("hash_algorithm")
+            .and_then(serde_json::Value::as_str)
+        {
+            None | Some("md5") => HashAlgorithm::Md5,
+            Some("blake3") => HashAlgorithm::Blake3,
+            Some(other) => {
+                return Err(Error::codec(
+                    NAME,
+                    format!("stored metadata names unknown hash_algorithm `{other}`"),
+                ));
+            }
+        };
+        Ok(HashMetadata {
+            hash: field("hash")?.to_string(),
+            path: field("path")?.to_string(),
+            schema: json
+                .get("schema")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            store: json
+                .get("store")
+                .and_then(serde_json::Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            size: json
+                .get("size")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
+            algorithm,
+        })
+    }
+}
+
+async fn hash_of(algorithm: HashAlgorithm, data: &Bytes) -> Result<String> {
+    if data.len() >= BLOCKING_HASH_THRESHOLD && tokio::runtime::Handle::try_current().is_ok() {
+        let data = data.clone();
+        return tokio::task::spawn_blocking(move || layout::content_hash(algorithm, &data))
+            .await
+            .map_err(|e| Error::codec(NAME, format!("hashing task failed: {e}")));
+    }
+    Ok(layout::content_hash(algorithm, data))
+}
+
+/// Write `data` to `store` hash-addressed under `schema`, unless it is already there, and return
+/// its metadata. This is what `<hash@>` does on insert; other codecs may call it directly.
+pub async fn put_hashed(
+    store_name: &str,
+    store: &dyn Store,
+    spec: &dj_core::config::StoreSpec,
+    schema: &str,
+    data: Bytes,
+) -> Result<HashMetadata> {
+    let algorithm = spec.hash_algorithm;
+    let hash = hash_of(algorithm, &data).await?;
+    let path = layout::hash_path(spec, schema, &hash)?;
+    let size = data.len() as u64;
+    match store.head(&path).await {
+        Ok(meta) if meta.size == size => {
+            tracing::debug!(store = store_name, path = %path, "hash object already stored");
+        }
+        Ok(meta) => {
+            // Same name, different size: the stored object is damaged. The bytes we hold hash to
+            // this name, so replacing it repairs it.
+            tracing::warn!(store = store_name, path = %path, stored = meta.size, expected = size,
+                "hash object has the wrong size; rewriting it");
+            store.put(&path, data).await?;
+        }
+        Err(Error::NotFound { .. }) => {
+            store.put_if_absent(&path, data).await?;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(HashMetadata {
+        hash,
+        path: path.as_str().to_string(),
+        schema: schema.to_string(),
+        store: Some(store_name.to_string()),
+        size,
+        algorithm,
+    })
+}
+
+/// Read and verify a hash-addressed object.
+pub async fn get_hashed(meta: &HashMetadata, store_name: &str, store: &dyn Store) -> Result<Bytes> {
+    let path = StorePath::parse(&meta.path)?;
+    let data = store.get(&path).await?;
+    let actual = hash_of(meta.algorithm, &data).await?;
+    if actual != meta.hash {
+        return Err(Error::Integrity {
+            store: store_name.to_string(),
+            path: meta.path.clone(),
+            message: format!(
+                "content hash is {actual}, expected {} (the object is corrupted)",
+                meta.hash
+            ),
+        });
+    }
+    Ok(data)
+}
+
+#[async_trait]
+impl Codec for HashCodec {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn dtype(&self, is_store: bool) -> Result<TypeSpec> {
+        if !is_store {
+            return Err(Error::codec(
+                NAME,
+                "<hash> stores in an object store only: declare it as <hash@> or <hash@store>",
+            ));
+        }
+        Ok(TypeSpec::Core(CoreType::Json))
+    }
+
+    fn validate(&self, value: &Value) -> Result<()> {
+        match value {
+            Value::Bytes(_) => Ok(()),
+            other => Err(Error::codec(
+                NAME,
+                format!("<hash@> takes bytes, found {}", other.kind()),
+            )),
+        }
+    }
+
+    async fn encode(&self, value: Value, ctx: &CodecContext) -> Result<Value> {
+        let Value::Bytes(data) = value else {
+            return Err(Error::codec(
+                NAME,
+                format!("<hash@> takes bytes, found {}", value.kind()),
+            ));
+        };
+        let (store_name, store) = ctx.store(NAME)?;
+        let spec = ctx.stores.spec(&store_name)?;
+        let meta = put_hashed(&store_name, store.as_ref(), spec, &ctx.schema, data).await?;
+        Ok(Value::Json(meta.to_json()))
+    }
+
+    async fn decode(&self, stored: Value, ctx: &CodecContext) -> Result<Value> {
+        let meta = HashMetadata::from_stored(&stored)?;
+        // The metadata names where the object is; fall back to the attribute's store.
+        let store_name = match meta.store.clone().or_else(|| ctx.store.clone()) {
+            Some(s) => s,
+            None => {
+                return Err(Error::codec(
+                    NAME,
+                    format!("stored metadata for `{}` names no store", meta.path),
+                ));
+            }
+        };
+        let store = ctx.stores.get(&store_name)?;
+        Ok(Value::Bytes(
+            get_hashed(&meta, &store_name, store.as_ref()).await?,
+        ))
+    }
+
+    fn referenced_paths(&self, stored: &Value) -> Vec<StoredRef> {
+        dj_core::codec::default_referenced_paths(stored)
+    }
+}
