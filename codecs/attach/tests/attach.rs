@@ -1,4 +1,5 @@
 //! `<attach>` in the table and `<attach@>` chained into `<hash@>`.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 use std::sync::Arc;
 
 use dj_codec_attach::Attachment;

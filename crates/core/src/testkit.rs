@@ -437,10 +437,10 @@ impl Store for FaultyStore {
     }
     async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
         let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
-        if let Fault::PutFromNth(k) = self.fault {
-            if n >= k {
-                return Err(self.injected("put", path.as_str()));
-            }
+        if let Fault::PutFromNth(k) = self.fault
+            && n >= k
+        {
+            return Err(self.injected("put", path.as_str()));
         }
         self.inner.put_opts(path, payload, mode).await
     }

@@ -1,4 +1,5 @@
 //! Every built-in codec and protocol of the enabled features is registered.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 #[test]
 fn every_enabled_plugin_is_registered() {

@@ -1,4 +1,5 @@
 //! The memory store passes the conformance suite, and is reachable through its protocol.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 use std::sync::Arc;
 
 use dj_core::config::{Config, StoreSpec};

@@ -1,5 +1,6 @@
 //! The S3 store against a real S3-compatible server on loopback (`cargo xtask test` starts one
 //! and sets `DJ_TEST_S3_*`). Requests are real HTTP with real SigV4 signatures.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 use bytes::Bytes;
 use dj_core::config::{Config, Secret, StoreSpec};
 use dj_core::store::{StoreExt, StorePath};
