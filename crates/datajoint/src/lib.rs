@@ -6,7 +6,7 @@
 //!
 //! | feature | what it adds | default |
 //! |---|---|---|
-//! | `blob` | the `<blob>` codec, DataJoint's blob format | no (until it lands) |
+//! | `blob` | the `<blob>` codec, DataJoint's blob format | yes |
 //! | `hash` | the `<hash@>` codec: content-addressed, deduplicated, verified | yes |
 //! | `attach` | the `<attach>` / `<attach@>` codecs | yes |
 //! | `file` | the `file` store protocol | yes |

@@ -1,0 +1,117 @@
+//! The `<blob>` codec.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dj_core::codec::{Codec, CodecContext};
+use dj_core::error::{Error, Result};
+use dj_core::typespec::{CoreType, TypeSpec};
+use dj_core::value::Value;
+
+use crate::encode::{Compression, EncodeOptions};
+use crate::item::Item;
+use crate::{decode, encode_with};
+
+/// The codec name.
+pub const NAME: &str = "blob";
+
+/// Above this many bytes, encoding and decoding run on the blocking pool.
+const BLOCKING_THRESHOLD: usize = 256 * 1024;
+
+/// The `<blob>` codec: in the table it stores `bytes`; with `@` it chains into `<hash@>`.
+///
+/// It accepts an [`Item`] as a domain value, and the core values with an obvious blob form
+/// (`Null`, bools, integers, floats, strings, bytes, UUIDs, decimals, JSON documents). Fetch
+/// returns an [`Item`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BlobCodec {
+    /// How blobs over 1000 bytes are compressed.
+    pub compression: Compression,
+}
+
+dj_core::submit_codec!(NAME, || Arc::new(BlobCodec::default()));
+
+fn to_item(value: Value) -> Result<Item> {
+    match value {
+        Value::Domain(d) => match d.downcast::<Item>() {
+            Ok(item) => Ok(item),
+            Err(d) => Err(Error::codec(
+                NAME,
+                format!(
+                    "<blob> cannot store `{}`; convert it to a blob Item",
+                    d.type_name()
+                ),
+            )),
+        },
+        other => Item::try_from(other).map_err(Error::from),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    big: bool,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    if big && tokio::runtime::Handle::try_current().is_ok() {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::codec(NAME, format!("task failed: {e}")))?
+    } else {
+        f()
+    }
+}
+
+#[async_trait]
+impl Codec for BlobCodec {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn dtype(&self, is_store: bool) -> Result<TypeSpec> {
+        Ok(if is_store {
+            TypeSpec::Codec {
+                name: "hash".into(),
+                store: None,
+            }
+        } else {
+            TypeSpec::Core(CoreType::Bytes)
+        })
+    }
+
+    fn validate(&self, value: &Value) -> Result<()> {
+        match value {
+            Value::Domain(d) if !d.is::<Item>() => Err(Error::codec(
+                NAME,
+                format!(
+                    "<blob> cannot store `{}`; convert it to a blob Item",
+                    d.type_name()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn encode(&self, value: Value, _ctx: &CodecContext) -> Result<Value> {
+        let item = to_item(value)?;
+        let big = matches!(&item, Item::Array(a) if a.data.len() * 8 > BLOCKING_THRESHOLD);
+        let options = EncodeOptions {
+            compression: self.compression,
+        };
+        let bytes = blocking(big, move || {
+            encode_with(&item, options).map_err(Error::from)
+        })
+        .await?;
+        Ok(Value::Bytes(bytes.into()))
+    }
+
+    async fn decode(&self, stored: Value, _ctx: &CodecContext) -> Result<Value> {
+        let Value::Bytes(bytes) = stored else {
+            return Err(Error::codec(
+                NAME,
+                format!("stored blob must be bytes, found {}", stored.kind()),
+            ));
+        };
+        let big = bytes.len() > BLOCKING_THRESHOLD;
+        let item = blocking(big, move || decode(&bytes).map_err(Error::from)).await?;
+        Ok(Value::domain(item))
+    }
+}

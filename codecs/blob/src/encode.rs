@@ -1,0 +1,383 @@
+//! Writing blobs.
+
+use std::io::Write;
+
+use flate2::Compression as Level;
+use flate2::write::ZlibEncoder;
+
+use crate::BlobError;
+use crate::item::*;
+
+/// How to compress blobs over 1000 bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// Byte-identical to DataJoint Python: zlib level 6, kept only when smaller. Use it when the
+    /// same content written from Python and Rust must deduplicate in a `<blob@>` store.
+    Compat,
+    /// The default: compress at zlib level 1, and skip compression altogether when a 64 KiB
+    /// sample does not shrink (random floating-point data barely compresses, and zlib on it costs
+    /// far more than it saves). DataJoint Python reads the result.
+    #[default]
+    Fast,
+    /// Never compress.
+    None,
+}
+
+/// Options for writing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EncodeOptions {
+    /// The compression mode.
+    pub compression: Compression,
+}
+
+const SAMPLE: usize = 64 * 1024;
+
+/// Encode an item with the default options ([`Compression::Fast`]).
+pub fn encode(item: &Item) -> Result<Vec<u8>, BlobError> {
+    encode_with(item, EncodeOptions::default())
+}
+
+/// Encode an item.
+pub fn encode_with(item: &Item, options: EncodeOptions) -> Result<Vec<u8>, BlobError> {
+    let header: &[u8] = if is_classic(item) { b"mYm\0" } else { b"dj0\0" };
+    let mut raw = Vec::with_capacity(header.len() + encoded_len_hint(item));
+    raw.extend_from_slice(header);
+    write_item(&mut raw, item)?;
+    if raw.len() <= 1000 {
+        return Ok(raw);
+    }
+    let level = match options.compression {
+        Compression::None => return Ok(raw),
+        Compression::Compat => Level::new(6),
+        Compression::Fast => {
+            let sample = &raw[..raw.len().min(SAMPLE)];
+            let packed = zlib(sample, Level::new(1))?;
+            // Less than 10% saved on the sample: not worth compressing.
+            if packed.len() * 10 >= sample.len() * 9 {
+                return Ok(raw);
+            }
+            Level::new(1)
+        }
+    };
+    let compressed = zlib(&raw, level)?;
+    if 6 + 8 + compressed.len() < raw.len() {
+        let mut out = Vec::with_capacity(14 + compressed.len());
+        out.extend_from_slice(b"ZL123\0");
+        out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+        out.extend_from_slice(&compressed);
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+fn zlib(data: &[u8], level: Level) -> Result<Vec<u8>, BlobError> {
+    let mut e = ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 64), level);
+    e.write_all(data).map_err(|err| BlobError::Zlib {
+        message: err.to_string(),
+    })?;
+    e.finish().map_err(|err| BlobError::Zlib {
+        message: err.to_string(),
+    })
+}
+
+/// Whether only classic MATLAB (mYm) items occur: numeric/bool/char arrays with at least one
+/// dimension, and cell and struct arrays of those. Anything else makes the blob `dj0`.
+pub fn is_classic(item: &Item) -> bool {
+    match item {
+        Item::Array(a) => {
+            !a.shape.is_empty()
+                && !matches!(a.data, ArrayData::Object(_) | ArrayData::DateTime64 { .. })
+        }
+        Item::Cell(c) => c.items.iter().all(is_classic),
+        Item::Struct(s) => s.elements.iter().flatten().all(is_classic),
+        _ => false,
+    }
+}
+
+fn encoded_len_hint(item: &Item) -> usize {
+    match item {
+        Item::Array(a) => 64 + a.data.len() * 8,
+        _ => 64,
+    }
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_shape(out: &mut Vec<u8>, shape: &[u64]) {
+    put_u64(out, shape.len() as u64);
+    for &d in shape {
+        put_u64(out, d);
+    }
+}
+
+/// Write `item` preceded by its u64 length, patching the length in afterwards (no second buffer).
+fn write_sized(out: &mut Vec<u8>, item: &Item) -> Result<(), BlobError> {
+    let at = out.len();
+    put_u64(out, 0);
+    write_item(out, item)?;
+    let len = (out.len() - at - 8) as u64;
+    out[at..at + 8].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+fn put_names(out: &mut Vec<u8>, names: &[String]) -> Result<(), BlobError> {
+    if names.iter().any(|n| n.contains('\0')) {
+        return Err(BlobError::Invalid {
+            message: "field names must not contain NUL".into(),
+        });
+    }
+    put_u32(
+        out,
+        u32::try_from(names.len()).map_err(|_| BlobError::Invalid {
+            message: "too many fields".into(),
+        })?,
+    );
+    if !names.is_empty() {
+        out.extend_from_slice(names.join("\0").as_bytes());
+        out.push(0);
+    }
+    Ok(())
+}
+
+fn class_id(data: &ArrayData) -> Result<u32, BlobError> {
+    Ok(match data {
+        ArrayData::Bool(_) => 3,
+        ArrayData::Char(_) => 4,
+        ArrayData::Object(_) => 5,
+        ArrayData::F64(_) => 6,
+        ArrayData::F32(_) => 7,
+        ArrayData::I8(_) => 8,
+        ArrayData::U8(_) => 9,
+        ArrayData::I16(_) => 10,
+        ArrayData::U16(_) => 11,
+        ArrayData::I32(_) => 12,
+        ArrayData::U32(_) => 13,
+        ArrayData::I64(_) => 14,
+        ArrayData::U64(_) => 15,
+        ArrayData::DateTime64 { unit, .. } => {
+            if usize::from(*unit) >= DATETIME64_UNITS.len() {
+                return Err(BlobError::Invalid {
+                    message: format!("datetime64 unit index {unit} is out of range"),
+                });
+            }
+            65536 + u32::from(*unit)
+        }
+        ArrayData::Complex(re, im) => {
+            if std::mem::discriminant(&**re) != std::mem::discriminant(&**im)
+                || re.len() != im.len()
+            {
+                return Err(BlobError::Invalid {
+                    message: "complex parts must have the same type and length".into(),
+                });
+            }
+            match **re {
+                ArrayData::Complex(..)
+                | ArrayData::Object(_)
+                | ArrayData::DateTime64 { .. }
+                | ArrayData::Char(_) => {
+                    return Err(BlobError::Invalid {
+                        message: "complex parts must be numeric".into(),
+                    });
+                }
+                _ => class_id(re)?,
+            }
+        }
+    })
+}
+
+fn put_numeric(out: &mut Vec<u8>, data: &ArrayData) {
+    match data {
+        ArrayData::Bool(v) | ArrayData::U8(v) => out.extend_from_slice(v),
+        ArrayData::Char(v) | ArrayData::U16(v) => out.extend_from_slice(bytemuck::cast_slice(v)),
+        ArrayData::I8(v) => out.extend_from_slice(bytemuck::cast_slice(v)),
+        ArrayData::I16(v) => out.extend_from_slice(bytemuck::cast_slice(v)),
+        ArrayData::I32(v) => out.extend_from_slice(bytemuck::cast_slice(v)),
+        ArrayData::U32(v) => out.extend_from_slice(bytemuck::cast_slice(v)),
+        ArrayData::I64(v) => out.extend_from_slice(bytemuck::cast_slice(v)),
+        ArrayData::U64(v) => out.extend_from_slice(bytemuck::cast_slice(v)),
+        ArrayData::F32(v) => out.extend_from_slice(bytemuck::cast_slice(v)),
+        ArrayData::F64(v) => out.extend_from_slice(bytemuck::cast_slice(v)),
+        ArrayData::DateTime64 { ticks, .. } => out.extend_from_slice(bytemuck::cast_slice(ticks)),
+        ArrayData::Complex(re, im) => {
+            put_numeric(out, re);
+            put_numeric(out, im);
+        }
+        ArrayData::Object(_) => {}
+    }
+}
+
+fn write_array(out: &mut Vec<u8>, a: &Array) -> Result<(), BlobError> {
+    let n = element_count(&a.shape).ok_or(BlobError::Invalid {
+        message: format!("shape {:?} overflows", a.shape),
+    })?;
+    if n != a.data.len() as u64 {
+        return Err(BlobError::Invalid {
+            message: format!(
+                "array of shape {:?} needs {n} elements, has {}",
+                a.shape,
+                a.data.len()
+            ),
+        });
+    }
+    out.push(b'A');
+    put_shape(out, &a.shape);
+    put_u32(out, class_id(&a.data)?);
+    put_u32(out, u32::from(matches!(a.data, ArrayData::Complex(..))));
+    match &a.data {
+        ArrayData::Object(items) => {
+            for it in items {
+                write_sized(out, it)?;
+            }
+        }
+        data => {
+            out.reserve(data.len() * 8);
+            put_numeric(out, data);
+        }
+    }
+    Ok(())
+}
+
+fn write_item(out: &mut Vec<u8>, item: &Item) -> Result<(), BlobError> {
+    match item {
+        Item::None => out.push(0xFF),
+        Item::Bool(b) => {
+            out.push(0x0B);
+            out.push(u8::from(*b));
+        }
+        Item::Int(i) => {
+            let n = u16::try_from(i.0.len())
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or(BlobError::Invalid {
+                    message: "integers are limited to 1 to 65535 bytes".into(),
+                })?;
+            out.push(0x0A);
+            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(&i.0);
+        }
+        Item::Float(f) => {
+            out.push(0x0D);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Item::Complex(re, im) => {
+            out.push(0x0C);
+            out.extend_from_slice(&re.to_le_bytes());
+            out.extend_from_slice(&im.to_le_bytes());
+        }
+        Item::Str(s) => {
+            out.push(0x05);
+            put_u64(out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Item::Bytes(b) => {
+            out.push(0x06);
+            put_u64(out, b.len() as u64);
+            out.extend_from_slice(b);
+        }
+        Item::Decimal(d) => {
+            if !d.is_ascii() {
+                return Err(BlobError::Invalid {
+                    message: format!("decimal `{d}` is not ASCII"),
+                });
+            }
+            out.push(b'd');
+            put_u64(out, d.len() as u64);
+            out.extend_from_slice(d.as_bytes());
+        }
+        Item::Temporal(t) => {
+            out.push(b't');
+            out.extend_from_slice(&t.date.to_le_bytes());
+            out.extend_from_slice(&t.time.to_le_bytes());
+        }
+        Item::Uuid(u) => {
+            out.push(b'u');
+            out.extend_from_slice(u.as_bytes());
+        }
+        Item::Tuple(v) | Item::List(v) | Item::Set(v) => {
+            out.push(match item {
+                Item::Tuple(_) => 0x01,
+                Item::List(_) => 0x02,
+                _ => 0x03,
+            });
+            put_u64(out, v.len() as u64);
+            for it in v {
+                write_sized(out, it)?;
+            }
+        }
+        Item::Dict(pairs) => {
+            out.push(0x04);
+            put_u64(out, pairs.len() as u64);
+            for (k, v) in pairs {
+                write_sized(out, k)?;
+                write_sized(out, v)?;
+            }
+        }
+        Item::Array(a) => write_array(out, a)?,
+        Item::Cell(c) => {
+            let n = element_count(&c.shape).unwrap_or(u64::MAX);
+            if n != c.items.len() as u64 {
+                return Err(BlobError::Invalid {
+                    message: format!(
+                        "cell array of shape {:?} has {} items",
+                        c.shape,
+                        c.items.len()
+                    ),
+                });
+            }
+            out.push(b'C');
+            put_shape(out, &c.shape);
+            for it in &c.items {
+                write_sized(out, it)?;
+            }
+        }
+        Item::Struct(s) => {
+            let n = element_count(&s.shape).unwrap_or(u64::MAX);
+            if !s.fields.is_empty()
+                && (n != s.elements.len() as u64
+                    || s.elements.iter().any(|e| e.len() != s.fields.len()))
+            {
+                return Err(BlobError::Invalid {
+                    message: format!(
+                        "struct array of shape {:?} does not match its elements",
+                        s.shape
+                    ),
+                });
+            }
+            out.push(b'S');
+            put_shape(out, &s.shape);
+            put_names(out, &s.fields)?;
+            for element in &s.elements {
+                for v in element {
+                    write_sized(out, v)?;
+                }
+            }
+        }
+        Item::Record(r) => {
+            if r.fields.len() != r.columns.len() {
+                return Err(BlobError::Invalid {
+                    message: "record array needs one column per field".into(),
+                });
+            }
+            out.push(b'F');
+            put_names(out, &r.fields)?;
+            for c in &r.columns {
+                match c {
+                    Item::Array(_) | Item::Record(_) => write_item(out, c)?,
+                    _ => {
+                        return Err(BlobError::Invalid {
+                            message: "record columns must be arrays or record arrays".into(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! Malformed input gives errors with offsets, never panics; every item round-trips.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use dj_codec_blob::*;
+use proptest::prelude::*;
+
+#[test]
+fn malformed_blobs_name_the_offset_and_the_problem() {
+    let e = decode(b"xyz\0\xff").unwrap_err();
+    assert!(matches!(e, BlobError::UnknownHeader { .. }), "{e}");
+    assert!(e.to_string().contains("unknown blob header"), "{e}");
+
+    let e = decode(b"dj0\0").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "truncated blob at byte 4: expected an item code (1 bytes), 0 left"
+    );
+
+    let e = decode(b"dj0\0\xff\x00").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "1 trailing bytes after the blob's item, at byte 5"
+    );
+
+    let e = decode(b"dj0\0\x99").unwrap_err();
+    assert_eq!(e.to_string(), "unknown item code 0x99 at byte 4");
+
+    // A string claiming 2^60 bytes must not allocate; it is a truncation.
+    let mut b = b"dj0\0\x05".to_vec();
+    b.extend_from_slice(&(1u64 << 60).to_le_bytes());
+    let e = decode(&b).unwrap_err();
+    assert!(e.to_string().starts_with("truncated blob at byte 5"), "{e}");
+
+    // A list whose element length prefix lies.
+    let good = encode(&Item::List(vec![Item::from(5_i64)])).unwrap();
+    let mut bad = good.clone();
+    bad[4 + 1 + 8] = 9; // the element's u64 length
+    let e = decode(&bad).unwrap_err();
+    assert!(e.to_string().contains("at byte 13"), "{e}");
+
+    // Compressed blob whose header lies about its size.
+    let big = encode_with(
+        &Item::from(vec![0.0f64; 2000]),
+        EncodeOptions {
+            compression: Compression::Compat,
+        },
+    )
+    .unwrap();
+    assert_eq!(&big[..6], b"ZL123\0");
+    let mut lying = big.clone();
+    lying[6] ^= 1;
+    let e = decode(&lying).unwrap_err();
+    assert!(matches!(e, BlobError::SizeMismatch { .. }), "{e}");
+    let e = decode(&big[..big.len() - 4]).unwrap_err();
+    assert!(
+        matches!(e, BlobError::Zlib { .. } | BlobError::SizeMismatch { .. }),
+        "{e}"
+    );
+
+    // MATLAB sparse arrays are refused, not misread.
+    let e = decode(b"mYm\0P").unwrap_err();
+    assert_eq!(e.to_string(), "unsupported at byte 4: MATLAB sparse arrays");
+}
+
+#[test]
+fn legacy_32bit_dims() {
+    // A 1x1 double 2.0 with 32-bit dims, as old MATLAB mYm wrote it.
+    let mut b = b"mYm\0A".to_vec();
+    b.extend_from_slice(&2u32.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&6u32.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&2.0f64.to_le_bytes());
+    assert!(decode(&b).is_err());
+    let item = decode_with(
+        &b,
+        DecodeOptions {
+            legacy_32bit_dims: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        item,
+        Item::Array(Array::new(vec![1, 1], ArrayData::F64(vec![2.0])).unwrap())
+    );
+}
+
+#[test]
+fn header_follows_datajoints_rule() {
+    let arr = Item::from(vec![1.0f64, 2.0]);
+    assert_eq!(&encode(&arr).unwrap()[..4], b"mYm\0");
+    let cell = Item::Cell(CellArray {
+        shape: vec![1, 1],
+        items: vec![arr.clone()],
+    });
+    assert_eq!(&encode(&cell).unwrap()[..4], b"mYm\0");
+    let scalar = Item::Array(Array::new(vec![], ArrayData::F64(vec![3.5])).unwrap());
+    assert_eq!(&encode(&scalar).unwrap()[..4], b"dj0\0");
+    let nested = Item::Cell(CellArray {
+        shape: vec![1, 1],
+        items: vec![Item::from("x")],
+    });
+    assert_eq!(&encode(&nested).unwrap()[..4], b"dj0\0");
+}
+
+#[test]
+fn fast_mode_skips_incompressible_data_and_compresses_the_rest() {
+    let mut x = 0x1234_5678_u64;
+    let noise: Vec<f64> = (0..100_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            f64::from_bits((x >> 12) | 0x3ff0_0000_0000_0000)
+        })
+        .collect();
+    let blob = encode(&Item::from(noise.clone())).unwrap();
+    assert_eq!(
+        &blob[..4],
+        b"mYm\0",
+        "random floats stay uncompressed in fast mode"
+    );
+    let zeros = encode(&Item::from(vec![0.0f64; 100_000])).unwrap();
+    assert_eq!(&zeros[..6], b"ZL123\0");
+    assert!(zeros.len() < 10_000);
+    assert_eq!(decode(&zeros).unwrap(), Item::from(vec![0.0f64; 100_000]));
+    let none = encode_with(
+        &Item::from(vec![0.0f64; 1000]),
+        EncodeOptions {
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    assert_eq!(&none[..4], b"mYm\0");
+}
+
+fn leaf() -> impl Strategy<Value = Item> {
+    prop_oneof![
+        Just(Item::None),
+        any::<bool>().prop_map(Item::Bool),
+        any::<i64>().prop_map(Item::from),
+        any::<i128>().prop_map(|i| Item::Int(PyInt::from(i))),
+        any::<f64>()
+            .prop_filter("NaN != NaN", |f| !f.is_nan())
+            .prop_map(Item::Float),
+        (any::<f64>(), any::<f64>())
+            .prop_filter("no NaN", |(a, b)| !a.is_nan() && !b.is_nan())
+            .prop_map(|(a, b)| Item::Complex(a, b)),
+        "\\PC{0,12}".prop_map(Item::Str),
+        proptest::collection::vec(any::<u8>(), 0..32).prop_map(Item::Bytes),
+        "-?[0-9]{1,8}\\.[0-9]{0,4}".prop_map(Item::Decimal),
+        (any::<i32>(), any::<i64>())
+            .prop_map(|(date, time)| Item::Temporal(Temporal { date, time })),
+        any::<u128>().prop_map(|u| Item::Uuid(uuid::Uuid::from_u128(u))),
+        proptest::collection::vec(any::<f64>().prop_filter("no NaN", |f| !f.is_nan()), 0..20)
+            .prop_map(Item::from),
+        (1u64..4, 1u64..4).prop_flat_map(|(r, c)| proptest::collection::vec(
+            any::<i32>(),
+            (r * c) as usize
+        )
+        .prop_map(move |v| Item::Array(Array::new(vec![r, c], ArrayData::I32(v)).unwrap()))),
+        proptest::collection::vec(any::<i64>(), 0..5).prop_map(|t| Item::Array(
+            Array::new(
+                vec![t.len() as u64],
+                ArrayData::DateTime64 { unit: 8, ticks: t }
+            )
+            .unwrap()
+        )),
+        proptest::collection::vec(any::<bool>(), 0..9).prop_map(|b| {
+            let n = b.len() as u64;
+            Item::Array(
+                Array::new(
+                    vec![n],
+                    ArrayData::Bool(b.into_iter().map(u8::from).collect()),
+                )
+                .unwrap(),
+            )
+        }),
+    ]
+}
+
+fn tree() -> impl Strategy<Value = Item> {
+    leaf().prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5).prop_map(Item::List),
+            proptest::collection::vec(inner.clone(), 0..5).prop_map(Item::Tuple),
+            proptest::collection::vec((inner.clone(), inner.clone()), 0..4).prop_map(Item::Dict),
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| {
+                let n = v.len() as u64;
+                Item::Cell(CellArray {
+                    shape: vec![1, n],
+                    items: v,
+                })
+            }),
+            proptest::collection::vec(inner.clone(), 1..4).prop_map(|v| {
+                let n = v.len() as u64;
+                Item::Array(Array::new(vec![n], ArrayData::Object(v)).unwrap())
+            }),
+            (inner.clone(), inner).prop_map(|(a, b)| Item::Struct(StructArray {
+                shape: vec![1, 1],
+                fields: vec!["a".into(), "b".into()],
+                elements: vec![vec![a, b]],
+            })),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn every_item_round_trips_in_every_mode(item in tree()) {
+        for compression in [Compression::Compat, Compression::Fast, Compression::None] {
+            let blob = encode_with(&item, EncodeOptions { compression }).unwrap();
+            prop_assert_eq!(decode(&blob).unwrap(), item.clone());
+        }
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(mut bytes in proptest::collection::vec(any::<u8>(), 0..200), header in 0usize..3) {
+        let prefix: &[u8] = [&b"mYm\0"[..], b"dj0\0", b"ZL123\0"][header];
+        let mut b = prefix.to_vec();
+        b.append(&mut bytes);
+        let _ = decode(&b);
+        let _ = decode_with(&b, DecodeOptions { legacy_32bit_dims: true });
+    }
+
+    #[test]
+    fn truncations_of_valid_blobs_are_errors(item in tree(), cut in 0.0f64..1.0) {
+        let blob = encode_with(&item, EncodeOptions { compression: Compression::None }).unwrap();
+        let n = ((blob.len() as f64) * cut) as usize;
+        if n < blob.len() {
+            prop_assert!(decode(&blob[..n]).is_err());
+        }
+    }
+}
