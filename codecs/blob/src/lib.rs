@@ -31,6 +31,8 @@ mod convert;
 mod decode;
 mod encode;
 mod item;
+#[cfg(feature = "ndarray")]
+mod ndarray_conv;
 
 pub use codec::{BlobCodec, NAME};
 pub use decode::{DecodeOptions, decode, decode_with};
