@@ -33,6 +33,10 @@ mod encode;
 mod item;
 #[cfg(feature = "ndarray")]
 mod ndarray_conv;
+#[cfg(feature = "serde")]
+mod serde_conv;
+#[cfg(feature = "serde")]
+pub use serde_conv::{from_item, to_item};
 
 pub use codec::{BlobCodec, NAME};
 pub use decode::{DecodeOptions, decode, decode_with};
