@@ -1,23 +1,45 @@
 //! An adapter that turns any [`object_store::ObjectStore`] into a dj-rs [`Store`].
 //!
-//! The `file`, `memory` and `s3` store crates are thin constructors around this adapter. It maps
-//! keys (with an optional key prefix, the store's `location` inside a bucket), errors (with the
-//! store name and key, and whether a retry may help), and emits one `tracing` span per operation.
+//! The `file`, `memory` and `s3` store crates are thin constructors around this adapter. It does
+//! four things:
+//!
+//! - **Keys.** A [`StorePath`] becomes an `object_store` [`Path`](object_store::path::Path) through
+//!   `Path::parse`, which keeps the key byte for byte (spaces, unicode, `%`, `=`, `#` included).
+//!   `Path::from` is never used: it percent-encodes `%`, `#`, `{` and others, so `a%2Fb` would be
+//!   stored as `a%252Fb` and DataJoint Python would not find it. An optional key prefix (the
+//!   store's `location` inside a bucket) is put in front of every key and stripped again from
+//!   listings.
+//! - **Errors.** `object_store` errors become [`Error::NotFound`], [`Error::AlreadyExists`],
+//!   [`Error::NotSupported`] or [`Error::Store`], naming the store, the key and the backend. A
+//!   [`Error::Store`] is marked retryable for timeouts, dropped or refused connections, HTTP 5xx
+//!   and 429 and S3's throttling codes, never for 4xx answers or bad keys. A missing bucket is
+//!   reported as such, not as a missing object, whenever the server says so.
+//! - **Tracing.** Every operation runs in an `info`-level span named `dj_store` with the fields
+//!   `op`, `store`, `path`, `bytes` and `elapsed_us`. Nothing is printed unless the application
+//!   installs a subscriber.
+//! - **Multipart.** Parts are uploaded with up to [`PARTS_IN_FLIGHT`] in flight at once; a
+//!   further `put_part` waits for one to finish, so memory stays bounded. An upload dropped
+//!   without `complete` or `abort` is aborted in the background (when a Tokio runtime is running).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> dj_core::Result<()> {
 //! use std::sync::Arc;
 //! use dj_core::object_store_adapter::ObjectStoreAdapter;
-//! use dj_core::store::{StoreExt, StorePath};
+//! use dj_core::store::{Store, StoreExt, StorePath};
 //!
-//! let store = ObjectStoreAdapter::new("scratch", Arc::new(object_store::memory::InMemory::new()), None)?;
-//! let key = StorePath::parse("a/b.txt")?;
+//! let inner = Arc::new(object_store::memory::InMemory::new());
+//! let store = ObjectStoreAdapter::new("scratch", inner, Some("lab/raw"))?;
+//! let key = StorePath::parse("session 1/ünï.txt")?;
 //! store.put(&key, "hello".into()).await?;
 //! assert_eq!(&store.get(&key).await?[..], b"hello");
+//! // Listings come back relative to the prefix.
+//! let listed = store.list_all(None).await?;
+//! assert_eq!(listed[0].path, key);
 //! # Ok(()) }
 //! ```
 
+use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,90 +58,207 @@ use crate::store::{
 };
 
 /// How many parts of one multipart upload may be in flight at once.
-const PARTS_IN_FLIGHT: usize = 4;
+pub const PARTS_IN_FLIGHT: usize = 4;
+
+/// A backend-specific retry rule, asked about every error in an error's source chain before the
+/// generic rules: `Some(answer)` decides, `None` defers. The S3 store uses it to read the kind
+/// of `object_store`'s HTTP errors.
+pub type RetryClassifier = fn(&(dyn StdError + 'static)) -> Option<bool>;
+
+/// An `object_store` error together with a description of the backend it came from, so that a
+/// message names the endpoint and bucket as well as the store and key.
+#[derive(Debug)]
+pub struct BackendError {
+    backend: String,
+    source: object_store::Error,
+}
+
+impl BackendError {
+    /// The `object_store` error.
+    pub fn inner(&self) -> &object_store::Error {
+        &self.source
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.backend, self.source)
+    }
+}
+
+impl StdError for BackendError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// What the adapter shares with its listings and uploads.
+#[derive(Clone)]
+struct Shared {
+    name: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: Option<OsPath>,
+    backend: String,
+    classifier: Option<RetryClassifier>,
+}
 
 /// A dj-rs store backed by an `object_store` implementation.
+#[derive(Clone)]
 pub struct ObjectStoreAdapter {
-    name: String,
-    inner: Arc<dyn ObjectStore>,
-    prefix: Option<OsPath>,
+    shared: Arc<Shared>,
     capabilities: Capabilities,
 }
 
 impl fmt::Debug for ObjectStoreAdapter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ObjectStoreAdapter")
-            .field("name", &self.name)
-            .field("inner", &self.inner.to_string())
+            .field("name", &self.shared.name)
+            .field("backend", &self.shared.backend)
             .field(
                 "prefix",
-                &self.prefix.as_ref().map(|p| p.as_ref().to_string()),
+                &self.shared.prefix.as_ref().map(|p| p.as_ref().to_string()),
             )
+            .field("capabilities", &self.capabilities)
             .finish()
     }
 }
 
 impl fmt::Display for ObjectStoreAdapter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "store `{}` ({})", self.name, self.inner)
+        write!(f, "store `{}` ({})", self.shared.name, self.shared.backend)
     }
 }
 
-/// Whether an `object_store` error may go away on retry.
-fn retryable(e: &object_store::Error) -> bool {
+/// Whether an `object_store` error may go away on retry: the generic rules, after `classifier`.
+///
+/// Retryable: I/O errors of the timed-out, refused, reset, aborted or interrupted kinds anywhere
+/// in the source chain; HTTP 5xx, 408 and 429 answers; S3's `SlowDown`, `InternalError`,
+/// `ServiceUnavailable` and `RequestTimeout` codes; anything reporting a timeout. Not retryable:
+/// everything else (4xx answers, bad keys, missing objects, unsupported operations).
+pub fn is_retryable(e: &object_store::Error, classifier: Option<RetryClassifier>) -> bool {
     match e {
-        object_store::Error::Generic { source, .. } => {
-            let text = source.to_string().to_ascii_lowercase();
-            // HTTP 5xx, throttling, timeouts and connection failures.
-            [
-                "timed out",
-                "timeout",
-                "connection",
-                "500",
-                "502",
-                "503",
-                "504",
-                "slowdown",
-                "retry",
-            ]
-            .iter()
-            .any(|w| text.contains(w))
-        }
-        _ => false,
+        object_store::Error::Generic { .. } => {}
+        // A body stream that broke mid-read surfaces as an I/O error inside `Generic` too; the
+        // other variants are answers about the request itself.
+        _ => return false,
     }
+    let mut link: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = link {
+        if let Some(decided) = classifier.and_then(|c| c(err)) {
+            return decided;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            if matches!(
+                io.kind(),
+                K::TimedOut
+                    | K::ConnectionRefused
+                    | K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::NotConnected
+                    | K::BrokenPipe
+                    | K::Interrupted
+                    | K::WouldBlock
+                    | K::UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        if retryable_text(&err.to_string()) {
+            return true;
+        }
+        link = err.source();
+    }
+    false
+}
+
+/// The textual rules for one error message (`object_store` 0.14 HTTP client wording).
+fn retryable_text(text: &str) -> bool {
+    // `RequestError::Status`: "Server returned non-2xx status code: 503 Service Unavailable: …"
+    if let Some(rest) = text.split("non-2xx status code: ").nth(1) {
+        let code: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(code) = code.parse::<u16>() {
+            return code >= 500 || code == 408 || code == 429;
+        }
+    }
+    const S3_CODES: [&str; 4] = [
+        "<Code>SlowDown</Code>",
+        "<Code>InternalError</Code>",
+        "<Code>ServiceUnavailable</Code>",
+        "<Code>RequestTimeout</Code>",
+    ];
+    if S3_CODES.iter().any(|c| text.contains(c)) {
+        return true;
+    }
+    let lower = text.to_ascii_lowercase();
+    lower.contains("timed out") || lower.contains("operation timeout")
+}
+
+/// Whether the server said the bucket (or container) does not exist.
+fn says_no_bucket(e: &object_store::Error) -> bool {
+    let mut link: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = link {
+        let text = err.to_string();
+        if text.contains("<Code>NoSuchBucket</Code>") || text.contains("ContainerNotFound") {
+            return true;
+        }
+        link = err.source();
+    }
+    false
 }
 
 impl ObjectStoreAdapter {
-    /// Wrap `inner` as the store called `name`; every key is placed below `prefix` when given.
+    /// Wrap `inner` as the store called `name`; every key is placed below `prefix` when given
+    /// (leading and trailing `/` are ignored; an empty prefix means none).
+    ///
+    /// The prefix must be a valid key (no empty, `.` or `..` segments, no control characters);
+    /// otherwise an [`Error::InvalidPath`] names it.
     pub fn new(
         name: impl Into<String>,
         inner: Arc<dyn ObjectStore>,
         prefix: Option<&str>,
     ) -> Result<Self> {
-        let name = name.into();
         let prefix = match prefix
             .map(|p| p.trim_matches('/'))
             .filter(|p| !p.is_empty())
         {
             None => None,
-            Some(p) => Some(OsPath::parse(p).map_err(|e| Error::invalid_path(p, e))?),
+            Some(p) => {
+                let checked = StorePath::parse(p)?;
+                Some(OsPath::parse(checked.as_str()).map_err(|e| Error::invalid_path(p, e))?)
+            }
         };
+        let backend = inner.to_string();
         Ok(ObjectStoreAdapter {
-            name,
-            inner,
-            prefix,
+            shared: Arc::new(Shared {
+                name: name.into(),
+                store: inner,
+                prefix,
+                backend,
+                classifier: None,
+            }),
             capabilities: Capabilities::default(),
         })
     }
 
     /// Wrap `inner` as the store called `name`, with no key prefix.
     pub fn unprefixed(name: impl Into<String>, inner: Arc<dyn ObjectStore>) -> Self {
+        let backend = inner.to_string();
         ObjectStoreAdapter {
-            name: name.into(),
-            inner,
-            prefix: None,
+            shared: Arc::new(Shared {
+                name: name.into(),
+                store: inner,
+                prefix: None,
+                backend,
+                classifier: None,
+            }),
             capabilities: Capabilities::default(),
         }
+    }
+
+    fn shared_mut(&mut self) -> &mut Shared {
+        // Builders run before the adapter is shared; a clone is copied first.
+        Arc::make_mut(&mut self.shared)
     }
 
     /// Declare what this backend can do (the default assumes everything).
@@ -128,6 +267,32 @@ impl ObjectStoreAdapter {
         self
     }
 
+    /// Describe the backend for error messages and `Display`, e.g.
+    /// ``S3 bucket `raw` at https://s3.example.org`` (default: the inner store's `Display`).
+    pub fn with_backend_description(mut self, description: impl Into<String>) -> Self {
+        self.shared_mut().backend = description.into();
+        self
+    }
+
+    /// Add a backend-specific retry rule (see [`RetryClassifier`]).
+    pub fn with_retry_classifier(mut self, classifier: RetryClassifier) -> Self {
+        self.shared_mut().classifier = Some(classifier);
+        self
+    }
+
+    /// The key prefix inside the backend, if any.
+    pub fn prefix(&self) -> Option<&str> {
+        self.shared.prefix.as_ref().map(|p| p.as_ref())
+    }
+
+    /// The wrapped `object_store`.
+    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.shared.store
+    }
+}
+
+impl Shared {
+    /// The backend location of a key: prefix and key joined, kept byte for byte.
     fn location(&self, path: &StorePath) -> Result<OsPath> {
         let full = match &self.prefix {
             Some(p) => format!("{}/{}", p.as_ref(), path.as_str()),
@@ -136,6 +301,7 @@ impl ObjectStoreAdapter {
         OsPath::parse(&full).map_err(|e| Error::invalid_path(path.as_str(), e))
     }
 
+    /// The key of a backend location, relative to the prefix.
     fn relative(&self, location: &OsPath) -> Result<StorePath> {
         let raw = location.as_ref();
         let rel = match &self.prefix {
@@ -143,25 +309,48 @@ impl ObjectStoreAdapter {
                 .strip_prefix(p.as_ref())
                 .and_then(|r| r.strip_prefix('/'))
                 .ok_or_else(|| {
-                    Error::invalid_path(raw, "listed key lies outside the store's location")
+                    Error::invalid_path(
+                        raw,
+                        format!(
+                            "store `{}` listed a key outside its location `{}`",
+                            self.name,
+                            p.as_ref()
+                        ),
+                    )
                 })?,
             None => raw,
         };
         StorePath::parse(rel)
     }
 
+    fn store_error(&self, operation: &'static str, path: &str, e: object_store::Error) -> Error {
+        let retryable = is_retryable(&e, self.classifier);
+        Error::Store {
+            store: self.name.clone(),
+            operation,
+            path: path.to_string(),
+            retryable,
+            source: Box::new(BackendError {
+                backend: self.backend.clone(),
+                source: e,
+            }) as BoxError,
+        }
+    }
+
     fn map_err(&self, operation: &'static str, path: &str, e: object_store::Error) -> Error {
         match e {
-            // A write cannot miss its object; "not found" means the bucket or directory is gone.
-            object_store::Error::NotFound { .. } if operation != "get" && operation != "head" => {
+            object_store::Error::NotFound { .. }
+                if says_no_bucket(&e) || !matches!(operation, "get" | "head") =>
+            {
+                // A write or listing cannot miss its object: the bucket or directory is gone.
                 Error::Store {
                     store: self.name.clone(),
                     operation,
                     path: path.to_string(),
                     retryable: false,
                     source: format!(
-                        "the bucket or container was not found ({}): {e}",
-                        self.inner
+                        "{}: the bucket, container or directory does not exist ({e})",
+                        self.backend
                     )
                     .into(),
                 }
@@ -178,18 +367,27 @@ impl ObjectStoreAdapter {
             object_store::Error::NotSupported { .. }
             | object_store::Error::NotImplemented { .. } => Error::NotSupported {
                 store: self.name.clone(),
-                operation: format!("{operation}: {e}"),
+                operation: format!("{operation} ({}: {e})", self.backend),
             },
-            other => {
-                let retryable = retryable(&other);
-                Error::Store {
-                    store: self.name.clone(),
-                    operation,
-                    path: path.to_string(),
-                    retryable,
-                    source: Box::new(other) as BoxError,
-                }
-            }
+            object_store::Error::InvalidPath { .. } => Error::invalid_path(
+                path,
+                format!(
+                    "store `{}` ({}) cannot hold this key: {e}",
+                    self.name, self.backend
+                ),
+            ),
+            other if says_no_bucket(&other) => Error::Store {
+                store: self.name.clone(),
+                operation,
+                path: path.to_string(),
+                retryable: false,
+                source: format!(
+                    "{}: the bucket or container does not exist ({other})",
+                    self.backend
+                )
+                .into(),
+            },
+            other => self.store_error(operation, path, other),
         }
     }
 
@@ -204,8 +402,8 @@ impl ObjectStoreAdapter {
 }
 
 fn span(op: &'static str, store: &str, path: &str) -> tracing::Span {
-    tracing::debug_span!(
-        "store",
+    tracing::info_span!(
+        "dj_store",
         op,
         store,
         path,
@@ -227,7 +425,7 @@ fn finish(span: &tracing::Span, started: Instant, bytes: Option<u64>) {
 #[async_trait]
 impl Store for ObjectStoreAdapter {
     fn name(&self) -> &str {
-        &self.name
+        &self.shared.name
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -235,10 +433,11 @@ impl Store for ObjectStoreAdapter {
     }
 
     async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
-        let sp = span("put", &self.name, path.as_str());
+        let s = &self.shared;
+        let sp = span("put", &s.name, path.as_str());
         let started = Instant::now();
         let len = payload.len() as u64;
-        let loc = self.location(path)?;
+        let loc = s.location(path)?;
         let opts = PutOptions {
             mode: match mode {
                 PutMode::Overwrite => object_store::PutMode::Overwrite,
@@ -246,20 +445,21 @@ impl Store for ObjectStoreAdapter {
             },
             ..Default::default()
         };
-        let r = self
-            .inner
+        let r = s
+            .store
             .put_opts(&loc, PutPayload::from_bytes(payload), opts)
             .instrument(sp.clone())
-            .await
-            .map_err(|e| self.map_err("put", path.as_str(), e))?;
+            .await;
         finish(&sp, started, Some(len));
+        let r = r.map_err(|e| s.map_err("put", path.as_str(), e))?;
         Ok(PutResult { e_tag: r.e_tag })
     }
 
     async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
-        let sp = span("get", &self.name, path.as_str());
+        let s = &self.shared;
+        let sp = span("get", &s.name, path.as_str());
         let started = Instant::now();
-        let loc = self.location(path)?;
+        let loc = s.location(path)?;
         let opts = object_store::GetOptions {
             range: range.map(|r| match r {
                 GetRange::Bounded(r) => object_store::GetRange::Bounded(r),
@@ -268,26 +468,23 @@ impl Store for ObjectStoreAdapter {
             }),
             ..Default::default()
         };
-        let r = self
-            .inner
-            .get_opts(&loc, opts)
-            .instrument(sp.clone())
-            .await
-            .map_err(|e| self.map_err("get", path.as_str(), e))?;
-        let meta = self.meta(r.meta.clone())?;
+        let r = s.store.get_opts(&loc, opts).instrument(sp.clone()).await;
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                finish(&sp, started, None);
+                return Err(s.map_err("get", path.as_str(), e));
+            }
+        };
+        let meta = s.meta(r.meta.clone())?;
         let range = r.range.clone();
+        // Time to first byte; the stream is read by the caller.
         finish(&sp, started, Some(range.end - range.start));
-        let store = self.name.clone();
+        let shared = Arc::clone(s);
         let key = path.as_str().to_string();
         let stream = r
             .into_stream()
-            .map_err(move |e| Error::Store {
-                store: store.clone(),
-                operation: "read",
-                path: key.clone(),
-                retryable: retryable(&e),
-                source: Box::new(e),
-            })
+            .map_err(move |e| shared.store_error("read", &key, e))
             .boxed();
         Ok(GetResult {
             meta,
@@ -297,97 +494,130 @@ impl Store for ObjectStoreAdapter {
     }
 
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
-        let sp = span("head", &self.name, path.as_str());
-        let loc = self.location(path)?;
-        let m = self
-            .inner
-            .head(&loc)
-            .instrument(sp)
-            .await
-            .map_err(|e| self.map_err("head", path.as_str(), e))?;
-        self.meta(m)
+        let s = &self.shared;
+        let sp = span("head", &s.name, path.as_str());
+        let started = Instant::now();
+        let loc = s.location(path)?;
+        let r = s.store.head(&loc).instrument(sp.clone()).await;
+        finish(&sp, started, r.as_ref().ok().map(|m| m.size));
+        s.meta(r.map_err(|e| s.map_err("head", path.as_str(), e))?)
     }
 
     async fn delete(&self, path: &StorePath) -> Result<()> {
-        let sp = span("delete", &self.name, path.as_str());
-        let loc = self.location(path)?;
-        match self.inner.delete(&loc).instrument(sp).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.map_err("delete", path.as_str(), e)),
+        let s = &self.shared;
+        let sp = span("delete", &s.name, path.as_str());
+        let started = Instant::now();
+        let loc = s.location(path)?;
+        let r = s.store.delete(&loc).instrument(sp.clone()).await;
+        finish(&sp, started, None);
+        match r {
+            // Deleting a missing object succeeds (S3 does the same); a missing bucket does not.
+            Ok(()) => Ok(()),
+            Err(e @ object_store::Error::NotFound { .. }) if !says_no_bucket(&e) => Ok(()),
+            Err(e) => Err(s.map_err("delete", path.as_str(), e)),
         }
     }
 
     fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {
+        let s = Arc::clone(&self.shared);
         let loc = match prefix {
-            Some(p) => match self.location(p) {
+            Some(p) => match s.location(p) {
                 Ok(l) => Some(l),
                 Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
             },
-            None => self.prefix.clone(),
+            None => s.prefix.clone(),
         };
-        let name = self.name.clone();
         let prefix_str = prefix.map(|p| p.as_str().to_string()).unwrap_or_default();
-        let this_prefix = self.prefix.clone();
-        let inner = Arc::clone(&self.inner);
-        let mapper = ObjectStoreAdapter {
-            name: name.clone(),
-            inner,
-            prefix: this_prefix,
-            capabilities: self.capabilities,
+        let sp = span("list", &s.name, &prefix_str);
+        let started = Instant::now();
+        let inner = {
+            let _entered = sp.enter();
+            s.store.list(loc.as_ref())
         };
-        self.inner
-            .list(loc.as_ref())
+        inner
             .map(move |r| match r {
-                Ok(m) => mapper.meta(m),
-                Err(e) => Err(mapper.map_err("list", &prefix_str, e)),
+                Ok(m) => s.meta(m),
+                Err(e) => Err(s.map_err("list", &prefix_str, e)),
             })
+            .chain(futures::stream::poll_fn(move |_| {
+                // Record the listing's duration once it is exhausted.
+                finish(&sp, started, None);
+                std::task::Poll::Ready(None)
+            }))
             .boxed()
     }
 
     async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>> {
-        let loc = self.location(path)?;
-        let upload = self
-            .inner
+        let s = &self.shared;
+        let sp = span("put_multipart", &s.name, path.as_str());
+        let loc = s.location(path)?;
+        let upload = s
+            .store
             .put_multipart(&loc)
+            .instrument(sp.clone())
             .await
-            .map_err(|e| self.map_err("start multipart upload", path.as_str(), e))?;
+            .map_err(|e| s.map_err("start multipart upload", path.as_str(), e))?;
         Ok(Box::new(Multipart {
-            store: self.name.clone(),
+            shared: Arc::clone(s),
             path: path.as_str().to_string(),
-            upload,
+            upload: Some(upload),
             in_flight: FuturesUnordered::new(),
             bytes: 0,
             started: Instant::now(),
+            span: sp,
         }))
     }
 }
 
+type PartFuture = tracing::instrument::Instrumented<object_store::UploadPart>;
+
 struct Multipart {
-    store: String,
+    shared: Arc<Shared>,
     path: String,
-    upload: Box<dyn object_store::MultipartUpload>,
-    in_flight: FuturesUnordered<object_store::UploadPart>,
+    /// `None` once completed or aborted.
+    upload: Option<Box<dyn object_store::MultipartUpload>>,
+    in_flight: FuturesUnordered<PartFuture>,
     bytes: u64,
     started: Instant,
+    span: tracing::Span,
 }
 
 impl fmt::Debug for Multipart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Multipart")
-            .field("store", &self.store)
+            .field("store", &self.shared.name)
             .field("path", &self.path)
+            .field("bytes", &self.bytes)
+            .field("in_flight", &self.in_flight.len())
             .finish()
     }
 }
 
 impl Multipart {
     fn err(&self, operation: &'static str, e: object_store::Error) -> Error {
+        self.shared.map_err(operation, &self.path, e)
+    }
+
+    fn finished(&self, operation: &'static str) -> Error {
         Error::Store {
-            store: self.store.clone(),
+            store: self.shared.name.clone(),
             operation,
             path: self.path.clone(),
-            retryable: retryable(&e),
-            source: Box::new(e),
+            retryable: false,
+            source: "the multipart upload was already completed or aborted".into(),
+        }
+    }
+
+    /// Abort the backend upload after a failure, logging (not returning) a failed abort.
+    async fn abort_after_failure(&mut self) {
+        self.in_flight.clear();
+        if let Some(mut upload) = self.upload.take()
+            && let Err(e) = upload.abort().await
+        {
+            tracing::warn!(
+                store = %self.shared.name, path = %self.path, error = %e,
+                "aborting a failed multipart upload failed"
+            );
         }
     }
 }
@@ -397,11 +627,18 @@ impl MultipartUpload for Multipart {
     async fn put_part(&mut self, data: Bytes) -> Result<()> {
         while self.in_flight.len() >= PARTS_IN_FLIGHT {
             if let Some(Err(e)) = self.in_flight.next().await {
-                return Err(self.err("upload part", e));
+                let err = self.err("upload part", e);
+                self.abort_after_failure().await;
+                return Err(err);
             }
         }
+        let Some(upload) = self.upload.as_mut() else {
+            return Err(self.finished("upload part"));
+        };
         self.bytes += data.len() as u64;
-        let fut = self.upload.put_part(PutPayload::from_bytes(data));
+        let fut = upload
+            .put_part(PutPayload::from_bytes(data))
+            .instrument(self.span.clone());
         self.in_flight.push(fut);
         Ok(())
     }
@@ -410,25 +647,210 @@ impl MultipartUpload for Multipart {
         while let Some(r) = self.in_flight.next().await {
             if let Err(e) = r {
                 let err = self.err("upload part", e);
-                let _ = self.upload.abort().await;
+                self.abort_after_failure().await;
                 return Err(err);
             }
         }
-        let r = self
-            .upload
-            .complete()
-            .await
-            .map_err(|e| self.err("complete multipart upload", e))?;
-        let sp = span("put_multipart", &self.store, &self.path);
-        finish(&sp, self.started, Some(self.bytes));
-        Ok(PutResult { e_tag: r.e_tag })
+        let Some(mut upload) = self.upload.take() else {
+            return Err(self.finished("complete multipart upload"));
+        };
+        let r = upload.complete().instrument(self.span.clone()).await;
+        finish(&self.span, self.started, Some(self.bytes));
+        match r {
+            Ok(r) => Ok(PutResult { e_tag: r.e_tag }),
+            Err(e) => {
+                let err = self.err("complete multipart upload", e);
+                if let Err(abort) = upload.abort().await {
+                    tracing::warn!(
+                        store = %self.shared.name, path = %self.path, error = %abort,
+                        "aborting a failed multipart upload failed"
+                    );
+                }
+                Err(err)
+            }
+        }
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
-        while self.in_flight.next().await.is_some() {}
-        self.upload
-            .abort()
-            .await
-            .map_err(|e| self.err("abort multipart upload", e))
+        self.in_flight.clear();
+        match self.upload.take() {
+            Some(mut upload) => upload
+                .abort()
+                .instrument(self.span.clone())
+                .await
+                .map_err(|e| self.err("abort multipart upload", e)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Multipart {
+    fn drop(&mut self) {
+        // Dropped without complete or abort: abort in the background so that no incomplete
+        // upload lingers in the bucket. Without a runtime, the backend's own drop logic is all.
+        let Some(mut upload) = self.upload.take() else {
+            return;
+        };
+        self.in_flight.clear();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let store = self.shared.name.clone();
+            let path = self.path.clone();
+            drop(handle.spawn(async move {
+                if let Err(e) = upload.abort().await {
+                    tracing::warn!(%store, %path, error = %e, "aborting a dropped multipart upload failed");
+                }
+            }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreExt;
+
+    fn generic(source: impl Into<BoxError>) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "test",
+            source: source.into(),
+        }
+    }
+
+    #[test]
+    fn retry_classification() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(is_retryable(&generic(refused), None));
+        let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "slow");
+        assert!(is_retryable(&generic(timed_out), None));
+        for text in [
+            "Server returned non-2xx status code: 503 Service Unavailable: ",
+            "Server returned non-2xx status code: 500 Internal Server Error: x",
+            "Server returned non-2xx status code: 429 Too Many Requests: ",
+            "Server returned error response: <Error><Code>SlowDown</Code></Error>",
+            "operation timed out",
+        ] {
+            assert!(is_retryable(&generic(text), None), "{text}");
+        }
+        for text in [
+            "Server returned non-2xx status code: 400 Bad Request: key 500 503",
+            "Server returned non-2xx status code: 416 Range Not Satisfiable: ",
+            "invalid key `a500/connection`",
+        ] {
+            assert!(!is_retryable(&generic(text), None), "{text}");
+        }
+        let disk_full = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+        assert!(!is_retryable(&generic(disk_full), None));
+        let nf = object_store::Error::NotFound {
+            path: "x".into(),
+            source: "503".into(),
+        };
+        assert!(!is_retryable(&nf, None));
+        // A classifier decides first.
+        let never: RetryClassifier = |_| Some(false);
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(!is_retryable(&generic(refused), Some(never)));
+    }
+
+    #[test]
+    fn errors_name_store_key_and_backend() {
+        let a =
+            ObjectStoreAdapter::unprefixed("main", Arc::new(object_store::memory::InMemory::new()))
+                .with_backend_description("S3 bucket `b` at http://h:1");
+        let e = a.shared.map_err(
+            "put",
+            "k/x",
+            generic(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            )),
+        );
+        let text = e.to_string();
+        assert!(e.is_retryable(), "{text}");
+        assert!(
+            text.contains("store `main` failed to put `k/x`")
+                && text.contains("S3 bucket `b` at http://h:1"),
+            "{text}"
+        );
+        let e = a.shared.map_err(
+            "get",
+            "k",
+            object_store::Error::NotFound {
+                path: "k".into(),
+                source: "Server returned non-2xx status code: 404 Not Found: <Error><Code>NoSuchBucket</Code></Error>".into(),
+            },
+        );
+        assert!(
+            !e.is_not_found(),
+            "a missing bucket is not a missing object: {e}"
+        );
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        let e = a.shared.map_err(
+            "get",
+            "k",
+            object_store::Error::NotFound {
+                path: "k".into(),
+                source: "Server returned non-2xx status code: 404 Not Found: <Error><Code>NoSuchKey</Code></Error>".into(),
+            },
+        );
+        assert!(e.is_not_found(), "{e}");
+    }
+
+    #[test]
+    fn keys_keep_their_bytes() {
+        // `Path::from` would re-encode these; the adapter must not.
+        for key in [
+            "a%2Fb/c d",
+            "ü/日本/файл",
+            "pk=a%20b/x#1",
+            "{x}/[y]~^|`<>\"*?",
+        ] {
+            assert_ne!(
+                OsPath::from(key).as_ref(),
+                key,
+                "{key}: Path::from keeps it too; pick a harder key"
+            );
+            let a = ObjectStoreAdapter::new(
+                "m",
+                Arc::new(object_store::memory::InMemory::new()),
+                Some("pre fix/ü"),
+            )
+            .unwrap();
+            let sp = StorePath::parse(key).unwrap();
+            let loc = a.shared.location(&sp).unwrap();
+            assert_eq!(loc.as_ref(), format!("pre fix/ü/{key}"));
+            assert_eq!(a.shared.relative(&loc).unwrap(), sp);
+        }
+    }
+
+    #[test]
+    fn bad_prefixes_are_rejected() {
+        for p in ["a/../b", "a//b", "a\\b", "x\n"] {
+            let r = ObjectStoreAdapter::new(
+                "m",
+                Arc::new(object_store::memory::InMemory::new()),
+                Some(p),
+            );
+            assert!(r.is_err(), "{p:?} accepted");
+        }
+    }
+
+    #[tokio::test]
+    async fn prefix_is_stripped_and_isolates() {
+        let inner: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let a = ObjectStoreAdapter::new("a", Arc::clone(&inner), Some("/lab/a/")).unwrap();
+        let b = ObjectStoreAdapter::new("b", Arc::clone(&inner), Some("lab/ab")).unwrap();
+        let k = StorePath::parse("x/y").unwrap();
+        a.put(&k, Bytes::from_static(b"a")).await.unwrap();
+        b.put(&k, Bytes::from_static(b"b")).await.unwrap();
+        let listed = a.list_all(None).await.unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].path, k);
+        assert_eq!(&a.get(&k).await.unwrap()[..], b"a");
+        assert!(
+            inner
+                .head(&OsPath::parse("lab/a/x/y").unwrap())
+                .await
+                .is_ok()
+        );
     }
 }

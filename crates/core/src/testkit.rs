@@ -1,16 +1,22 @@
 //! The store conformance suite, and a fault-injecting store wrapper for tests.
 //!
-//! Every store crate runs [`run_all`] against a real instance in its tests. Each check panics with
-//! a message naming the store and what went wrong, like `assert!` (this module is test support;
-//! it is compiled only with the `testkit` feature). Keys are placed under a prefix unique to each
-//! run, so several runs can share one bucket or directory.
+//! Every store crate runs [`run_all`] against a real instance in its tests, the way
+//! `object_store`'s `integration` module is used. Each check is a public async fn over
+//! `&dyn Store` that panics, like `assert!`, with a message that names the store and what went
+//! wrong (this module is test support, compiled only with the `testkit` feature). Keys are
+//! placed under a prefix unique to each run, so several runs can share one bucket or directory,
+//! and [`run_all`] removes what it wrote.
+//!
+//! [`FaultyStore`] wraps any store and makes chosen operations fail, for tests of what callers
+//! do when a store breaks half-way.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
+//! # #[cfg(feature = "object-store")] {
 //! use std::sync::Arc;
 //! use dj_core::object_store_adapter::ObjectStoreAdapter;
-//! # #[cfg(feature = "object-store")] {
+//!
 //! let store = ObjectStoreAdapter::new("mem", Arc::new(object_store::memory::InMemory::new()), None).unwrap();
 //! dj_core::testkit::put_get_delete(&store, "doc").await;
 //! # }
@@ -38,10 +44,33 @@ fn key(prefix: &str, rest: &str) -> StorePath {
 }
 
 fn pattern(len: usize, seed: u8) -> Bytes {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+    pattern_at(0, len, seed)
+}
+
+/// Bytes `offset..offset + len` of a deterministic, non-repeating-per-part test pattern.
+fn pattern_at(offset: usize, len: usize, seed: u8) -> Bytes {
+    (offset..offset + len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 16) as u8))
         .collect::<Vec<u8>>()
         .into()
+}
+
+/// Read an object as a stream, returning its length and BLAKE3 hash.
+async fn stream_hash(store: &dyn Store, k: &StorePath) -> (u64, blake3::Hash) {
+    let s = store.name();
+    let r = store
+        .get_opts(k, None)
+        .await
+        .unwrap_or_else(|e| panic!("[{s}] get {k}: {e}"));
+    let mut hasher = blake3::Hasher::new();
+    let mut len = 0u64;
+    let mut chunks = r.stream;
+    while let Some(c) = chunks.next().await {
+        let c = c.unwrap_or_else(|e| panic!("[{s}] reading {k}: {e}"));
+        len += c.len() as u64;
+        hasher.update(&c);
+    }
+    (len, hasher.finalize())
 }
 
 /// A unique key prefix for one run of the suite.
@@ -96,6 +125,23 @@ pub async fn put_get_delete(store: &dyn Store, prefix: &str) {
         err.to_string().contains("never/written"),
         "[{s}] NotFound must name the key: {err}"
     );
+    // A key that is only a prefix of other keys is not an object.
+    store
+        .put(&key(prefix, "dir/child"), Bytes::from_static(b"c"))
+        .await
+        .unwrap();
+    let err = store.get(&key(prefix, "dir")).await.unwrap_err();
+    assert!(
+        err.is_not_found(),
+        "[{s}] get of a key that only prefixes others: {err}"
+    );
+    assert!(
+        matches!(
+            store.head(&key(prefix, "dir")).await,
+            Err(Error::NotFound { .. })
+        ),
+        "[{s}] head of a key that only prefixes others"
+    );
     // Empty objects are objects too.
     let e = key(prefix, "empty");
     store.put(&e, Bytes::new()).await.unwrap();
@@ -141,6 +187,23 @@ pub async fn ranges(store: &dyn Store, prefix: &str) {
         store.get_range(&k, 99_000..200_000).await.unwrap(),
         data.slice(99_000..),
         "[{s}] clamped range"
+    );
+    // A range that starts past the end is an error about the request: not "not found", and not
+    // worth retrying.
+    match store.get_opts(&k, Some(GetRange::Offset(200_000))).await {
+        Ok(r) => panic!("[{s}] range past the end returned {:?}", r.range),
+        Err(e) => assert!(
+            !e.is_not_found() && !e.is_retryable(),
+            "[{s}] range past the end: {e}"
+        ),
+    }
+    let err = store
+        .get_opts(&key(prefix, "no-such"), Some(GetRange::Bounded(0..10)))
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_not_found(),
+        "[{s}] ranged get of a missing key: {err}"
     );
 }
 
@@ -223,24 +286,24 @@ pub async fn odd_keys(store: &dyn Store, prefix: &str) {
     }
 }
 
-/// Create-if-absent: of `writers` racing puts to one key exactly one creates it, the others are
-/// told it exists, and the stored content is the winner's.
-pub async fn create_if_absent_race(store: Arc<dyn Store>, prefix: &str, writers: usize) {
+/// Create-if-absent: of `writers` concurrent puts to one key exactly one creates it, the others
+/// are told it exists, and the stored content is the winner's.
+///
+/// The puts are started together and polled concurrently; stores that do blocking work
+/// (`LocalFileSystem`) or network requests (S3) run them in parallel.
+pub async fn create_if_absent_race(store: &dyn Store, prefix: &str, writers: usize) {
     let s = store.name().to_string();
     let k = key(prefix, "raced");
-    let mut tasks = Vec::new();
-    for i in 0..writers {
-        let store = Arc::clone(&store);
+    let attempts = (0..writers).map(|i| {
         let k = k.clone();
-        tasks.push(tokio::spawn(async move {
+        async move {
             let data = Bytes::from(format!("writer {i}").into_bytes());
             (i, store.put_if_absent(&k, data).await)
-        }));
-    }
+        }
+    });
     let mut winners = Vec::new();
-    for t in tasks {
-        let (i, r) = t.await.unwrap();
-        match r.unwrap_or_else(|e| panic!("[{s}] racing put failed: {e}")) {
+    for (i, r) in futures::future::join_all(attempts).await {
+        match r.unwrap_or_else(|e| panic!("[{s}] racing put {i} failed: {e}")) {
             PutOutcome::Created => winners.push(i),
             PutOutcome::AlreadyExisted => {}
         }
@@ -248,13 +311,13 @@ pub async fn create_if_absent_race(store: Arc<dyn Store>, prefix: &str, writers:
     assert_eq!(
         winners.len(),
         1,
-        "[{s}] exactly one writer must create the object, got {winners:?}"
+        "[{s}] exactly one of {writers} writers must create the object, got {winners:?}"
     );
     let stored = store.get(&k).await.unwrap();
     assert_eq!(
         stored,
         Bytes::from(format!("writer {}", winners[0]).into_bytes()),
-        "[{s}] winner's content"
+        "[{s}] the stored content must be the winner's"
     );
     let err = store
         .put_opts(&k, Bytes::from_static(b"late"), PutMode::Create)
@@ -264,19 +327,48 @@ pub async fn create_if_absent_race(store: Arc<dyn Store>, prefix: &str, writers:
         matches!(err, Error::AlreadyExists { .. }),
         "[{s}] create on existing key: {err}"
     );
+    assert!(
+        err.to_string().contains(k.as_str()),
+        "[{s}] AlreadyExists must name the key: {err}"
+    );
+    // Overwrite still replaces it.
+    store.put(&k, Bytes::from_static(b"over")).await.unwrap();
+    assert_eq!(
+        &store.get(&k).await.unwrap()[..],
+        b"over",
+        "[{s}] overwrite after create"
+    );
 }
 
-/// A multipart upload of `total` bytes in several parts reads back identically, and nothing is
-/// visible before completion; an aborted upload leaves nothing.
+/// A multipart upload of `total` bytes in parts of the store's minimum size (at least 5 MiB) reads
+/// back with the same length and BLAKE3 hash; nothing is visible before completion; an aborted
+/// upload leaves nothing. Parts are generated one at a time, so the test holds at most the parts
+/// in flight in memory.
 pub async fn multipart(store: &dyn Store, prefix: &str, total: usize) {
     let s = store.name().to_string();
     let part = store.capabilities().min_part_size.max(5 * 1024 * 1024);
     let k = key(prefix, "multipart.bin");
-    let data = pattern(total, 4);
-    let mut up = store.put_multipart(&k).await.unwrap();
-    for chunk in data.chunks(part) {
-        up.put_part(Bytes::copy_from_slice(chunk)).await.unwrap();
+    let mut up = store
+        .put_multipart(&k)
+        .await
+        .unwrap_or_else(|e| panic!("[{s}] start multipart: {e}"));
+    let mut hasher = blake3::Hasher::new();
+    let mut offset = 0;
+    let mut parts = 0;
+    while offset < total {
+        let len = part.min(total - offset);
+        let chunk = pattern_at(offset, len, 4);
+        hasher.update(&chunk);
+        up.put_part(chunk)
+            .await
+            .unwrap_or_else(|e| panic!("[{s}] put part {parts}: {e}"));
+        offset += len;
+        parts += 1;
     }
+    assert!(
+        total <= part || parts > 1,
+        "[{s}] the upload must have several parts"
+    );
     assert!(
         !store.exists(&k).await.unwrap(),
         "[{s}] multipart object visible before complete"
@@ -289,8 +381,21 @@ pub async fn multipart(store: &dyn Store, prefix: &str, total: usize) {
         total as u64,
         "[{s}] multipart size"
     );
-    let back = store.get(&k).await.unwrap();
-    assert!(back == data, "[{s}] multipart content differs");
+    let (len, hash) = stream_hash(store, &k).await;
+    assert_eq!(len, total as u64, "[{s}] multipart bytes read back");
+    assert_eq!(hash, hasher.finalize(), "[{s}] multipart content hash");
+    // Ranged reads across a part boundary.
+    if total > part + 8 {
+        let got = store
+            .get_range(&k, (part - 8) as u64..(part + 8) as u64)
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            pattern_at(part - 8, 16, 4),
+            "[{s}] range across a part boundary"
+        );
+    }
 
     let k2 = key(prefix, "aborted.bin");
     let mut up = store.put_multipart(&k2).await.unwrap();
@@ -317,10 +422,9 @@ pub async fn put_stream(store: &dyn Store, prefix: &str) {
         .put_stream(&k, futures::stream::iter(chunks).boxed(), 5 * 1024 * 1024)
         .await
         .unwrap();
-    assert!(
-        store.get(&k).await.unwrap() == data,
-        "[{s}] put_stream content differs"
-    );
+    let (len, hash) = stream_hash(store, &k).await;
+    assert_eq!(len, data.len() as u64, "[{s}] put_stream length");
+    assert_eq!(hash, blake3::hash(&data), "[{s}] put_stream content hash");
     // A failing source aborts and leaves nothing.
     let k2 = key(prefix, "failed-stream.bin");
     let bad: Vec<Result<Bytes>> = vec![
@@ -352,25 +456,33 @@ pub async fn cleanup(store: &dyn Store, prefix: &str) {
     }
 }
 
-/// The whole suite, with a 64 MiB multipart upload.
-pub async fn run_all(store: Arc<dyn Store>) {
+/// The whole suite, with 8 racing writers and a 64 MiB multipart upload, under fresh prefixes
+/// that are removed afterwards.
+pub async fn run_all(store: &dyn Store) {
     let prefix = unique_prefix(store.name());
-    put_get_delete(store.as_ref(), &prefix).await;
-    ranges(store.as_ref(), &prefix).await;
-    stream(store.as_ref(), &prefix).await;
-    odd_keys(store.as_ref(), &prefix).await;
-    create_if_absent_race(Arc::clone(&store), &prefix, 8).await;
-    multipart(store.as_ref(), &prefix, 64 * 1024 * 1024).await;
-    put_stream(store.as_ref(), &prefix).await;
-    cleanup(store.as_ref(), &prefix).await;
+    put_get_delete(store, &prefix).await;
+    ranges(store, &prefix).await;
+    stream(store, &prefix).await;
+    odd_keys(store, &prefix).await;
+    create_if_absent_race(store, &prefix, 8).await;
+    multipart(store, &prefix, 64 * 1024 * 1024).await;
+    put_stream(store, &prefix).await;
+    cleanup(store, &prefix).await;
+    let left = store
+        .list_all(Some(&StorePath::parse(&prefix).unwrap()))
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "[{}] cleanup left {left:?}", store.name());
     let list_prefix = unique_prefix(store.name());
-    list(store.as_ref(), &list_prefix).await;
-    cleanup(store.as_ref(), &list_prefix).await;
+    list(store, &list_prefix).await;
+    cleanup(store, &list_prefix).await;
 }
 
 /// What a [`FaultyStore`] breaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
+    /// Only the Nth put (1-based) fails.
+    PutNth(usize),
     /// The Nth put (1-based) and every later one fail.
     PutFromNth(usize),
     /// Every listing fails.
@@ -379,7 +491,28 @@ pub enum Fault {
     Get,
 }
 
-/// Wraps a store and fails chosen operations with a retryable store error, for fault tests.
+/// Wraps a store and fails chosen operations with a retryable [`Error::Store`] whose source says
+/// `injected fault`, for fault tests. Puts are counted whether or not they fail; multipart
+/// uploads, heads and deletes pass through.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # #[cfg(feature = "object-store")] {
+/// use std::sync::Arc;
+/// use dj_core::object_store_adapter::ObjectStoreAdapter;
+/// use dj_core::store::{StoreExt, StorePath};
+/// use dj_core::testkit::{Fault, FaultyStore};
+///
+/// let inner = Arc::new(ObjectStoreAdapter::unprefixed("m", Arc::new(object_store::memory::InMemory::new())));
+/// let store = FaultyStore::new(inner, Fault::PutNth(2));
+/// let k = StorePath::parse("k").unwrap();
+/// assert!(store.put(&k, "1".into()).await.is_ok());
+/// assert!(store.put(&k, "2".into()).await.unwrap_err().is_retryable());
+/// assert!(store.put(&k, "3".into()).await.is_ok());
+/// # }
+/// # }
+/// ```
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     fault: Fault,
@@ -437,9 +570,12 @@ impl Store for FaultyStore {
     }
     async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
         let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
-        if let Fault::PutFromNth(k) = self.fault
-            && n >= k
-        {
+        let fail = match self.fault {
+            Fault::PutNth(k) => n == k,
+            Fault::PutFromNth(k) => n >= k,
+            Fault::List | Fault::Get => false,
+        };
+        if fail {
             return Err(self.injected("put", path.as_str()));
         }
         self.inner.put_opts(path, payload, mode).await

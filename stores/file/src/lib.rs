@@ -1,68 +1,174 @@
 //! # dj-store-file: the `file` store protocol
 //!
 //! A store in a local directory (the spec's `location`, which must exist), through
-//! `object_store`'s `LocalFileSystem` with fsync on: every write goes to a temporary file that is
-//! synced and atomically renamed into place, so readers never see a partial object and a
-//! completed write survives a crash. Create-if-absent writes are exclusive (published by hard
-//! link), so of several racing writers exactly one creates the object. Keys map to files at the
-//! same relative path, byte for byte, so DataJoint Python reads what dj-rs writes and the other
-//! way round. Errors are `dj_core::Error`.
+//! `object_store`'s `LocalFileSystem` with fsync on:
+//!
+//! - **Atomic writes.** Every write goes to a staging file beside its target that is synced and
+//!   then renamed into place, so readers never see a partial object and a completed write
+//!   survives a crash (the file and its parent directory are fsync'd before the write returns).
+//! - **Exclusive create.** Create-if-absent writes publish the staging file with a hard link,
+//!   which fails if the target exists: of several racing writers exactly one creates the object.
+//! - **Literal layout.** A key maps to the file at the same relative path, byte for byte (spaces,
+//!   unicode and `%` included), so DataJoint Python reads what dj-rs writes and the other way round.
+//!   Staging files are named `<name>#<digits>`; keys whose last segment looks like that are
+//!   refused with an error naming the key.
+//! - Empty directories are removed when their last object is deleted.
+//!
+//! The crate registers the protocol `file` for `dj_core::registry`. It has no error type of its
+//! own: everything is a [`dj_core::Error`] naming the store and the key (or the
+//! `stores.<name>.location` key, for a bad directory).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> dj_core::Result<()> {
-//! use dj_core::store::{StoreExt, StorePath};
+//! use dj_core::store::{Store, StoreExt, StorePath};
+//! use dj_store_file::FileStore;
 //!
 //! let dir = tempfile::tempdir().unwrap();
-//! let store = dj_store_file::FileStore::open("main", dir.path())?;
+//! let store = FileStore::new("main", dir.path())?;
 //! let key = StorePath::parse("_hash/lab/l23dxo7ad3xnbe6lek5y6wwnym")?;
 //! store.put(&key, "hello world".into()).await?;
 //! assert!(dir.path().join("_hash/lab/l23dxo7ad3xnbe6lek5y6wwnym").is_file());
+//! assert_eq!(&store.get(&key).await?[..], b"hello world");
+//! // Create-if-absent does not replace.
+//! assert!(store.put_if_absent(&key, "other".into()).await?
+//!     == dj_core::store::PutOutcome::AlreadyExisted);
 //! # Ok(()) }
 //! ```
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use bytes::Bytes;
 use dj_core::Result;
 use dj_core::config::{Config, StoreSpec};
 use dj_core::error::Error;
 use dj_core::object_store_adapter::ObjectStoreAdapter;
-use dj_core::store::{Capabilities, Store};
+use dj_core::store::{
+    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
+    StorePath,
+};
+use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 
-/// Constructors for `file` stores.
-#[derive(Debug, Clone, Copy)]
-pub struct FileStore;
+/// A store in a local directory.
+#[derive(Clone)]
+pub struct FileStore {
+    root: PathBuf,
+    inner: ObjectStoreAdapter,
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore")
+            .field("name", &self.inner.name())
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+impl fmt::Display for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "store `{}` (directory {})",
+            self.inner.name(),
+            self.root.display()
+        )
+    }
+}
 
 impl FileStore {
-    /// Open the directory `root` (which must exist) as the store called `name`.
-    pub fn open(name: &str, root: impl AsRef<Path>) -> Result<Arc<dyn Store>> {
-        let root = root.as_ref();
-        let meta = std::fs::metadata(root).map_err(|e| Error::Config {
+    /// Open the directory `root`, which must exist, as the store called `name`.
+    ///
+    /// A missing or unusable directory is an [`Error::Config`] naming `stores.<name>.location`
+    /// and the directory.
+    pub fn new(name: &str, root: impl AsRef<Path>) -> Result<FileStore> {
+        let given = root.as_ref();
+        let location_error = |message: String| Error::Config {
             key: format!("stores.{name}.location"),
-            message: format!("the directory {} cannot be used: {e}", root.display()),
+            message,
+        };
+        let meta = std::fs::metadata(given).map_err(|e| {
+            location_error(format!(
+                "the directory {} cannot be used: {e}",
+                given.display()
+            ))
         })?;
         if !meta.is_dir() {
-            return Err(Error::Config {
-                key: format!("stores.{name}.location"),
-                message: format!("{} is not a directory", root.display()),
-            });
+            return Err(location_error(format!(
+                "{} is not a directory",
+                given.display()
+            )));
         }
-        let fs = LocalFileSystem::new_with_prefix(root)
-            .map_err(|e| Error::Config {
-                key: format!("stores.{name}.location"),
-                message: e.to_string(),
-            })?
+        let root = std::fs::canonicalize(given).map_err(|e| {
+            location_error(format!(
+                "the directory {} cannot be used: {e}",
+                given.display()
+            ))
+        })?;
+        let fs = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| location_error(format!("{}: {e}", root.display())))?
             .with_fsync(true)
             .with_automatic_cleanup(true);
-        let caps = Capabilities {
+        let capabilities = Capabilities {
+            create_if_absent: true,
+            native_multipart: true,
+            ranged_get: true,
+            durable_writes: true,
             min_part_size: 1,
-            ..Capabilities::default()
         };
-        Ok(Arc::new(
-            ObjectStoreAdapter::unprefixed(name, Arc::new(fs)).with_capabilities(caps),
-        ))
+        let inner = ObjectStoreAdapter::unprefixed(name, Arc::new(fs))
+            .with_capabilities(capabilities)
+            .with_backend_description(format!("directory {}", root.display()));
+        Ok(FileStore { root, inner })
+    }
+
+    /// [`FileStore::new`], boxed as a shareable `dyn Store`.
+    pub fn open(name: &str, root: impl AsRef<Path>) -> Result<Arc<dyn Store>> {
+        Ok(Arc::new(FileStore::new(name, root)?))
+    }
+
+    /// The store's directory, canonicalized.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The local file an object lives in (whether or not it exists).
+    pub fn file_path(&self, key: &StorePath) -> PathBuf {
+        key.as_str()
+            .split('/')
+            .fold(self.root.clone(), |p, segment| p.join(segment))
+    }
+}
+
+#[async_trait]
+impl Store for FileStore {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
+        self.inner.put_opts(path, payload, mode).await
+    }
+    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
+        self.inner.get_opts(path, range).await
+    }
+    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
+        self.inner.head(path).await
+    }
+    async fn delete(&self, path: &StorePath) -> Result<()> {
+        self.inner.delete(path).await
+    }
+    fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart(path).await
     }
 }
 

@@ -9,21 +9,42 @@
 //! | `secure` | scheme for an endpoint without one: `https` (default) or `http` when false |
 //! | `bucket` | the bucket |
 //! | `location` | a key prefix inside the bucket (may be empty) |
-//! | `access_key`, `secret_key` | static credentials; give both, or neither for the ambient chain (environment, profile, instance role) |
-//! | `region` | the region (dj-rs extension; default `us-east-1`) |
+//! | `access_key`, `secret_key` | static credentials; give both, or neither for the ambient credential chain |
+//! | `region` | the region (dj-rs extension; default `AWS_REGION` / `AWS_DEFAULT_REGION` for the ambient chain, else `us-east-1`) |
+//! | `proxy_server` | accepted for DataJoint compatibility and ignored, as DataJoint does |
 //!
 //! Requests use path-style addressing (`endpoint/bucket/key`), which every S3-compatible server
-//! accepts. Errors are `dj_core::Error`, naming the store, endpoint and bucket.
+//! accepts, and plain `http` is allowed exactly when the endpoint URL says `http://`.
+//! Create-if-absent uses `If-None-Match: *`, so of several racing writers exactly one wins.
+//! Multipart uploads send up to four parts at once.
+//!
+//! **Ambient credentials.** With neither key set, credentials come from, in order: the
+//! `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`) environment variables,
+//! a web-identity token (`AWS_WEB_IDENTITY_TOKEN_FILE` with `AWS_ROLE_ARN`, as on EKS), ECS
+//! container credentials (`AWS_CONTAINER_CREDENTIALS_*`), and the EC2 instance metadata service.
+//! Only these credential and region variables are read from the environment; shared
+//! `~/.aws/credentials` profiles are not.
+//!
+//! **Errors.** The crate has no error type of its own: everything is a [`dj_core::Error`]. Bad
+//! specs are [`dj_core::Error::Config`] errors naming `stores.<name>.<key>` (secret values never
+//! appear). Failed requests name the store, the key, the bucket and the endpoint; a missing bucket
+//! says so, and refused connections, timeouts, 5xx answers and throttling are marked retryable
+//! (after `object_store`'s own retries with backoff).
 //!
 //! ```no_run
+//! # async fn example() -> dj_core::Result<()> {
 //! use dj_core::config::{Config, Secret, StoreSpec};
+//! use dj_core::store::{StoreExt, StorePath};
 //!
 //! let mut spec = StoreSpec::new("archive", "s3", "lab/raw");
 //! spec.endpoint = Some("s3.amazonaws.com".into());
 //! spec.bucket = Some("my-bucket".into());
 //! spec.access_key = Some(Secret::new("AKIA..."));
 //! spec.secret_key = Some(Secret::new("..."));
-//! let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
+//! let store = dj_store_s3::create(&spec, &Config::default())?;
+//! // Stored as `lab/raw/notes/a.txt` in `my-bucket`.
+//! store.put(&StorePath::parse("notes/a.txt")?, "hello".into()).await?;
+//! # Ok(()) }
 //! ```
 
 use std::sync::Arc;
@@ -33,7 +54,7 @@ use dj_core::config::{Config, StoreSpec};
 use dj_core::error::Error;
 use dj_core::object_store_adapter::ObjectStoreAdapter;
 use dj_core::store::{Capabilities, Store};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 
 /// The endpoint URL for a spec: the endpoint as given when it has a scheme, otherwise
 /// `https://` or `http://` by `secure`.
@@ -48,49 +69,73 @@ pub fn endpoint_url(endpoint: &str, secure: bool) -> String {
     }
 }
 
+/// The environment variables the ambient credential chain reads (credentials, role, container
+/// and instance-metadata settings, region). Everything else (`AWS_ENDPOINT`, `AWS_ALLOW_HTTP`,
+/// `AWS_CONDITIONAL_PUT`, …) is ignored so that the store spec alone decides how to connect.
+const AMBIENT_VARS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_METADATA_ENDPOINT",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+];
+
+/// Retry rule for `object_store`'s HTTP errors: connection, request, timeout and interrupted
+/// errors may succeed on retry; anything else is left to the generic rules.
+fn classify(err: &(dyn std::error::Error + 'static)) -> Option<bool> {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let http = err.downcast_ref::<HttpError>()?;
+    match http.kind() {
+        HttpErrorKind::Connect
+        | HttpErrorKind::Request
+        | HttpErrorKind::Timeout
+        | HttpErrorKind::Interrupted => Some(true),
+        _ => None,
+    }
+}
+
+fn non_empty(s: Option<&str>) -> Option<&str> {
+    s.map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// Build an `s3` store from its spec (the factory registered for the protocol).
+///
+/// Errors are [`Error::Config`] naming `stores.<name>.<key>`: a missing `endpoint` or `bucket`,
+/// one credential without the other, or an endpoint the S3 client cannot use. Nothing is sent
+/// over the network here; an unreachable endpoint or a missing bucket shows on the first request.
 pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
     let name = spec.name.as_str();
     let key = |k: &str| format!("stores.{name}.{k}");
-    let endpoint = spec
-        .endpoint
-        .as_deref()
-        .filter(|e| !e.is_empty())
+    let endpoint = non_empty(spec.endpoint.as_deref())
         .ok_or_else(|| Error::config(key("endpoint"), "an s3 store needs an endpoint"))?;
-    let bucket = spec
-        .bucket
-        .as_deref()
-        .filter(|b| !b.is_empty())
+    let bucket = non_empty(spec.bucket.as_deref())
         .ok_or_else(|| Error::config(key("bucket"), "an s3 store needs a bucket"))?;
     let url = endpoint_url(endpoint, spec.secure);
-    let mut builder = AmazonS3Builder::new()
-        .with_endpoint(&url)
-        .with_bucket_name(bucket)
-        .with_region(spec.region.as_deref().unwrap_or("us-east-1"))
-        .with_virtual_hosted_style_request(false)
-        .with_allow_http(url.starts_with("http://"));
-    let access = spec
-        .access_key
-        .as_ref()
-        .map(|s| s.expose())
-        .filter(|s| !s.is_empty());
-    let secret = spec
-        .secret_key
-        .as_ref()
-        .map(|s| s.expose())
-        .filter(|s| !s.is_empty());
-    match (access, secret) {
-        (Some(a), Some(s)) => {
-            builder = builder.with_access_key_id(a).with_secret_access_key(s);
-        }
+    let access = non_empty(spec.access_key.as_ref().map(|s| s.expose()));
+    let secret = non_empty(spec.secret_key.as_ref().map(|s| s.expose()));
+    let mut builder = match (access, secret) {
+        (Some(a), Some(s)) => AmazonS3Builder::new()
+            .with_access_key_id(a)
+            .with_secret_access_key(s),
         (None, None) => {
-            // The ambient credential chain: environment variables, then instance metadata.
-            builder = AmazonS3Builder::from_env()
-                .with_endpoint(&url)
-                .with_bucket_name(bucket)
-                .with_region(spec.region.as_deref().unwrap_or("us-east-1"))
-                .with_virtual_hosted_style_request(false)
-                .with_allow_http(url.starts_with("http://"));
+            let mut b = AmazonS3Builder::new();
+            for var in AMBIENT_VARS {
+                if let (Ok(value), Ok(config_key)) = (
+                    std::env::var(var),
+                    var.to_ascii_lowercase().parse::<AmazonS3ConfigKey>(),
+                ) {
+                    b = b.with_config(config_key, value);
+                }
+            }
+            b
         }
         (Some(_), None) => {
             return Err(Error::config(
@@ -104,19 +149,38 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
                 "secret_key is set but access_key is not; set both or neither",
             ));
         }
+    };
+    if let Some(region) = non_empty(spec.region.as_deref()) {
+        builder = builder.with_region(region);
+    } else if builder
+        .get_config_value(&AmazonS3ConfigKey::Region)
+        .is_none()
+    {
+        builder = builder.with_region("us-east-1");
     }
+    let builder = builder
+        .with_endpoint(&url)
+        .with_bucket_name(bucket)
+        .with_virtual_hosted_style_request(false)
+        .with_allow_http(url.starts_with("http://"));
     let s3 = builder.build().map_err(|e| {
         Error::config(
             key("endpoint"),
-            format!("cannot configure S3 client for {url}, bucket `{bucket}`: {e}"),
+            format!("cannot configure the S3 client for {url}, bucket `{bucket}`: {e}"),
         )
     })?;
-    let prefix = Some(spec.location.as_str()).filter(|l| !l.trim_matches('/').is_empty());
-    let adapter =
-        ObjectStoreAdapter::new(name, Arc::new(s3), prefix)?.with_capabilities(Capabilities {
+    let prefix = Some(spec.location.trim_matches('/')).filter(|l| !l.is_empty());
+    let adapter = ObjectStoreAdapter::new(name, Arc::new(s3), prefix)
+        .map_err(|e| Error::config(key("location"), e))?
+        .with_capabilities(Capabilities {
+            create_if_absent: true,
+            native_multipart: true,
+            ranged_get: true,
+            durable_writes: true,
             min_part_size: 5 * 1024 * 1024,
-            ..Capabilities::default()
-        });
+        })
+        .with_backend_description(format!("S3 bucket `{bucket}` at {url}"))
+        .with_retry_classifier(classify);
     Ok(Arc::new(adapter))
 }
 
