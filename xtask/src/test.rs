@@ -93,6 +93,20 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         with_env(&mut cmd);
         run_cmd(&mut cmd)
     })?;
+    steps.run("the README's first command", || {
+        // Run where a user would, so the demo's files land in a scratch directory.
+        let scratch = root.join("target").join("readme-example");
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch).context("cannot create target/readme-example")?;
+        run_cmd(cargo().current_dir(&scratch).args([
+            "run",
+            "--quiet",
+            "--manifest-path",
+            &root.join("Cargo.toml").display().to_string(),
+            "--example",
+            "object_storage",
+        ]))
+    })?;
     let python_bin = services
         .env
         .iter()
