@@ -2,7 +2,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use dj_codec_blob::{Compression, EncodeOptions, Item, decode, encode_with};
+use dj_codec_blob::{Compression, EncodeOptions, Item, decode, encode_into, encode_with};
 
 /// Deterministic standard-normal samples (xorshift + Box-Muller), like `np.random.randn`.
 pub fn normal(n: usize, seed: u64) -> Vec<f64> {
@@ -32,6 +32,14 @@ fn big_array(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Bytes(blob.len() as u64));
     g.bench_function("encode", |b| b.iter(|| encode_with(&item, none).unwrap()));
+    // The same into one reused buffer: no fresh pages to fault in.
+    let mut out = Vec::new();
+    g.bench_function("encode_into a reused buffer", |b| {
+        b.iter(|| {
+            encode_into(&item, none, &mut out).unwrap();
+            out.len()
+        })
+    });
     g.bench_function("decode", |b| b.iter(|| decode(&blob).unwrap()));
     g.finish();
 }

@@ -34,7 +34,10 @@ pub fn decode_with(blob: &[u8], options: DecodeOptions) -> Result<Item, BlobErro
         let body = &rest[r.pos..];
         // Never trust the declared length for the allocation: inflate into a growing buffer,
         // reading at most one byte more than declared.
-        let mut out = Vec::with_capacity(usize::try_from(expected.min(1 << 26)).unwrap_or(0));
+        // zlib expands at most about 1032:1, so a larger declared length is a lie we need not
+        // reserve for.
+        let bound = (body.len() as u64).saturating_mul(1032).saturating_add(64);
+        let mut out = Vec::with_capacity(usize::try_from(expected.min(bound)).unwrap_or(0));
         ZlibDecoder::new(body)
             .take(expected.saturating_add(1))
             .read_to_end(&mut out)
@@ -295,6 +298,12 @@ impl<'a> Reader<'a> {
                 ArrayData::Char(self.numeric(n, "char data")?)
             }
             c if (65536..65549).contains(&c) => {
+                if is_complex != 0 {
+                    return Err(BlobError::Unsupported {
+                        offset: at,
+                        what: "complex datetime64 arrays".into(),
+                    });
+                }
                 let n = self.elements(at, &shape, 8)?;
                 ArrayData::DateTime64 {
                     unit: (c - 65536) as u8,

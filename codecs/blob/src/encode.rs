@@ -39,36 +39,51 @@ pub fn encode(item: &Item) -> Result<Vec<u8>, BlobError> {
 
 /// Encode an item.
 pub fn encode_with(item: &Item, options: EncodeOptions) -> Result<Vec<u8>, BlobError> {
+    let mut out = Vec::new();
+    encode_into(item, options, &mut out)?;
+    Ok(out)
+}
+
+/// Encode an item into `out`, replacing its contents and reusing its allocation.
+///
+/// Writing many large blobs through one buffer avoids faulting in fresh memory for each of them,
+/// which for big arrays costs more than the copy itself.
+pub fn encode_into(
+    item: &Item,
+    options: EncodeOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), BlobError> {
+    out.clear();
     let header: &[u8] = if is_classic(item) { b"mYm\0" } else { b"dj0\0" };
-    let mut raw = Vec::with_capacity(header.len() + encoded_len_hint(item));
-    raw.extend_from_slice(header);
-    write_item(&mut raw, item)?;
-    if raw.len() <= 1000 {
-        return Ok(raw);
+    out.reserve(header.len() + encoded_len_hint(item));
+    out.extend_from_slice(header);
+    write_item(out, item)?;
+    if out.len() <= 1000 {
+        return Ok(());
     }
     let level = match options.compression {
-        Compression::None => return Ok(raw),
+        Compression::None => return Ok(()),
         Compression::Compat => Level::new(6),
         Compression::Fast => {
-            let sample = &raw[..raw.len().min(SAMPLE)];
+            let sample = &out[..out.len().min(SAMPLE)];
             let packed = zlib(sample, Level::new(1))?;
             // Less than 10% saved on the sample: not worth compressing.
             if packed.len() * 10 >= sample.len() * 9 {
-                return Ok(raw);
+                return Ok(());
             }
             Level::new(1)
         }
     };
-    let compressed = zlib(&raw, level)?;
-    if 6 + 8 + compressed.len() < raw.len() {
-        let mut out = Vec::with_capacity(14 + compressed.len());
+    let compressed = zlib(out, level)?;
+    if 6 + 8 + compressed.len() < out.len() {
+        let raw_len = out.len() as u64;
+        out.clear();
+        out.reserve(14 + compressed.len());
         out.extend_from_slice(b"ZL123\0");
-        out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+        out.extend_from_slice(&raw_len.to_le_bytes());
         out.extend_from_slice(&compressed);
-        Ok(out)
-    } else {
-        Ok(raw)
     }
+    Ok(())
 }
 
 fn zlib(data: &[u8], level: Level) -> Result<Vec<u8>, BlobError> {
@@ -81,14 +96,18 @@ fn zlib(data: &[u8], level: Level) -> Result<Vec<u8>, BlobError> {
     })
 }
 
-/// Whether only classic MATLAB (mYm) items occur: numeric/bool/char arrays with at least one
-/// dimension, and cell and struct arrays of those. Anything else makes the blob `dj0`.
+/// Whether only classic MATLAB (mYm) items occur: numeric and logical arrays with at least one
+/// dimension, char arrays, and cell and struct arrays of those. Anything else (Python scalars and
+/// containers, 0-d numeric arrays, object, unicode and `datetime64` arrays, record arrays) makes
+/// the blob `dj0`, exactly as DataJoint decides.
 pub fn is_classic(item: &Item) -> bool {
     match item {
-        Item::Array(a) => {
-            !a.shape.is_empty()
-                && !matches!(a.data, ArrayData::Object(_) | ArrayData::DateTime64 { .. })
-        }
+        // DataJoint switches to dj0 for 0-d numeric arrays but not for 0-d char arrays.
+        Item::Array(a) => match a.data {
+            ArrayData::Object(_) | ArrayData::DateTime64 { .. } => false,
+            ArrayData::Char(_) => true,
+            _ => !a.shape.is_empty(),
+        },
         Item::Cell(c) => c.items.iter().all(is_classic),
         Item::Struct(s) => s.elements.iter().flatten().all(is_classic),
         _ => false,
@@ -97,8 +116,24 @@ pub fn is_classic(item: &Item) -> bool {
 
 fn encoded_len_hint(item: &Item) -> usize {
     match item {
-        Item::Array(a) => 64 + a.data.len() * 8,
+        Item::Array(a) => 32 + 8 * a.shape.len() + data_bytes(&a.data),
         _ => 64,
+    }
+}
+
+/// The size of an array's element data in bytes (a guess for object arrays).
+fn data_bytes(data: &ArrayData) -> usize {
+    let n = data.len();
+    match data {
+        ArrayData::Bool(_) | ArrayData::I8(_) | ArrayData::U8(_) => n,
+        ArrayData::Char(_) | ArrayData::I16(_) | ArrayData::U16(_) => n.saturating_mul(2),
+        ArrayData::I32(_) | ArrayData::U32(_) | ArrayData::F32(_) => n.saturating_mul(4),
+        ArrayData::I64(_)
+        | ArrayData::U64(_)
+        | ArrayData::F64(_)
+        | ArrayData::DateTime64 { .. } => n.saturating_mul(8),
+        ArrayData::Complex(re, im) => data_bytes(re).saturating_add(data_bytes(im)),
+        ArrayData::Object(_) => n.saturating_mul(16),
     }
 }
 
@@ -237,7 +272,7 @@ fn write_array(out: &mut Vec<u8>, a: &Array) -> Result<(), BlobError> {
             }
         }
         data => {
-            out.reserve(data.len() * 8);
+            out.reserve(data_bytes(data));
             put_numeric(out, data);
         }
     }

@@ -86,6 +86,62 @@ impl PyInt {
     }
 }
 
+impl std::fmt::Display for PyInt {
+    /// The decimal value, as Python's `str(int)` prints it, for any size.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(v) = self.to_i128() {
+            return write!(f, "{v}");
+        }
+        // Magnitude as base-2^32 limbs, most significant first.
+        let negative = self.0.last().is_some_and(|x| x & 0x80 != 0);
+        let mut bytes = self.0.clone();
+        if negative {
+            // Two's complement negation: invert and add one.
+            let mut carry = true;
+            for b in &mut bytes {
+                let (v, c) = (!*b).overflowing_add(u8::from(carry));
+                *b = v;
+                carry = c;
+            }
+        }
+        let mut limbs: Vec<u32> = bytes
+            .chunks(4)
+            .rev()
+            .map(|c| {
+                let mut a = [0u8; 4];
+                a[..c.len()].copy_from_slice(c);
+                u32::from_le_bytes(a)
+            })
+            .collect();
+        // Repeated division by 10^9 gives the decimal digits nine at a time.
+        let mut groups = Vec::new();
+        while limbs.iter().any(|&l| l != 0) {
+            let mut rem = 0u64;
+            for l in &mut limbs {
+                let cur = (rem << 32) | u64::from(*l);
+                *l = (cur / 1_000_000_000) as u32;
+                rem = cur % 1_000_000_000;
+            }
+            groups.push(rem as u32);
+            while limbs.first() == Some(&0) {
+                limbs.remove(0);
+            }
+        }
+        let mut s = String::with_capacity(groups.len() * 9 + 1);
+        if negative {
+            s.push('-');
+        }
+        for (i, g) in groups.iter().rev().enumerate() {
+            if i == 0 {
+                s.push_str(&g.to_string());
+            } else {
+                s.push_str(&format!("{g:09}"));
+            }
+        }
+        f.write_str(&s)
+    }
+}
+
 impl From<i128> for PyInt {
     /// Minimal encoding as Python's `int.to_bytes(bit_length // 8 + 1, signed=True)`.
     fn from(v: i128) -> Self {

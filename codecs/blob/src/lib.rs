@@ -40,7 +40,7 @@ pub use serde_conv::{from_item, to_item};
 
 pub use codec::{BlobCodec, NAME};
 pub use decode::{DecodeOptions, decode, decode_with};
-pub use encode::{Compression, EncodeOptions, encode, encode_with, is_classic};
+pub use encode::{Compression, EncodeOptions, encode, encode_into, encode_with, is_classic};
 pub use item::{
     Array, ArrayData, CellArray, DATETIME64_UNITS, Item, PyInt, RecordArray, StructArray, Temporal,
     element_count,

@@ -57,6 +57,29 @@ fn malformed_blobs_name_the_offset_and_the_problem() {
         "{e}"
     );
 
+    // A complex flag on a datetime64 array is refused (DataJoint cannot read it either).
+    let mut b = b"dj0\0A".to_vec();
+    b.extend_from_slice(&1u64.to_le_bytes());
+    b.extend_from_slice(&1u64.to_le_bytes());
+    b.extend_from_slice(&65539u32.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&0i64.to_le_bytes());
+    let e = decode(&b).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unsupported at byte 5: complex datetime64 arrays"
+    );
+
+    // A compressed blob declaring an absurd size is a mismatch, not an allocation.
+    let mut lie = b"ZL123\0".to_vec();
+    lie.extend_from_slice(&(1u64 << 50).to_le_bytes());
+    lie.extend_from_slice(&big[14..]);
+    let e = decode(&lie).unwrap_err();
+    assert!(
+        matches!(e, BlobError::SizeMismatch { expected, .. } if expected == 1 << 50),
+        "{e}"
+    );
+
     // MATLAB sparse arrays are refused, not misread.
     let e = decode(b"mYm\0P").unwrap_err();
     assert_eq!(e.to_string(), "unsupported at byte 4: MATLAB sparse arrays");
@@ -135,6 +158,28 @@ fn fast_mode_skips_incompressible_data_and_compresses_the_rest() {
     assert_eq!(&none[..4], b"mYm\0");
 }
 
+#[test]
+fn encode_into_reuses_the_buffer_and_writes_the_same_bytes() {
+    let items = [
+        Item::from(vec![0.0f64; 5000]),
+        Item::from("short"),
+        Item::from((0..3000).map(f64::from).collect::<Vec<_>>()),
+    ];
+    let mut out = Vec::new();
+    for compression in [Compression::Compat, Compression::Fast, Compression::None] {
+        let opts = EncodeOptions { compression };
+        for item in &items {
+            encode_into(item, opts, &mut out).unwrap();
+            assert_eq!(out, encode_with(item, opts).unwrap());
+            assert_eq!(&decode(&out).unwrap(), item);
+        }
+    }
+    assert!(
+        out.capacity() >= 5000 * 8,
+        "the buffer keeps its allocation"
+    );
+}
+
 fn leaf() -> impl Strategy<Value = Item> {
     prop_oneof![
         Just(Item::None),
@@ -180,9 +225,95 @@ fn leaf() -> impl Strategy<Value = Item> {
     ]
 }
 
+/// A shape of up to 3 dimensions (sometimes 0-d, sometimes empty) and its element count.
+fn shape() -> impl Strategy<Value = (Vec<u64>, usize)> {
+    proptest::collection::vec(0u64..4, 0..4).prop_map(|s| {
+        let n = s.iter().product::<u64>() as usize;
+        (s, n)
+    })
+}
+
+fn no_nan() -> impl Strategy<Value = f64> {
+    any::<f64>().prop_filter("NaN != NaN", |f| !f.is_nan())
+}
+
+/// Numeric array data of every class, `n` elements.
+fn numeric(n: usize) -> impl Strategy<Value = ArrayData> {
+    use proptest::collection::vec;
+    prop_oneof![
+        vec(0u8..2, n).prop_map(ArrayData::Bool),
+        vec(any::<u16>(), n).prop_map(ArrayData::Char),
+        vec(any::<i8>(), n).prop_map(ArrayData::I8),
+        vec(any::<u8>(), n).prop_map(ArrayData::U8),
+        vec(any::<i16>(), n).prop_map(ArrayData::I16),
+        vec(any::<u16>(), n).prop_map(ArrayData::U16),
+        vec(any::<i32>(), n).prop_map(ArrayData::I32),
+        vec(any::<u32>(), n).prop_map(ArrayData::U32),
+        vec(any::<i64>(), n).prop_map(ArrayData::I64),
+        vec(any::<u64>(), n).prop_map(ArrayData::U64),
+        vec(any::<f32>().prop_filter("no NaN", |f| !f.is_nan()), n).prop_map(ArrayData::F32),
+        vec(no_nan(), n).prop_map(ArrayData::F64),
+        (vec(no_nan(), n), vec(no_nan(), n)).prop_map(|(re, im)| ArrayData::Complex(
+            Box::new(ArrayData::F64(re)),
+            Box::new(ArrayData::F64(im))
+        )),
+        (vec(any::<i16>(), n), vec(any::<i16>(), n)).prop_map(|(re, im)| ArrayData::Complex(
+            Box::new(ArrayData::I16(re)),
+            Box::new(ArrayData::I16(im))
+        )),
+        (0u8..13, vec(any::<i64>(), n))
+            .prop_map(|(unit, ticks)| ArrayData::DateTime64 { unit, ticks }),
+    ]
+}
+
+fn array() -> impl Strategy<Value = Item> {
+    shape().prop_flat_map(|(s, n)| {
+        numeric(n).prop_map(move |data| Item::Array(Array::new(s.clone(), data).unwrap()))
+    })
+}
+
+fn record() -> impl Strategy<Value = Item> {
+    (shape(), 1usize..4).prop_flat_map(|((s, n), k)| {
+        proptest::collection::vec(numeric(n), k).prop_map(move |cols| {
+            Item::Record(RecordArray {
+                fields: (0..cols.len()).map(|i| format!("f{i}")).collect(),
+                columns: cols
+                    .into_iter()
+                    .map(|d| Item::Array(Array::new(s.clone(), d).unwrap()))
+                    .collect(),
+            })
+        })
+    })
+}
+
+fn big_int() -> impl Strategy<Value = Item> {
+    proptest::collection::vec(any::<u8>(), 1..40).prop_map(|b| Item::Int(PyInt::from_le_bytes(b)))
+}
+
 fn tree() -> impl Strategy<Value = Item> {
-    leaf().prop_recursive(4, 48, 6, |inner| {
+    prop_oneof![leaf(), array(), record(), big_int()].prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Item::Set),
+            (shape(), proptest::collection::vec(inner.clone(), 27)).prop_map(|((s, n), mut v)| {
+                v.truncate(n);
+                Item::Cell(CellArray { shape: s, items: v })
+            }),
+            (shape(), proptest::collection::vec(inner.clone(), 27)).prop_map(|((s, n), mut v)| {
+                v.truncate(n);
+                Item::Array(Array::new(s, ArrayData::Object(v)).unwrap())
+            }),
+            (
+                shape(),
+                proptest::collection::vec((inner.clone(), inner.clone()), 27)
+            )
+                .prop_map(|((s, n), mut v)| {
+                    v.truncate(n);
+                    Item::Struct(StructArray {
+                        shape: s,
+                        fields: vec!["x".into(), "why".into()],
+                        elements: v.into_iter().map(|(a, b)| vec![a, b]).collect(),
+                    })
+                }),
             proptest::collection::vec(inner.clone(), 0..5).prop_map(Item::List),
             proptest::collection::vec(inner.clone(), 0..5).prop_map(Item::Tuple),
             proptest::collection::vec((inner.clone(), inner.clone()), 0..4).prop_map(Item::Dict),
@@ -213,6 +344,14 @@ proptest! {
             let blob = encode_with(&item, EncodeOptions { compression }).unwrap();
             prop_assert_eq!(decode(&blob).unwrap(), item.clone());
         }
+    }
+
+    #[test]
+    fn int_text_matches_i128(v in any::<i128>(), extra in 0usize..20) {
+        let mut bytes = PyInt::from(v).as_le_bytes().to_vec();
+        // Non-minimal (sign-extended) encodings print the same.
+        bytes.resize(bytes.len() + extra, if v < 0 { 0xFF } else { 0 });
+        prop_assert_eq!(PyInt::from_le_bytes(bytes).to_string(), v.to_string());
     }
 
     #[test]

@@ -17,9 +17,19 @@ OUT = pathlib.Path(__file__).with_name("vectors.json")
 
 
 def describe(v):
+    # MATLAB cells, structs and char arrays are described as written (DataJoint's reader reshapes
+    # them into numpy forms that lose what the bytes say).
+    if isinstance(v, blob.MatCell):
+        return {"t": "cell", "shape": list(v.shape), "items": [describe(e) for e in v.flatten(order="F")]}
+    if isinstance(v, blob.MatStruct):
+        names = list(v.dtype.names)
+        return {"t": "struct", "shape": list(v.shape), "fields": names,
+                "elements": [[describe(rec[f]) for f in names] for rec in v.flatten(order="F")]}
+    if isinstance(v, np.ndarray) and v.dtype.char in "Sc" and v.dtype.itemsize == 1:
+        return {"t": "char", "shape": list(v.shape), "hex": v.view(np.uint8).astype("<u2").tobytes().hex()}
     if v is None:
         return {"t": "none"}
-    if isinstance(v, (bool, np.bool_)):
+    if isinstance(v, bool):
         return {"t": "bool", "v": bool(v)}
     if isinstance(v, np.ndarray):
         if v.dtype.fields:
@@ -130,11 +140,117 @@ values = {
     "recarray nested types": np.array([(1, 2.5, True), (3, 4.5, False)], dtype=[("i", "<i8"), ("f", "<f4"), ("b", "?")]).view(np.recarray),
 }
 
+def cell(shape, items):
+    c = np.empty(shape, dtype=object)
+    for i, x in enumerate(items):
+        c[np.unravel_index(i, shape, order="F")] = x
+    return c.view(blob.MatCell)
+
+
+def struct(shape, fields, elements):
+    s = np.empty(shape, dtype=[(f, object) for f in fields])
+    for i, values in enumerate(elements):
+        index = np.unravel_index(i, shape, order="F")
+        for f, x in zip(fields, values):
+            s[f][index] = x
+    return s.view(blob.MatStruct)
+
+
+values.update({
+    # MATLAB containers as DataJoint Python writes them (mYm while they hold only arrays).
+    "MatCell 1x2 of arrays": cell((1, 2), [np.array([1.0, 2.0]), np.array([[3]], np.int32)]),
+    "MatCell 2x2 ragged": cell((2, 2), [np.zeros((1, 3)), np.ones((2, 1)), np.array([True]), np.array([7], np.uint16)]),
+    "MatCell with a str (dj0)": cell((1, 2), [np.array([1.0]), "text"]),
+    "MatStruct 1x1": struct((1, 1), ["a", "bb"], [[np.array([1.5]), np.array([[1, 2]], np.int8)]]),
+    "MatStruct 1x2 nested": struct((1, 2), ["x"], [[np.array([1.0])], [cell((1, 1), [np.array([2.0])])]]),
+    "char array S1": np.array([b"h", b"i", b"!"], dtype="S1"),
+    "char array 1xN": np.array([[b"a", b"b", b"c"]], dtype="S1"),
+    "char 0-d": np.array(b"z", dtype="S1"),
+    # numpy scalars are 0-d arrays (dj0).
+    "np.int32 scalar": np.int32(-5),
+    "np.uint8 scalar": np.uint8(200),
+    "np.bool_ scalar": np.bool_(True),
+    "np.complex64 scalar": np.complex64(1.5 - 0.5j),
+    "np.float32 scalar": np.float32(0.1),
+    "np.datetime64 scalar": np.datetime64("2024-01-02T03:04:05", "s"),
+    # Integer edges.
+    "int 2**63 - 1": 2**63 - 1,
+    "int 2**63": 2**63,
+    "int -(2**63)": -(2**63),
+    "int 2**64": 2**64,
+    "int -(2**127)": -(2**127),
+    "int 2**127": 2**127,
+    "int 255": 255,
+    "int 256": 256,
+    "int -256": -256,
+    "huge int 2**8000 (compressed)": 2**8000,
+    "huge negative int": -(3**1000),
+    # Float and decimal specials.
+    "float inf": float("inf"),
+    "float -inf": float("-inf"),
+    "float nan": float("nan"),
+    "float tiny": 5e-324,
+    "Decimal negative small": decimal.Decimal("-0.001"),
+    "Decimal exponent": decimal.Decimal("1E+10"),
+    "Decimal NaN": decimal.Decimal("NaN"),
+    "Decimal many digits": decimal.Decimal("3.14159265358979323846264338327950288"),
+    # Time.
+    "datetime with microseconds": datetime.datetime(1999, 12, 31, 23, 59, 59, 999999),
+    "datetime with tz (dropped)": datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc),
+    "time midnight": datetime.time(0, 0),
+    "date year 1": datetime.date(1, 1, 1),
+    "UUID random": uuid.UUID("3f2504e0-4f89-11d3-9a0c-0305e82c3301"),
+    # Empties.
+    "empty str": "",
+    "empty bytes": b"",
+    "bytearray": bytearray(b"ab"),
+    "empty tuple": (),
+    "empty set": set(),
+    "empty int64 (0,)": np.zeros(0, np.int64),
+    "empty object array": np.empty(0, dtype=object),
+    "empty bool 2x0": np.zeros((2, 0), bool),
+    "empty unicode array": np.array([], dtype="U3"),
+    # Shapes, orders, nesting.
+    "Fortran-ordered input": np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+    "transposed view": np.arange(6, dtype=np.int16).reshape(2, 3).T,
+    "4-D uint32": np.arange(24, dtype=np.uint32).reshape(2, 1, 3, 4),
+    "3-D bool": (np.arange(8).reshape(2, 2, 2) % 3 == 0),
+    "2-D unicode array": np.array([["a", "bc"], ["déf", ""]]),
+    "2-D object array": np.array([[1, "x"], [None, 2.5]], dtype=object),
+    "complex128 3-D": (np.arange(8.0) + 1j * np.arange(8.0)[::-1]).reshape(2, 2, 2),
+    "set of ints": {1, 2, 3},
+    "tuple of everything": (None, True, 1, 1.0, 1j, "s", b"b", decimal.Decimal("2"), uuid.UUID(int=5), datetime.date(2020, 2, 29)),
+    "dict with None, float and bytes keys": {None: 1, 2.5: 2, b"k": 3},
+    "deeply nested lists": [[[[[["deep"]]]]]],
+    "list of numpy scalars": [np.float64(1.0), np.int8(-1), np.uint64(2**64 - 1)],
+    "dict of arrays": {"x": np.arange(3.0), "y": np.array([[1, 2], [3, 4]], np.int64)},
+    "recarray nested record": np.array([((1, 2.0), 3)], dtype=[("a", [("x", "<i4"), ("y", "<f8")]), ("b", "<i2")]).view(np.recarray),
+    "recarray 2-D": np.zeros((2, 2), dtype=[("p", "<f4"), ("q", "<u1")]).view(np.recarray),
+    "structured ndarray (not recarray)": np.array([(1.5, -2)], dtype=[("u", "<f8"), ("v", "<i8")]),
+    "record with datetime64 column": np.array([("2024-01-01", 1)], dtype=[("when", "datetime64[D]"), ("n", "<i4")]),
+    # Compression edges: just under and over 1000 bytes; compressible and not.
+    "float64 x 121 (996 bytes, never compressed)": np.zeros(121),
+    "float64 x 122 (over 1000 bytes, compressed)": np.zeros(122),
+    "random bytes 1500 (compression does not pay)": rng.bytes(1500),
+    "list of 500 ints (compressed)": list(range(500)),
+    "large dict (compressed)": {f"key{i}": float(i) for i in range(300)},
+    "random normal 5000 float32 (compressed)": rng.standard_normal(5000).astype(np.float32),
+})
+values.update({f"datetime64 unit {u}": np.array([0, 1, -1, 1000], dtype=f"datetime64[{u}]")
+               for u in ["Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as"]})
+
+# Values whose expected description comes from what was written rather than from DataJoint's
+# reading of it (see describe).
+AS_WRITTEN = (blob.MatCell, blob.MatStruct)
+
 vectors = []
 for name, value in values.items():
     packed = blob.pack(value)
-    back = blob.unpack(packed)
-    vectors.append({"name": name, "hex": packed.hex(), "value": describe(back)})
+    if isinstance(value, AS_WRITTEN) or (isinstance(value, np.ndarray) and value.dtype.char in "Sc"):
+        expected = describe(value)
+    else:
+        expected = describe(blob.unpack(packed))
+    vectors.append({"name": name, "hex": packed.hex(), "value": expected})
 
 OUT.write_text(json.dumps({"datajoint": "2.3.5", "vectors": vectors}, indent=1) + "\n")
 print(f"wrote {len(vectors)} vectors to {OUT}")
