@@ -325,6 +325,101 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+/// Serde support, so that a row (`IndexMap<String, Value>`) meets `Serialize`/`Deserialize`
+/// bounds. Core values map onto serde's data model (bytes as bytes, uuid, date and datetime as
+/// ISO text, decimal as text, JSON as nested data); a [`Value::Domain`] cannot be serialized.
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_none(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::UInt(u) => s.serialize_u64(*u),
+            Value::Float(f) => s.serialize_f64(*f),
+            Value::Decimal(d) | Value::String(d) => s.serialize_str(d),
+            Value::Bytes(b) => s.serialize_bytes(b),
+            Value::Uuid(u) => s.collect_str(&u.hyphenated()),
+            Value::Date(d) => s.collect_str(&d.format("%Y-%m-%d")),
+            Value::DateTime(d) => s.collect_str(&d.format("%Y-%m-%dT%H:%M:%S%.f")),
+            Value::Json(j) => j.serialize(s),
+            Value::Domain(d) => Err(serde::ser::Error::custom(format_args!(
+                "a domain value `{}` cannot be serialized; encode it with its codec",
+                d.type_name()
+            ))),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Value {
+    /// Scalars become the matching core value, strings become [`Value::String`], bytes
+    /// [`Value::Bytes`], and sequences or maps [`Value::Json`].
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value")
+            }
+            fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+                Ok(Value::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+                Ok(Value::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+                Ok(Value::from(v))
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
+                Ok(Value::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+                Ok(Value::String(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+                Ok(Value::String(v))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> std::result::Result<Value, E> {
+                Ok(Value::Bytes(Bytes::copy_from_slice(v)))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> std::result::Result<Value, E> {
+                Ok(Value::Bytes(Bytes::from(v)))
+            }
+            fn visit_none<E>(self) -> std::result::Result<Value, E> {
+                Ok(Value::Null)
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+                Ok(Value::Null)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> std::result::Result<Value, D::Error> {
+                serde::Deserialize::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> std::result::Result<Value, A::Error> {
+                let j = serde_json::Value::deserialize(
+                    serde::de::value::SeqAccessDeserializer::new(seq),
+                )?;
+                Ok(Value::Json(j))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Value, A::Error> {
+                let j = serde_json::Value::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(Value::Json(j))
+            }
+        }
+        use serde::Deserialize as _;
+        d.deserialize_any(V)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

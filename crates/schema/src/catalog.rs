@@ -1,0 +1,723 @@
+//! Reading the catalog: schemas, tables, headings (from DataJoint's comment markers), foreign keys
+//! and the dependency graph. On SQLite the same facts live in the `~dj_tables` metadata table.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use dj_core::typespec::{Backend, CoreType, TypeSpec};
+use dj_core::value::Value;
+
+use crate::db::{Exec, Sql, qualified, quote};
+use crate::error::{Error, Result};
+use crate::heading::{Attribute, ColKind, ForeignKey, Heading, Index};
+
+/// SQLite metadata tables.
+pub(crate) const SQLITE_SCHEMAS: &str = "~dj_schemas";
+pub(crate) const SQLITE_TABLES: &str = "~dj_tables";
+
+type Rows = Vec<Vec<Option<String>>>;
+
+/// Run a query whose columns are all read as text.
+pub(crate) async fn text_rows(ex: &mut Exec<'_>, sql: &Sql, ncols: usize) -> Result<Rows> {
+    let kinds = vec![ColKind::Text; ncols];
+    let rows = ex.fetch(sql, &kinds).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Some(s),
+                    Value::Null => None,
+                    other => Some(format!("{other:?}")),
+                })
+                .collect()
+        })
+        .collect())
+}
+
+fn q(backend: Backend) -> Sql {
+    Sql::new(backend)
+}
+
+fn text(s: &str) -> Option<crate::db::Param> {
+    Some(crate::db::Param::Text(s.to_string()))
+}
+
+/// Make sure the SQLite metadata tables exist.
+pub(crate) async fn sqlite_bootstrap(ex: &mut Exec<'_>) -> Result<()> {
+    ex.raw(&format!(
+        "CREATE TABLE IF NOT EXISTS {} (schema_name TEXT PRIMARY KEY NOT NULL)",
+        quote(Backend::Sqlite, SQLITE_SCHEMAS)
+    ))
+    .await?;
+    ex.raw(&format!(
+        "CREATE TABLE IF NOT EXISTS {} (schema_name TEXT NOT NULL, table_name TEXT NOT NULL, \
+         heading TEXT NOT NULL, PRIMARY KEY (schema_name, table_name))",
+        quote(Backend::Sqlite, SQLITE_TABLES)
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Whether a schema exists.
+pub(crate) async fn schema_exists(
+    ex: &mut Exec<'_>,
+    backend: Backend,
+    schema: &str,
+) -> Result<bool> {
+    let mut sql = q(backend);
+    match backend {
+        Backend::Sqlite => {
+            sqlite_bootstrap(ex).await?;
+            sql.push("SELECT schema_name FROM ")
+                .ident(SQLITE_SCHEMAS)
+                .push(" WHERE schema_name = ")
+                .bind(text(schema), None);
+        }
+        _ => {
+            sql.push("SELECT schema_name FROM information_schema.schemata WHERE schema_name = ")
+                .bind(text(schema), None);
+        }
+    }
+    Ok(!text_rows(ex, &sql, 1).await?.is_empty())
+}
+
+/// Names of the tables of a schema (hidden `~` tables excluded), sorted.
+pub(crate) async fn list_tables(
+    ex: &mut Exec<'_>,
+    backend: Backend,
+    schema: &str,
+) -> Result<Vec<String>> {
+    let mut sql = q(backend);
+    match backend {
+        Backend::Sqlite => {
+            sqlite_bootstrap(ex).await?;
+            sql.push("SELECT table_name FROM ")
+                .ident(SQLITE_TABLES)
+                .push(" WHERE schema_name = ")
+                .bind(text(schema), None);
+        }
+        _ => {
+            sql.push("SELECT table_name FROM information_schema.tables WHERE table_schema = ")
+                .bind(text(schema), None);
+        }
+    }
+    let mut names: Vec<String> = text_rows(ex, &sql, 1)
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .filter(|n| !n.starts_with('~'))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Whether a table exists.
+pub(crate) async fn table_exists(
+    ex: &mut Exec<'_>,
+    backend: Backend,
+    schema: &str,
+    table: &str,
+) -> Result<bool> {
+    let mut sql = q(backend);
+    match backend {
+        Backend::Sqlite => {
+            sqlite_bootstrap(ex).await?;
+            sql.push("SELECT table_name FROM ")
+                .ident(SQLITE_TABLES)
+                .push(" WHERE schema_name = ")
+                .bind(text(schema), None)
+                .push(" AND table_name = ")
+                .bind(text(table), None);
+        }
+        _ => {
+            sql.push("SELECT table_name FROM information_schema.tables WHERE table_schema = ")
+                .bind(text(schema), None)
+                .push(" AND table_name = ")
+                .bind(text(table), None);
+        }
+    }
+    Ok(!text_rows(ex, &sql, 1).await?.is_empty())
+}
+
+/// Split a column comment into the `:type:` marker and the user comment.
+pub(crate) fn split_marker(comment: &str) -> (Option<&str>, &str) {
+    if let Some(rest) = comment.strip_prefix(':')
+        && let Some(end) = rest.find(':')
+        && end > 0
+    {
+        return (Some(&rest[..end]), &rest[end + 1..]);
+    }
+    (None, comment)
+}
+
+/// The core type of a native column type (for columns without a marker).
+pub(crate) fn core_from_sql(sql: &str) -> TypeSpec {
+    let lower = sql.trim().to_ascii_lowercase();
+    let (base, args) = match lower.find('(') {
+        Some(p) => (
+            lower[..p].trim(),
+            lower[p + 1..].trim_end_matches(')').trim(),
+        ),
+        None => (lower.as_str(), ""),
+    };
+    let core = match base {
+        "tinyint" => Some(CoreType::Int8),
+        "smallint" => Some(CoreType::Int16),
+        "int" | "integer" => Some(CoreType::Int32),
+        "bigint" => Some(CoreType::Int64),
+        "float" | "real" => Some(CoreType::Float32),
+        "double" | "double precision" => Some(CoreType::Float64),
+        "boolean" => Some(CoreType::Bool),
+        "uuid" => Some(CoreType::Uuid),
+        "jsonb" | "json" => Some(CoreType::Json),
+        "bytea" | "longblob" => Some(CoreType::Bytes),
+        "date" => Some(CoreType::Date),
+        "timestamp without time zone" => Some(CoreType::DateTime(None)),
+        _ => None,
+    };
+    if let Some(c) = core {
+        return TypeSpec::Core(c);
+    }
+    let normalized = match base {
+        "character varying" => format!("varchar({args})"),
+        "character" => format!("char({args})"),
+        "numeric" => format!("decimal({args})"),
+        _ => lower.clone(),
+    };
+    match normalized.parse::<TypeSpec>() {
+        Ok(t @ TypeSpec::Core(_)) => t,
+        _ => TypeSpec::Native(sql.to_string()),
+    }
+}
+
+/// A server default turned back into definition syntax.
+fn normalize_default(backend: Backend, d: Option<String>) -> Option<String> {
+    let d = d?;
+    let t = d.trim();
+    if t.eq_ignore_ascii_case("null") {
+        return None;
+    }
+    if t.to_ascii_lowercase().starts_with("current_timestamp") {
+        return Some(t.to_ascii_uppercase().replace("()", ""));
+    }
+    let literal = match backend {
+        Backend::Postgres => t.split("::").next().unwrap_or(t).to_string(),
+        _ => t.to_string(),
+    };
+    if literal.starts_with('\'') && literal.ends_with('\'') && literal.len() >= 2 {
+        let inner = literal[1..literal.len() - 1].replace("''", "'");
+        return Some(format!("\"{}\"", inner.replace('"', "\"\"")));
+    }
+    Some(literal)
+}
+
+/// Load a table's heading from the catalog (SQLite: from the metadata table).
+pub(crate) fn load_heading<'a>(
+    ex: &'a mut Exec<'_>,
+    backend: Backend,
+    schema: &'a str,
+    table: &'a str,
+    depth: usize,
+) -> Pin<Box<dyn Future<Output = Result<Heading>> + Send + 'a>> {
+    Box::pin(async move {
+        let full = format!("{schema}.{table}");
+        match backend {
+            Backend::Sqlite => {
+                sqlite_bootstrap(ex).await?;
+                let mut sql = q(backend);
+                sql.push("SELECT heading FROM ")
+                    .ident(SQLITE_TABLES)
+                    .push(" WHERE schema_name = ")
+                    .bind(text(schema), None)
+                    .push(" AND table_name = ")
+                    .bind(text(table), None);
+                let rows = text_rows(ex, &sql, 1).await?;
+                let Some(Some(json)) = rows.into_iter().next().and_then(|r| r.into_iter().next())
+                else {
+                    return Err(Error::NoSuchTable { table: full });
+                };
+                serde_json::from_str(&json).map_err(|e| Error::Refused {
+                    table: full,
+                    message: format!("metadata is unreadable: {e}"),
+                })
+            }
+            _ => load_server_heading(ex, backend, schema, table, depth).await,
+        }
+    })
+}
+
+async fn load_server_heading(
+    ex: &mut Exec<'_>,
+    backend: Backend,
+    schema: &str,
+    table: &str,
+    depth: usize,
+) -> Result<Heading> {
+    let full = format!("{schema}.{table}");
+    let pg = backend == Backend::Postgres;
+    let regclass = "to_regclass(format('%I.%I', $1::text, $2::text))";
+    // Table comment and existence.
+    let mut sql = q(backend);
+    if pg {
+        sql.push(&format!("SELECT coalesce(obj_description({regclass}, 'pg_class'), '') WHERE {regclass} IS NOT NULL"));
+        sql.params = vec![
+            crate::db::Param::Text(schema.into()),
+            crate::db::Param::Text(table.into()),
+        ];
+    } else {
+        sql.push("SELECT table_comment FROM information_schema.tables WHERE table_schema = ")
+            .bind(text(schema), None)
+            .push(" AND table_name = ")
+            .bind(text(table), None);
+    }
+    let rows = text_rows(ex, &sql, 1).await?;
+    let Some(first) = rows.into_iter().next() else {
+        return Err(Error::NoSuchTable { table: full });
+    };
+    let comment = first.into_iter().next().flatten().unwrap_or_default();
+
+    // Columns.
+    let mut sql = q(backend);
+    if pg {
+        sql.push(&format!(
+            "SELECT c.column_name::text, c.data_type::text, c.udt_schema::text, c.udt_name::text, c.is_nullable::text, \
+             c.column_default::text, c.character_maximum_length::text, c.numeric_precision::text, c.numeric_scale::text, \
+             col_description({regclass}, c.ordinal_position::int) \
+             FROM information_schema.columns c WHERE c.table_schema = $1 AND c.table_name = $2 ORDER BY c.ordinal_position"
+        ));
+        sql.params = vec![
+            crate::db::Param::Text(schema.into()),
+            crate::db::Param::Text(table.into()),
+        ];
+    } else {
+        sql.push("SELECT column_name, column_type, '', '', is_nullable, column_default, '', '', '', column_comment \
+                  FROM information_schema.columns WHERE table_schema = ")
+            .bind(text(schema), None)
+            .push(" AND table_name = ")
+            .bind(text(table), None)
+            .push(" ORDER BY ordinal_position");
+    }
+    let cols = text_rows(ex, &sql, 10).await?;
+    let mut attributes = Vec::new();
+    for c in cols {
+        let get = |i: usize| c.get(i).cloned().flatten().unwrap_or_default();
+        let name = get(0);
+        let sql_type = if pg {
+            let data_type = get(1);
+            match data_type.as_str() {
+                "USER-DEFINED" => {
+                    format!("{}.{}", quote(backend, &get(2)), quote(backend, &get(3)))
+                }
+                "character varying" if !get(6).is_empty() => format!("varchar({})", get(6)),
+                "character" if !get(6).is_empty() => format!("char({})", get(6)),
+                "numeric" if !get(7).is_empty() => format!("decimal({},{})", get(7), get(8)),
+                _ => data_type,
+            }
+        } else {
+            strip_display_width(&get(1))
+        };
+        let nullable = get(4).eq_ignore_ascii_case("YES");
+        let full_comment = get(9);
+        let (marker, user_comment) = split_marker(&full_comment);
+        let spec = match marker.map(str::parse::<TypeSpec>) {
+            Some(Ok(spec)) => spec,
+            _ => core_from_sql(&sql_type),
+        };
+        let default = normalize_default(backend, c.get(5).cloned().flatten());
+        attributes.push(Attribute {
+            name,
+            spec,
+            sql_type,
+            in_key: false,
+            nullable,
+            default: if nullable {
+                Some("null".into())
+            } else {
+                default
+            },
+            comment: user_comment.to_string(),
+            inherited: marker.is_none(),
+        });
+    }
+
+    // Primary key.
+    let mut sql = q(backend);
+    if pg {
+        sql.push(&format!(
+            "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid \
+             AND a.attnum = ANY(i.indkey) WHERE i.indrelid = {regclass} AND i.indisprimary \
+             ORDER BY array_position(i.indkey::int2[], a.attnum)"
+        ));
+        sql.params = vec![
+            crate::db::Param::Text(schema.into()),
+            crate::db::Param::Text(table.into()),
+        ];
+    } else {
+        sql.push(
+            "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = ",
+        )
+        .bind(text(schema), None)
+        .push(" AND table_name = ")
+        .bind(text(table), None)
+        .push(" AND constraint_name = 'PRIMARY' ORDER BY ordinal_position");
+    }
+    for r in text_rows(ex, &sql, 1).await? {
+        if let Some(Some(n)) = r.into_iter().next()
+            && let Some(a) = attributes.iter_mut().find(|a| a.name == n)
+        {
+            a.in_key = true;
+        }
+    }
+
+    let foreign_keys = foreign_keys(ex, backend, schema, table, false)
+        .await?
+        .into_iter()
+        .map(|(_, _, fk)| fk)
+        .collect::<Vec<_>>();
+    // Columns with no marker: inherited through a foreign key → take the parent's type.
+    if depth < 32 {
+        for fk in &foreign_keys {
+            let needs = fk
+                .attr_map
+                .iter()
+                .any(|(c, _)| attributes.iter().any(|a| &a.name == c && a.inherited));
+            if !needs {
+                continue;
+            }
+            let parent =
+                load_heading(ex, backend, &fk.parent_schema, &fk.parent_table, depth + 1).await?;
+            for (c, p) in &fk.attr_map {
+                if let (Some(a), Some(pa)) = (
+                    attributes.iter_mut().find(|a| &a.name == c),
+                    parent.attribute(p),
+                ) && a.inherited
+                {
+                    a.spec = pa.spec.clone();
+                    if a.comment.is_empty() {
+                        a.comment = pa.comment.clone();
+                    }
+                }
+            }
+        }
+    }
+    // A column without marker that is not part of any foreign key is a native column.
+    for a in &mut attributes {
+        if a.inherited
+            && !foreign_keys
+                .iter()
+                .any(|fk| fk.attr_map.iter().any(|(c, _)| c == &a.name))
+        {
+            a.inherited = false;
+            if matches!(a.spec, TypeSpec::Core(_)) && !a.comment.is_empty() {
+                // keep the mapped core type
+            }
+        }
+    }
+    let mut nullable_fk = Vec::new();
+    for fk in &foreign_keys {
+        if fk
+            .attr_map
+            .iter()
+            .all(|(c, _)| attributes.iter().any(|a| &a.name == c && a.nullable))
+        {
+            nullable_fk.push(true);
+        } else {
+            nullable_fk.push(false);
+        }
+    }
+    let foreign_keys: Vec<ForeignKey> = foreign_keys
+        .into_iter()
+        .zip(nullable_fk)
+        .map(|(mut fk, n)| {
+            fk.nullable = n;
+            fk
+        })
+        .collect();
+    for a in &mut attributes {
+        if a.inherited && a.nullable {
+            a.default = None;
+        }
+    }
+    let indexes = indexes(ex, backend, schema, table, &foreign_keys).await?;
+    Ok(Heading {
+        schema: schema.to_string(),
+        table: table.to_string(),
+        comment,
+        attributes,
+        foreign_keys,
+        indexes,
+    })
+}
+
+/// `int(11)` → `int`, `double(22,0)`?; keeps `decimal(p,s)`, `varchar(n)`, `binary(16)`, enums.
+fn strip_display_width(t: &str) -> String {
+    let lower = t.to_ascii_lowercase();
+    for base in ["tinyint", "smallint", "mediumint", "int", "bigint"] {
+        if let Some(rest) = lower.strip_prefix(base)
+            && rest.starts_with('(')
+            && let Some(close) = rest.find(')')
+        {
+            return format!("{base}{}", &rest[close + 1..]);
+        }
+    }
+    t.to_string()
+}
+
+/// The foreign keys of a table (`children == false`), or the foreign keys that point to it
+/// from other tables (`children == true`), as `(child schema, child table, fk)`.
+pub(crate) async fn foreign_keys(
+    ex: &mut Exec<'_>,
+    backend: Backend,
+    schema: &str,
+    table: &str,
+    children: bool,
+) -> Result<Vec<(String, String, ForeignKey)>> {
+    if backend == Backend::Sqlite {
+        sqlite_bootstrap(ex).await?;
+        let mut sql = q(backend);
+        sql.push("SELECT schema_name, table_name, heading FROM ")
+            .ident(SQLITE_TABLES);
+        if !children {
+            sql.push(" WHERE schema_name = ")
+                .bind(text(schema), None)
+                .push(" AND table_name = ")
+                .bind(text(table), None);
+        }
+        let mut out = Vec::new();
+        for r in text_rows(ex, &sql, 3).await? {
+            let (Some(Some(s)), Some(Some(t)), Some(Some(json))) = (r.first(), r.get(1), r.get(2))
+            else {
+                continue;
+            };
+            let Ok(h) = serde_json::from_str::<Heading>(json) else {
+                continue;
+            };
+            for fk in h.foreign_keys {
+                if !children || (fk.parent_schema == schema && fk.parent_table == table) {
+                    out.push((s.clone(), t.clone(), fk));
+                }
+            }
+        }
+        return Ok(out);
+    }
+    let mut sql = q(backend);
+    if backend == Backend::Postgres {
+        let side = if children { "confrelid" } else { "conrelid" };
+        sql.push(&format!(
+            "SELECT con.oid::text, cn.nspname::text, cc.relname::text, pn.nspname::text, pc.relname::text, \
+             ca.attname::text, pa.attname::text \
+             FROM pg_constraint con \
+             JOIN pg_class cc ON cc.oid = con.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace \
+             JOIN pg_class pc ON pc.oid = con.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
+             CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(ck, pk, ord) \
+             JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.ck \
+             JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.pk \
+             WHERE con.contype = 'f' AND con.{side} = to_regclass(format('%I.%I', $1::text, $2::text)) \
+             ORDER BY con.oid, k.ord"
+        ));
+        sql.params = vec![
+            crate::db::Param::Text(schema.into()),
+            crate::db::Param::Text(table.into()),
+        ];
+    } else {
+        let (s_col, t_col) = if children {
+            ("referenced_table_schema", "referenced_table_name")
+        } else {
+            ("table_schema", "table_name")
+        };
+        sql.push("SELECT constraint_name, table_schema, table_name, referenced_table_schema, referenced_table_name, \
+                  column_name, referenced_column_name FROM information_schema.key_column_usage WHERE ")
+            .push(s_col)
+            .push(" = ")
+            .bind(text(schema), None)
+            .push(" AND ")
+            .push(t_col)
+            .push(" = ")
+            .bind(text(table), None)
+            .push(" AND referenced_table_name IS NOT NULL ORDER BY table_schema, table_name, constraint_name, ordinal_position");
+    }
+    let rows = text_rows(ex, &sql, 7).await?;
+    let mut groups: Vec<(String, String, String, ForeignKey)> = Vec::new();
+    for r in rows {
+        let g = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        let (cname, cs, ct, ps, pt, cc, pc) = (g(0), g(1), g(2), g(3), g(4), g(5), g(6));
+        match groups
+            .iter_mut()
+            .find(|(n, s, t, _)| *n == cname && *s == cs && *t == ct)
+        {
+            Some((_, _, _, fk)) => fk.attr_map.push((cc, pc)),
+            None => groups.push((
+                cname,
+                cs,
+                ct,
+                ForeignKey {
+                    parent_schema: ps,
+                    parent_table: pt,
+                    attr_map: vec![(cc, pc)],
+                    nullable: false,
+                    unique: false,
+                },
+            )),
+        }
+    }
+    if backend == Backend::MySql {
+        // `t_ibfk_10` sorts before `t_ibfk_2`; order by the trailing number.
+        groups.sort_by_key(|(n, s, t, _)| {
+            let num: u64 = n
+                .rsplit('_')
+                .next()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0);
+            (s.clone(), t.clone(), num)
+        });
+    }
+    Ok(groups.into_iter().map(|(_, s, t, fk)| (s, t, fk)).collect())
+}
+
+async fn indexes(
+    ex: &mut Exec<'_>,
+    backend: Backend,
+    schema: &str,
+    table: &str,
+    fks: &[ForeignKey],
+) -> Result<Vec<Index>> {
+    let mut sql = q(backend);
+    if backend == Backend::Postgres {
+        sql.push(
+            "SELECT ic.relname::text, i.indisunique::text, \
+             (SELECT string_agg(a.attname::text, ',' ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) \
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n) \
+             FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+             WHERE i.indrelid = to_regclass(format('%I.%I', $1::text, $2::text)) AND NOT i.indisprimary ORDER BY ic.relname",
+        );
+        sql.params = vec![
+            crate::db::Param::Text(schema.into()),
+            crate::db::Param::Text(table.into()),
+        ];
+    } else {
+        sql.push("SELECT index_name, CAST(non_unique AS CHAR), column_name FROM information_schema.statistics WHERE table_schema = ")
+            .bind(text(schema), None)
+            .push(" AND table_name = ")
+            .bind(text(table), None)
+            .push(" AND index_name <> 'PRIMARY' ORDER BY index_name, seq_in_index");
+    }
+    let rows = text_rows(ex, &sql, 3).await?;
+    let mut out: Vec<(String, Index)> = Vec::new();
+    for r in rows {
+        let g = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        let (name, flag, cols) = (g(0), g(1), g(2));
+        let unique = if backend == Backend::Postgres {
+            flag == "true"
+        } else {
+            flag == "0"
+        };
+        let columns: Vec<String> = cols.split(',').map(str::to_string).collect();
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, ix)) if backend == Backend::MySql => ix.columns.extend(columns),
+            _ => out.push((name, Index { unique, columns })),
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(_, ix)| ix)
+        .filter(|ix| {
+            // Indexes that only support a foreign key are not declared by the user.
+            ix.unique
+                || !fks.iter().any(|fk| {
+                    fk.attr_map.len() == ix.columns.len()
+                        && fk
+                            .attr_map
+                            .iter()
+                            .zip(&ix.columns)
+                            .all(|((c, _), i)| c == i)
+                })
+        })
+        .collect())
+}
+
+/// The lineage of an attribute from a schema's `~lineage` table, if the table and row exist.
+pub(crate) async fn lineage_of(
+    ex: &mut Exec<'_>,
+    backend: Backend,
+    schema: &str,
+    table: &str,
+    attribute: &str,
+) -> Result<Option<String>> {
+    if !table_exists_raw(ex, backend, schema, "~lineage").await? {
+        return Ok(None);
+    }
+    let mut sql = q(backend);
+    sql.push("SELECT lineage FROM ")
+        .push(&qualified(backend, schema, "~lineage"))
+        .push(" WHERE table_name = ")
+        .bind(text(table), None)
+        .push(" AND attribute_name = ")
+        .bind(text(attribute), None);
+    Ok(text_rows(ex, &sql, 1)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten()))
+}
+
+/// Whether a table exists in the server catalog (SQLite: in `sqlite_master`), metadata aside.
+pub(crate) async fn table_exists_raw(
+    ex: &mut Exec<'_>,
+    backend: Backend,
+    schema: &str,
+    table: &str,
+) -> Result<bool> {
+    let mut sql = q(backend);
+    match backend {
+        Backend::Sqlite => {
+            sql.push("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ")
+                .bind(text(&format!("{schema}.{table}")), None);
+        }
+        _ => {
+            sql.push("SELECT table_name FROM information_schema.tables WHERE table_schema = ")
+                .bind(text(schema), None)
+                .push(" AND table_name = ")
+                .bind(text(table), None);
+        }
+    }
+    Ok(!text_rows(ex, &sql, 1).await?.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_and_native_types() {
+        assert_eq!(
+            split_marker(":<blob@cold>:raw data"),
+            (Some("<blob@cold>"), "raw data")
+        );
+        assert_eq!(split_marker(":int16:"), (Some("int16"), ""));
+        assert_eq!(split_marker("subject id"), (None, "subject id"));
+        assert_eq!(
+            core_from_sql("character varying(16)").to_string(),
+            "varchar(16)"
+        );
+        assert_eq!(core_from_sql("numeric(6,2)").to_string(), "decimal(6,2)");
+        assert_eq!(core_from_sql("integer").to_string(), "int32");
+        assert_eq!(
+            core_from_sql("int unsigned"),
+            TypeSpec::Native("int unsigned".into())
+        );
+        assert_eq!(strip_display_width("int(11)"), "int");
+        assert_eq!(
+            strip_display_width("tinyint(4) unsigned"),
+            "tinyint unsigned"
+        );
+        assert_eq!(
+            normalize_default(Backend::Postgres, Some("'a''b'::character varying".into())).unwrap(),
+            "\"a'b\""
+        );
+        assert_eq!(
+            normalize_default(Backend::MySql, Some("current_timestamp(3)".into())).unwrap(),
+            "CURRENT_TIMESTAMP(3)"
+        );
+    }
+}

@@ -1,0 +1,846 @@
+//! Database plumbing: pools per backend, parameter binding, statement building and decoding of
+//! result columns into [`Value`]s. Everything here is crate-internal except [`Connection`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use dj_core::Config;
+use dj_core::config::DatabaseBackend;
+use dj_core::registry::{Registry, StoreSet};
+use dj_core::typespec::Backend;
+use dj_core::value::Value;
+use sqlx::{AssertSqlSafe, Column as _, Row as _, TypeInfo as _, ValueRef as _};
+
+use crate::error::{Error, Result};
+use crate::heading::ColKind;
+
+/// A value bound as a statement parameter.
+#[derive(Clone, Debug)]
+pub(crate) enum Param {
+    Bool(bool),
+    Int(i64),
+    /// An unsigned integer above `i64::MAX`, sent as text.
+    BigUInt(u64),
+    Float(f64),
+    Text(String),
+    Bytes(bytes::Bytes),
+    Uuid(uuid::Uuid),
+    Json(serde_json::Value),
+    Date(NaiveDate),
+    DateTime(NaiveDateTime),
+}
+
+/// SQL text with its parameters, built for one backend.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub backend: Backend,
+    pub text: String,
+    pub params: Vec<Param>,
+}
+
+impl Sql {
+    pub fn new(backend: Backend) -> Self {
+        Sql {
+            backend,
+            text: String::new(),
+            params: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    /// Append a placeholder for `p` (or `NULL` for `None`), with an optional PostgreSQL cast.
+    pub fn bind(&mut self, p: Option<Param>, pg_cast: Option<&str>) -> &mut Self {
+        let Some(p) = p else {
+            self.text.push_str("NULL");
+            return self;
+        };
+        let cast = match (&p, self.backend) {
+            (Param::BigUInt(_), Backend::Postgres) => Some("numeric"),
+            (_, Backend::Postgres) => pg_cast,
+            _ => None,
+        };
+        self.params.push(p);
+        match self.backend {
+            Backend::Postgres => {
+                self.text.push('$');
+                self.text.push_str(&self.params.len().to_string());
+                if let Some(c) = cast {
+                    self.text.push_str("::");
+                    self.text.push_str(c);
+                }
+            }
+            Backend::Sqlite | Backend::MySql => self.text.push('?'),
+        }
+        self
+    }
+
+    /// Append a quoted identifier.
+    pub fn ident(&mut self, name: &str) -> &mut Self {
+        let q = quote(self.backend, name);
+        self.text.push_str(&q);
+        self
+    }
+}
+
+/// Quote an identifier for `backend`. Names reaching this point are validated to contain no
+/// quote characters; any that slip through are doubled.
+pub(crate) fn quote(backend: Backend, name: &str) -> String {
+    match backend {
+        Backend::MySql => format!("`{}`", name.replace('`', "``")),
+        Backend::Postgres | Backend::Sqlite => format!("\"{}\"", name.replace('"', "\"\"")),
+    }
+}
+
+/// The quoted, schema-qualified name of a table. On SQLite a schema is a name prefix:
+/// `"schema.table"` is one identifier.
+pub(crate) fn qualified(backend: Backend, schema: &str, table: &str) -> String {
+    match backend {
+        Backend::Sqlite => quote(backend, &format!("{schema}.{table}")),
+        _ => format!("{}.{}", quote(backend, schema), quote(backend, table)),
+    }
+}
+
+/// A string literal for DDL (comments, defaults, enum values), escaped for `backend`.
+pub(crate) fn literal(backend: Backend, s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' if backend == Backend::MySql => out.push_str("\\\\"),
+            '\0' => {}
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+#[derive(Debug)]
+pub(crate) enum Pool {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::MySqlPool),
+}
+
+pub(crate) struct Inner {
+    pub backend: Backend,
+    pub pool: Pool,
+    pub config: Arc<Config>,
+    pub stores: Arc<StoreSet>,
+    pub registry: &'static Registry,
+}
+
+/// A connection (a pool of connections) to one database server, with the configuration and the
+/// stores codecs use. Cheap to clone.
+///
+/// Schemas map to MySQL databases, PostgreSQL schemas, and on SQLite to a name prefix inside one
+/// file (`"lab.subject"`): SQLite cannot enforce foreign keys across attached files, and a prefix
+/// keeps one transaction and one pool for every schema.
+#[derive(Clone)]
+pub struct Connection {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("backend", &self.inner.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+const MYSQL_SQL_MODE: &str = "SET SESSION sql_mode = 'NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ONLY_FULL_GROUP_BY'";
+
+impl Connection {
+    /// Connect as configured by `config.database`, with the stores of `config.stores`.
+    pub async fn open(config: &Config) -> Result<Connection> {
+        let config = Arc::new(config.clone());
+        let stores = Arc::new(StoreSet::new(Arc::clone(&config)));
+        Connection::open_with(config, stores).await
+    }
+
+    /// Connect with a shared configuration and store set (for stores built or inserted by hand).
+    pub async fn open_with(config: Arc<Config>, stores: Arc<StoreSet>) -> Result<Connection> {
+        let db = &config.database;
+        let url = db.url.as_ref().map(|u| u.expose().to_string());
+        let (backend, pool) = match db.backend {
+            DatabaseBackend::Sqlite => (Backend::Sqlite, open_sqlite(db, url.as_deref()).await?),
+            DatabaseBackend::Postgresql => (Backend::Postgres, open_pg(db, url.as_deref()).await?),
+            DatabaseBackend::Mysql => (Backend::MySql, open_mysql(db, url.as_deref()).await?),
+        };
+        Ok(Connection {
+            inner: Arc::new(Inner {
+                backend,
+                pool,
+                config,
+                stores,
+                registry: Registry::global(),
+            }),
+        })
+    }
+
+    /// The backend of this connection.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// The configuration this connection was opened with.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+
+    /// The stores codecs of this connection write to and read from.
+    pub fn stores(&self) -> &Arc<StoreSet> {
+        &self.inner.stores
+    }
+
+    pub(crate) async fn acquire(&self) -> Result<PConn> {
+        Ok(match &self.inner.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => PConn::Sqlite(p.acquire().await?),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => PConn::Postgres(p.acquire().await?),
+            #[cfg(feature = "mysql")]
+            Pool::MySql(p) => PConn::MySql(p.acquire().await?),
+        })
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Tx> {
+        Ok(match &self.inner.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+            #[cfg(feature = "mysql")]
+            Pool::MySql(p) => Tx::MySql(p.begin().await?),
+        })
+    }
+
+    /// Close every pooled connection.
+    pub async fn close(&self) {
+        match &self.inner.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => p.close().await,
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => p.close().await,
+            #[cfg(feature = "mysql")]
+            Pool::MySql(p) => p.close().await,
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+async fn open_sqlite(db: &dj_core::config::DatabaseConfig, url: Option<&str>) -> Result<Pool> {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+    use std::str::FromStr;
+    let memory = url.is_some_and(|u| u.contains(":memory:"))
+        || db
+            .path
+            .as_ref()
+            .is_some_and(|p| p.as_os_str() == ":memory:");
+    let opts = if memory {
+        SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|e| Error::Connect(e.to_string()))?
+    } else if let Some(u) = url {
+        SqliteConnectOptions::from_str(u)
+            .map_err(|e| Error::Connect(format!("bad SQLite URL: {e}")))?
+            .create_if_missing(true)
+    } else {
+        SqliteConnectOptions::new()
+            .filename(db.sqlite_path())
+            .create_if_missing(true)
+    };
+    let opts = opts
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(30));
+    let pool = if memory {
+        // One connection holds the in-memory database; keep it for the pool's life.
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await
+    } else {
+        SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.journal_mode(SqliteJournalMode::Wal))
+            .await
+    }
+    .map_err(|e| Error::Connect(format!("cannot open SQLite database: {e}")))?;
+    Ok(Pool::Sqlite(pool))
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn open_sqlite(_: &dj_core::config::DatabaseConfig, _: Option<&str>) -> Result<Pool> {
+    Err(Error::BackendDisabled("sqlite"))
+}
+
+#[cfg(feature = "postgres")]
+async fn open_pg(db: &dj_core::config::DatabaseConfig, url: Option<&str>) -> Result<Pool> {
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use std::str::FromStr;
+    let mut opts = match url {
+        Some(u) => PgConnectOptions::from_str(u)
+            .map_err(|e| Error::Connect(format!("bad PostgreSQL URL: {e}")))?,
+        None => PgConnectOptions::new()
+            .host(db.host_or_default())
+            .port(db.port_or_default().unwrap_or(5432))
+            .database(db.name.as_deref().unwrap_or("postgres")),
+    };
+    if let Some(u) = &db.user {
+        opts = opts.username(u);
+    }
+    if let Some(p) = &db.password {
+        opts = opts.password(p.expose());
+    }
+    if url.is_some()
+        && let Some(name) = &db.name
+    {
+        opts = opts.database(name);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(5)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(opts)
+        .await
+        .map_err(|e| Error::Connect(format!("cannot connect to PostgreSQL: {e}")))?;
+    Ok(Pool::Postgres(pool))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_pg(_: &dj_core::config::DatabaseConfig, _: Option<&str>) -> Result<Pool> {
+    Err(Error::BackendDisabled("postgres"))
+}
+
+#[cfg(feature = "mysql")]
+async fn open_mysql(db: &dj_core::config::DatabaseConfig, url: Option<&str>) -> Result<Pool> {
+    use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+    use std::str::FromStr;
+    let mut opts = match url {
+        Some(u) => MySqlConnectOptions::from_str(u)
+            .map_err(|e| Error::Connect(format!("bad MySQL URL: {e}")))?,
+        None => MySqlConnectOptions::new()
+            .host(db.host_or_default())
+            .port(db.port_or_default().unwrap_or(3306)),
+    };
+    if let Some(u) = &db.user {
+        opts = opts.username(u);
+    }
+    if let Some(p) = &db.password {
+        opts = opts.password(p.expose());
+    }
+    let pool = MySqlPoolOptions::new()
+        .max_connections(5)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                sqlx::raw_sql(MYSQL_SQL_MODE).execute(&mut *conn).await?;
+                Ok(())
+            })
+        })
+        .connect_with(opts)
+        .await
+        .map_err(|e| Error::Connect(format!("cannot connect to MySQL: {e}")))?;
+    Ok(Pool::MySql(pool))
+}
+
+#[cfg(not(feature = "mysql"))]
+async fn open_mysql(_: &dj_core::config::DatabaseConfig, _: Option<&str>) -> Result<Pool> {
+    Err(Error::BackendDisabled("mysql"))
+}
+
+/// A pooled connection.
+pub(crate) enum PConn {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::pool::PoolConnection<sqlx::MySql>),
+}
+
+/// An open transaction; dropped without commit, it rolls back.
+pub(crate) enum Tx {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::Transaction<'static, sqlx::MySql>),
+}
+
+/// A borrowed connection to run statements on.
+pub(crate) enum Exec<'c> {
+    #[cfg(feature = "sqlite")]
+    Sqlite(&'c mut sqlx::SqliteConnection),
+    #[cfg(feature = "postgres")]
+    Postgres(&'c mut sqlx::PgConnection),
+    #[cfg(feature = "mysql")]
+    MySql(&'c mut sqlx::MySqlConnection),
+}
+
+impl PConn {
+    pub fn exec(&mut self) -> Exec<'_> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            PConn::Sqlite(c) => Exec::Sqlite(&mut *c),
+            #[cfg(feature = "postgres")]
+            PConn::Postgres(c) => Exec::Postgres(&mut *c),
+            #[cfg(feature = "mysql")]
+            PConn::MySql(c) => Exec::MySql(&mut *c),
+        }
+    }
+}
+
+impl Tx {
+    pub fn exec(&mut self) -> Exec<'_> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(c) => Exec::Sqlite(&mut *c),
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(c) => Exec::Postgres(&mut *c),
+            #[cfg(feature = "mysql")]
+            Tx::MySql(c) => Exec::MySql(&mut *c),
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(t) => t.commit().await?,
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(t) => t.commit().await?,
+            #[cfg(feature = "mysql")]
+            Tx::MySql(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+macro_rules! bind_all {
+    ($q:expr, $params:expr, $bind:ident) => {{
+        let mut q = $q;
+        for p in $params {
+            q = $bind(q, p);
+        }
+        q
+    }};
+}
+
+#[cfg(feature = "sqlite")]
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+#[cfg(feature = "postgres")]
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+#[cfg(feature = "mysql")]
+type MySqlQuery<'q> = sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>;
+
+#[cfg(feature = "sqlite")]
+fn bind_sqlite<'q>(q: SqliteQuery<'q>, p: &Param) -> SqliteQuery<'q> {
+    match p {
+        Param::Bool(b) => q.bind(i64::from(*b)),
+        Param::Int(i) => q.bind(*i),
+        Param::BigUInt(u) => q.bind(u.to_string()),
+        Param::Float(f) => q.bind(*f),
+        Param::Text(s) => q.bind(s.clone()),
+        Param::Bytes(b) => q.bind(b.to_vec()),
+        Param::Uuid(u) => q.bind(u.as_bytes().to_vec()),
+        Param::Json(j) => q.bind(j.to_string()),
+        Param::Date(d) => q.bind(d.format("%Y-%m-%d").to_string()),
+        Param::DateTime(d) => q.bind(sqlite_datetime(d)),
+    }
+}
+
+/// The canonical SQLite text of a datetime (fixed microseconds so text order is time order).
+pub(crate) fn sqlite_datetime(d: &NaiveDateTime) -> String {
+    d.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+#[cfg(feature = "postgres")]
+fn bind_pg<'q>(q: PgQuery<'q>, p: &Param) -> PgQuery<'q> {
+    match p {
+        Param::Bool(b) => q.bind(*b),
+        Param::Int(i) => q.bind(*i),
+        Param::BigUInt(u) => q.bind(u.to_string()),
+        Param::Float(f) => q.bind(*f),
+        Param::Text(s) => q.bind(s.clone()),
+        Param::Bytes(b) => q.bind(b.to_vec()),
+        Param::Uuid(u) => q.bind(*u),
+        Param::Json(j) => q.bind(sqlx::types::Json(j.clone())),
+        Param::Date(d) => q.bind(*d),
+        Param::DateTime(d) => q.bind(*d),
+    }
+}
+
+#[cfg(feature = "mysql")]
+fn bind_mysql<'q>(q: MySqlQuery<'q>, p: &Param) -> MySqlQuery<'q> {
+    match p {
+        Param::Bool(b) => q.bind(i64::from(*b)),
+        Param::Int(i) => q.bind(*i),
+        Param::BigUInt(u) => q.bind(*u),
+        Param::Float(f) => q.bind(*f),
+        Param::Text(s) => q.bind(s.clone()),
+        Param::Bytes(b) => q.bind(b.to_vec()),
+        Param::Uuid(u) => q.bind(u.as_bytes().to_vec()),
+        Param::Json(j) => q.bind(j.to_string()),
+        Param::Date(d) => q.bind(*d),
+        Param::DateTime(d) => q.bind(*d),
+    }
+}
+
+impl Exec<'_> {
+    /// Run one statement with parameters; returns the number of rows affected.
+    pub async fn execute(&mut self, sql: &Sql) -> std::result::Result<u64, sqlx::Error> {
+        tracing::trace!(sql = %sql.text, params = sql.params.len(), "execute");
+        let text = AssertSqlSafe(sql.text.clone());
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Exec::Sqlite(c) => bind_all!(sqlx::query(text), &sql.params, bind_sqlite)
+                .execute(&mut **c)
+                .await?
+                .rows_affected(),
+            #[cfg(feature = "postgres")]
+            Exec::Postgres(c) => bind_all!(sqlx::query(text), &sql.params, bind_pg)
+                .execute(&mut **c)
+                .await?
+                .rows_affected(),
+            #[cfg(feature = "mysql")]
+            Exec::MySql(c) => bind_all!(sqlx::query(text), &sql.params, bind_mysql)
+                .execute(&mut **c)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// Run a statement without parameters through the text protocol (DDL).
+    pub async fn raw(&mut self, text: &str) -> std::result::Result<(), sqlx::Error> {
+        tracing::debug!(sql = %text, "ddl");
+        let q = sqlx::raw_sql(AssertSqlSafe(text.to_string()));
+        match self {
+            #[cfg(feature = "sqlite")]
+            Exec::Sqlite(c) => {
+                q.execute(&mut **c).await?;
+            }
+            #[cfg(feature = "postgres")]
+            Exec::Postgres(c) => {
+                q.execute(&mut **c).await?;
+            }
+            #[cfg(feature = "mysql")]
+            Exec::MySql(c) => {
+                q.execute(&mut **c).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Run a query and decode every row's columns by `kinds` (one per selected column).
+    pub async fn fetch(&mut self, sql: &Sql, kinds: &[ColKind]) -> Result<Vec<Vec<Value>>> {
+        tracing::trace!(sql = %sql.text, params = sql.params.len(), "fetch");
+        let text = AssertSqlSafe(sql.text.clone());
+        let mut out = Vec::new();
+        match self {
+            #[cfg(feature = "sqlite")]
+            Exec::Sqlite(c) => {
+                let rows = bind_all!(sqlx::query(text), &sql.params, bind_sqlite)
+                    .fetch_all(&mut **c)
+                    .await?;
+                for row in &rows {
+                    out.push(decode_row(row, kinds, decode_sqlite)?);
+                }
+            }
+            #[cfg(feature = "postgres")]
+            Exec::Postgres(c) => {
+                let rows = bind_all!(sqlx::query(text), &sql.params, bind_pg)
+                    .fetch_all(&mut **c)
+                    .await?;
+                for row in &rows {
+                    out.push(decode_row(row, kinds, decode_pg)?);
+                }
+            }
+            #[cfg(feature = "mysql")]
+            Exec::MySql(c) => {
+                let rows = bind_all!(sqlx::query(text), &sql.params, bind_mysql)
+                    .fetch_all(&mut **c)
+                    .await?;
+                for row in &rows {
+                    out.push(decode_row(row, kinds, decode_mysql)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+type DecodeFn<R> = fn(&R, usize, ColKind) -> std::result::Result<Value, sqlx::Error>;
+
+fn decode_row<R: sqlx::Row>(row: &R, kinds: &[ColKind], f: DecodeFn<R>) -> Result<Vec<Value>> {
+    let n = row.columns().len();
+    let mut values = Vec::with_capacity(n);
+    for i in 0..n {
+        let kind = kinds.get(i).copied().unwrap_or(ColKind::Other);
+        let v = f(row, i, kind).map_err(|e| {
+            let col = row
+                .columns()
+                .get(i)
+                .map(|c| c.name().to_string())
+                .unwrap_or_default();
+            Error::BadValue {
+                table: String::new(),
+                attribute: col,
+                message: format!("cannot decode column: {e}"),
+            }
+        })?;
+        values.push(v);
+    }
+    Ok(values)
+}
+
+fn decode_err(msg: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Decode(msg.to_string().into())
+}
+
+fn parse_date(s: &str) -> std::result::Result<Value, sqlx::Error> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map(Value::Date)
+        .map_err(|e| decode_err(format!("bad date `{s}`: {e}")))
+}
+
+pub(crate) fn parse_datetime_text(s: &str) -> Option<NaiveDateTime> {
+    let s = s.trim();
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(d);
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+}
+
+fn parse_json(s: &str) -> std::result::Result<Value, sqlx::Error> {
+    serde_json::from_str(s)
+        .map(Value::Json)
+        .map_err(|e| decode_err(format!("bad JSON: {e}")))
+}
+
+fn uuid_from_bytes(b: &[u8]) -> std::result::Result<Value, sqlx::Error> {
+    uuid::Uuid::from_slice(b)
+        .map(Value::Uuid)
+        .map_err(|e| decode_err(format!("bad uuid bytes: {e}")))
+}
+
+#[cfg(feature = "sqlite")]
+fn decode_sqlite(
+    row: &sqlx::sqlite::SqliteRow,
+    i: usize,
+    kind: ColKind,
+) -> std::result::Result<Value, sqlx::Error> {
+    let raw = row.try_get_raw(i)?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let storage = raw.type_info().name().to_string();
+    let text = |row: &sqlx::sqlite::SqliteRow| row.try_get_unchecked::<String, _>(i);
+    Ok(match kind {
+        ColKind::Int => Value::Int(row.try_get_unchecked::<i64, _>(i)?),
+        ColKind::UInt => {
+            if storage == "TEXT" {
+                Value::UInt(text(row)?.parse().map_err(decode_err)?)
+            } else {
+                Value::from(row.try_get_unchecked::<i64, _>(i)?.max(0) as u64)
+            }
+        }
+        ColKind::Float => Value::Float(row.try_get_unchecked::<f64, _>(i)?),
+        ColKind::Bool => Value::Bool(row.try_get_unchecked::<i64, _>(i)? != 0),
+        ColKind::Decimal => Value::Decimal(text(row)?),
+        ColKind::Text => Value::String(text(row)?),
+        ColKind::Other => match storage.as_str() {
+            "INTEGER" => Value::Int(row.try_get_unchecked::<i64, _>(i)?),
+            "REAL" => Value::Float(row.try_get_unchecked::<f64, _>(i)?),
+            "BLOB" => Value::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i)?.into()),
+            _ => Value::String(text(row)?),
+        },
+        ColKind::Bytes => Value::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i)?.into()),
+        ColKind::Uuid => {
+            if storage == "TEXT" {
+                let s = text(row)?;
+                Value::Uuid(uuid::Uuid::parse_str(&s).map_err(decode_err)?)
+            } else {
+                uuid_from_bytes(&row.try_get_unchecked::<Vec<u8>, _>(i)?)?
+            }
+        }
+        ColKind::Json => parse_json(&text(row)?)?,
+        ColKind::Date => parse_date(&text(row)?)?,
+        ColKind::DateTime => {
+            let s = text(row)?;
+            Value::DateTime(
+                parse_datetime_text(&s).ok_or_else(|| decode_err(format!("bad datetime `{s}`")))?,
+            )
+        }
+    })
+}
+
+#[cfg(feature = "postgres")]
+fn decode_pg(
+    row: &sqlx::postgres::PgRow,
+    i: usize,
+    kind: ColKind,
+) -> std::result::Result<Value, sqlx::Error> {
+    let raw = row.try_get_raw(i)?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let ty = raw.type_info().name().to_string();
+    let int = |row: &sqlx::postgres::PgRow| -> std::result::Result<i64, sqlx::Error> {
+        Ok(match ty.as_str() {
+            "INT2" => i64::from(row.try_get::<i16, _>(i)?),
+            "INT4" => i64::from(row.try_get::<i32, _>(i)?),
+            "INT8" => row.try_get::<i64, _>(i)?,
+            "BOOL" => i64::from(row.try_get::<bool, _>(i)?),
+            _ => row
+                .try_get_unchecked::<String, _>(i)?
+                .parse()
+                .map_err(decode_err)?,
+        })
+    };
+    Ok(match kind {
+        ColKind::Int => Value::Int(int(row)?),
+        ColKind::UInt => {
+            if matches!(ty.as_str(), "INT2" | "INT4" | "INT8") {
+                Value::from(int(row)?.max(0) as u64)
+            } else {
+                Value::from(
+                    row.try_get_unchecked::<String, _>(i)?
+                        .parse::<u64>()
+                        .map_err(decode_err)?,
+                )
+            }
+        }
+        ColKind::Float => match ty.as_str() {
+            "FLOAT4" => Value::Float(f64::from(row.try_get::<f32, _>(i)?)),
+            "FLOAT8" => Value::Float(row.try_get::<f64, _>(i)?),
+            _ => Value::Float(int(row)? as f64),
+        },
+        ColKind::Bool => match ty.as_str() {
+            "BOOL" => Value::Bool(row.try_get::<bool, _>(i)?),
+            _ => Value::Bool(int(row)? != 0),
+        },
+        ColKind::Decimal => Value::Decimal(row.try_get_unchecked::<String, _>(i)?),
+        ColKind::Text | ColKind::Other => Value::String(row.try_get_unchecked::<String, _>(i)?),
+        ColKind::Bytes => Value::Bytes(row.try_get::<Vec<u8>, _>(i)?.into()),
+        ColKind::Uuid => match ty.as_str() {
+            "UUID" => Value::Uuid(row.try_get::<uuid::Uuid, _>(i)?),
+            "BYTEA" => uuid_from_bytes(&row.try_get::<Vec<u8>, _>(i)?)?,
+            _ => Value::Uuid(
+                uuid::Uuid::parse_str(&row.try_get_unchecked::<String, _>(i)?)
+                    .map_err(decode_err)?,
+            ),
+        },
+        ColKind::Json => match ty.as_str() {
+            "JSON" | "JSONB" => {
+                Value::Json(row.try_get::<sqlx::types::Json<serde_json::Value>, _>(i)?.0)
+            }
+            _ => parse_json(&row.try_get_unchecked::<String, _>(i)?)?,
+        },
+        ColKind::Date => Value::Date(row.try_get::<NaiveDate, _>(i)?),
+        ColKind::DateTime => match ty.as_str() {
+            "TIMESTAMPTZ" => Value::DateTime(
+                row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)?
+                    .naive_utc(),
+            ),
+            "DATE" => Value::DateTime(
+                row.try_get::<NaiveDate, _>(i)?
+                    .and_hms_opt(0, 0, 0)
+                    .unwrap_or_default(),
+            ),
+            _ => Value::DateTime(row.try_get::<NaiveDateTime, _>(i)?),
+        },
+    })
+}
+
+#[cfg(feature = "mysql")]
+fn decode_mysql(
+    row: &sqlx::mysql::MySqlRow,
+    i: usize,
+    kind: ColKind,
+) -> std::result::Result<Value, sqlx::Error> {
+    let raw = row.try_get_raw(i)?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let ty = raw.type_info().name().to_string();
+    let text = |row: &sqlx::mysql::MySqlRow| row.try_get_unchecked::<String, _>(i);
+    let is_int = ty.contains("INT") || ty == "BOOLEAN" || ty == "YEAR";
+    Ok(match kind {
+        ColKind::Int | ColKind::Bool if is_int && !ty.contains("UNSIGNED") => {
+            let v = row.try_get_unchecked::<i64, _>(i)?;
+            if kind == ColKind::Bool {
+                Value::Bool(v != 0)
+            } else {
+                Value::Int(v)
+            }
+        }
+        ColKind::Int | ColKind::UInt | ColKind::Bool if is_int => {
+            let v = row.try_get_unchecked::<u64, _>(i)?;
+            if kind == ColKind::Bool {
+                Value::Bool(v != 0)
+            } else {
+                Value::from(v)
+            }
+        }
+        ColKind::Int | ColKind::UInt | ColKind::Bool => {
+            let s = text(row)?;
+            if kind == ColKind::Bool {
+                Value::Bool(s.trim() != "0")
+            } else if kind == ColKind::UInt {
+                Value::from(s.trim().parse::<u64>().map_err(decode_err)?)
+            } else {
+                Value::Int(s.trim().parse::<i64>().map_err(decode_err)?)
+            }
+        }
+        ColKind::Float => match ty.as_str() {
+            "FLOAT" => Value::Float(f64::from(row.try_get_unchecked::<f32, _>(i)?)),
+            "DOUBLE" => Value::Float(row.try_get_unchecked::<f64, _>(i)?),
+            _ => Value::Float(text(row)?.trim().parse::<f64>().map_err(decode_err)?),
+        },
+        ColKind::Decimal => Value::Decimal(text(row)?),
+        ColKind::Text => Value::String(text(row)?),
+        ColKind::Other => {
+            if is_int {
+                Value::Int(row.try_get_unchecked::<i64, _>(i)?)
+            } else if ty.contains("BLOB") || ty.contains("BINARY") {
+                Value::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i)?.into())
+            } else {
+                Value::String(text(row)?)
+            }
+        }
+        ColKind::Bytes => Value::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i)?.into()),
+        ColKind::Uuid => {
+            let b = row.try_get_unchecked::<Vec<u8>, _>(i)?;
+            if b.len() == 16 {
+                uuid_from_bytes(&b)?
+            } else {
+                let s = String::from_utf8_lossy(&b).to_string();
+                Value::Uuid(uuid::Uuid::parse_str(&s).map_err(decode_err)?)
+            }
+        }
+        ColKind::Json => parse_json(&text(row)?)?,
+        ColKind::Date => Value::Date(row.try_get_unchecked::<NaiveDate, _>(i)?),
+        ColKind::DateTime => Value::DateTime(row.try_get_unchecked::<NaiveDateTime, _>(i)?),
+    })
+}

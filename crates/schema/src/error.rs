@@ -1,0 +1,268 @@
+//! The one error type of `dj-schema`.
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the schema layer can report. Messages name the table and, where one is at fault,
+/// the attribute.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A core-contract error (type spec, codec, store, configuration), with where it happened.
+    #[error("{}{source}", context_prefix(.table, .attribute))]
+    Core {
+        /// The table, `schema.table`, when known.
+        table: Option<String>,
+        /// The attribute, when known.
+        attribute: Option<String>,
+        /// The underlying error.
+        #[source]
+        source: Box<dj_core::Error>,
+    },
+
+    /// The database reported an error.
+    #[error("{}database error: {source}", context_prefix(.table, &None))]
+    Database {
+        /// The table, `schema.table`, when known.
+        table: Option<String>,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A definition could not be parsed or declared.
+    #[error("table `{table}`: definition error at line {line}, column {column}: {message}")]
+    Definition {
+        /// The table being declared.
+        table: String,
+        /// 1-based line in the definition.
+        line: usize,
+        /// 1-based column in that line.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A name (schema, table, attribute, class) is not acceptable.
+    #[error("invalid name `{name}`: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+
+    /// An attribute was named that the table does not have.
+    #[error("table `{table}` has no attribute `{attribute}`")]
+    UnknownAttribute {
+        /// The table, `schema.table`.
+        table: String,
+        /// The attribute.
+        attribute: String,
+    },
+
+    /// A primary-key attribute is missing from a row.
+    #[error("table `{table}`: primary-key attribute `{attribute}` is missing")]
+    MissingKey {
+        /// The table.
+        table: String,
+        /// The missing attribute.
+        attribute: String,
+    },
+
+    /// A value does not fit its attribute.
+    #[error("table `{table}`, attribute `{attribute}`: {message}")]
+    BadValue {
+        /// The table.
+        table: String,
+        /// The attribute.
+        attribute: String,
+        /// What is wrong with the value.
+        message: String,
+    },
+
+    /// An insert hit an existing primary key or unique index.
+    #[error("table `{table}`: duplicate entry{}: {message}", key_suffix(.key))]
+    Duplicate {
+        /// The table.
+        table: String,
+        /// The key of the offending row, when known.
+        key: Option<String>,
+        /// The server's message.
+        message: String,
+    },
+
+    /// A foreign key was violated (a missing parent on insert, or children on a plain delete).
+    #[error("table `{table}`: foreign-key constraint violated: {message}")]
+    ForeignKey {
+        /// The table.
+        table: String,
+        /// The server's message.
+        message: String,
+    },
+
+    /// The table does not exist in the schema.
+    #[error("table `{table}` does not exist")]
+    NoSuchTable {
+        /// `schema.table`.
+        table: String,
+    },
+
+    /// The schema does not exist.
+    #[error("schema `{schema}` does not exist")]
+    NoSuchSchema {
+        /// The schema name.
+        schema: String,
+    },
+
+    /// `fetch1` or `update1` found no row, or more than one.
+    #[error("table `{table}`: expected exactly one row, found {found}")]
+    NotOneRow {
+        /// The table.
+        table: String,
+        /// How many rows matched.
+        found: usize,
+    },
+
+    /// An operation the tier or the state of the table forbids.
+    #[error("table `{table}`: {message}")]
+    Refused {
+        /// The table.
+        table: String,
+        /// Why.
+        message: String,
+    },
+
+    /// A row could not be converted to or from a Rust type through serde.
+    #[error("{}serde conversion failed: {message}", context_prefix(.table, &None))]
+    Serde {
+        /// The table, when known.
+        table: Option<String>,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The connection configuration is unusable.
+    #[error("connection configuration: {0}")]
+    Connect(String),
+
+    /// A backend was configured that this build does not include.
+    #[error("backend `{0}` is not enabled in this build of dj-schema (cargo feature)")]
+    BackendDisabled(&'static str),
+}
+
+fn context_prefix(table: &Option<String>, attribute: &Option<String>) -> String {
+    match (table, attribute) {
+        (Some(t), Some(a)) => format!("table `{t}`, attribute `{a}`: "),
+        (Some(t), None) => format!("table `{t}`: "),
+        (None, Some(a)) => format!("attribute `{a}`: "),
+        (None, None) => String::new(),
+    }
+}
+
+fn key_suffix(key: &Option<String>) -> String {
+    key.as_ref().map(|k| format!(" {k}")).unwrap_or_default()
+}
+
+impl From<dj_core::Error> for Error {
+    fn from(source: dj_core::Error) -> Self {
+        Error::Core {
+            table: None,
+            attribute: None,
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(source: sqlx::Error) -> Self {
+        Error::Database {
+            table: None,
+            source,
+        }
+    }
+}
+
+impl Error {
+    /// Attach a table name to an error that lacks one.
+    pub(crate) fn in_table(self, name: &str) -> Self {
+        match self {
+            Error::Core {
+                table: None,
+                attribute,
+                source,
+            } => Error::Core {
+                table: Some(name.to_string()),
+                attribute,
+                source,
+            },
+            Error::Database {
+                table: None,
+                source,
+            } => classify_db(name, source),
+            Error::Serde {
+                table: None,
+                message,
+            } => Error::Serde {
+                table: Some(name.to_string()),
+                message,
+            },
+            other => other,
+        }
+    }
+
+    /// Attach table and attribute to a core error.
+    pub(crate) fn core_at(table: &str, attribute: &str, source: dj_core::Error) -> Self {
+        Error::Core {
+            table: Some(table.to_string()),
+            attribute: Some(attribute.to_string()),
+            source: Box::new(source),
+        }
+    }
+
+    /// Whether this is a duplicate-key error.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, Error::Duplicate { .. })
+    }
+
+    /// Whether this is a foreign-key violation.
+    pub fn is_foreign_key(&self) -> bool {
+        matches!(self, Error::ForeignKey { .. })
+    }
+}
+
+/// Turn a driver error into a duplicate or foreign-key error where the server says so.
+pub(crate) fn classify_db(table: &str, source: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &source {
+        let message = db.message().to_string();
+        match db.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => {
+                return Error::Duplicate {
+                    table: table.to_string(),
+                    key: None,
+                    message,
+                };
+            }
+            sqlx::error::ErrorKind::ForeignKeyViolation => {
+                return Error::ForeignKey {
+                    table: table.to_string(),
+                    message,
+                };
+            }
+            _ => {}
+        }
+        // MySQL reports some FK failures with codes sqlx does not classify.
+        if let Some(code) = db.code()
+            && matches!(code.as_ref(), "1451" | "1452" | "1216" | "1217" | "23503")
+        {
+            return Error::ForeignKey {
+                table: table.to_string(),
+                message,
+            };
+        }
+    }
+    Error::Database {
+        table: Some(table.to_string()),
+        source,
+    }
+}

@@ -1,0 +1,70 @@
+//! # dj-schema: DataJoint tables on SQLite, PostgreSQL and MySQL/MariaDB
+//!
+//! The relational half of dj-rs's object-augmented schema. Tables are declared in DataJoint's
+//! definition language, their attributes typed with core types and codecs, and stored in the
+//! same catalog layout DataJoint Python 2.3.5 uses, so each side opens the other's tables:
+//! `:type:` column-comment markers, PostgreSQL enum types, foreign keys with
+//! `ON UPDATE CASCADE ON DELETE RESTRICT`, and the `~lineage` rows. Values pass through their
+//! codec chains on insert and fetch; rows are ordered maps ([`Row`]) or serde structs.
+//!
+//! ```
+//! use dj_schema::{Connection, Tier, row, Restriction, Op};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct Subject { subject_id: i32, name: String }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let mut config = dj_core::Config::default();
+//! config.database.path = Some(":memory:".into()); // SQLite, in memory
+//! let conn = Connection::open(&config).await?;
+//! let lab = conn.schema("lab").await?;
+//! let subject = lab
+//!     .declare("Subject", Tier::Manual, "subject_id : int32\n---\nname : varchar(64)")
+//!     .await?;
+//! subject.insert1(&Subject { subject_id: 1, name: "Ann".into() }).await?;
+//! subject.insert1(&row! { "subject_id" => 2, "name" => "Bob" }).await?;
+//! let bob: Subject = subject.restrict(Restriction::cond("name", Op::Eq, "Bob")).fetch1().await?;
+//! assert_eq!(bob.subject_id, 2);
+//! assert_eq!(subject.len().await?, 2);
+//! # Ok::<(), dj_schema::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! See `docs/tables.md` for the definition language, tiers, foreign keys, restrictions and
+//! the backends.
+
+mod catalog;
+mod coerce;
+mod db;
+mod ddl;
+pub mod definition;
+pub mod error;
+pub mod heading;
+pub mod naming;
+pub mod restrict;
+mod schema;
+pub mod serde_row;
+mod table;
+
+pub use db::Connection;
+pub use error::{Error, Result};
+pub use heading::{Attribute, ForeignKey, Heading, Index};
+pub use naming::Tier;
+pub use restrict::{Op, Restriction};
+pub use schema::Schema;
+pub use table::{InsertOptions, Query, Table};
+
+/// A row: attribute name to value, in heading order when fetched.
+pub type Row = indexmap::IndexMap<String, dj_core::value::Value>;
+
+/// Build a [`Row`]: `row! { "subject_id" => 1, "name" => "Ann" }`.
+#[macro_export]
+macro_rules! row {
+    () => { $crate::Row::new() };
+    ($($k:expr => $v:expr),+ $(,)?) => {{
+        let mut r = $crate::Row::new();
+        $( r.insert(::std::string::String::from($k), ::dj_core::value::Value::from($v)); )+
+        r
+    }};
+}

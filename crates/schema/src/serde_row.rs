@@ -1,0 +1,534 @@
+//! Rows to and from Rust types through serde.
+//!
+//! A struct (or map) serializes to a [`Row`]: scalars become the matching [`Value`], byte
+//! buffers `Value::Bytes`, `None` and `()` `Value::Null`, unit enum variants their name, and
+//! sequences, maps and nested structs `Value::Json`. Deserializing reads a `Row` back: uuid, date
+//! and datetime values are offered as ISO text (which `uuid` and `chrono` parse), decimals as text,
+//! JSON as nested data. Domain values (a codec's Rust type) cannot pass through serde.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use dj_schema::serde_row::{from_row, to_row};
+//!
+//! #[derive(Serialize, Deserialize, PartialEq, Debug)]
+//! struct Subject { subject_id: i32, name: String, weight: Option<f64> }
+//!
+//! let s = Subject { subject_id: 1, name: "Ann".into(), weight: None };
+//! let row = to_row(&s)?;
+//! assert_eq!(row["subject_id"], dj_core::value::Value::Int(1));
+//! assert_eq!(from_row::<Subject>(row)?, s);
+//! # Ok::<(), dj_schema::Error>(())
+//! ```
+
+use std::any::Any;
+use std::fmt;
+
+use dj_core::value::Value;
+use serde::de::{self, DeserializeOwned, IntoDeserializer};
+use serde::ser::{self, Serialize};
+
+use crate::Row;
+use crate::error::Error;
+
+#[derive(Debug)]
+struct SerdeError(String);
+
+impl fmt::Display for SerdeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for SerdeError {}
+impl ser::Error for SerdeError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        SerdeError(msg.to_string())
+    }
+}
+impl de::Error for SerdeError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        SerdeError(msg.to_string())
+    }
+}
+
+fn serde_err(e: SerdeError) -> Error {
+    Error::Serde {
+        table: None,
+        message: e.0,
+    }
+}
+
+/// Turn a serializable value (a struct or a map with string keys) into a row. A [`Row`] itself
+/// is taken as it is, domain values included.
+pub fn to_row<T: Serialize + Any>(value: &T) -> Result<Row, Error> {
+    if let Some(row) = (value as &dyn Any).downcast_ref::<Row>() {
+        return Ok(row.clone());
+    }
+    let v = value.serialize(RowSerializer).map_err(serde_err)?;
+    Ok(v)
+}
+
+/// Build a `T` from a row. For `T = Row` the row is returned as it is.
+pub fn from_row<T: DeserializeOwned + Any>(row: Row) -> Result<T, Error> {
+    let boxed: Box<dyn Any> = Box::new(row);
+    match boxed.downcast::<T>() {
+        Ok(t) => Ok(*t),
+        Err(boxed) => match boxed.downcast::<Row>() {
+            Ok(row) => T::deserialize(RowDeserializer { row: *row }).map_err(serde_err),
+            Err(_) => Err(Error::Serde {
+                table: None,
+                message: "internal: row lost its type".into(),
+            }),
+        },
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Serializer: T -> Row
+// ------------------------------------------------------------------------------------------------
+
+struct RowSerializer;
+
+struct RowMap {
+    row: Row,
+    key: Option<String>,
+}
+
+macro_rules! not_a_row {
+    ($($f:ident($($t:ty),*)),* $(,)?) => {$(
+        fn $f(self, $(_: $t),*) -> Result<Row, SerdeError> {
+            Err(SerdeError("a row must be a struct or a map with string keys".into()))
+        }
+    )*};
+}
+
+impl ser::Serializer for RowSerializer {
+    type Ok = Row;
+    type Error = SerdeError;
+    type SerializeSeq = ser::Impossible<Row, SerdeError>;
+    type SerializeTuple = ser::Impossible<Row, SerdeError>;
+    type SerializeTupleStruct = ser::Impossible<Row, SerdeError>;
+    type SerializeTupleVariant = ser::Impossible<Row, SerdeError>;
+    type SerializeMap = RowMap;
+    type SerializeStruct = RowMap;
+    type SerializeStructVariant = ser::Impossible<Row, SerdeError>;
+
+    not_a_row!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_bytes(&[u8]),
+        serialize_none(),
+        serialize_unit(),
+        serialize_unit_struct(&'static str),
+        serialize_unit_variant(&'static str, u32, &'static str),
+    );
+
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<Row, SerdeError> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<Row, SerdeError> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Row, SerdeError> {
+        Err(SerdeError("a row cannot be an enum variant".into()))
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, SerdeError> {
+        Err(SerdeError(
+            "a row must be a struct or a map, not a sequence".into(),
+        ))
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, SerdeError> {
+        Err(SerdeError(
+            "a row must be a struct or a map, not a tuple".into(),
+        ))
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, SerdeError> {
+        Err(SerdeError(
+            "a row must be a struct or a map, not a tuple struct".into(),
+        ))
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, SerdeError> {
+        Err(SerdeError("a row cannot be an enum variant".into()))
+    }
+    fn serialize_map(self, n: Option<usize>) -> Result<RowMap, SerdeError> {
+        Ok(RowMap {
+            row: Row::with_capacity(n.unwrap_or(0)),
+            key: None,
+        })
+    }
+    fn serialize_struct(self, _: &'static str, n: usize) -> Result<RowMap, SerdeError> {
+        self.serialize_map(Some(n))
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, SerdeError> {
+        Err(SerdeError("a row cannot be an enum variant".into()))
+    }
+}
+
+impl ser::SerializeMap for RowMap {
+    type Ok = Row;
+    type Error = SerdeError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), SerdeError> {
+        match key.serialize(ValueSerializer)? {
+            Value::String(s) => {
+                self.key = Some(s);
+                Ok(())
+            }
+            other => Err(SerdeError(format!(
+                "row keys must be strings, found {}",
+                other.kind()
+            ))),
+        }
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerdeError> {
+        let key = self
+            .key
+            .take()
+            .ok_or_else(|| SerdeError("map value without key".into()))?;
+        let v = field_value(value)?;
+        self.row.insert(key, v);
+        Ok(())
+    }
+    fn end(self) -> Result<Row, SerdeError> {
+        Ok(self.row)
+    }
+}
+
+impl ser::SerializeStruct for RowMap {
+    type Ok = Row;
+    type Error = SerdeError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), SerdeError> {
+        let v = field_value(value)?;
+        self.row.insert(key.to_string(), v);
+        Ok(())
+    }
+    fn skip_field(&mut self, _: &'static str) -> Result<(), SerdeError> {
+        Ok(())
+    }
+    fn end(self) -> Result<Row, SerdeError> {
+        Ok(self.row)
+    }
+}
+
+/// One field value → [`Value`]; composite data goes to JSON.
+struct ValueSerializer;
+
+fn json<T: Serialize + ?Sized>(v: &T) -> Result<Value, SerdeError> {
+    serde_json::to_value(v)
+        .map(Value::Json)
+        .map_err(|e| SerdeError(e.to_string()))
+}
+
+const COMPOSITE: &str = "\u{0}composite";
+
+/// A field value: a scalar through [`ValueSerializer`], anything composite as JSON.
+fn field_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, SerdeError> {
+    match value.serialize(ValueSerializer) {
+        Err(SerdeError(m)) if m == COMPOSITE => json(value),
+        other => other,
+    }
+}
+
+fn composite<T>() -> Result<T, SerdeError> {
+    Err(SerdeError(COMPOSITE.into()))
+}
+
+impl ser::Serializer for ValueSerializer {
+    type Ok = Value;
+    type Error = SerdeError;
+    type SerializeSeq = ser::Impossible<Value, SerdeError>;
+    type SerializeTuple = ser::Impossible<Value, SerdeError>;
+    type SerializeTupleStruct = ser::Impossible<Value, SerdeError>;
+    type SerializeTupleVariant = ser::Impossible<Value, SerdeError>;
+    type SerializeMap = ser::Impossible<Value, SerdeError>;
+    type SerializeStruct = ser::Impossible<Value, SerdeError>;
+    type SerializeStructVariant = ser::Impossible<Value, SerdeError>;
+
+    fn serialize_bool(self, v: bool) -> Result<Value, SerdeError> {
+        Ok(Value::Bool(v))
+    }
+    fn serialize_i8(self, v: i8) -> Result<Value, SerdeError> {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_i16(self, v: i16) -> Result<Value, SerdeError> {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_i32(self, v: i32) -> Result<Value, SerdeError> {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_i64(self, v: i64) -> Result<Value, SerdeError> {
+        Ok(Value::Int(v))
+    }
+    fn serialize_u8(self, v: u8) -> Result<Value, SerdeError> {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_u16(self, v: u16) -> Result<Value, SerdeError> {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_u32(self, v: u32) -> Result<Value, SerdeError> {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_u64(self, v: u64) -> Result<Value, SerdeError> {
+        Ok(Value::from(v))
+    }
+    fn serialize_f32(self, v: f32) -> Result<Value, SerdeError> {
+        Ok(Value::Float(v.into()))
+    }
+    fn serialize_f64(self, v: f64) -> Result<Value, SerdeError> {
+        Ok(Value::Float(v))
+    }
+    fn serialize_char(self, v: char) -> Result<Value, SerdeError> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn serialize_str(self, v: &str) -> Result<Value, SerdeError> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<Value, SerdeError> {
+        Ok(Value::Bytes(bytes::Bytes::copy_from_slice(v)))
+    }
+    fn serialize_none(self) -> Result<Value, SerdeError> {
+        Ok(Value::Null)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<Value, SerdeError> {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<Value, SerdeError> {
+        Ok(Value::Null)
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<Value, SerdeError> {
+        Ok(Value::Null)
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<Value, SerdeError> {
+        Ok(Value::String(variant.to_string()))
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<Value, SerdeError> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Value, SerdeError> {
+        composite()
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, SerdeError> {
+        composite()
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, SerdeError> {
+        composite()
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, SerdeError> {
+        composite()
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, SerdeError> {
+        composite()
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, SerdeError> {
+        composite()
+    }
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, SerdeError> {
+        composite()
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, SerdeError> {
+        composite()
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Deserializer: Row -> T
+// ------------------------------------------------------------------------------------------------
+
+struct RowDeserializer {
+    row: Row,
+}
+
+impl<'de> de::Deserializer<'de> for RowDeserializer {
+    type Error = SerdeError;
+    fn deserialize_any<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
+        visitor.visit_map(de::value::MapDeserializer::new(
+            self.row.into_iter().map(|(k, v)| (k, ValueDe(v))),
+        ))
+    }
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+struct ValueDe(Value);
+
+impl<'de> IntoDeserializer<'de, SerdeError> for ValueDe {
+    type Deserializer = ValueDe;
+    fn into_deserializer(self) -> ValueDe {
+        self
+    }
+}
+
+fn json_de<'de, V: de::Visitor<'de>>(
+    j: serde_json::Value,
+    visitor: V,
+    how: &str,
+) -> Result<V::Value, SerdeError> {
+    let r = match how {
+        "option" => de::Deserializer::deserialize_option(j, visitor),
+        _ => de::Deserializer::deserialize_any(j, visitor),
+    };
+    r.map_err(|e| SerdeError(e.to_string()))
+}
+
+impl<'de> de::Deserializer<'de> for ValueDe {
+    type Error = SerdeError;
+    fn deserialize_any<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            Value::Bool(b) => visitor.visit_bool(b),
+            Value::Int(i) => visitor.visit_i64(i),
+            Value::UInt(u) => visitor.visit_u64(u),
+            Value::Float(f) => visitor.visit_f64(f),
+            Value::Decimal(s) | Value::String(s) => visitor.visit_string(s),
+            Value::Bytes(b) => visitor.visit_byte_buf(b.to_vec()),
+            Value::Uuid(u) => visitor.visit_string(u.hyphenated().to_string()),
+            Value::Date(d) => visitor.visit_string(d.format("%Y-%m-%d").to_string()),
+            Value::DateTime(d) => {
+                visitor.visit_string(d.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+            }
+            Value::Json(j) => json_de(j, visitor, "any"),
+            other => Err(SerdeError(format!(
+                "{} cannot be deserialized through serde; fetch a Row instead",
+                other.kind()
+            ))),
+        }
+    }
+    fn deserialize_option<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            Value::Json(serde_json::Value::Null) => visitor.visit_none(),
+            other => visitor.visit_some(ValueDe(other)),
+        }
+    }
+    fn deserialize_seq<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
+        match self.0 {
+            Value::Bytes(b) => {
+                visitor.visit_seq(de::value::SeqDeserializer::new(b.iter().copied()))
+            }
+            other => ValueDe(other).deserialize_any(visitor),
+        }
+    }
+    fn deserialize_f64<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
+        match self.0 {
+            Value::Decimal(s) => visitor.visit_f64(
+                s.parse::<f64>()
+                    .map_err(|e| SerdeError(format!("decimal `{s}`: {e}")))?,
+            ),
+            other => ValueDe(other).deserialize_any(visitor),
+        }
+    }
+    fn deserialize_f32<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
+        self.deserialize_f64(visitor)
+    }
+    fn deserialize_bool<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
+        match self.0 {
+            Value::Int(i) => visitor.visit_bool(i != 0),
+            other => ValueDe(other).deserialize_any(visitor),
+        }
+    }
+    fn deserialize_enum<V: de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, SerdeError> {
+        match self.0 {
+            Value::String(s) => visitor.visit_enum(s.into_deserializer()),
+            Value::Json(j) => de::Deserializer::deserialize_enum(j, name, variants, visitor)
+                .map_err(|e| SerdeError(e.to_string())),
+            other => Err(SerdeError(format!(
+                "expected an enum variant, found {}",
+                other.kind()
+            ))),
+        }
+    }
+    fn deserialize_newtype_struct<V: de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, SerdeError> {
+        visitor.visit_newtype_struct(self)
+    }
+    serde::forward_to_deserialize_any! {
+        i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 char str string
+        bytes byte_buf unit unit_struct tuple
+        tuple_struct map struct identifier ignored_any
+    }
+}

@@ -1,0 +1,1249 @@
+//! The [`Table`] handle and [`Query`]: insert, fetch, restrict, delete, update, drop.
+
+use std::any::Any;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+use dj_core::codec::{CodecContext, ResolvedType};
+use dj_core::typespec::{Backend, CoreType, TypeSpec};
+use dj_core::value::Value;
+use futures::{StreamExt, TryStreamExt};
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Row;
+use crate::catalog;
+use crate::coerce::to_param;
+use crate::db::{Connection, Exec, Param, Sql, literal, qualified, quote};
+use crate::error::{Error, Result, classify_db};
+use crate::heading::{ColKind, Heading, col_kind};
+use crate::naming::{Tier, class_name, master_of};
+use crate::restrict::{Restriction, render_in_subquery};
+use crate::serde_row::{from_row, to_row};
+
+/// What the schema layer knows about one attribute beyond its heading entry.
+#[derive(Clone, Debug)]
+pub(crate) struct AttrInfo {
+    pub resolved: Option<ResolvedType>,
+    pub resolve_error: Option<String>,
+    pub final_type: TypeSpec,
+    pub kind: ColKind,
+    pub has_codec: bool,
+    /// PostgreSQL cast for inserted values (enums, decimals, unusual native types).
+    pub pg_cast: Option<String>,
+}
+
+pub(crate) struct TableInner {
+    pub conn: Connection,
+    pub heading: Heading,
+    pub attrs: Vec<AttrInfo>,
+}
+
+/// A handle on one table: its heading and its connection. Cheap to clone.
+#[derive(Clone)]
+pub struct Table {
+    pub(crate) inner: Arc<TableInner>,
+}
+
+impl fmt::Debug for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("table", &self.full_name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of [`Table::insert_with`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InsertOptions {
+    /// Skip rows whose primary key exists already.
+    pub skip_duplicates: bool,
+    /// Ignore row entries that name no attribute (otherwise an error).
+    pub ignore_extra_fields: bool,
+    /// Allow inserting into Computed and Imported tables (normally filled by `make`).
+    pub allow_direct_insert: bool,
+}
+
+const MAX_PARAMS: usize = 30_000;
+const MAX_STATEMENT_BYTES: usize = 8 << 20;
+
+impl Table {
+    pub(crate) fn from_heading(conn: Connection, heading: Heading) -> Table {
+        let backend = conn.backend();
+        let attrs = heading
+            .attributes
+            .iter()
+            .map(|a| {
+                let (resolved, resolve_error, final_type) = if a.spec.is_codec() {
+                    match ResolvedType::resolve(&a.spec, conn.inner.registry, &conn.inner.config) {
+                        Ok(r) => {
+                            let f = r.final_type.clone();
+                            (Some(r), None, f)
+                        }
+                        Err(e) => (
+                            None,
+                            Some(e.to_string()),
+                            catalog::core_from_sql(&a.sql_type),
+                        ),
+                    }
+                } else {
+                    (None, None, a.spec.clone())
+                };
+                let kind = col_kind(&final_type);
+                let pg_cast = match (&final_type, kind) {
+                    _ if backend != Backend::Postgres => None,
+                    (TypeSpec::Core(CoreType::Enum(_)), _) => Some(a.sql_type.clone()),
+                    (_, ColKind::Decimal) => Some("numeric".into()),
+                    (_, ColKind::Other) => Some(a.sql_type.clone()),
+                    _ => None,
+                };
+                AttrInfo {
+                    has_codec: a.spec.is_codec(),
+                    resolved,
+                    resolve_error,
+                    final_type,
+                    kind,
+                    pg_cast,
+                }
+            })
+            .collect();
+        Table {
+            inner: Arc::new(TableInner {
+                conn,
+                heading,
+                attrs,
+            }),
+        }
+    }
+
+    /// The heading.
+    pub fn heading(&self) -> &Heading {
+        &self.inner.heading
+    }
+
+    /// The SQL table name (with tier prefix).
+    pub fn name(&self) -> &str {
+        &self.inner.heading.table
+    }
+
+    /// The schema name.
+    pub fn schema_name(&self) -> &str {
+        &self.inner.heading.schema
+    }
+
+    /// `schema.table`.
+    pub fn full_name(&self) -> String {
+        self.inner.heading.full_name()
+    }
+
+    /// The tier, from the name.
+    pub fn tier(&self) -> Option<Tier> {
+        Tier::of(self.name())
+    }
+
+    /// The connection.
+    pub fn connection(&self) -> &Connection {
+        &self.inner.conn
+    }
+
+    fn backend(&self) -> Backend {
+        self.inner.conn.backend()
+    }
+
+    fn qualified(&self) -> String {
+        qualified(self.backend(), self.schema_name(), self.name())
+    }
+
+    pub(crate) fn attr_info(&self, name: &str) -> Option<&AttrInfo> {
+        let i = self
+            .inner
+            .heading
+            .attributes
+            .iter()
+            .position(|a| a.name == name)?;
+        self.inner.attrs.get(i)
+    }
+
+    pub(crate) fn final_type(&self, name: &str) -> Option<&TypeSpec> {
+        self.attr_info(name).map(|i| &i.final_type)
+    }
+
+    fn context(&self, field: &str, key: IndexMap<String, Value>) -> CodecContext {
+        CodecContext {
+            schema: self.schema_name().to_string(),
+            table: self.name().to_string(),
+            field: field.to_string(),
+            key,
+            store: None,
+            config: Arc::clone(&self.inner.conn.inner.config),
+            stores: Arc::clone(&self.inner.conn.inner.stores),
+        }
+    }
+
+    /// A query over all rows of this table.
+    pub fn query(&self) -> Query {
+        Query {
+            table: self.clone(),
+            restrictions: Vec::new(),
+            cascade: Vec::new(),
+            attrs: None,
+            order_by: Vec::new(),
+            limit: None,
+            offset: None,
+        }
+    }
+
+    /// A query over the rows matching `r`.
+    pub fn restrict(&self, r: impl Into<Restriction>) -> Query {
+        self.query().restrict(r)
+    }
+
+    /// Every row, as `T` (a [`Row`] or a `Deserialize` struct).
+    pub async fn fetch<T: DeserializeOwned + Any>(&self) -> Result<Vec<T>> {
+        self.query().fetch().await
+    }
+
+    /// The single row of the table.
+    pub async fn fetch1<T: DeserializeOwned + Any>(&self) -> Result<T> {
+        self.query().fetch1().await
+    }
+
+    /// The number of rows.
+    pub async fn len(&self) -> Result<u64> {
+        self.query().len().await
+    }
+
+    /// Whether the table has no rows.
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(!self.query().exists().await?)
+    }
+
+    /// Whether the table has rows.
+    pub async fn exists(&self) -> Result<bool> {
+        self.query().exists().await
+    }
+
+    /// Delete every row, cascading to dependent tables. Returns how many rows of this table went.
+    pub async fn delete(&self) -> Result<u64> {
+        self.query().delete().await
+    }
+
+    /// Insert one row: a [`Row`] or any `Serialize` struct or map.
+    pub async fn insert1<R: Serialize + Any>(&self, row: &R) -> Result<()> {
+        self.insert_rows(
+            vec![to_row(row).map_err(|e| e.in_table(&self.full_name()))?],
+            InsertOptions::default(),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Insert rows in one transaction.
+    pub async fn insert<R: Serialize + Any>(&self, rows: &[R]) -> Result<u64> {
+        self.insert_with(rows, InsertOptions::default()).await
+    }
+
+    /// Insert rows in one transaction, with options. Returns the number of rows written.
+    pub async fn insert_with<R: Serialize + Any>(
+        &self,
+        rows: &[R],
+        opts: InsertOptions,
+    ) -> Result<u64> {
+        let rows = rows
+            .iter()
+            .map(to_row)
+            .collect::<Result<Vec<Row>>>()
+            .map_err(|e| e.in_table(&self.full_name()))?;
+        self.insert_rows(rows, opts).await
+    }
+
+    /// Check and encode one row: `(attribute index, parameter)` for the columns to write.
+    async fn encode_row(
+        &self,
+        row: Row,
+        opts: InsertOptions,
+    ) -> Result<Vec<(usize, Option<Param>)>> {
+        let h = self.heading();
+        let full = self.full_name();
+        for k in row.keys() {
+            if h.attribute(k).is_none() && !opts.ignore_extra_fields {
+                return Err(Error::UnknownAttribute {
+                    table: full,
+                    attribute: k.clone(),
+                });
+            }
+        }
+        let mut key = IndexMap::new();
+        for a in h.attributes.iter().filter(|a| a.in_key) {
+            match row.get(&a.name) {
+                Some(v) if !v.is_null() => {
+                    key.insert(a.name.clone(), v.clone());
+                }
+                _ if a.name == "_singleton" => {}
+                _ => {
+                    return Err(Error::MissingKey {
+                        table: full,
+                        attribute: a.name.clone(),
+                    });
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut row = row;
+        for (i, a) in h.attributes.iter().enumerate() {
+            let info = &self.inner.attrs[i];
+            let Some(value) = row.swap_remove(&a.name) else {
+                if a.name == "_singleton" {
+                    // Written explicitly: on SQLite an omitted integer key would become a rowid.
+                    out.push((i, Some(Param::Bool(true))));
+                    continue;
+                }
+                if a.has_default() || a.is_hidden() {
+                    continue;
+                }
+                return Err(Error::BadValue {
+                    table: full,
+                    attribute: a.name.clone(),
+                    message: "a value is required (the attribute has no default)".into(),
+                });
+            };
+            if value.is_null() {
+                if a.nullable {
+                    out.push((i, None));
+                    continue;
+                }
+                if a.default.is_some() {
+                    continue;
+                }
+                return Err(Error::BadValue {
+                    table: full,
+                    attribute: a.name.clone(),
+                    message: "null is not allowed (not nullable, no default)".into(),
+                });
+            }
+            let value = if info.has_codec {
+                let Some(resolved) = &info.resolved else {
+                    return Err(Error::BadValue {
+                        table: full,
+                        attribute: a.name.clone(),
+                        message: info.resolve_error.clone().unwrap_or_default(),
+                    });
+                };
+                resolved
+                    .encode(value, &self.context(&a.name, key.clone()))
+                    .await
+                    .map_err(|e| Error::core_at(&full, &a.name, e))?
+            } else {
+                value
+            };
+            let p = to_param(&value, &info.final_type).map_err(|message| Error::BadValue {
+                table: full.clone(),
+                attribute: a.name.clone(),
+                message,
+            })?;
+            out.push((i, p));
+        }
+        Ok(out)
+    }
+
+    async fn insert_rows(&self, rows: Vec<Row>, opts: InsertOptions) -> Result<u64> {
+        let full = self.full_name();
+        if matches!(self.tier(), Some(Tier::Computed | Tier::Imported)) && !opts.allow_direct_insert
+        {
+            return Err(Error::Refused {
+                table: full,
+                message: "Computed and Imported tables are filled by `make`; set `allow_direct_insert` to insert directly".into(),
+            });
+        }
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        // Encode everything (codecs may write objects to stores) before the transaction opens.
+        let concurrency = self.inner.conn.config().transfer_concurrency.max(1);
+        let encoded: Vec<Vec<(usize, Option<Param>)>> = futures::stream::iter(rows)
+            .map(|r| self.encode_row(r, opts))
+            .buffered(concurrency)
+            .try_collect()
+            .await?;
+        // Group rows by the columns they write, keeping order.
+        type Group = (Vec<usize>, Vec<Vec<Option<Param>>>);
+        let mut groups: Vec<Group> = Vec::new();
+        for r in encoded {
+            let cols: Vec<usize> = r.iter().map(|(i, _)| *i).collect();
+            let vals: Vec<Option<Param>> = r.into_iter().map(|(_, p)| p).collect();
+            match groups.iter_mut().find(|(c, _)| *c == cols) {
+                Some((_, v)) => v.push(vals),
+                None => groups.push((cols, vec![vals])),
+            }
+        }
+        let backend = self.backend();
+        let h = self.heading();
+        let pk: Vec<String> = h.primary_key().iter().map(|c| quote(backend, c)).collect();
+        let mut statements = Vec::new();
+        for (cols, rows) in groups {
+            let per_stmt = (MAX_PARAMS / cols.len().max(1)).max(1);
+            let mut start = 0;
+            while start < rows.len() {
+                let mut sql = Sql::new(backend);
+                sql.push("INSERT INTO ").push(&self.qualified()).push(" (");
+                for (j, &c) in cols.iter().enumerate() {
+                    if j > 0 {
+                        sql.push(", ");
+                    }
+                    sql.ident(&h.attributes[c].name);
+                }
+                sql.push(") VALUES ");
+                let mut bytes = 0usize;
+                let mut n = 0;
+                while start + n < rows.len()
+                    && n < per_stmt
+                    && (n == 0 || bytes < MAX_STATEMENT_BYTES)
+                {
+                    let row = &rows[start + n];
+                    if n > 0 {
+                        sql.push(", ");
+                    }
+                    sql.push("(");
+                    for (j, (&c, p)) in cols.iter().zip(row).enumerate() {
+                        if j > 0 {
+                            sql.push(", ");
+                        }
+                        bytes += param_size(p);
+                        sql.bind(p.clone(), self.inner.attrs[c].pg_cast.as_deref());
+                    }
+                    sql.push(")");
+                    n += 1;
+                }
+                start += n;
+                if opts.skip_duplicates {
+                    match backend {
+                        Backend::MySql => {
+                            let first =
+                                quote(backend, h.primary_key().first().copied().unwrap_or(""));
+                            sql.push(&format!(" ON DUPLICATE KEY UPDATE {first} = {first}"));
+                        }
+                        _ => {
+                            sql.push(&format!(" ON CONFLICT ({}) DO NOTHING", pk.join(", ")));
+                        }
+                    }
+                }
+                statements.push(sql);
+            }
+        }
+        let mut tx = self.inner.conn.begin().await?;
+        let mut count = 0;
+        for sql in &statements {
+            let n = tx
+                .exec()
+                .execute(sql)
+                .await
+                .map_err(|e| classify_db(&full, e))?;
+            // MySQL's ON DUPLICATE KEY UPDATE with an unchanged value counts 0 per skipped row.
+            count += n;
+        }
+        tx.commit().await.map_err(|e| e.in_table(&full))?;
+        Ok(count)
+    }
+
+    /// Update the non-key attributes of the one row identified by the key in `row`.
+    pub async fn update1<R: Serialize + Any>(&self, row: &R) -> Result<()> {
+        let full = self.full_name();
+        let mut row = to_row(row).map_err(|e| e.in_table(&full))?;
+        let h = self.heading();
+        for k in row.keys() {
+            if h.attribute(k).is_none() {
+                return Err(Error::UnknownAttribute {
+                    table: full,
+                    attribute: k.clone(),
+                });
+            }
+        }
+        let mut key = Row::new();
+        for a in h.attributes.iter().filter(|a| a.in_key) {
+            match row.swap_remove(&a.name) {
+                Some(v) if !v.is_null() => {
+                    key.insert(a.name.clone(), v);
+                }
+                _ => {
+                    return Err(Error::MissingKey {
+                        table: full,
+                        attribute: a.name.clone(),
+                    });
+                }
+            }
+        }
+        if row.is_empty() {
+            return Err(Error::Refused {
+                table: full,
+                message: "update1 needs at least one non-key attribute to set".into(),
+            });
+        }
+        let backend = self.backend();
+        let mut sql = Sql::new(backend);
+        sql.push("UPDATE ").push(&self.qualified()).push(" SET ");
+        for (j, (name, value)) in row.into_iter().enumerate() {
+            if j > 0 {
+                sql.push(", ");
+            }
+            let (i, a) = h
+                .attributes
+                .iter()
+                .enumerate()
+                .find(|(_, a)| a.name == name)
+                .ok_or_else(|| Error::UnknownAttribute {
+                    table: full.clone(),
+                    attribute: name.clone(),
+                })?;
+            let info = &self.inner.attrs[i];
+            sql.ident(&name).push(" = ");
+            if value.is_null() {
+                if a.nullable {
+                    sql.push("NULL");
+                } else if a.default.is_some() && backend != Backend::Sqlite {
+                    sql.push("DEFAULT");
+                } else {
+                    return Err(Error::BadValue {
+                        table: full,
+                        attribute: name,
+                        message: "null is not allowed (not nullable)".into(),
+                    });
+                }
+                continue;
+            }
+            let value = match &info.resolved {
+                Some(r) => r
+                    .encode(value, &self.context(&name, key.clone()))
+                    .await
+                    .map_err(|e| Error::core_at(&full, &name, e))?,
+                None if info.has_codec => {
+                    return Err(Error::BadValue {
+                        table: full,
+                        attribute: name,
+                        message: info.resolve_error.clone().unwrap_or_default(),
+                    });
+                }
+                None => value,
+            };
+            let p = to_param(&value, &info.final_type).map_err(|message| Error::BadValue {
+                table: full.clone(),
+                attribute: name.clone(),
+                message,
+            })?;
+            sql.bind(p, info.pg_cast.as_deref());
+        }
+        let key_restriction = Restriction::Key(key);
+        sql.push(" WHERE ");
+        key_restriction.render(self, &mut sql)?;
+        let mut count = Sql::new(backend);
+        count
+            .push("SELECT count(*) FROM ")
+            .push(&self.qualified())
+            .push(" WHERE ");
+        key_restriction.render(self, &mut count)?;
+        let mut tx = self.inner.conn.begin().await?;
+        let n = count_rows(&mut tx.exec(), &count)
+            .await
+            .map_err(|e| e.in_table(&full))?;
+        if n != 1 {
+            return Err(Error::NotOneRow {
+                table: full,
+                found: n as usize,
+            });
+        }
+        tx.exec()
+            .execute(&sql)
+            .await
+            .map_err(|e| classify_db(&full, e))?;
+        tx.commit().await.map_err(|e| e.in_table(&full))?;
+        Ok(())
+    }
+
+    /// The definition of this table, rebuilt from its heading.
+    pub fn describe(&self) -> String {
+        describe(self.heading())
+    }
+
+    /// Drop this table and every table that depends on it (dependents first).
+    pub async fn drop(self) -> Result<()> {
+        let full = self.full_name();
+        let graph = Graph::load(&self).await?;
+        if self.tier() == Some(Tier::Part) {
+            return Err(Error::Refused {
+                table: full,
+                message: "a part table is dropped with its master".into(),
+            });
+        }
+        let backend = self.backend();
+        let mut conn = self.inner.conn.acquire().await?;
+        let mut ex = conn.exec();
+        for t in graph.order.iter().rev() {
+            let table = &graph.tables[t];
+            let h = table.heading();
+            if catalog::table_exists_raw(&mut ex, backend, &h.schema, "~lineage").await? {
+                let mut del = Sql::new(backend);
+                del.push("DELETE FROM ")
+                    .push(&qualified(backend, &h.schema, "~lineage"))
+                    .push(" WHERE table_name = ")
+                    .bind(Some(Param::Text(h.table.clone())), None);
+                ex.execute(&del).await.map_err(|e| classify_db(t, e))?;
+            }
+            ex.raw(&format!("DROP TABLE {}", table.qualified()))
+                .await
+                .map_err(|e| classify_db(t, e))?;
+            match backend {
+                Backend::Sqlite => {
+                    let mut del = Sql::new(backend);
+                    del.push("DELETE FROM ")
+                        .ident(catalog::SQLITE_TABLES)
+                        .push(" WHERE schema_name = ")
+                        .bind(Some(Param::Text(h.schema.clone())), None)
+                        .push(" AND table_name = ")
+                        .bind(Some(Param::Text(h.table.clone())), None);
+                    ex.execute(&del).await.map_err(|e| classify_db(t, e))?;
+                }
+                Backend::Postgres => {
+                    for a in &h.attributes {
+                        if let TypeSpec::Core(c @ CoreType::Enum(_)) = &table
+                            .inner
+                            .attrs
+                            .iter()
+                            .zip(&h.attributes)
+                            .find(|(_, x)| x.name == a.name)
+                            .map(|(i, _)| i.final_type.clone())
+                            .unwrap_or(TypeSpec::Native(String::new()))
+                        {
+                            let name = c.pg_enum_type_name().unwrap_or_default();
+                            let mut used = Sql::new(backend);
+                            used.push("SELECT table_name::text FROM information_schema.columns WHERE udt_schema = ")
+                                .bind(Some(Param::Text(h.schema.clone())), None)
+                                .push(" AND udt_name = ")
+                                .bind(Some(Param::Text(name.clone())), None);
+                            if catalog::text_rows(&mut ex, &used, 1).await?.is_empty() {
+                                ex.raw(&format!(
+                                    "DROP TYPE IF EXISTS {}",
+                                    qualified(backend, &h.schema, &name)
+                                ))
+                                .await
+                                .map_err(|e| classify_db(t, e))?;
+                            }
+                        }
+                    }
+                }
+                Backend::MySql => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn param_size(p: &Option<Param>) -> usize {
+    match p {
+        Some(Param::Bytes(b)) => b.len(),
+        Some(Param::Text(s)) => s.len(),
+        Some(Param::Json(_)) => 64,
+        _ => 8,
+    }
+}
+
+async fn count_rows(ex: &mut Exec<'_>, sql: &Sql) -> Result<u64> {
+    let rows = ex.fetch(sql, &[ColKind::Int]).await?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        .max(0) as u64)
+}
+
+/// One alternative of a cascade restriction: `(child cols) IN (SELECT parent cols FROM parent)`.
+#[derive(Clone, Debug)]
+pub(crate) struct FkLink {
+    child_cols: Vec<String>,
+    parent: Query,
+    parent_cols: Vec<String>,
+}
+
+/// A restricted, projected, ordered view of one table: what `fetch`, `len` and `delete` act on.
+#[derive(Clone, Debug)]
+pub struct Query {
+    table: Table,
+    restrictions: Vec<Restriction>,
+    /// AND of ORs of foreign-key semijoins (delete cascades).
+    cascade: Vec<Vec<FkLink>>,
+    attrs: Option<Vec<String>>,
+    order_by: Vec<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+impl Query {
+    /// The table queried.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// Add a restriction (restrictions are AND-ed).
+    pub fn restrict(mut self, r: impl Into<Restriction>) -> Self {
+        self.restrictions.push(r.into());
+        self
+    }
+
+    /// Exclude the rows matching `r` (DataJoint's `-`).
+    pub fn exclude(mut self, r: impl Into<Restriction>) -> Self {
+        self.restrictions.push(Restriction::Not(Box::new(r.into())));
+        self
+    }
+
+    /// Fetch only these attributes.
+    pub fn attrs<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.attrs = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Order by `attr [ASC|DESC]` items; `KEY` and `KEY DESC` stand for the primary key.
+    pub fn order_by<S: Into<String>>(mut self, items: impl IntoIterator<Item = S>) -> Self {
+        self.order_by = items.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Fetch at most `n` rows (ordered by the primary key unless `order_by` is given).
+    pub fn limit(mut self, n: u64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Skip the first `n` rows.
+    pub fn offset(mut self, n: u64) -> Self {
+        self.offset = Some(n);
+        self
+    }
+
+    pub(crate) fn selected_names(&self) -> Vec<String> {
+        match &self.attrs {
+            Some(a) => a.clone(),
+            None => self
+                .table
+                .heading()
+                .visible_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    fn full(&self) -> String {
+        self.table.full_name()
+    }
+
+    fn check_names(&self) -> Result<Vec<String>> {
+        let names = self.selected_names();
+        for n in &names {
+            if self.table.heading().attribute(n).is_none() {
+                return Err(Error::UnknownAttribute {
+                    table: self.full(),
+                    attribute: n.clone(),
+                });
+            }
+        }
+        Ok(names)
+    }
+
+    fn render_where(&self, sql: &mut Sql) -> Result<()> {
+        if self.restrictions.is_empty() && self.cascade.is_empty() {
+            return Ok(());
+        }
+        sql.push(" WHERE ");
+        let mut first = true;
+        for r in &self.restrictions {
+            if !first {
+                sql.push(" AND ");
+            }
+            first = false;
+            r.render(&self.table, sql)?;
+        }
+        for alternatives in &self.cascade {
+            if !first {
+                sql.push(" AND ");
+            }
+            first = false;
+            sql.push("(");
+            for (i, link) in alternatives.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                render_in_subquery(
+                    &self.table,
+                    sql,
+                    &link.child_cols,
+                    &link.parent,
+                    &link.parent_cols,
+                )?;
+            }
+            sql.push(")");
+        }
+        Ok(())
+    }
+
+    /// `SELECT cols FROM table WHERE …` as a subquery (plain columns; `SELECT 1` when empty).
+    pub(crate) fn render_select(&self, sql: &mut Sql, cols: &[String], exists: bool) -> Result<()> {
+        sql.push("SELECT ");
+        if cols.is_empty() || exists {
+            sql.push("1");
+        } else {
+            for (i, c) in cols.iter().enumerate() {
+                if self.table.heading().attribute(c).is_none() {
+                    return Err(Error::UnknownAttribute {
+                        table: self.full(),
+                        attribute: c.clone(),
+                    });
+                }
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.ident(c);
+            }
+        }
+        sql.push(" FROM ").push(&self.table.qualified());
+        self.render_where(sql)
+    }
+
+    fn order_clause(&self) -> Result<String> {
+        let backend = self.table.backend();
+        let mut items = self.order_by.clone();
+        if items.is_empty() && (self.limit.is_some() || self.offset.is_some()) {
+            items.push("KEY".into());
+        }
+        let mut out = Vec::new();
+        for item in items {
+            let mut words = item.split_whitespace();
+            let name = words.next().unwrap_or("");
+            let dir = match words.next().map(str::to_ascii_uppercase).as_deref() {
+                None => "",
+                Some("ASC") => " ASC",
+                Some("DESC") => " DESC",
+                Some(other) => {
+                    return Err(Error::UnknownAttribute {
+                        table: self.full(),
+                        attribute: format!("{name} {other}"),
+                    });
+                }
+            };
+            if words.next().is_some() {
+                return Err(Error::UnknownAttribute {
+                    table: self.full(),
+                    attribute: item.clone(),
+                });
+            }
+            if name.eq_ignore_ascii_case("KEY") {
+                for k in self.table.heading().primary_key() {
+                    out.push(format!("{}{dir}", quote(backend, k)));
+                }
+            } else if self.table.heading().attribute(name).is_some() {
+                out.push(format!("{}{dir}", quote(backend, name)));
+            } else {
+                return Err(Error::UnknownAttribute {
+                    table: self.full(),
+                    attribute: name.to_string(),
+                });
+            }
+        }
+        if out.is_empty() {
+            return Ok(String::new());
+        }
+        Ok(format!(" ORDER BY {}", out.join(", ")))
+    }
+
+    fn select_sql(&self, names: &[String]) -> Result<(Sql, Vec<ColKind>)> {
+        let backend = self.table.backend();
+        let mut sql = Sql::new(backend);
+        let mut kinds = Vec::new();
+        sql.push("SELECT ");
+        for (i, n) in names.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            let info = self
+                .table
+                .attr_info(n)
+                .ok_or_else(|| Error::UnknownAttribute {
+                    table: self.full(),
+                    attribute: n.clone(),
+                })?;
+            kinds.push(info.kind);
+            let q = quote(backend, n);
+            match (backend, info.kind) {
+                (
+                    Backend::Postgres,
+                    ColKind::Decimal | ColKind::Text | ColKind::Other | ColKind::UInt,
+                ) => {
+                    sql.push(&format!("{q}::text AS {q}"));
+                }
+                (Backend::MySql, ColKind::Decimal) => {
+                    sql.push(&format!("CAST({q} AS CHAR) AS {q}"));
+                }
+                _ => {
+                    sql.push(&q);
+                }
+            }
+        }
+        sql.push(" FROM ").push(&self.table.qualified());
+        self.render_where(&mut sql)?;
+        let order = self.order_clause()?;
+        sql.push(&order);
+        if self.limit.is_some() || self.offset.is_some() {
+            let limit = self.limit.unwrap_or(999_999_999_999);
+            sql.push(&format!(" LIMIT {limit}"));
+            if let Some(o) = self.offset {
+                sql.push(&format!(" OFFSET {o}"));
+            }
+        }
+        Ok((sql, kinds))
+    }
+
+    /// The matching rows, decoded through their codecs, as [`Row`]s.
+    pub async fn fetch_rows(&self) -> Result<Vec<Row>> {
+        let full = self.full();
+        let names = self.check_names()?;
+        let (sql, kinds) = self.select_sql(&names)?;
+        let raw = {
+            let mut conn = self.table.inner.conn.acquire().await?;
+            conn.exec().fetch(&sql, &kinds).await.map_err(|e| match e {
+                Error::BadValue {
+                    attribute, message, ..
+                } => Error::BadValue {
+                    table: full.clone(),
+                    attribute,
+                    message,
+                },
+                other => other.in_table(&full),
+            })?
+        };
+        let pk: Vec<&str> = self.table.heading().primary_key();
+        let mut out = Vec::with_capacity(raw.len());
+        for values in raw {
+            let mut row: Row = names.iter().cloned().zip(values).collect();
+            let key: IndexMap<String, Value> = pk
+                .iter()
+                .filter_map(|k| row.get(*k).map(|v| (k.to_string(), v.clone())))
+                .collect();
+            for n in &names {
+                let Some(info) = self.table.attr_info(n) else {
+                    continue;
+                };
+                if !info.has_codec {
+                    continue;
+                }
+                let Some(resolved) = &info.resolved else {
+                    return Err(Error::BadValue {
+                        table: full,
+                        attribute: n.clone(),
+                        message: info.resolve_error.clone().unwrap_or_default(),
+                    });
+                };
+                if let Some(v) = row.get_mut(n) {
+                    let stored = std::mem::take(v);
+                    *v = resolved
+                        .decode(stored, &self.table.context(n, key.clone()))
+                        .await
+                        .map_err(|e| Error::core_at(&full, n, e))?;
+                }
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    /// The matching rows as `T`: a [`Row`] or any `Deserialize` struct.
+    pub async fn fetch<T: DeserializeOwned + Any>(&self) -> Result<Vec<T>> {
+        let full = self.full();
+        self.fetch_rows()
+            .await?
+            .into_iter()
+            .map(|r| from_row(r).map_err(|e| e.in_table(&full)))
+            .collect()
+    }
+
+    /// The one matching row; an error when there are none or several.
+    pub async fn fetch1<T: DeserializeOwned + Any>(&self) -> Result<T> {
+        let mut rows = self.fetch_rows().await?;
+        if rows.len() != 1 {
+            return Err(Error::NotOneRow {
+                table: self.full(),
+                found: rows.len(),
+            });
+        }
+        let row = rows.pop().unwrap_or_default();
+        from_row(row).map_err(|e| e.in_table(&self.full()))
+    }
+
+    /// The number of matching rows.
+    pub async fn len(&self) -> Result<u64> {
+        let mut sql = Sql::new(self.table.backend());
+        sql.push("SELECT count(*) FROM ")
+            .push(&self.table.qualified());
+        self.render_where(&mut sql)?;
+        let mut conn = self.table.inner.conn.acquire().await?;
+        count_rows(&mut conn.exec(), &sql)
+            .await
+            .map_err(|e| e.in_table(&self.full()))
+    }
+
+    /// Whether no row matches.
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(!self.exists().await?)
+    }
+
+    /// Whether any row matches.
+    pub async fn exists(&self) -> Result<bool> {
+        Ok(self.len().await? > 0)
+    }
+
+    /// Delete the matching rows and, first, every row that depends on them through foreign
+    /// keys, in one transaction. Returns the number of rows deleted from this table.
+    ///
+    /// Deleting from a part table directly is refused (delete from its master); a delete that
+    /// would remove part rows while keeping their master rows is rolled back.
+    pub async fn delete(&self) -> Result<u64> {
+        let full = self.full();
+        if self.table.tier() == Some(Tier::Part) {
+            return Err(Error::Refused {
+                table: full,
+                message: "rows of a part table are deleted through its master".into(),
+            });
+        }
+        let graph = Graph::load(&self.table).await?;
+        // Build each table's restriction, parents before children.
+        let mut queries: HashMap<String, Query> = HashMap::new();
+        queries.insert(full.clone(), self.clone());
+        for name in graph.order.iter().skip(1) {
+            let table = &graph.tables[name];
+            let mut alternatives = Vec::new();
+            for (parent, child, fk) in &graph.edges {
+                if child != name {
+                    continue;
+                }
+                let Some(pq) = queries.get(parent) else {
+                    continue;
+                };
+                alternatives.push(FkLink {
+                    child_cols: fk.attr_map.iter().map(|(c, _)| c.clone()).collect(),
+                    parent: pq.clone(),
+                    parent_cols: fk.attr_map.iter().map(|(_, p)| p.clone()).collect(),
+                });
+            }
+            let mut q = table.query();
+            q.cascade.push(alternatives);
+            queries.insert(name.clone(), q);
+        }
+        let backend = self.table.backend();
+        let mut deleted: HashMap<String, u64> = HashMap::new();
+        let mut tx = self.table.inner.conn.begin().await?;
+        for name in graph.order.iter().rev() {
+            let q = &queries[name];
+            let mut sql = Sql::new(backend);
+            sql.push("DELETE FROM ").push(&q.table.qualified());
+            q.render_where(&mut sql)?;
+            let n = tx
+                .exec()
+                .execute(&sql)
+                .await
+                .map_err(|e| classify_db(name, e))?;
+            deleted.insert(name.clone(), n);
+        }
+        for (name, n) in &deleted {
+            let t = &graph.tables[name];
+            if *n > 0
+                && let Some(master) = master_of(t.name())
+            {
+                let master_full = format!("{}.{}", t.schema_name(), master);
+                if deleted.get(&master_full).copied().unwrap_or(0) == 0 {
+                    return Err(Error::Refused {
+                        table: name.clone(),
+                        message: format!(
+                            "the delete would remove part rows but keep their master rows in `{master_full}`; delete from the master"
+                        ),
+                    });
+                }
+            }
+        }
+        tx.commit().await.map_err(|e| e.in_table(&full))?;
+        Ok(deleted.get(&full).copied().unwrap_or(0))
+    }
+}
+
+/// A table and all its descendants through foreign keys, topologically ordered.
+struct Graph {
+    tables: HashMap<String, Table>,
+    /// `(parent, child, fk)` by full names.
+    edges: Vec<(String, String, crate::heading::ForeignKey)>,
+    /// The seed first, parents before children.
+    order: Vec<String>,
+}
+
+impl Graph {
+    async fn load(seed: &Table) -> Result<Graph> {
+        let conn = seed.connection().clone();
+        let backend = conn.backend();
+        let mut tables: HashMap<String, Table> = HashMap::new();
+        let mut edges = Vec::new();
+        tables.insert(seed.full_name(), seed.clone());
+        let mut queue = VecDeque::from([seed.full_name()]);
+        let mut pc = conn.acquire().await?;
+        let mut ex = pc.exec();
+        while let Some(name) = queue.pop_front() {
+            let (schema, table) = {
+                let t = &tables[&name];
+                (t.schema_name().to_string(), t.name().to_string())
+            };
+            let children = catalog::foreign_keys(&mut ex, backend, &schema, &table, true).await?;
+            for (cs, ct, fk) in children {
+                let child_full = format!("{cs}.{ct}");
+                if !tables.contains_key(&child_full) {
+                    let h = catalog::load_heading(&mut ex, backend, &cs, &ct, 0).await?;
+                    tables.insert(child_full.clone(), Table::from_heading(conn.clone(), h));
+                    queue.push_back(child_full.clone());
+                }
+                edges.push((name.clone(), child_full, fk));
+            }
+        }
+        drop(pc);
+        // Kahn's algorithm over the loaded subgraph.
+        let mut indegree: HashMap<&String, usize> = tables.keys().map(|k| (k, 0)).collect();
+        for (p, c, _) in &edges {
+            if p != c
+                && let Some(d) = indegree.get_mut(c)
+            {
+                *d += 1;
+            }
+        }
+        let mut ready: Vec<&String> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(k, _)| *k)
+            .collect();
+        ready.sort();
+        let mut order = Vec::new();
+        let mut seen = HashSet::new();
+        while let Some(n) = ready.pop() {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            order.push(n.clone());
+            let mut next = Vec::new();
+            for (p, c, _) in &edges {
+                if p == n
+                    && p != c
+                    && let Some(d) = indegree.get_mut(c)
+                {
+                    *d -= 1;
+                    if *d == 0 {
+                        next.push(c);
+                    }
+                }
+            }
+            next.sort();
+            ready.extend(next);
+        }
+        if order.len() != tables.len() {
+            return Err(Error::Refused {
+                table: seed.full_name(),
+                message: "the foreign keys below this table form a cycle".into(),
+            });
+        }
+        Ok(Graph {
+            tables,
+            edges,
+            order,
+        })
+    }
+}
+
+/// The definition text of a heading.
+pub(crate) fn describe(h: &Heading) -> String {
+    let mut out = String::new();
+    if !h.comment.is_empty() {
+        out.push_str(&format!("# {}\n", h.comment));
+    }
+    let mut done_fk = vec![false; h.foreign_keys.len()];
+    let fk_of = |name: &str| {
+        h.foreign_keys
+            .iter()
+            .position(|fk| fk.attr_map.iter().any(|(c, _)| c == name))
+    };
+    let mut in_key = true;
+    for a in &h.attributes {
+        if a.is_hidden() {
+            continue;
+        }
+        if in_key && !a.in_key {
+            out.push_str("---\n");
+            in_key = false;
+        }
+        if a.inherited
+            && let Some(i) = fk_of(&a.name)
+        {
+            if done_fk[i] {
+                continue;
+            }
+            done_fk[i] = true;
+            let fk = &h.foreign_keys[i];
+            let mut reference = String::new();
+            if fk.parent_schema != h.schema {
+                reference.push_str(&fk.parent_schema);
+                reference.push('.');
+            }
+            if let Some(master) = master_of(&fk.parent_table) {
+                reference.push_str(&class_name(master));
+                reference.push('.');
+            }
+            reference.push_str(&class_name(&fk.parent_table));
+            let renames: Vec<String> = fk
+                .attr_map
+                .iter()
+                .filter(|(c, p)| c != p)
+                .map(|(c, p)| format!("{c}='{p}'"))
+                .collect();
+            if !renames.is_empty() {
+                reference.push_str(&format!(".proj({})", renames.join(", ")));
+            }
+            let mut opts = Vec::new();
+            if fk.nullable {
+                opts.push("nullable");
+            }
+            if fk.unique {
+                opts.push("unique");
+            }
+            let opts = if opts.is_empty() {
+                String::new()
+            } else {
+                format!("[{}] ", opts.join(", "))
+            };
+            out.push_str(&format!("-> {opts}{reference}\n"));
+            continue;
+        }
+        let default = match &a.default {
+            Some(d) => format!(" = {d}"),
+            None => String::new(),
+        };
+        let comment = if a.comment.is_empty() {
+            String::new()
+        } else {
+            format!("  # {}", a.comment)
+        };
+        out.push_str(&format!("{}{} : {}{}\n", a.name, default, a.spec, comment));
+    }
+    if in_key {
+        out.push_str("---\n");
+    }
+    for ix in &h.indexes {
+        out.push_str(&format!(
+            "{}index({})\n",
+            if ix.unique { "unique " } else { "" },
+            ix.columns.join(", ")
+        ));
+    }
+    let _ = literal;
+    out
+}
