@@ -1,42 +1,63 @@
-//! The object-storage walkthrough on embedded defaults: a local file store under `./dj-demo/`.
+//! The object-storage walkthrough on embedded defaults: SQLite and a local file store, both under
+//! `./dj-demo/`.
 //!
-//! It follows DataJoint's "Use Object Storage" how-to for a `Recording` with
-//! `metadata : <blob>` (in the table) and `raw_data : <blob@>` (in the default store): the values
-//! go through the same codec chains an insert uses, the array lands in the store, hash-addressed
-//! and deduplicated, and both come back equal. The table rows themselves arrive with the schema
-//! layer; until then the example prints what each column would hold.
+//! It plays DataJoint's "Use Object Storage" how-to. A `datajoint.json` names a default `file`
+//! store; the schema `demo` gets a `Recording` table with `metadata : <blob>` (in the table) and
+//! `raw_data : <blob@>` (in the default store, hash-addressed and deduplicated). One row with a
+//! 32 x 30000 float64 array is inserted, fetched back, and the example prints where each attribute
+//! went: the SQL column, and for the stored one the object's path and size in the store.
 //!
-//! Run it with `cargo run --example object_storage`.
+//! Run it with `cargo run --example object_storage`. Running it again adds another recording
+//! with the same array, which the store deduplicates: both rows point at one object. Delete
+//! `./dj-demo/` to start over.
 
-use std::sync::Arc;
-
+use datajoint::Config;
+use datajoint::Value;
 use datajoint::blob::{Array, ArrayData, Item};
-use datajoint::dj_core::codec::{CodecContext, ResolvedType};
-use datajoint::dj_core::config::{Config, StoreSpec};
-use datajoint::{Registry, StoreSet, Value};
+use datajoint::schema::{Connection, Restriction, Row, Tier, row};
+
+const DEFINITION: &str = "
+# a recording, with its raw data in object storage
+recording_id : uuid
+---
+metadata : <blob>           # internal: stored in the database
+raw_data : <blob@>          # object storage: stored in the default store
+";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let demo = std::env::current_dir()?.join("dj-demo");
-    let store_dir = demo.join("store");
-    std::fs::create_dir_all(&store_dir)?;
-
-    // The configuration a datajoint.json with a default file store would give.
-    let mut config = Config::default();
-    config.stores.specs.insert(
-        "main".into(),
-        StoreSpec::new("main", "file", store_dir.to_string_lossy()),
+    std::fs::create_dir_all(demo.join("store"))?;
+    let config_file = demo.join("datajoint.json");
+    if !config_file.exists() {
+        // The embedded defaults: no database settings means SQLite beside this file.
+        std::fs::write(
+            &config_file,
+            r#"{
+  "stores": {
+    "default": "main",
+    "main": {"protocol": "file", "location": "store"}
+  }
+}
+"#,
+        )?;
+    }
+    let config = Config::from_file(&config_file)?;
+    println!(
+        "config {}: database {} ({}), default store `main` at {}",
+        config_file.display(),
+        config.database.backend.as_str(),
+        config.database.sqlite_path().display(),
+        config.stores.get("main")?.location
     );
-    config.stores.default = Some("main".into());
-    let config = Arc::new(config);
-    let stores = Arc::new(StoreSet::new(Arc::clone(&config)));
 
-    println!("Recording: recording_id : uuid / metadata : <blob> / raw_data : <blob@>");
-    let recording_id = uuid::Uuid::new_v4();
-    let metadata = Item::Dict(vec![
-        (Item::from("channels"), Item::from(32_i64)),
-        (Item::from("rate"), Item::from(30_000_i64)),
-    ]);
+    let conn = Connection::open(&config).await?;
+    let demo_schema = conn.schema("demo").await?;
+    let recording = demo_schema
+        .declare("Recording", Tier::Manual, DEFINITION)
+        .await?;
+    println!("\n{}", recording.describe());
+
     // 32 x 30000 float64 (~7.3 MiB), a deterministic stand-in for np.random.randn(32, 30000).
     let mut x = 0x9e37_79b9_7f4a_7c15_u64;
     let samples: Vec<f64> = (0..32 * 30_000)
@@ -48,45 +69,69 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     let raw = Item::Array(Array::new(vec![32, 30_000], ArrayData::F64(samples))?);
+    let metadata = Item::Dict(vec![
+        (Item::from("channels"), Item::from(32_i64)),
+        (Item::from("rate"), Item::from(30_000_i64)),
+    ]);
 
-    for (field, spec, value) in [
-        ("metadata", "<blob>", metadata),
-        ("raw_data", "<blob@>", raw),
-    ] {
-        let ty = ResolvedType::resolve(&spec.parse()?, Registry::global(), &config)?;
-        let mut cx = CodecContext::for_tests(Arc::clone(&config));
-        cx.stores = Arc::clone(&stores);
-        cx.schema = "demo".into();
-        cx.table = "recording".into();
-        cx.field = field.into();
-        cx.key
-            .insert("recording_id".into(), Value::Uuid(recording_id));
+    let recording_id = uuid::Uuid::new_v4();
+    recording
+        .insert1(&row! {
+            "recording_id" => recording_id,
+            "metadata" => Value::domain(metadata.clone()),
+            "raw_data" => Value::domain(raw.clone()),
+        })
+        .await?;
+    println!("inserted recording {recording_id}");
 
-        let stored = ty.encode(Value::domain(value.clone()), &cx).await?;
-        match (&ty.store, &stored) {
-            (None, Value::Bytes(b)) => {
-                println!(
-                    "  {field:<9} {spec:<8} -> in the table: {} bytes of blob ({} column)",
-                    b.len(),
-                    ty.final_type
-                );
-            }
-            (Some(store), Value::Json(meta)) => {
-                println!(
-                    "  {field:<9} {spec:<8} -> store `{store}`: {}",
-                    meta["path"].as_str().unwrap_or("?")
-                );
-                println!("  {:<18}    the table keeps {meta}", "");
-            }
-            _ => println!("  {field:<9} {spec:<8} -> {stored:?}"),
-        }
-        let back = ty.decode(stored, &cx).await?;
-        let equal = back.as_domain::<Item>() == Some(&value);
-        println!("  {:<18}    fetched back equal: {equal}", "");
-        if !equal {
-            return Err(format!("{field} did not round-trip").into());
+    // Fetch works the same wherever the value lives.
+    let key = row! { "recording_id" => recording_id };
+    let query = recording.restrict(Restriction::Key(key));
+    let fetched: Row = query.fetch1().await?;
+    for (field, want) in [("metadata", &metadata), ("raw_data", &raw)] {
+        let got = fetched.get(field).and_then(|v| v.as_domain::<Item>());
+        if got != Some(want) {
+            return Err(format!("`{field}` did not come back equal").into());
         }
     }
-    println!("Objects are under {}", store_dir.display());
+    println!("fetched back: metadata and raw_data equal what was inserted\n");
+
+    // Where each attribute went: the stored (undecoded) row.
+    let stored: Row = query
+        .fetch_stored()
+        .await?
+        .into_iter()
+        .next()
+        .ok_or("the recording is missing")?;
+    for attr in recording
+        .heading()
+        .attributes
+        .iter()
+        .filter(|a| !a.is_hidden())
+    {
+        let place = match stored.get(&attr.name) {
+            Some(Value::Bytes(b)) => format!("in the table, {} bytes", b.len()),
+            Some(Value::Json(meta)) => format!(
+                "store `{}`, {} ({} bytes); the table keeps {meta}",
+                meta["store"].as_str().unwrap_or("?"),
+                meta["path"].as_str().unwrap_or("?"),
+                meta["size"]
+            ),
+            Some(Value::Uuid(u)) => format!("in the table: {u}"),
+            Some(v) => format!("in the table: {v:?}"),
+            None => "not fetched".into(),
+        };
+        println!(
+            "  {:<13} {:<12} {:<6} -> {place}",
+            attr.name,
+            attr.spec.to_string(),
+            attr.sql_type
+        );
+    }
+    println!(
+        "\n{} recording(s) in `demo`.`recording`",
+        recording.len().await?
+    );
+    conn.close().await;
     Ok(())
 }

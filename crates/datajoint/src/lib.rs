@@ -6,6 +6,9 @@
 //!
 //! | feature | what it adds | default |
 //! |---|---|---|
+//! | `schema` | tables ([`schema`], `dj-schema`) on SQLite | yes |
+//! | `postgres` | tables on PostgreSQL | no |
+//! | `mysql` | tables on MySQL and MariaDB | no |
 //! | `blob` | the `<blob>` codec, DataJoint's blob format | yes |
 //! | `hash` | the `<hash@>` codec: content-addressed, deduplicated, verified | yes |
 //! | `attach` | the `<attach>` / `<attach@>` codecs | yes |
@@ -37,6 +40,9 @@ pub use dj_codec_blob as blob;
 /// The `<hash@>` codec.
 #[cfg(feature = "hash")]
 pub use dj_codec_hash as hash;
+/// Tables: definitions, headings, inserts, fetches, restrictions and deletes.
+#[cfg(feature = "schema")]
+pub use dj_schema as schema;
 /// The `file` store.
 #[cfg(feature = "file")]
 pub use dj_store_file as store_file;

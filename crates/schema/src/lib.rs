@@ -58,13 +58,18 @@ pub use table::{InsertOptions, Query, Table};
 /// A row: attribute name to value, in heading order when fetched.
 pub type Row = indexmap::IndexMap<String, dj_core::value::Value>;
 
+#[doc(hidden)]
+pub mod __private {
+    pub use dj_core::value::Value;
+}
+
 /// Build a [`Row`]: `row! { "subject_id" => 1, "name" => "Ann" }`.
 #[macro_export]
 macro_rules! row {
     () => { $crate::Row::new() };
     ($($k:expr => $v:expr),+ $(,)?) => {{
         let mut r = $crate::Row::new();
-        $( r.insert(::std::string::String::from($k), ::dj_core::value::Value::from($v)); )+
+        $( r.insert(::std::string::String::from($k), $crate::__private::Value::from($v)); )+
         r
     }};
 }

@@ -902,24 +902,40 @@ impl Query {
         Ok((sql, kinds))
     }
 
+    /// The matching rows as the database holds them, before any codec decodes them: a `<blob>`
+    /// column gives its blob bytes, a `<blob@>` column the JSON metadata that locates the object
+    /// in its store. Useful to see where each attribute went; [`Query::fetch_rows`] is the
+    /// decoded view.
+    pub async fn fetch_stored(&self) -> Result<Vec<Row>> {
+        let names = self.check_names()?;
+        let raw = self.fetch_raw(&names).await?;
+        Ok(raw
+            .into_iter()
+            .map(|values| names.iter().cloned().zip(values).collect())
+            .collect())
+    }
+
+    async fn fetch_raw(&self, names: &[String]) -> Result<Vec<Vec<Value>>> {
+        let full = self.full();
+        let (sql, kinds) = self.select_sql(names)?;
+        let mut conn = self.table.inner.conn.acquire().await?;
+        conn.exec().fetch(&sql, &kinds).await.map_err(|e| match e {
+            Error::BadValue {
+                attribute, message, ..
+            } => Error::BadValue {
+                table: full.clone(),
+                attribute,
+                message,
+            },
+            other => other.in_table(&full),
+        })
+    }
+
     /// The matching rows, decoded through their codecs, as [`Row`]s.
     pub async fn fetch_rows(&self) -> Result<Vec<Row>> {
         let full = self.full();
         let names = self.check_names()?;
-        let (sql, kinds) = self.select_sql(&names)?;
-        let raw = {
-            let mut conn = self.table.inner.conn.acquire().await?;
-            conn.exec().fetch(&sql, &kinds).await.map_err(|e| match e {
-                Error::BadValue {
-                    attribute, message, ..
-                } => Error::BadValue {
-                    table: full.clone(),
-                    attribute,
-                    message,
-                },
-                other => other.in_table(&full),
-            })?
-        };
+        let raw = self.fetch_raw(&names).await?;
         let pk: Vec<&str> = self.table.heading().primary_key();
         let mut out = Vec::with_capacity(raw.len());
         for values in raw {
