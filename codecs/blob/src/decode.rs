@@ -38,6 +38,7 @@ pub fn decode_with(blob: &[u8], options: DecodeOptions) -> Result<Item, BlobErro
         // reserve for.
         let bound = (body.len() as u64).saturating_mul(1032).saturating_add(64);
         let mut out = Vec::with_capacity(usize::try_from(expected.min(bound)).unwrap_or(0));
+        crate::pages::advise_huge(out.as_ptr(), out.capacity());
         ZlibDecoder::new(body)
             .take(expected.saturating_add(1))
             .read_to_end(&mut out)
@@ -253,7 +254,10 @@ impl<'a> Reader<'a> {
             what,
         )?;
         // One copy into an aligned buffer; the format is little-endian like every supported host.
-        Ok(bytemuck::pod_collect_to_vec(bytes))
+        // Large buffers get huge pages, so faulting them in does not dominate the copy.
+        let mut out: Vec<T> = crate::pages::zeroed_vec(n);
+        bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(bytes);
+        Ok(out)
     }
 
     fn numeric_data(&mut self, class: u32, n: usize, at: usize) -> Result<ArrayData, BlobError> {

@@ -56,6 +56,7 @@ pub fn encode_into(
     out.clear();
     let header: &[u8] = if is_classic(item) { b"mYm\0" } else { b"dj0\0" };
     out.reserve(header.len() + encoded_len_hint(item));
+    crate::pages::advise_huge(out.as_ptr(), out.capacity());
     out.extend_from_slice(header);
     write_item(out, item)?;
     if out.len() <= 1000 {

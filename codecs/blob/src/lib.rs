@@ -31,6 +31,7 @@ mod convert;
 mod decode;
 mod encode;
 mod item;
+mod pages;
 #[cfg(feature = "ndarray")]
 mod ndarray_conv;
 #[cfg(feature = "serde")]
