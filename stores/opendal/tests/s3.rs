@@ -1,0 +1,90 @@
+//! The opendal S3 service against a real S3-compatible server on loopback (`cargo xtask test`
+//! starts one and sets `DJ_TEST_S3_*`).
+#![cfg(feature = "s3")]
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+use dj_store_opendal as _;
+
+use bytes::Bytes;
+use dj_core::config::{Config, Secret, StoreSpec};
+use dj_core::store::{StoreExt, StorePath};
+
+fn spec(location: &str) -> Option<StoreSpec> {
+    let Ok(endpoint) = std::env::var("DJ_TEST_S3_ENDPOINT") else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "DJ_TEST_S3_ENDPOINT must be set under CI=true (run `cargo xtask test`)"
+        );
+        eprintln!("skipped: DJ_TEST_S3_ENDPOINT not set (run `cargo xtask test`)");
+        return None;
+    };
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set with DJ_TEST_S3_ENDPOINT"))
+    };
+    let mut spec = StoreSpec::new("ods3", "opendal-s3", location);
+    spec.endpoint = Some(endpoint);
+    spec.bucket = Some(var("DJ_TEST_S3_BUCKET"));
+    spec.access_key = Some(Secret::new(var("DJ_TEST_S3_ACCESS_KEY")));
+    spec.secret_key = Some(Secret::new(var("DJ_TEST_S3_SECRET_KEY")));
+    Some(spec)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_with_location_prefix() {
+    let Some(spec) = spec("dj/opendal-conformance") else {
+        return;
+    };
+    let store = dj_store_opendal::create_s3(&spec, &Config::default()).unwrap();
+    let caps = store.capabilities();
+    assert!(caps.create_if_absent && caps.native_multipart, "{caps:?}");
+    assert_eq!(caps.min_part_size, 5 * 1024 * 1024);
+    dj_core::testkit::run_all(store.as_ref()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_at_bucket_root() {
+    let Some(spec) = spec("") else { return };
+    let store = dj_store_opendal::create_s3(&spec, &Config::default()).unwrap();
+    dj_core::testkit::run_all(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn missing_bucket_is_not_a_missing_object() {
+    let Some(mut s) = spec("x") else { return };
+    s.bucket = Some("no-such-bucket-dj-opendal".into());
+    let store = dj_store_opendal::create_s3(&s, &Config::default()).unwrap();
+    let k = StorePath::parse("k").unwrap();
+    let err = store.put(&k, Bytes::from_static(b"1")).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("store `ods3` failed to put `k`"), "{text}");
+    assert!(text.contains("no-such-bucket-dj-opendal"), "{text}");
+    assert!(!err.is_retryable(), "{text}");
+    let err = store.list_all(None).await.unwrap_err();
+    assert!(
+        err.to_string().contains("no-such-bucket-dj-opendal") && !err.is_retryable(),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_is_a_clear_retryable_error() {
+    let Some(mut s) = spec("x") else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    s.endpoint = Some(format!("127.0.0.1:{port}"));
+    s.secure = false;
+    let store = dj_store_opendal::create_s3(&s, &Config::default()).unwrap();
+    let err = store
+        .get(&StorePath::parse("k").unwrap())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("store `ods3` failed to get `k`"), "{text}");
+    assert!(text.contains(&format!("http://127.0.0.1:{port}")), "{text}");
+    assert!(
+        err.is_retryable(),
+        "a refused connection may succeed later: {text}"
+    );
+}

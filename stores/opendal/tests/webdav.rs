@@ -1,0 +1,28 @@
+//! The `webdav` protocol against a WebDAV server named by `DJ_TEST_WEBDAV_ENDPOINT` (for
+//! example `wsgidav --host 127.0.0.1 --port 8080 --root /tmp/dav --auth anonymous`), with
+//! `DJ_TEST_WEBDAV_USER` / `DJ_TEST_WEBDAV_PASSWORD` when it needs them. Skipped when unset:
+//! `cargo xtask test` does not start a WebDAV server.
+#![cfg(feature = "webdav")]
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+use dj_store_opendal as _;
+
+use dj_core::config::{Config, StoreSpec};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_webdav() {
+    let Ok(endpoint) = std::env::var("DJ_TEST_WEBDAV_ENDPOINT") else {
+        eprintln!("skipped: DJ_TEST_WEBDAV_ENDPOINT not set");
+        return;
+    };
+    let mut spec = StoreSpec::new("dav", "webdav", "dj/conformance");
+    spec.endpoint = Some(endpoint);
+    if let (Ok(user), Ok(password)) = (
+        std::env::var("DJ_TEST_WEBDAV_USER"),
+        std::env::var("DJ_TEST_WEBDAV_PASSWORD"),
+    ) {
+        spec.extra.insert("user".into(), user.into());
+        spec.extra.insert("password".into(), password.into());
+    }
+    let store = dj_store_opendal::create_webdav(&spec, &Config::default()).unwrap();
+    dj_core::testkit::run_all(store.as_ref()).await;
+}
