@@ -110,6 +110,12 @@ pub fn unpack(stored: &Bytes) -> Result<(&str, Bytes)> {
 /// Write `data` as `filename` into `dir` with DataJoint's collision rule and return the path:
 /// an existing file with identical contents is reused; otherwise `stem_1.ext`, `stem_2.ext`, … is
 /// tried until a free name or one with identical contents is found.
+///
+/// Safe under concurrency (several rows of one fetch, several processes): the contents are
+/// written to a temporary file first and published under the chosen name with a hard link, which
+/// fails if the name is taken. So a file is never visible half-written under a final name, and
+/// nothing is ever overwritten. Where hard links are not supported, the file is created with
+/// `create_new` and written in place.
 pub fn save_into(dir: &Path, filename: &str, data: &[u8]) -> Result<PathBuf> {
     check_filename(filename)?;
     let io = |path: &Path, source: std::io::Error| Error::Io {
@@ -126,6 +132,7 @@ pub fn save_into(dir: &Path, filename: &str, data: &[u8]) -> Result<PathBuf> {
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
+    let mut staged = Staged::new(dir, filename);
     let mut candidate = dir.join(filename);
     let mut counter = 0u64;
     loop {
@@ -136,22 +143,76 @@ pub fn save_into(dir: &Path, filename: &str, data: &[u8]) -> Result<PathBuf> {
                 candidate = dir.join(format!("{stem}_{counter}{ext}"));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // create_new: never clobber a file that appeared meanwhile.
-                match std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&candidate)
-                {
-                    Ok(mut f) => {
-                        use std::io::Write;
-                        f.write_all(data).map_err(|e| io(&candidate, e))?;
-                        return Ok(candidate);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                match staged.publish(&candidate, data) {
+                    Ok(true) => return Ok(candidate),
+                    // Taken meanwhile: look at what is there now.
+                    Ok(false) => continue,
                     Err(e) => return Err(io(&candidate, e)),
                 }
             }
             Err(e) => return Err(io(&candidate, e)),
+        }
+    }
+}
+
+/// The temporary file [`save_into`] writes once and links under the name it settles on.
+struct Staged {
+    path: PathBuf,
+    written: bool,
+    links: bool,
+}
+
+impl Staged {
+    fn new(dir: &Path, filename: &str) -> Staged {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Staged {
+            path: dir.join(format!(".{filename}.{}.{n}.dj-part", std::process::id())),
+            written: false,
+            links: true,
+        }
+    }
+
+    /// Make `target` hold `data` unless the name is taken: `Ok(true)` when published,
+    /// `Ok(false)` when something else is already there.
+    fn publish(&mut self, target: &Path, data: &[u8]) -> std::io::Result<bool> {
+        use std::io::Write;
+        if self.links {
+            if !self.written {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&self.path)?;
+                f.write_all(data)?;
+                f.sync_all()?;
+                self.written = true;
+            }
+            match std::fs::hard_link(&self.path, target) {
+                Ok(()) => return Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+                // No hard links here (some network and FAT file systems): write in place.
+                Err(_) => self.links = false,
+            }
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(target)
+        {
+            Ok(mut f) => {
+                f.write_all(data)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.written {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }
@@ -299,5 +360,43 @@ mod tests {
         assert_eq!(c, dir.path().join("r_2.txt"));
         assert_eq!(save_into(dir.path(), "r.txt", b"two").unwrap(), b);
         assert_eq!(std::fs::read(&c).unwrap(), b"three");
+    }
+
+    #[test]
+    fn concurrent_saves_never_see_half_written_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = vec![7u8; 4 << 20];
+        // The same content from many threads: one file, every caller gets its path.
+        let paths: Vec<PathBuf> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..12)
+                .map(|_| s.spawn(|| save_into(dir.path(), "same.bin", &big).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(paths.iter().all(|p| *p == dir.path().join("same.bin")), "{paths:?}");
+        // Different contents under one name: each gets its own file, none overwritten.
+        let saved: Vec<(u8, PathBuf)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let d = dir.path();
+                    s.spawn(move || (i, save_into(d, "x.dat", &vec![i; 1 << 20]).unwrap()))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut names: Vec<_> = saved.iter().map(|(_, p)| p.clone()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 8);
+        for (i, p) in &saved {
+            assert_eq!(std::fs::read(p).unwrap(), vec![*i; 1 << 20]);
+        }
+        // No temporary files are left behind.
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".dj-part"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dj_core::codec::{Codec, CodecContext};
+use dj_core::config::BlobCompression;
 use dj_core::error::{Error, Result};
 use dj_core::typespec::{CoreType, TypeSpec};
 use dj_core::value::Value;
@@ -25,8 +26,9 @@ const BLOCKING_THRESHOLD: usize = 256 * 1024;
 /// returns an [`Item`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BlobCodec {
-    /// How blobs over 1000 bytes are compressed.
-    pub compression: Compression,
+    /// How blobs over 1000 bytes are compressed; `None` (the registered codec) follows the
+    /// configuration's `blob_compression` (`fast` unless set).
+    pub compression: Option<Compression>,
 }
 
 dj_core::submit_codec!(NAME, || Arc::new(BlobCodec::default()));
@@ -90,12 +92,17 @@ impl Codec for BlobCodec {
         }
     }
 
-    async fn encode(&self, value: Value, _ctx: &CodecContext) -> Result<Value> {
+    async fn encode(&self, value: Value, ctx: &CodecContext) -> Result<Value> {
         let item = to_item(value)?;
         let big = matches!(&item, Item::Array(a) if a.data.len() * 8 > BLOCKING_THRESHOLD);
-        let options = EncodeOptions {
-            compression: self.compression,
-        };
+        let compression = self
+            .compression
+            .unwrap_or(match ctx.config.blob_compression {
+                BlobCompression::Fast => Compression::Fast,
+                BlobCompression::Compat => Compression::Compat,
+                BlobCompression::None => Compression::None,
+            });
+        let options = EncodeOptions { compression };
         let bytes = blocking(big, move || {
             encode_with(&item, options).map_err(Error::from)
         })

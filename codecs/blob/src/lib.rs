@@ -31,9 +31,9 @@ mod convert;
 mod decode;
 mod encode;
 mod item;
-mod pages;
 #[cfg(feature = "ndarray")]
 mod ndarray_conv;
+mod pages;
 #[cfg(feature = "serde")]
 mod serde_conv;
 #[cfg(feature = "serde")]

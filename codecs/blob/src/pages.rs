@@ -41,13 +41,7 @@ pub(crate) fn advise_huge(ptr: *const u8, len: usize) {
     // caller owns. MADV_HUGEPAGE only marks the range as eligible for transparent huge pages; it
     // does not read, write, free or remap memory, so no Rust reference or invariant is affected.
     // The return value is ignored on purpose: the advice is an optimisation.
-    let _ = unsafe {
-        libc::madvise(
-            start as *mut libc::c_void,
-            end - start,
-            libc::MADV_HUGEPAGE,
-        )
-    };
+    let _ = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
 }
 
 /// Elsewhere the advice is a no-op.

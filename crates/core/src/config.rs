@@ -200,6 +200,8 @@ pub struct Config {
     pub safemode: bool,
     /// How many object transfers one insert or fetch runs at once.
     pub transfer_concurrency: usize,
+    /// How `<blob>` compresses what it writes (`blob_compression`: `fast`, `compat`, `none`).
+    pub blob_compression: BlobCompression,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
     /// The secrets directory that was read, if any.
@@ -214,6 +216,7 @@ impl Default for Config {
             download_path: PathBuf::from("."),
             safemode: true,
             transfer_concurrency: 16,
+            blob_compression: BlobCompression::Fast,
             source: None,
             secrets_dir: None,
         }
@@ -330,6 +333,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "download_path",
     "safemode",
     "transfer_concurrency",
+    "blob_compression",
 ];
 
 /// Dotted keys deeper than this are values, not further nesting (`stores.<name>.<attr>`).
@@ -427,6 +431,46 @@ impl std::str::FromStr for HashAlgorithm {
             _ => Err(Error::config(
                 "hash_algorithm",
                 format!("`{s}` is not a hash algorithm; use `md5` or `blake3`"),
+            )),
+        }
+    }
+}
+
+/// How the `<blob>` codec compresses blobs over 1000 bytes (config key `blob_compression`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BlobCompression {
+    /// zlib level 1, skipped when a sample does not shrink (the default).
+    #[default]
+    Fast,
+    /// Byte-identical to DataJoint Python (zlib level 6), so that the same value written from
+    /// Python and from Rust is stored once in a `<blob@>` store.
+    Compat,
+    /// Never compress.
+    None,
+}
+
+impl BlobCompression {
+    /// The configuration name: `fast`, `compat` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobCompression::Fast => "fast",
+            BlobCompression::Compat => "compat",
+            BlobCompression::None => "none",
+        }
+    }
+}
+
+impl std::str::FromStr for BlobCompression {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "fast" => Ok(BlobCompression::Fast),
+            "compat" => Ok(BlobCompression::Compat),
+            "none" => Ok(BlobCompression::None),
+            _ => Err(Error::config(
+                "blob_compression",
+                format!("`{s}` is not a blob compression mode; use `fast`, `compat` or `none`"),
             )),
         }
     }
@@ -635,6 +679,7 @@ impl Config {
             "download_path": self.download_path.display().to_string(),
             "safemode": self.safemode,
             "transfer_concurrency": self.transfer_concurrency,
+            "blob_compression": self.blob_compression.as_str(),
             "source": path(&self.source),
             "secrets_dir": path(&self.secrets_dir),
         })
@@ -1156,6 +1201,11 @@ fn build_config(tree: Map<String, Json>, base: &Path, registry: &Registry) -> Re
                     config.safemode = b;
                 }
             }
+            "blob_compression" => {
+                if let Some(v) = opt_string("blob_compression", &value)? {
+                    config.blob_compression = v.parse()?;
+                }
+            }
             "transfer_concurrency" => {
                 if let Some(n) = opt_int("transfer_concurrency", &value)? {
                     config.transfer_concurrency =
@@ -1336,13 +1386,20 @@ fn builtin_keys(protocol: &str) -> Option<(&'static [&'static str], &'static [&'
             ],
             &["endpoint", "bucket", "location"],
         ),
-        "gcs" => (&["bucket", "token", "project"], &["bucket", "location"]),
+        // `endpoint` and `secure` for gcs and azure are dj-rs extensions (emulators, sovereign
+        // clouds); DataJoint passes such settings through gcsfs/adlfs options instead.
+        "gcs" => (
+            &["bucket", "token", "project", "endpoint", "secure"],
+            &["bucket", "location"],
+        ),
         "azure" => (
             &[
                 "container",
                 "account_name",
                 "account_key",
                 "connection_string",
+                "endpoint",
+                "secure",
             ],
             &["container", "location"],
         ),

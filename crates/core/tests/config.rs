@@ -258,6 +258,7 @@ fn database_section() {
         (r#"{"database": 5}"#, "`database`"),
         (r#"{"safemode": "yes"}"#, "`safemode`"),
         (r#"{"transfer_concurrency": 0}"#, "`transfer_concurrency`"),
+        (r#"{"blob_compression": "zstd"}"#, "`blob_compression`"),
         (r#"{"download_path": 3}"#, "`download_path`"),
     ] {
         let err = err_text(from_json(json, dir.path()));
@@ -271,6 +272,9 @@ fn database_section() {
     assert!(!c.safemode);
     assert_eq!(c.transfer_concurrency, 4);
     assert_eq!(c.download_path, PathBuf::from("dl"));
+    assert_eq!(c.blob_compression, dj_core::config::BlobCompression::Fast);
+    let c = from_json(r#"{"blob_compression": "compat"}"#, dir.path()).unwrap();
+    assert_eq!(c.blob_compression, dj_core::config::BlobCompression::Compat);
 }
 
 // ------------------------------------------------------------------------------------------------
