@@ -4,8 +4,12 @@
 //! One JSON request on standard input, one JSON answer on standard output:
 //!
 //! ```text
-//! {"url": "postgres://…" | "mysql://…", "schema": "lab", "op": "read" | "insert" | "delete" | "declare" | "count", …}
+//! {"url": "postgres://…" | "mysql://…", "schema": "lab", "op": "read" | "insert" | "delete" | "declare" | "count",
+//!  "config": {…}?, …}
 //! ```
+//!
+//! `config` is optional `datajoint.json` content (stores, `download_path`, `blob_compression`);
+//! the database always comes from `url`.
 //!
 //! - `read` `{"tables": ["subject", …]}` → `{"subject": {"tier", "describe", "primary_key",
 //!   "attributes", "rows"}}`, rows ordered by primary key;
@@ -17,17 +21,24 @@
 //!   `{"declared": ["sql_name", …]}`.
 //!
 //! Values in rows are JSON, with `{"$blob": hex}` for a `<blob>` (packed blob bytes; written in
-//! `compat` mode so Python can compare bytes) and `{"$bytes": hex}` for `bytes`. Dates are
+//! `compat` mode so Python can compare bytes), `{"$bytes": hex}` for `bytes`, and
+//! `{"$attach": name, "hex": contents}` for an attachment (fetched ones also carry `saved_to`). Dates are
 //! `YYYY-MM-DD`, datetimes `YYYY-MM-DD HH:MM:SS.ffffff`, decimals and uuids strings.
 
 use std::io::Read;
 
+use dj_codec_attach::Attachment;
 use dj_codec_blob::{Compression, EncodeOptions, Item};
 use dj_core::Config;
 use dj_core::config::{DatabaseBackend, Secret};
 use dj_core::value::Value;
 use dj_schema::{Connection, Restriction, Row, Schema, Tier};
 use serde_json::{Map, Value as Json, json};
+
+// The codecs and store protocols the requests may use.
+use dj_codec_hash as _;
+use dj_store_file as _;
+use dj_store_s3 as _;
 
 type Fallible<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -65,6 +76,10 @@ fn to_value(j: &Json) -> Fallible<Value> {
         if let Some(Json::String(h)) = m.get("$bytes") {
             return Ok(Value::Bytes(unhex(h)?.into()));
         }
+        if let (Some(Json::String(name)), Some(Json::String(h))) = (m.get("$attach"), m.get("hex"))
+        {
+            return Ok(Value::domain(Attachment::new(name.clone(), unhex(h)?)));
+        }
     }
     Ok(match j {
         Json::Null => Value::Null,
@@ -94,15 +109,22 @@ fn to_json(v: &Value) -> Fallible<Json> {
         Value::Date(d) => json!(d.format("%Y-%m-%d").to_string()),
         Value::DateTime(d) => json!(d.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
         Value::Json(j) => j.clone(),
-        Value::Domain(_) => match v.as_domain::<Item>() {
-            Some(item) => {
+        Value::Domain(_) => {
+            if let Some(item) = v.as_domain::<Item>() {
                 let opts = EncodeOptions {
                     compression: Compression::Compat,
                 };
                 json!({ "$blob": hex(&dj_codec_blob::encode_with(item, opts)?) })
+            } else if let Some(a) = v.as_domain::<Attachment>() {
+                json!({
+                    "$attach": a.filename,
+                    "hex": hex(&a.data),
+                    "saved_to": a.saved_to.as_ref().map(|p| p.display().to_string()),
+                })
+            } else {
+                return Err(format!("cannot show a `{}` value", v.kind()).into());
             }
-            None => return Err(format!("cannot show a `{}` value", v.kind()).into()),
-        },
+        }
         _ => return Err(format!("cannot show a `{}` value", v.kind()).into()),
     })
 }
@@ -208,7 +230,10 @@ async fn declare(schema: &Schema, req: &Json) -> Fallible<Json> {
 
 async fn run(req: Json) -> Fallible<Json> {
     let url = str_field(&req, "url")?;
-    let mut config = Config::default();
+    let mut config = match req.get("config") {
+        Some(c) => Config::from_json_str(&c.to_string(), std::env::current_dir()?)?,
+        None => Config::default(),
+    };
     config.database.backend = if url.starts_with("mysql:") || url.starts_with("mariadb:") {
         DatabaseBackend::Mysql
     } else if url.starts_with("postgres") {
@@ -233,6 +258,27 @@ async fn run(req: Json) -> Fallible<Json> {
             let key = key.into_iter().next().unwrap_or_default();
             let n = table.restrict(Restriction::Key(key)).delete().await?;
             json!({ "deleted": n })
+        }
+        "stored" => {
+            // The rows as the database holds them (JSON metadata of stored attributes).
+            let table = schema.table(str_field(&req, "table")?).await?;
+            let pk: Vec<String> = table
+                .heading()
+                .primary_key()
+                .into_iter()
+                .map(String::from)
+                .collect();
+            let rows = table.query().order_by(pk).fetch_stored().await?;
+            let rows = rows
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(|(k, v)| Ok((k.clone(), to_json(v)?)))
+                        .collect::<Fallible<Map<String, Json>>>()
+                        .map(Json::Object)
+                })
+                .collect::<Fallible<Vec<Json>>>()?;
+            json!({ "rows": rows })
         }
         "count" => {
             let table = schema.table(str_field(&req, "table")?).await?;

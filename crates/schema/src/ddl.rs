@@ -238,6 +238,17 @@ pub(crate) fn create_table(backend: Backend, h: &Heading) -> Vec<String> {
                     literal(backend, &c)
                 ));
             }
+            // A codec's `bytea` (a `<blob>`, an `<attach>`) is already compressed by the codec
+            // where that pays; PostgreSQL's own pglz pass over it costs more than the rest of
+            // the insert and saves nothing. Out-of-line storage without compression. DataJoint
+            // does not read a column's storage mode, so Python sees the same table.
+            if matches!(a.spec, TypeSpec::Codec { .. }) && a.sql_type == "bytea" {
+                after.push(format!(
+                    "ALTER TABLE {} ALTER COLUMN {} SET STORAGE EXTERNAL",
+                    table,
+                    quote(backend, &a.name)
+                ));
+            }
         }
     }
     let options = match backend {

@@ -931,44 +931,60 @@ impl Query {
         })
     }
 
-    /// The matching rows, decoded through their codecs, as [`Row`]s.
+    /// The matching rows, decoded through their codecs, as [`Row`]s. Rows are decoded
+    /// concurrently (up to `transfer_concurrency` at a time, so store downloads overlap), and
+    /// come back in query order.
     pub async fn fetch_rows(&self) -> Result<Vec<Row>> {
-        let full = self.full();
         let names = self.check_names()?;
         let raw = self.fetch_raw(&names).await?;
-        let pk: Vec<&str> = self.table.heading().primary_key();
-        let mut out = Vec::with_capacity(raw.len());
-        for values in raw {
-            let mut row: Row = names.iter().cloned().zip(values).collect();
-            let key: IndexMap<String, Value> = pk
-                .iter()
-                .filter_map(|k| row.get(*k).map(|v| (k.to_string(), v.clone())))
-                .collect();
-            for n in &names {
-                let Some(info) = self.table.attr_info(n) else {
-                    continue;
-                };
-                if !info.has_codec {
-                    continue;
-                }
-                let Some(resolved) = &info.resolved else {
-                    return Err(Error::BadValue {
-                        table: full,
-                        attribute: n.clone(),
-                        message: info.resolve_error.clone().unwrap_or_default(),
-                    });
-                };
-                if let Some(v) = row.get_mut(n) {
-                    let stored = std::mem::take(v);
-                    *v = resolved
-                        .decode(stored, &self.table.context(n, key.clone()))
-                        .await
-                        .map_err(|e| Error::core_at(&full, n, e))?;
-                }
-            }
-            out.push(row);
+        let codec_columns: Vec<&String> = names
+            .iter()
+            .filter(|n| self.table.attr_info(n).is_some_and(|i| i.has_codec))
+            .collect();
+        let rows = raw
+            .into_iter()
+            .map(|values| names.iter().cloned().zip(values).collect::<Row>());
+        if codec_columns.is_empty() {
+            return Ok(rows.collect());
         }
-        Ok(out)
+        let concurrency = self.table.inner.conn.config().transfer_concurrency.max(1);
+        futures::stream::iter(rows)
+            .map(|row| self.decode_row(row, &codec_columns))
+            .buffered(concurrency)
+            .try_collect()
+            .await
+    }
+
+    /// Decode the codec columns of one fetched row, inner codec to outer.
+    async fn decode_row(&self, mut row: Row, codec_columns: &[&String]) -> Result<Row> {
+        let full = self.full();
+        let key: IndexMap<String, Value> = self
+            .table
+            .heading()
+            .primary_key()
+            .iter()
+            .filter_map(|k| row.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect();
+        for &n in codec_columns {
+            let Some(info) = self.table.attr_info(n) else {
+                continue;
+            };
+            let Some(resolved) = &info.resolved else {
+                return Err(Error::BadValue {
+                    table: full,
+                    attribute: n.clone(),
+                    message: info.resolve_error.clone().unwrap_or_default(),
+                });
+            };
+            if let Some(v) = row.get_mut(n) {
+                let stored = std::mem::take(v);
+                *v = resolved
+                    .decode(stored, &self.table.context(n, key.clone()))
+                    .await
+                    .map_err(|e| Error::core_at(&full, n, e))?;
+            }
+        }
+        Ok(row)
     }
 
     /// The matching rows as `T`: a [`Row`] or any `Deserialize` struct.

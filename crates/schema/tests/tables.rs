@@ -703,6 +703,37 @@ async fn blob_codec_chain() {
             r["data"].as_domain::<dj_codec_blob::Item>().unwrap(),
             &dj_codec_blob::Item::Float(2.5)
         );
+        // The stored view: the blob bytes as the table holds them, nulls as nulls.
+        let stored = t.query().order_by(["rec_id"]).fetch_stored().await.unwrap();
+        let Value::Bytes(b) = &stored[0]["data"] else {
+            panic!("{label}: stored <blob> is {:?}", stored[0]["data"]);
+        };
+        assert_eq!(dj_codec_blob::decode(b).unwrap(), arr, "{label}");
+        assert_eq!(stored[0]["extra"], Value::Null, "{label}");
+        // Many rows decode concurrently and keep their order.
+        let many: Vec<Row> = (10..60)
+            .map(|i| row! {"rec_id" => i, "data" => Value::Float(f64::from(i))})
+            .collect();
+        t.insert(&many).await.unwrap();
+        let rows = t
+            .restrict(Restriction::cond("rec_id", Op::Ge, 10))
+            .order_by(["rec_id DESC"])
+            .fetch_rows()
+            .await
+            .unwrap();
+        let got: Vec<f64> = rows
+            .iter()
+            .map(|r| f64::try_from(r["data"].as_domain::<dj_codec_blob::Item>().unwrap()).unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            (10..60).rev().map(f64::from).collect::<Vec<_>>(),
+            "{label}"
+        );
+        t.restrict(Restriction::cond("rec_id", Op::Ge, 10))
+            .delete()
+            .await
+            .unwrap();
         // A value the codec refuses names the table and attribute; nothing is written.
         let err = t
             .insert1(

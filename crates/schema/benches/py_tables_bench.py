@@ -1,0 +1,120 @@
+"""DataJoint Python 2.3.5 on the work of `benches/tables.rs` (run by `cargo xtask bench`).
+
+The same tables, rows and servers: 10,000 small rows inserted in one `insert` and fetched back,
+and 100 rows of a 1 MiB float64 array in a `<blob>` column, on PostgreSQL and MariaDB (from
+`DJ_TEST_POSTGRES_URL` / `DJ_TEST_MYSQL_URL`). Each number is the median of 5 rounds.
+"""
+import json
+import os
+import statistics
+import time
+import warnings
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+import datajoint as dj  # noqa: E402
+
+ROUNDS = 5
+ROOT = Path(__file__).resolve().parents[3]
+CRITERION = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "criterion"
+
+
+def rust_ms(label, group, op):
+    """The Rust median for the same work, from criterion's results of `benches/tables.rs`."""
+    name = "".join("_" if c in ':<>"/\\|?*' else c for c in f"{label}: {group}")
+    est = CRITERION / name / op / "new" / "estimates.json"
+    try:
+        return json.loads(est.read_text())["median"]["point_estimate"] / 1e6
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def report(label, group, op, seconds, note=""):
+    ms = seconds * 1000
+    rust = rust_ms(label, group, op)
+    side = f"dj-rs {rust:.1f} ms, {ms / rust:.1f}x faster" if rust else "no dj-rs result (run the criterion bench first)"
+    print(f"{label}: {group} / {op}{note}: DataJoint 2.3.5 {ms:.1f} ms; {side}")
+
+
+def configure(url):
+    u = urlparse(url)
+    backend = "postgresql" if u.scheme.startswith("postgres") else "mysql"
+    dj.config["database.backend"] = backend
+    dj.config["database.host"] = u.hostname
+    dj.config["database.port"] = u.port or (5432 if backend == "postgresql" else 3306)
+    dj.config["database.user"] = u.username or ("postgres" if backend == "postgresql" else "root")
+    dj.config["database.password"] = u.password or ""
+    if backend == "postgresql":
+        dj.config["database.name"] = (u.path or "/").lstrip("/") or "postgres"
+    dj.config["safemode"] = False
+    return dj.conn(reset=True)
+
+
+def median_time(table, op, refill=None):
+    times = []
+    for _ in range(ROUNDS):
+        table.delete_quick()
+        if refill is not None:
+            refill()
+        t = time.perf_counter()
+        op()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main():
+    rng = np.random.default_rng(7)
+    small = [dict(id=i, a=(i * 7919) % (2**31), b=i * 0.5, c=f"row {i}") for i in range(10_000)]
+    blobs = [dict(id=i, data=rng.random(1024 * 1024 // 8) - 0.5) for i in range(100)]
+    for label, var in [("postgres", "DJ_TEST_POSTGRES_URL"), ("mariadb", "DJ_TEST_MYSQL_URL")]:
+        url = os.environ.get(var)
+        if not url:
+            print(f"SKIP {label}: {var} is not set")
+            continue
+        conn = configure(url)
+        schema = dj.Schema(f"djbench_py_{os.getpid()}", connection=conn)
+
+        @schema
+        class Small(dj.Manual):
+            definition = """
+            id : int32
+            ---
+            a : int32
+            b : float64
+            c : varchar(32)
+            """
+
+        @schema
+        class Signal(dj.Manual):
+            definition = """
+            id : int32
+            ---
+            data : <blob>
+            """
+
+        t = median_time(Small(), lambda: Small.insert(small))
+        report(label, "10,000 small rows", "insert", t)
+        t = median_time(Small(), lambda: Small.to_dicts(), refill=lambda: Small.insert(small))
+        report(label, "10,000 small rows", "fetch", t)
+        fill = lambda: Signal.insert(blobs)  # noqa: E731
+        try:
+            t = median_time(Signal(), fill)
+            report(label, "100 rows of 1 MiB <blob>", "insert", t)
+        except dj.errors.DataJointError as e:
+            # One INSERT of ~100 MiB exceeds the server's max_allowed_packet (MariaDB's default
+            # is 16 MiB); DataJoint does not split it. Time its workaround, a row at a time.
+            print(f"{label}: 100 rows of 1 MiB <blob> / insert: DataJoint 2.3.5 FAILS in one insert ({type(e).__name__})")
+            conn = configure(url)
+            fill = lambda: [Signal.insert1(b) for b in blobs]  # noqa: E731
+            t = median_time(Signal(), fill)
+            report(label, "100 rows of 1 MiB <blob>", "insert", t, note=" (DataJoint: insert1 per row)")
+        t = median_time(Signal(), lambda: Signal.to_dicts(), refill=fill)
+        report(label, "100 rows of 1 MiB <blob>", "fetch", t)
+        schema.drop(prompt=False)
+
+
+if __name__ == "__main__":
+    main()

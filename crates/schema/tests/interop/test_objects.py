@@ -1,0 +1,189 @@
+"""Hash-addressed object storage shared by DataJoint Python 2.3.5 and dj-rs (run by `cargo xtask test`).
+
+On PostgreSQL and on MariaDB, with one `file` store and one bucket on the loopback S3 server
+configured identically on both sides:
+
+1. Python declares a table with `<blob@files>`, `<blob@s3>` and `<attach@files>` and inserts rows;
+   Rust fetches them and gets equal values (blobs compared byte for byte).
+2. Rust (with `blob_compression: compat`) inserts rows; Python fetches equal values.
+3. The same content inserted from both sides is stored once: Rust's row points at the object
+   Python wrote, and the store holds one object per distinct content.
+
+MariaDB note: DataJoint 2.3.5 cannot insert into a store-backed column there. The codec
+hands pymysql the metadata as a `dict`, and pymysql refuses to escape a dict ("dict can not be
+used as parameter"); on PostgreSQL psycopg2 adapts it. This script patches pymysql's encoder
+table so a dict is sent as its JSON text (what a `longtext` JSON column holds), and only on
+MariaDB. Nothing else on the Python side is patched.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+import datajoint as dj  # noqa: E402
+from datajoint import blob  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[4]
+CI = os.environ.get("CI") == "true"
+
+
+def tool(request):
+    out = subprocess.run(
+        ["cargo", "run", "--quiet", "--release", "--manifest-path", str(ROOT / "Cargo.toml"),
+         "-p", "dj-schema", "--example", "table_tool"],
+        input=json.dumps(request), capture_output=True, text=True,
+    )
+    if out.returncode != 0:
+        raise AssertionError(f"table_tool {request.get('op')} failed: {out.stderr}")
+    return json.loads(out.stdout)
+
+
+def patch_pymysql_json():
+    """Send dicts as JSON text (DataJoint 2.3.5 on MariaDB; see the module docstring)."""
+    import pymysql.converters as conv
+
+    def escape_json(value, mapping=None):
+        return conv.escape_str(json.dumps(value), mapping)
+
+    conv.conversions[dict] = escape_json
+    conv.encoders[dict] = escape_json
+
+
+def configure(url, stores):
+    u = urlparse(url)
+    backend = "postgresql" if u.scheme.startswith("postgres") else "mysql"
+    dj.config["database.backend"] = backend
+    dj.config["database.host"] = u.hostname
+    dj.config["database.port"] = u.port or (5432 if backend == "postgresql" else 3306)
+    dj.config["database.user"] = u.username or ("postgres" if backend == "postgresql" else "root")
+    dj.config["database.password"] = u.password or ""
+    if backend == "postgresql":
+        dj.config["database.name"] = (u.path or "/").lstrip("/") or "postgres"
+    dj.config["safemode"] = False
+    dj.config["stores"] = stores
+    if backend == "mysql":
+        patch_pymysql_json()
+    return backend, dj.conn(reset=True)
+
+
+def same(a, b):
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.asarray(a).shape == np.asarray(b).shape and np.array_equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def run(url, stores, work):
+    backend, conn = configure(url, stores)
+    name = f"djx_obj_{os.getpid()}"
+    schema = dj.Schema(name, connection=conn)
+
+    @schema
+    class Rec(dj.Manual):
+        definition = """
+        rec_id : int32
+        ---
+        raw : <blob@files>
+        cold = null : <blob@s3>
+        doc = null : <attach@files>
+        """
+
+    rng = np.random.default_rng(11)
+    shared = rng.standard_normal((64, 100))            # inserted from both sides
+    py_vals = {1: shared, 2: {"channels": 32, "rate": 30000.0, "gain": np.arange(5.0)}}
+    cold_val = rng.integers(0, 1000, size=3000).astype(np.int32)
+    doc = Path(work) / "protocol.txt"
+    doc.write_text("protocol v1\n")
+    Rec.insert([
+        dict(rec_id=1, raw=py_vals[1], cold=cold_val, doc=str(doc)),
+        dict(rec_id=2, raw=py_vals[2], cold=None, doc=None),
+    ])
+
+    rs_config = {"stores": stores, "blob_compression": "compat",
+                 "download_path": str(Path(work) / f"rs_downloads_{backend}")}
+    base = {"url": url, "schema": name, "config": rs_config}
+
+    # 1. Rust reads Python's rows.
+    got = tool({**base, "op": "read", "tables": ["rec"]})["rec"]
+    types = {a["name"]: a["type"] for a in got["attributes"]}
+    assert types == {"rec_id": "int32", "raw": "<blob@files>", "cold": "<blob@s3>",
+                     "doc": "<attach@files>"}, types
+    rows = got["rows"]
+    for r in rows:
+        packed = bytes.fromhex(r["raw"]["$blob"])
+        assert same(blob.unpack(packed), py_vals[r["rec_id"]]), r["rec_id"]
+        assert packed == blob.pack(py_vals[r["rec_id"]]), "compat bytes differ"
+    assert np.array_equal(blob.unpack(bytes.fromhex(rows[0]["cold"]["$blob"])), cold_val)
+    assert rows[1]["cold"] is None and rows[1]["doc"] is None
+    att = rows[0]["doc"]
+    assert att["$attach"] == "protocol.txt" and bytes.fromhex(att["hex"]) == b"protocol v1\n", att
+    assert Path(att["saved_to"]).read_bytes() == b"protocol v1\n"
+    print(f"{backend}: Rust fetched Python's <blob@files>, <blob@s3> and <attach@files> values")
+
+    # 2. Rust inserts; Python fetches.
+    rs_new = {"tag": "rust", "x": np.linspace(0, 1, 3000)}
+    tool({**base, "op": "insert", "table": "rec", "rows": [
+        {"rec_id": 3, "raw": {"$blob": blob.pack(rs_new).hex()},
+         "cold": {"$blob": blob.pack(rs_new).hex()},
+         "doc": {"$attach": "notes.md", "hex": b"# from rust\n".hex()}},
+        # The same array Python stored for row 1.
+        {"rec_id": 4, "raw": {"$blob": blob.pack(shared).hex()}},
+    ]})
+    r3 = (Rec & {"rec_id": 3}).fetch1()
+    assert same(r3["raw"], rs_new) and same(r3["cold"], rs_new), r3
+    dl = Path(work) / f"py_downloads_{backend}"
+    dl.mkdir(exist_ok=True)
+    with dj.config.override(download_path=str(dl)):
+        path = (Rec & {"rec_id": 3}).fetch1("doc")
+    assert Path(path).name == "notes.md" and Path(path).read_bytes() == b"# from rust\n", path
+    assert np.array_equal((Rec & {"rec_id": 4}).fetch1("raw"), shared)
+    assert (Rec & {"rec_id": 4}).fetch1("cold") is None
+    print(f"{backend}: Python fetched Rust's rows")
+
+    # 3. Deduplication across languages.
+    stored = {r["rec_id"]: r for r in tool({**base, "op": "stored", "table": "rec"})["rows"]}
+    assert stored[4]["raw"]["path"] == stored[1]["raw"]["path"], (stored[1]["raw"], stored[4]["raw"])
+    assert stored[4]["raw"]["hash"] == stored[1]["raw"]["hash"]
+    files_root = Path(stores["files"]["location"]) / "_hash" / name
+    objects = sorted(p for p in files_root.rglob("*") if p.is_file())
+    # raw: shared, py dict, rs_new; doc: protocol.txt, notes.md  -> 5 distinct objects
+    assert len(objects) == 5, [str(p) for p in objects]
+    print(f"{backend}: the same content from Python and Rust is stored once ({len(objects)} objects)")
+    schema.drop(prompt=False)
+
+
+def main():
+    endpoint = os.environ.get("DJ_TEST_S3_ENDPOINT")
+    urls = [os.environ.get("DJ_TEST_POSTGRES_URL"), os.environ.get("DJ_TEST_MYSQL_URL")]
+    if not endpoint or not all(urls):
+        if CI:
+            sys.exit("the database URLs and DJ_TEST_S3_* must be set with CI=true")
+        print("SKIP: databases or S3 not configured")
+        return
+    host = urlparse(endpoint)
+    with tempfile.TemporaryDirectory() as work:
+        files = Path(work) / "files"
+        files.mkdir()
+        stores = {
+            "files": {"protocol": "file", "location": str(files)},
+            "s3": {"protocol": "s3", "endpoint": f"{host.hostname}:{host.port}", "secure": False,
+                   "bucket": os.environ["DJ_TEST_S3_BUCKET"],
+                   "access_key": os.environ["DJ_TEST_S3_ACCESS_KEY"],
+                   "secret_key": os.environ["DJ_TEST_S3_SECRET_KEY"],
+                   "location": f"interop-{os.getpid()}"},
+        }
+        for url in urls:
+            run(url, stores, work)
+    print("object-storage interop passed on 2 backends")
+
+
+if __name__ == "__main__":
+    main()
