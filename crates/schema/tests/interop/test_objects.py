@@ -137,12 +137,12 @@ def run(url, stores, work):
         # The same array Python stored for row 1.
         {"rec_id": 4, "raw": {"$blob": blob.pack(shared).hex()}},
     ]})
-    r3 = (Rec & {"rec_id": 3}).fetch1()
-    assert same(r3["raw"], rs_new) and same(r3["cold"], rs_new), r3
     dl = Path(work) / f"py_downloads_{backend}"
     dl.mkdir(exist_ok=True)
     with dj.config.override(download_path=str(dl)):
-        path = (Rec & {"rec_id": 3}).fetch1("doc")
+        r3 = (Rec & {"rec_id": 3}).fetch1()
+    assert same(r3["raw"], rs_new) and same(r3["cold"], rs_new), r3
+    path = r3["doc"]
     assert Path(path).name == "notes.md" and Path(path).read_bytes() == b"# from rust\n", path
     assert np.array_equal((Rec & {"rec_id": 4}).fetch1("raw"), shared)
     assert (Rec & {"rec_id": 4}).fetch1("cold") is None
