@@ -373,7 +373,10 @@ mod tests {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        assert!(paths.iter().all(|p| *p == dir.path().join("same.bin")), "{paths:?}");
+        assert!(
+            paths.iter().all(|p| *p == dir.path().join("same.bin")),
+            "{paths:?}"
+        );
         // Different contents under one name: each gets its own file, none overwritten.
         let saved: Vec<(u8, PathBuf)> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8u8)
