@@ -18,7 +18,8 @@ pub const REQUIREMENTS: &[&str] = &[
     "cheroot==11.1.2",
     // DataJoint Python's S3 stores go through fsspec's s3fs.
     "s3fs==2026.9.0",
-    "boto3",
+    // Pinned: s3fs (aiobotocore) pins botocore, and an open boto3 makes pip backtrack for minutes.
+    "boto3==1.43.117",
     "numpy",
     "psycopg2-binary",
     "pymysql",

@@ -211,6 +211,11 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
                 .flatten()
                 .map(|f| f.path())
                 .filter(|p| p.extension().is_some_and(|x| x == "py"))
+                // `_name.py` files are helpers the scripts import.
+                .filter(|p| {
+                    !p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('_'))
+                })
             {
                 let mut cmd = Command::new(&python_bin);
                 cmd.current_dir(root).arg(&f);

@@ -60,27 +60,11 @@ impl Attachment {
     }
 }
 
-/// Check an attachment file name: not empty, no path separators, no NUL, not `.` or `..`.
+/// Check an attachment file name: one path segment (no `/` or `\`, not `.` or `..`, not
+/// empty), no NUL or other control characters, no Windows drive prefix. The same rule as
+/// [`dj_core::layout::check_file_name`], which it applies.
 pub fn check_filename(name: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Err(Error::invalid_path(
-            name,
-            format!("attachment file name {why}"),
-        ))
-    };
-    if name.is_empty() {
-        return bad("is empty");
-    }
-    if name.contains('/') || name.contains('\\') {
-        return bad("must not contain `/` or `\\`");
-    }
-    if name.contains('\0') {
-        return bad("must not contain NUL");
-    }
-    if name == "." || name == ".." {
-        return bad("must not be `.` or `..`");
-    }
-    Ok(())
+    dj_core::layout::check_file_name(name).map(|_| ())
 }
 
 /// Pack a name and contents as DataJoint stores them: `name\0contents`.

@@ -4,53 +4,18 @@ The same tables, rows and servers: 10,000 small rows inserted in one `insert` an
 and 100 rows of a 1 MiB float64 array in a `<blob>` column, on PostgreSQL and MariaDB (from
 `DJ_TEST_POSTGRES_URL` / `DJ_TEST_MYSQL_URL`). Each number is the median of 5 rounds.
 """
-import json
 import os
 import statistics
 import time
 import warnings
-from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 
 warnings.filterwarnings("ignore")
 import datajoint as dj  # noqa: E402
+from _ratios import configure, report  # noqa: E402
 
 ROUNDS = 5
-ROOT = Path(__file__).resolve().parents[3]
-CRITERION = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "criterion"
-
-
-def rust_ms(label, group, op):
-    """The Rust median for the same work, from criterion's results of `benches/tables.rs`."""
-    name = "".join("_" if c in ':<>"/\\|?*' else c for c in f"{label}: {group}")
-    est = CRITERION / name / op / "new" / "estimates.json"
-    try:
-        return json.loads(est.read_text())["median"]["point_estimate"] / 1e6
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def report(label, group, op, seconds, note=""):
-    ms = seconds * 1000
-    rust = rust_ms(label, group, op)
-    side = f"dj-rs {rust:.1f} ms, {ms / rust:.1f}x faster" if rust else "no dj-rs result (run the criterion bench first)"
-    print(f"{label}: {group} / {op}{note}: DataJoint 2.3.5 {ms:.1f} ms; {side}")
-
-
-def configure(url):
-    u = urlparse(url)
-    backend = "postgresql" if u.scheme.startswith("postgres") else "mysql"
-    dj.config["database.backend"] = backend
-    dj.config["database.host"] = u.hostname
-    dj.config["database.port"] = u.port or (5432 if backend == "postgresql" else 3306)
-    dj.config["database.user"] = u.username or ("postgres" if backend == "postgresql" else "root")
-    dj.config["database.password"] = u.password or ""
-    if backend == "postgresql":
-        dj.config["database.name"] = (u.path or "/").lstrip("/") or "postgres"
-    dj.config["safemode"] = False
-    return dj.conn(reset=True)
 
 
 def median_time(table, op, refill=None):
