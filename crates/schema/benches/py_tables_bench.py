@@ -19,11 +19,15 @@ ROUNDS = 5
 
 
 def median_time(table, op, refill=None):
+    """Median of ROUNDS timings of `op`. Inserts (no `refill`) empty the table before each
+    round; fetches fill it once with `refill` and then only read, as the Rust bench does."""
     times = []
-    for _ in range(ROUNDS):
+    if refill is not None:
         table.delete_quick()
-        if refill is not None:
-            refill()
+        refill()
+    for _ in range(ROUNDS):
+        if refill is None:
+            table.delete_quick()
         t = time.perf_counter()
         op()
         times.append(time.perf_counter() - t)
