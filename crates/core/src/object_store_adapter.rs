@@ -422,9 +422,11 @@ fn finish(span: &tracing::Span, started: Instant, bytes: Option<u64>) {
     );
 }
 
+#[cfg(feature = "object-store-fs")]
 /// The largest read [`file_stream`] makes at once.
 const FILE_CHUNK: u64 = 8 << 20;
 
+#[cfg(feature = "object-store-fs")]
 /// `range` of a local file as a stream of chunks of up to [`FILE_CHUNK`] bytes, each read on the
 /// blocking pool (inline when there is no Tokio runtime).
 fn file_stream(
@@ -531,16 +533,23 @@ impl Store for ObjectStoreAdapter {
         finish(&sp, started, Some(range.end - range.start));
         let shared = Arc::clone(s);
         let key = path.as_str().to_string();
-        let stream = match r.payload {
-            // A local file: read it in large blocking reads. object_store's own stream reads
-            // 8 KiB per blocking task, and the thread hand-offs then cost more than the reads.
+        // A local file: read it in large blocking reads. object_store's own stream reads 8 KiB
+        // per blocking task, and the thread hand-offs then cost more than the reads.
+        #[cfg(feature = "object-store-fs")]
+        let r = match r.payload {
             object_store::GetResultPayload::File(file, _) => {
-                file_stream(file, range.clone(), shared, key)
+                return Ok(GetResult {
+                    meta,
+                    stream: file_stream(file, range.clone(), shared, key),
+                    range,
+                });
             }
-            object_store::GetResultPayload::Stream(stream) => stream
-                .map_err(move |e| shared.store_error("read", &key, e))
-                .boxed(),
+            payload => object_store::GetResult { payload, ..r },
         };
+        let stream = r
+            .into_stream()
+            .map_err(move |e| shared.store_error("read", &key, e))
+            .boxed();
         Ok(GetResult {
             meta,
             range,
