@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dj_core::codec::{Codec, CodecContext};
-use dj_core::config::BlobCompression;
 use dj_core::error::{Error, Result};
 use dj_core::typespec::{CoreType, TypeSpec};
 use dj_core::value::Value;
@@ -95,13 +94,7 @@ impl Codec for BlobCodec {
     async fn encode(&self, value: Value, ctx: &CodecContext) -> Result<Value> {
         let item = to_item(value)?;
         let big = matches!(&item, Item::Array(a) if a.data.len() * 8 > BLOCKING_THRESHOLD);
-        let compression = self
-            .compression
-            .unwrap_or(match ctx.config.blob_compression {
-                BlobCompression::Fast => Compression::Fast,
-                BlobCompression::Compat => Compression::Compat,
-                BlobCompression::None => Compression::None,
-            });
+        let compression = self.compression.unwrap_or(ctx.config.blob_compression);
         let options = EncodeOptions { compression };
         let bytes = blocking(big, move || {
             encode_with(&item, options).map_err(Error::from)

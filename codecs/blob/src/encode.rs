@@ -8,20 +8,9 @@ use flate2::write::ZlibEncoder;
 use crate::BlobError;
 use crate::item::*;
 
-/// How to compress blobs over 1000 bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Compression {
-    /// Byte-identical to DataJoint Python: zlib level 6, kept only when smaller. Use it when the
-    /// same content written from Python and Rust must deduplicate in a `<blob@>` store.
-    Compat,
-    /// The default: compress at zlib level 1, and skip compression altogether when a 64 KiB
-    /// sample does not shrink (random floating-point data barely compresses, and zlib on it costs
-    /// far more than it saves). DataJoint Python reads the result.
-    #[default]
-    Fast,
-    /// Never compress.
-    None,
-}
+/// How to compress blobs over 1000 bytes: the configuration's `blob_compression` modes
+/// (`Compat` is byte-identical to DataJoint Python, `Fast` the default, `None` never compresses).
+pub use dj_core::config::BlobCompression as Compression;
 
 /// Options for writing.
 #[derive(Clone, Copy, Debug, Default)]

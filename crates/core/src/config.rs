@@ -439,12 +439,14 @@ impl std::str::FromStr for HashAlgorithm {
 /// How the `<blob>` codec compresses blobs over 1000 bytes (config key `blob_compression`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum BlobCompression {
-    /// zlib level 1, skipped when a sample does not shrink (the default).
+    /// Byte-identical to DataJoint Python: zlib level 6, kept only when smaller. Use it when the
+    /// same content written from Python and Rust must deduplicate in a `<blob@>` store.
+    Compat,
+    /// The default: compress at zlib level 1, and skip compression altogether when a 64 KiB
+    /// sample does not shrink (random floating-point data barely compresses, and zlib on it costs
+    /// far more than it saves). DataJoint Python reads the result.
     #[default]
     Fast,
-    /// Byte-identical to DataJoint Python (zlib level 6), so that the same value written from
-    /// Python and from Rust is stored once in a `<blob@>` store.
-    Compat,
     /// Never compress.
     None,
 }
