@@ -3,29 +3,14 @@ servers, and printing each measurement next to the Rust median criterion recorde
 work (`target/criterion/<group>/<bench>/new/estimates.json`)."""
 import json
 import os
+import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
-import datajoint as dj
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "interop"))
+from _interop import configure  # noqa: E402,F401  (re-exported for the bench scripts)
 
 ROOT = Path(__file__).resolve().parents[3]
 CRITERION = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "criterion"
-
-
-def configure(url, stores=None):
-    u = urlparse(url)
-    backend = "postgresql" if u.scheme.startswith("postgres") else "mysql"
-    dj.config["database.backend"] = backend
-    dj.config["database.host"] = u.hostname
-    dj.config["database.port"] = u.port or (5432 if backend == "postgresql" else 3306)
-    dj.config["database.user"] = u.username or ("postgres" if backend == "postgresql" else "root")
-    dj.config["database.password"] = u.password or ""
-    if backend == "postgresql":
-        dj.config["database.name"] = (u.path or "/").lstrip("/") or "postgres"
-    dj.config["safemode"] = False
-    if stores is not None:
-        dj.config["stores"] = stores
-    return dj.conn(reset=True)
 
 
 def rust_ms(group, op):

@@ -39,7 +39,7 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         files = Path(work) / "files"
         files.mkdir()
-        conn = configure(url, stores={
+        _, conn = configure(url, stores={
             "files": {"protocol": "file", "location": str(files)},
             "s3": {"protocol": "s3", "endpoint": f"{host.hostname}:{host.port}", "secure": False,
                    "bucket": os.environ["DJ_TEST_S3_BUCKET"], "location": prefix,

@@ -43,7 +43,7 @@ def main():
         if not url:
             print(f"SKIP {label}: {var} is not set")
             continue
-        conn = configure(url)
+        _, conn = configure(url)
         schema = dj.Schema(f"djbench_py_{os.getpid()}", connection=conn)
 
         @schema
@@ -76,7 +76,7 @@ def main():
             # One INSERT of ~100 MiB exceeds the server's max_allowed_packet (MariaDB's default
             # is 16 MiB); DataJoint does not split it. Time its workaround, a row at a time.
             print(f"{label}: 100 rows of 1 MiB <blob> / insert: DataJoint 2.3.5 FAILS in one insert ({type(e).__name__})")
-            conn = configure(url)
+            _, conn = configure(url)
             fill = lambda: [Signal.insert1(b) for b in blobs]  # noqa: E731
             t = median_time(Signal(), fill)
             report(label, "100 rows of 1 MiB <blob>", "insert", t, note=" (DataJoint: insert1 per row)")

@@ -15,9 +15,7 @@ used as parameter"); on PostgreSQL psycopg2 adapts it. This script patches pymys
 table so a dict is sent as its JSON text (what a `longtext` JSON column holds), and only on
 MariaDB. Nothing else on the Python side is patched.
 """
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import warnings
@@ -29,49 +27,7 @@ import numpy as np
 warnings.filterwarnings("ignore")
 import datajoint as dj  # noqa: E402
 from datajoint import blob  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[4]
-CI = os.environ.get("CI") == "true"
-
-
-def tool(request):
-    out = subprocess.run(
-        ["cargo", "run", "--quiet", "--release", "--manifest-path", str(ROOT / "Cargo.toml"),
-         "-p", "dj-schema", "--example", "table_tool"],
-        input=json.dumps(request), capture_output=True, text=True,
-    )
-    if out.returncode != 0:
-        raise AssertionError(f"table_tool {request.get('op')} failed: {out.stderr}")
-    return json.loads(out.stdout)
-
-
-def patch_pymysql_json():
-    """Send dicts as JSON text (DataJoint 2.3.5 on MariaDB; see the module docstring)."""
-    import pymysql.converters as conv
-
-    def escape_json(value, mapping=None):
-        return conv.escape_str(json.dumps(value), mapping)
-
-    conv.conversions[dict] = escape_json
-    conv.encoders[dict] = escape_json
-
-
-def configure(url, stores):
-    u = urlparse(url)
-    backend = "postgresql" if u.scheme.startswith("postgres") else "mysql"
-    dj.config["database.backend"] = backend
-    dj.config["database.host"] = u.hostname
-    dj.config["database.port"] = u.port or (5432 if backend == "postgresql" else 3306)
-    dj.config["database.user"] = u.username or ("postgres" if backend == "postgresql" else "root")
-    dj.config["database.password"] = u.password or ""
-    if backend == "postgresql":
-        dj.config["database.name"] = (u.path or "/").lstrip("/") or "postgres"
-    dj.config["safemode"] = False
-    dj.config["stores"] = stores
-    if backend == "mysql":
-        patch_pymysql_json()
-    return backend, dj.conn(reset=True)
-
+from _interop import CI, configure, tool  # noqa: E402
 
 def same(a, b):
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
@@ -82,7 +38,7 @@ def same(a, b):
 
 
 def run(url, stores, work):
-    backend, conn = configure(url, stores)
+    backend, conn = configure(url, stores, patch_json=True)
     name = f"djx_obj_{os.getpid()}"
     schema = dj.Schema(name, connection=conn)
 

@@ -15,35 +15,17 @@ Each run uses fresh schema names and drops them at the end.
 """
 import datetime
 import decimal
-import json
 import os
-import subprocess
 import sys
 import uuid
 import warnings
-from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 
 warnings.filterwarnings("ignore")
 import datajoint as dj  # noqa: E402
 from datajoint import blob  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[4]
-CI = os.environ.get("CI") == "true"
-
-
-def tool(request):
-    out = subprocess.run(
-        ["cargo", "run", "--quiet", "--release", "--manifest-path", str(ROOT / "Cargo.toml"),
-         "-p", "dj-schema", "--example", "table_tool"],
-        input=json.dumps(request), capture_output=True, text=True,
-    )
-    if out.returncode != 0:
-        raise AssertionError(f"table_tool {request.get('op')} failed: {out.stderr}")
-    return json.loads(out.stdout)
-
+from _interop import CI, configure, tool  # noqa: E402
 
 def as_json(v):
     """A Python-fetched value in the tool's JSON convention."""
@@ -94,21 +76,6 @@ def check_rows(label, py_rows, rs_rows, blob_attrs=()):
                     f"{label}.{k}: {v!r} vs {r[k]!r}"
             else:
                 assert as_json(v) == r[k], f"{label}.{k}: Python {as_json(v)!r}, Rust {r[k]!r}"
-
-
-def configure(url):
-    u = urlparse(url)
-    backend = "postgresql" if u.scheme.startswith("postgres") else "mysql"
-    dj.config["database.backend"] = backend
-    dj.config["database.host"] = u.hostname
-    dj.config["database.port"] = u.port or (5432 if backend == "postgresql" else 3306)
-    dj.config["database.user"] = u.username or ("postgres" if backend == "postgresql" else "root")
-    dj.config["database.password"] = u.password or ""
-    if backend == "postgresql":
-        dj.config["database.name"] = (u.path or "/").lstrip("/") or "postgres"
-    dj.config["safemode"] = False
-    conn = dj.conn(reset=True)
-    return backend, conn
 
 
 def python_declared(url, backend, conn, name):
