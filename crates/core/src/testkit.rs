@@ -33,6 +33,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
+use crate::config::{Secret, StoreSpec};
 use crate::error::{Error, Result};
 use crate::store::{
     Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutOutcome, PutResult,
@@ -71,6 +72,29 @@ async fn stream_hash(store: &dyn Store, k: &StorePath) -> (u64, blake3::Hash) {
         hasher.update(&c);
     }
     (len, hasher.finalize())
+}
+
+/// A spec for the loopback S3 server `cargo xtask` starts (`DJ_TEST_S3_ENDPOINT`, `_BUCKET`,
+/// `_ACCESS_KEY`, `_SECRET_KEY`), as store `name` of `protocol` under `location`. `None`, with a
+/// message, when `DJ_TEST_S3_ENDPOINT` is unset; under `CI=true` that fails the test instead.
+pub fn s3_spec_from_env(name: &str, protocol: &str, location: &str) -> Option<StoreSpec> {
+    let Ok(endpoint) = std::env::var("DJ_TEST_S3_ENDPOINT") else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "DJ_TEST_S3_ENDPOINT must be set under CI=true (run `cargo xtask test`)"
+        );
+        eprintln!("skipped: DJ_TEST_S3_ENDPOINT not set (run `cargo xtask test`)");
+        return None;
+    };
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set with DJ_TEST_S3_ENDPOINT"))
+    };
+    let mut spec = StoreSpec::new(name, protocol, location);
+    spec.endpoint = Some(endpoint);
+    spec.bucket = Some(var("DJ_TEST_S3_BUCKET"));
+    spec.access_key = Some(Secret::new(var("DJ_TEST_S3_ACCESS_KEY")));
+    spec.secret_key = Some(Secret::new(var("DJ_TEST_S3_SECRET_KEY")));
+    Some(spec)
 }
 
 /// A unique key prefix for one run of the suite.

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dj_codec_attach::Attachment;
 use dj_codec_blob::Item;
-use dj_core::config::{Config, Secret, StoreSpec};
+use dj_core::config::{Config, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::store::{
     Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
@@ -33,21 +33,7 @@ use dj_store_s3 as _;
 
 /// An S3 store spec for the loopback server, if `cargo xtask` started one (required under CI).
 fn s3_spec(name: &str, location: &str) -> Option<StoreSpec> {
-    let Ok(endpoint) = std::env::var("DJ_TEST_S3_ENDPOINT") else {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "DJ_TEST_S3_ENDPOINT is not set, and CI=true: S3 must be tested"
-        );
-        eprintln!("SKIP the S3 parts: DJ_TEST_S3_ENDPOINT is not set");
-        return None;
-    };
-    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set"));
-    let mut spec = StoreSpec::new(name, "s3", location);
-    spec.endpoint = Some(endpoint);
-    spec.bucket = Some(var("DJ_TEST_S3_BUCKET"));
-    spec.access_key = Some(Secret::new(var("DJ_TEST_S3_ACCESS_KEY")));
-    spec.secret_key = Some(Secret::new(var("DJ_TEST_S3_SECRET_KEY")));
-    Some(spec)
+    dj_core::testkit::s3_spec_from_env(name, "s3", location)
 }
 
 fn file_spec(name: &str, dir: &Path) -> StoreSpec {

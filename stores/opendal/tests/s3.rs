@@ -5,28 +5,12 @@
 use dj_store_opendal as _;
 
 use bytes::Bytes;
-use dj_core::config::{Config, Secret, StoreSpec};
-use dj_core::store::{StoreExt, StorePath};
+use dj_core::config::{Config, StoreSpec};
 
 fn spec(location: &str) -> Option<StoreSpec> {
-    let Ok(endpoint) = std::env::var("DJ_TEST_S3_ENDPOINT") else {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "DJ_TEST_S3_ENDPOINT must be set under CI=true (run `cargo xtask test`)"
-        );
-        eprintln!("skipped: DJ_TEST_S3_ENDPOINT not set (run `cargo xtask test`)");
-        return None;
-    };
-    let var = |k: &str| {
-        std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set with DJ_TEST_S3_ENDPOINT"))
-    };
-    let mut spec = StoreSpec::new("ods3", "opendal-s3", location);
-    spec.endpoint = Some(endpoint);
-    spec.bucket = Some(var("DJ_TEST_S3_BUCKET"));
-    spec.access_key = Some(Secret::new(var("DJ_TEST_S3_ACCESS_KEY")));
-    spec.secret_key = Some(Secret::new(var("DJ_TEST_S3_SECRET_KEY")));
-    Some(spec)
+    dj_core::testkit::s3_spec_from_env("ods3", "opendal-s3", location)
 }
+use dj_core::store::{StoreExt, StorePath};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_with_location_prefix() {
