@@ -129,6 +129,18 @@ fn to_json(v: &Value) -> Fallible<Json> {
     })
 }
 
+/// Fetched rows as JSON objects, in the convention above.
+fn rows_json(rows: &[Row]) -> Fallible<Vec<Json>> {
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .map(|(k, v)| Ok((k.clone(), to_json(v)?)))
+                .collect::<Fallible<Map<String, Json>>>()
+                .map(Json::Object)
+        })
+        .collect()
+}
+
 fn rows_from(req: &Json) -> Fallible<Vec<Row>> {
     let rows = req
         .get("rows")
@@ -171,15 +183,7 @@ async fn read(schema: &Schema, req: &Json) -> Fallible<Json> {
             .map(String::from)
             .collect();
         let rows = table.query().order_by(pk.clone()).fetch_rows().await?;
-        let rows = rows
-            .iter()
-            .map(|r| {
-                r.iter()
-                    .map(|(k, v)| Ok((k.clone(), to_json(v)?)))
-                    .collect::<Fallible<Map<String, Json>>>()
-                    .map(Json::Object)
-            })
-            .collect::<Fallible<Vec<Json>>>()?;
+        let rows = rows_json(&rows)?;
         let attributes: Vec<Json> = heading
             .attributes
             .iter()
@@ -269,15 +273,7 @@ async fn run(req: Json) -> Fallible<Json> {
                 .map(String::from)
                 .collect();
             let rows = table.query().order_by(pk).fetch_stored().await?;
-            let rows = rows
-                .iter()
-                .map(|r| {
-                    r.iter()
-                        .map(|(k, v)| Ok((k.clone(), to_json(v)?)))
-                        .collect::<Fallible<Map<String, Json>>>()
-                        .map(Json::Object)
-                })
-                .collect::<Fallible<Vec<Json>>>()?;
+            let rows = rows_json(&rows)?;
             json!({ "rows": rows })
         }
         "count" => {
