@@ -12,6 +12,8 @@
 //! - [`registry`]: link-time (`inventory`) and run-time registration of codecs and protocols;
 //! - [`config`]: `datajoint.json`, environment overrides and secrets;
 //! - [`layout`]: every store path (hash paths, schema paths, primary-key encoding).
+//! - [`object`]: path-addressed objects: metadata, manifests, the lazy
+//!   [`ObjectRef`](object::ObjectRef) and streaming writers.
 //!
 //! Most users depend on the `datajoint` facade instead, which re-exports this crate.
 //!
@@ -30,6 +32,7 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod layout;
+pub mod object;
 #[cfg(feature = "object-store")]
 pub mod object_store_adapter;
 pub mod pyfmt;

@@ -513,11 +513,14 @@ pub enum Fault {
     List,
     /// Every get fails.
     Get,
+    /// The Nth multipart part (1-based, counted over all uploads) fails, half-way through an
+    /// upload.
+    PartNth(usize),
 }
 
 /// Wraps a store and fails chosen operations with a retryable [`Error::Store`] whose source says
-/// `injected fault`, for fault tests. Puts are counted whether or not they fail; multipart
-/// uploads, heads and deletes pass through.
+/// `injected fault`, for fault tests. Puts and multipart parts are counted whether or not they
+/// fail; heads and deletes pass through.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -541,6 +544,7 @@ pub struct FaultyStore {
     inner: Arc<dyn Store>,
     fault: Fault,
     puts: AtomicUsize,
+    parts: Arc<AtomicUsize>,
 }
 
 impl FaultyStore {
@@ -550,6 +554,7 @@ impl FaultyStore {
             inner,
             fault,
             puts: AtomicUsize::new(0),
+            parts: Arc::default(),
         }
     }
 
@@ -597,7 +602,7 @@ impl Store for FaultyStore {
         let fail = match self.fault {
             Fault::PutNth(k) => n == k,
             Fault::PutFromNth(k) => n >= k,
-            Fault::List | Fault::Get => false,
+            Fault::List | Fault::Get | Fault::PartNth(_) => false,
         };
         if fail {
             return Err(self.injected("put", path.as_str()));
@@ -624,6 +629,49 @@ impl Store for FaultyStore {
         self.inner.list(prefix)
     }
     async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart(path).await
+        let inner = self.inner.put_multipart(path).await?;
+        Ok(Box::new(FaultyUpload {
+            inner,
+            fail_at: match self.fault {
+                Fault::PartNth(k) => Some(k),
+                _ => None,
+            },
+            parts: Arc::clone(&self.parts),
+            store: self.inner.name().to_string(),
+            path: path.as_str().to_string(),
+        }))
+    }
+}
+
+/// A multipart upload of a [`FaultyStore`].
+#[derive(Debug)]
+struct FaultyUpload {
+    inner: Box<dyn MultipartUpload>,
+    fail_at: Option<usize>,
+    parts: Arc<AtomicUsize>,
+    store: String,
+    path: String,
+}
+
+#[async_trait]
+impl MultipartUpload for FaultyUpload {
+    async fn put_part(&mut self, data: Bytes) -> Result<()> {
+        let n = self.parts.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fail_at == Some(n) {
+            return Err(Error::Store {
+                store: self.store.clone(),
+                operation: "put_part",
+                path: self.path.clone(),
+                retryable: true,
+                source: "injected fault".into(),
+            });
+        }
+        self.inner.put_part(data).await
+    }
+    async fn complete(self: Box<Self>) -> Result<PutResult> {
+        self.inner.complete().await
+    }
+    async fn abort(self: Box<Self>) -> Result<()> {
+        self.inner.abort().await
     }
 }

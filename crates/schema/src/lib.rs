@@ -45,6 +45,7 @@ pub mod naming;
 pub mod restrict;
 mod schema;
 pub mod serde_row;
+pub mod staged;
 mod table;
 
 pub use db::Connection;
@@ -54,6 +55,7 @@ pub use naming::Tier;
 pub use restrict::{Op, Restriction};
 pub use schema::Schema;
 pub use table::{InsertOptions, Query, Table};
+pub use staged::StagedInsert;
 
 /// A row: attribute name to value, in heading order when fetched.
 pub type Row = indexmap::IndexMap<String, dj_core::value::Value>;
