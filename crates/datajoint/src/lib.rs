@@ -12,6 +12,9 @@
 //! | `blob` | the `<blob>` codec, DataJoint's blob format | yes |
 //! | `hash` | the `<hash@>` codec: content-addressed, deduplicated, verified | yes |
 //! | `attach` | the `<attach>` / `<attach@>` codecs | yes |
+//! | `object` | the `<object@>` codec: files and folders at readable paths, lazy [`ObjectRef`] | yes |
+//! | `filepath` | the `<filepath@>` codec: references to files already in a store | yes |
+//! | `npy` | the `<npy@>` codec: `.npy` arrays read lazily through `NpyRef` | yes |
 //! | `file` | the `file` store protocol | yes |
 //! | `memory` | the `memory` store protocol | yes |
 //! | `s3` | the `s3` store protocol (S3 and S3-compatible) | no |
@@ -29,6 +32,7 @@ pub use dj_core::registry::{Registry, StoreSet};
 pub use dj_core::store::{Store, StoreExt, StorePath};
 pub use dj_core::typespec::{Backend, CoreType, TypeSpec};
 pub use dj_core::value::{DomainValue, Value};
+pub use dj_core::object::ObjectRef;
 pub use dj_core::{Error, Result};
 
 /// The `<attach>` codec.
@@ -40,6 +44,15 @@ pub use dj_codec_blob as blob;
 /// The `<hash@>` codec.
 #[cfg(feature = "hash")]
 pub use dj_codec_hash as hash;
+/// The `<object@>` codec.
+#[cfg(feature = "object")]
+pub use dj_codec_object as object;
+/// The `<filepath@>` codec.
+#[cfg(feature = "filepath")]
+pub use dj_codec_filepath as filepath;
+/// The `<npy@>` codec.
+#[cfg(feature = "npy")]
+pub use dj_codec_npy as npy;
 /// Tables: definitions, headings, inserts, fetches, restrictions and deletes.
 #[cfg(feature = "schema")]
 pub use dj_schema as schema;
@@ -70,6 +83,15 @@ pub fn expected_codecs() -> Vec<&'static str> {
     }
     if cfg!(feature = "attach") {
         v.push("attach");
+    }
+    if cfg!(feature = "object") {
+        v.push("object");
+    }
+    if cfg!(feature = "filepath") {
+        v.push("filepath");
+    }
+    if cfg!(feature = "npy") {
+        v.push("npy");
     }
     v
 }
