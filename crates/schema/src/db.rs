@@ -158,6 +158,7 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+#[cfg(feature = "mysql")]
 const MYSQL_SQL_MODE: &str = "SET SESSION sql_mode = 'NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ONLY_FULL_GROUP_BY'";
 
 impl Connection {

@@ -66,7 +66,7 @@ enum Staged {
     File {
         key: StorePath,
         ext: Option<String>,
-        meta: Option<ObjectMetadata>,
+        meta: Option<Box<ObjectMetadata>>,
     },
     /// A folder being filled.
     Folder {
@@ -257,7 +257,7 @@ impl StagedInsert {
             .await
             .map_err(|e| Error::core_at(&full, &entry.field, e))?;
         if let Staged::File { meta: m, .. } = &mut entry.staged {
-            *m = Some(meta);
+            *m = Some(Box::new(meta));
         }
         Ok(())
     }
@@ -294,7 +294,7 @@ impl StagedInsert {
         let mut row = std::mem::take(&mut self.row);
         for entry in &self.entries {
             let meta = match &entry.staged {
-                Staged::File { meta: Some(m), .. } => m.clone(),
+                Staged::File { meta: Some(m), .. } => (**m).clone(),
                 Staged::File {
                     key, meta: None, ..
                 } => {
