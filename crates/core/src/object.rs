@@ -647,9 +647,10 @@ impl ObjectRef {
         Ok(entries.into_values().collect())
     }
 
-    /// Download the object. A file goes to `dest` (or into `dest` when it is an existing
-    /// directory, under the key's file name); a folder's files go below the directory `dest`.
-    /// Files are streamed to a temporary name and renamed into place. Returns the local path.
+    /// Download the object and return its local path. When `dest` is an existing directory the
+    /// object goes inside it under its own name (the key's last segment), as DataJoint does;
+    /// otherwise `dest` becomes the file, or the folder holding the object's files. Files are
+    /// streamed to a temporary name and renamed into place.
     pub async fn download(&self, dest: impl AsRef<Path>) -> Result<PathBuf> {
         let dest = dest.as_ref();
         let key = self.key()?;
@@ -662,6 +663,11 @@ impl ObjectRef {
             download_file(&self.store, &key, &target).await?;
             return Ok(target);
         }
+        let dest = &if tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir()) {
+            dest.join(key.file_name())
+        } else {
+            dest.to_path_buf()
+        };
         let files = self.walk().await?;
         tokio::fs::create_dir_all(dest)
             .await

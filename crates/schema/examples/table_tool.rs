@@ -22,20 +22,29 @@
 //!
 //! Values in rows are JSON, with `{"$blob": hex}` for a `<blob>` (packed blob bytes; written in
 //! `compat` mode so Python can compare bytes), `{"$bytes": hex}` for `bytes`, and
-//! `{"$attach": name, "hex": contents}` for an attachment (fetched ones also carry `saved_to`). Dates are
-//! `YYYY-MM-DD`, datetimes `YYYY-MM-DD HH:MM:SS.ffffff`, decimals and uuids strings.
+//! `{"$attach": name, "hex": contents}` for an attachment (fetched ones also carry `saved_to`),
+//! `{"$object": hex, "ext": ".txt"?}` for `<object@>` bytes (a plain string names a local file or
+//! folder), and `{"$npy": {"dtype", "shape", "hex"}}` for an `<npy@>` array (little-endian, C
+//! order). A fetched `<object@>`/`<filepath@>` value is `{"$objectref": metadata, "verified",
+//! "hex" (files) | "files": {relative path: hex} (folders)}`; a fetched `<npy@>` value is
+//! `{"$npy": {"dtype", "shape", "hex"}}`, loaded through `NpyRef`. Dates are `YYYY-MM-DD`,
+//! datetimes `YYYY-MM-DD HH:MM:SS.ffffff`, decimals and uuids strings.
 
 use std::io::Read;
 
 use dj_codec_attach::Attachment;
 use dj_codec_blob::{Compression, EncodeOptions, Item};
+use dj_codec_npy::{DType, NpyArray, NpyRef};
+use dj_codec_object::ObjectInput;
 use dj_core::Config;
 use dj_core::config::{DatabaseBackend, Secret};
+use dj_core::object::ObjectRef;
 use dj_core::value::Value;
 use dj_schema::{Connection, Restriction, Row, Schema, Tier};
 use serde_json::{Map, Value as Json, json};
 
 // The codecs and store protocols the requests may use.
+use dj_codec_filepath as _;
 use dj_codec_hash as _;
 use dj_store_file as _;
 use dj_store_s3 as _;
@@ -80,6 +89,33 @@ fn to_value(j: &Json) -> Fallible<Value> {
         {
             return Ok(Value::domain(Attachment::new(name.clone(), unhex(h)?)));
         }
+        if let Some(Json::String(h)) = m.get("$object") {
+            let data = unhex(h)?;
+            return Ok(match m.get("ext").and_then(Json::as_str) {
+                Some(ext) => ObjectInput::bytes_with_ext(ext, data).into(),
+                None => ObjectInput::bytes(data).into(),
+            });
+        }
+        if let Some(Json::Object(a)) = m.get("$npy") {
+            let dtype: DType = a
+                .get("dtype")
+                .and_then(Json::as_str)
+                .ok_or("$npy needs a dtype")?
+                .parse()?;
+            let shape = a
+                .get("shape")
+                .and_then(Json::as_array)
+                .ok_or("$npy needs a shape")?
+                .iter()
+                .map(|d| d.as_u64().map(|d| d as usize).ok_or("bad dimension"))
+                .collect::<Result<Vec<usize>, _>>()?;
+            let data = unhex(
+                a.get("hex")
+                    .and_then(Json::as_str)
+                    .ok_or("$npy needs hex")?,
+            )?;
+            return Ok(Value::domain(NpyArray::new(dtype, shape, false, data)?));
+        }
     }
     Ok(match j {
         Json::Null => Value::Null,
@@ -95,8 +131,47 @@ fn to_value(j: &Json) -> Fallible<Value> {
     })
 }
 
+/// A fetched lazy reference as JSON, read through its own API.
+async fn lazy_json(v: &Value) -> Fallible<Option<Json>> {
+    if let Some(o) = v.as_domain::<ObjectRef>() {
+        let verified = o.verify().await.is_ok();
+        let mut m = Map::new();
+        m.insert("$objectref".into(), o.metadata().to_json());
+        m.insert("verified".into(), json!(verified));
+        if o.is_dir() {
+            let mut files = Map::new();
+            for f in o.walk().await? {
+                let data = o.child(&f.path)?.read().await?;
+                files.insert(f.path, json!(hex(&data)));
+            }
+            m.insert("files".into(), Json::Object(files));
+        } else {
+            m.insert("hex".into(), json!(hex(&o.read().await?)));
+        }
+        return Ok(Some(Json::Object(m)));
+    }
+    if let Some(n) = v.as_domain::<NpyRef>() {
+        n.verify().await?;
+        let a = n.load_raw().await?;
+        let mut data = a.data().to_vec();
+        if a.fortran_order() {
+            return Err("fortran-order arrays are not shown".into());
+        }
+        data.truncate(a.nbytes());
+        return Ok(Some(json!({"$npy": {
+            "dtype": a.dtype().to_string(),
+            "shape": a.shape(),
+            "hex": hex(&data),
+        }})));
+    }
+    Ok(None)
+}
+
 /// A fetched [`Value`] as JSON, in the convention above.
-fn to_json(v: &Value) -> Fallible<Json> {
+async fn to_json(v: &Value) -> Fallible<Json> {
+    if let Some(j) = lazy_json(v).await? {
+        return Ok(j);
+    }
     Ok(match v {
         Value::Null => Json::Null,
         Value::Bool(b) => json!(b),
@@ -130,15 +205,16 @@ fn to_json(v: &Value) -> Fallible<Json> {
 }
 
 /// Fetched rows as JSON objects, in the convention above.
-fn rows_json(rows: &[Row]) -> Fallible<Vec<Json>> {
-    rows.iter()
-        .map(|r| {
-            r.iter()
-                .map(|(k, v)| Ok((k.clone(), to_json(v)?)))
-                .collect::<Fallible<Map<String, Json>>>()
-                .map(Json::Object)
-        })
-        .collect()
+async fn rows_json(rows: &[Row]) -> Fallible<Vec<Json>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let mut m = Map::new();
+        for (k, v) in r {
+            m.insert(k.clone(), to_json(v).await?);
+        }
+        out.push(Json::Object(m));
+    }
+    Ok(out)
 }
 
 fn rows_from(req: &Json) -> Fallible<Vec<Row>> {
@@ -183,7 +259,7 @@ async fn read(schema: &Schema, req: &Json) -> Fallible<Json> {
             .map(String::from)
             .collect();
         let rows = table.query().order_by(pk.clone()).fetch_rows().await?;
-        let rows = rows_json(&rows)?;
+        let rows = rows_json(&rows).await?;
         let attributes: Vec<Json> = heading
             .attributes
             .iter()
@@ -273,7 +349,7 @@ async fn run(req: Json) -> Fallible<Json> {
                 .map(String::from)
                 .collect();
             let rows = table.query().order_by(pk).fetch_stored().await?;
-            let rows = rows_json(&rows)?;
+            let rows = rows_json(&rows).await?;
             json!({ "rows": rows })
         }
         "count" => {

@@ -149,6 +149,57 @@ pub enum Error {
     /// A backend was configured that this build does not include.
     #[error("backend `{0}` is not enabled in this build of dj-schema (cargo feature)")]
     BackendDisabled(&'static str),
+
+    /// Another garbage collection holds the lock of this store.
+    #[error("garbage collection of store `{store}` is already running: {detail}")]
+    GcLocked {
+        /// The store.
+        store: String,
+        /// Who holds the lock, or how to clear a stale one.
+        detail: String,
+    },
+
+    /// Garbage collection of a store was refused before it started (options, configuration).
+    #[error("garbage collection of store `{store}`: {message}")]
+    Gc {
+        /// The store.
+        store: String,
+        /// Why.
+        message: String,
+    },
+
+    /// Moving an attribute's objects from one store to another failed; no row was rewritten.
+    #[error("{0}")]
+    Migration(Box<MigrationError>),
+}
+
+/// What went wrong in a migration of an attribute's objects between stores
+/// ([`Error::Migration`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "table `{table}`, attribute `{attribute}`: migration from store `{from}` to `{to}` failed{}: {message}",
+    path_suffix(.path)
+)]
+#[non_exhaustive]
+pub struct MigrationError {
+    /// The table, `schema.table`.
+    pub table: String,
+    /// The attribute.
+    pub attribute: String,
+    /// The source store.
+    pub from: String,
+    /// The target store.
+    pub to: String,
+    /// The object at fault, when one is.
+    pub path: Option<String>,
+    /// What went wrong.
+    pub message: String,
+}
+
+fn path_suffix(path: &Option<String>) -> String {
+    path.as_ref()
+        .map(|p| format!(" at `{p}`"))
+        .unwrap_or_default()
 }
 
 fn context_prefix(table: &Option<String>, attribute: &Option<String>) -> String {

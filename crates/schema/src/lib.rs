@@ -32,7 +32,8 @@
 //! ```
 //!
 //! See `docs/tables.md` for the definition language, tiers, foreign keys, restrictions and
-//! the backends.
+//! the backends, and [`lifecycle`] (`docs/operations.md`) for garbage collection, verification
+//! and migration of stored objects.
 
 mod catalog;
 mod coerce;
@@ -41,6 +42,7 @@ mod ddl;
 pub mod definition;
 pub mod error;
 pub mod heading;
+pub mod lifecycle;
 pub mod naming;
 pub mod restrict;
 mod schema;
@@ -51,11 +53,12 @@ mod table;
 pub use db::Connection;
 pub use error::{Error, Result};
 pub use heading::{Attribute, ForeignKey, Heading, Index};
+pub use lifecycle::{Gc, GcOptions, GcReport, Migration, MigrationReport, Verify, VerifyReport};
 pub use naming::Tier;
 pub use restrict::{Op, Restriction};
 pub use schema::Schema;
-pub use table::{InsertOptions, Query, Table};
 pub use staged::StagedInsert;
+pub use table::{InsertOptions, Query, Table};
 
 /// A row: attribute name to value, in heading order when fetched.
 pub type Row = indexmap::IndexMap<String, dj_core::value::Value>;

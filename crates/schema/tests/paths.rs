@@ -235,6 +235,16 @@ async fn objects_from_every_input_read_back_lazily() {
             let out = tempfile::tempdir().unwrap();
             let tree = o.download(out.path().join("tree")).await.unwrap();
             assert_eq!(std::fs::read(tree.join("a.txt")).unwrap(), b"alpha");
+            // Into an existing directory, a folder goes under its own name, as in DataJoint.
+            let inside = o.download(out.path()).await.unwrap();
+            assert_eq!(
+                inside,
+                out.path().join(Path::new(o.path()).file_name().unwrap())
+            );
+            assert_eq!(
+                std::fs::read(inside.join("sub/b.bin")).unwrap(),
+                data(70_000, 2)
+            );
             assert_eq!(
                 std::fs::read(tree.join("sub/b.bin")).unwrap(),
                 data(70_000, 2)

@@ -1,0 +1,1318 @@
+//! Garbage collection, verification and migration of stored objects, on SQLite, PostgreSQL and
+//! MariaDB, with a file store (and S3 where `DJ_TEST_S3_*` provide one). The point is safety:
+//! live data survives every collection, including objects of codecs that chain into `<blob@>`,
+//! objects of inserts still in flight, and collections whose scan failed; orphans (failed
+//! inserts, deletes, `update1`, partitioned schema-section objects) are reclaimed; one
+//! collection runs per store at a time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use dj_codec_attach::Attachment;
+use dj_codec_blob::Item;
+use dj_core::codec::{Codec, CodecContext};
+use dj_core::config::StoreSpec;
+use dj_core::layout::{self, StoreLayout};
+use dj_core::registry::{Registry, StoreSet};
+use dj_core::store::{
+    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
+    StoreExt, StorePath,
+};
+use dj_core::testkit::{Fault, FaultyStore};
+use dj_core::typespec::TypeSpec;
+use dj_core::value::Value;
+use dj_schema::lifecycle::{
+    Gc, GcOptions, GcReport, Migration, Phase, Status, StoreLock, Verify, VerifyReport,
+};
+use dj_schema::{Connection, Error, Row, Schema, Tier, row};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde_json::{Value as Json, json};
+use tokio::sync::{Notify, Semaphore};
+
+use dj_codec_hash as _;
+use dj_store_file as _;
+use dj_store_s3 as _;
+
+// ------------------------------------------------------------------------------------------------
+// Test codecs, registered at run time
+// ------------------------------------------------------------------------------------------------
+
+/// A codec of the user's own that chains into `<blob>`: with `@` its objects land in the hash
+/// section. DataJoint 2.3.5's GC does not recognise such codecs (its live objects look orphaned).
+#[derive(Debug)]
+struct Model;
+
+#[async_trait]
+impl Codec for Model {
+    fn name(&self) -> &str {
+        "gcmodel"
+    }
+    fn dtype(&self, _is_store: bool) -> dj_core::Result<TypeSpec> {
+        Ok(TypeSpec::Codec {
+            name: "blob".into(),
+            store: None,
+        })
+    }
+    async fn encode(&self, v: Value, _cx: &CodecContext) -> dj_core::Result<Value> {
+        let Value::String(s) = v else {
+            return Err(dj_core::Error::codec("gcmodel", "takes a string"));
+        };
+        Ok(Value::domain(Item::from(format!("model:{s}"))))
+    }
+    async fn decode(&self, v: Value, _cx: &CodecContext) -> dj_core::Result<Value> {
+        Ok(v)
+    }
+}
+
+/// A store-only codec whose stored value is path-addressed JSON metadata (as `<object@>`'s is):
+/// it takes the metadata and adds the store; `referenced_paths` is the default (`path`, `store`).
+#[derive(Debug)]
+struct Ptr;
+
+#[async_trait]
+impl Codec for Ptr {
+    fn name(&self) -> &str {
+        "gcptr"
+    }
+    fn dtype(&self, is_store: bool) -> dj_core::Result<TypeSpec> {
+        if !is_store {
+            return Err(dj_core::Error::codec("gcptr", "store only"));
+        }
+        "json".parse()
+    }
+    async fn encode(&self, v: Value, cx: &CodecContext) -> dj_core::Result<Value> {
+        let Value::Json(mut j) = v else {
+            return Err(dj_core::Error::codec("gcptr", "takes JSON metadata"));
+        };
+        j["store"] = json!(cx.store);
+        Ok(Value::Json(j))
+    }
+    async fn decode(&self, v: Value, _cx: &CodecContext) -> dj_core::Result<Value> {
+        Ok(v)
+    }
+}
+
+/// A codec that exists only while one test declares its table, then is unregistered: its
+/// attribute cannot be resolved afterwards.
+#[derive(Debug)]
+struct Vanishing(String);
+
+#[async_trait]
+impl Codec for Vanishing {
+    fn name(&self) -> &str {
+        &self.0
+    }
+    fn dtype(&self, _is_store: bool) -> dj_core::Result<TypeSpec> {
+        Ok(TypeSpec::Codec {
+            name: "hash".into(),
+            store: None,
+        })
+    }
+    async fn encode(&self, v: Value, _cx: &CodecContext) -> dj_core::Result<Value> {
+        Ok(v)
+    }
+    async fn decode(&self, v: Value, _cx: &CodecContext) -> dj_core::Result<Value> {
+        Ok(v)
+    }
+}
+
+fn setup() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let reg = Registry::global();
+        reg.register_codec(Arc::new(Model)).unwrap();
+        reg.register_codec(Arc::new(Ptr)).unwrap();
+    });
+}
+
+// ------------------------------------------------------------------------------------------------
+// A store wrapper with knobs: pause after a put, slow listings
+// ------------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Knobs {
+    /// Pause after the next put under `_hash/` until `release` gets a permit.
+    pause_next_put: AtomicBool,
+    written: Notify,
+    release: Semaphore,
+    /// Delay every listing this long.
+    list_delay_ms: AtomicUsize,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            pause_next_put: AtomicBool::new(false),
+            written: Notify::new(),
+            release: Semaphore::new(0),
+            list_delay_ms: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Knobbed {
+    inner: Arc<dyn Store>,
+    knobs: Arc<Knobs>,
+}
+
+impl std::fmt::Display for Knobbed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "knobbed {}", self.inner)
+    }
+}
+
+#[async_trait]
+impl Store for Knobbed {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Bytes,
+        mode: PutMode,
+    ) -> dj_core::Result<PutResult> {
+        let r = self.inner.put_opts(path, payload, mode).await;
+        if path.as_str().starts_with("_hash/")
+            && self.knobs.pause_next_put.swap(false, Ordering::SeqCst)
+        {
+            self.knobs.written.notify_one();
+            self.knobs.release.acquire().await.unwrap().forget();
+        }
+        r
+    }
+    async fn get_opts(
+        &self,
+        path: &StorePath,
+        range: Option<GetRange>,
+    ) -> dj_core::Result<GetResult> {
+        self.inner.get_opts(path, range).await
+    }
+    async fn head(&self, path: &StorePath) -> dj_core::Result<ObjectMeta> {
+        self.inner.head(path).await
+    }
+    async fn delete(&self, path: &StorePath) -> dj_core::Result<()> {
+        self.inner.delete(path).await
+    }
+    fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, dj_core::Result<ObjectMeta>> {
+        let inner = self.inner.list(prefix);
+        let ms = self.knobs.list_delay_ms.load(Ordering::SeqCst) as u64;
+        futures::stream::once(tokio::time::sleep(Duration::from_millis(ms)))
+            .filter_map(|_| async { None::<dj_core::Result<ObjectMeta>> })
+            .chain(inner)
+            .boxed()
+    }
+    async fn put_multipart(&self, path: &StorePath) -> dj_core::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart(path).await
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Harness
+// ------------------------------------------------------------------------------------------------
+
+/// The store kinds a test runs on: a file store always, S3 when the environment provides one
+/// (required under CI, as in objects.rs).
+fn store_kinds(name: &str, dir: &Path) -> Vec<(&'static str, StoreSpec)> {
+    let root = dir.join(name);
+    std::fs::create_dir_all(&root).unwrap();
+    let mut out = vec![("file", StoreSpec::new(name, "file", root.to_string_lossy()))];
+    if let Some(s3) = dj_core::testkit::s3_spec_from_env(
+        name,
+        "s3",
+        &dj_core::testkit::unique_prefix(&format!("gc-{name}")),
+    ) {
+        out.push(("s3", s3));
+    }
+    out
+}
+
+/// Remove everything a test left in a store (S3 runs share one bucket; file stores live in a
+/// temporary directory anyway).
+async fn wipe(spec: &StoreSpec) {
+    let mut config = dj_core::Config::default();
+    config.stores.specs.insert(spec.name.clone(), spec.clone());
+    let set = StoreSet::new(Arc::new(config));
+    let store = set.get(&spec.name).unwrap();
+    for m in store.list_all(None).await.unwrap() {
+        store.delete(&m.path).await.unwrap();
+    }
+}
+
+fn file_spec(name: &str, dir: &Path) -> StoreSpec {
+    let root = dir.join(name);
+    std::fs::create_dir_all(&root).unwrap();
+    StoreSpec::new(name, "file", root.to_string_lossy())
+}
+
+struct Ctx {
+    label: String,
+    conn: Connection,
+    schema: Schema,
+}
+
+impl Ctx {
+    fn store(&self, name: &str) -> Arc<dyn Store> {
+        self.conn.stores().get(name).unwrap()
+    }
+
+    /// Every key of the store under `prefix`, sorted.
+    async fn keys(&self, store: &str, prefix: &str) -> Vec<String> {
+        let p = StorePath::parse(prefix).unwrap();
+        let mut keys: Vec<String> = self
+            .store(store)
+            .list_all(Some(&p))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.path.as_str().to_string())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn gc(&self, store: &str) -> Gc {
+        Gc::new(&self.conn, store).schemas([self.schema.name()])
+    }
+}
+
+/// Run `body` on every database backend with `specs` configured; `wrap` may replace stores in
+/// the connection's store set (fault injection). The schema is dropped afterwards.
+async fn each_backend<W, F, Fut>(test: &str, specs: &[StoreSpec], wrap: W, body: F)
+where
+    W: Fn(&StoreSet),
+    F: Fn(Ctx) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    setup();
+    let downloads = tempfile::tempdir().unwrap();
+    for (label, mut config, _dir) in common::configs() {
+        for s in specs {
+            config.stores.specs.insert(s.name.clone(), s.clone());
+        }
+        config.download_path = downloads.path().to_path_buf();
+        config.transfer_concurrency = 4;
+        let config = Arc::new(config);
+        let set = StoreSet::new(Arc::clone(&config));
+        wrap(&set);
+        let conn = Connection::open_with(Arc::clone(&config), Arc::new(set))
+            .await
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let name = common::schema_name(test);
+        let schema = conn.schema(&name).await.unwrap();
+        eprintln!("--- {test} on {label} (schema {name})");
+        body(Ctx {
+            label: label.to_string(),
+            conn: conn.clone(),
+            schema: schema.clone(),
+        })
+        .await;
+        schema.drop().await.unwrap();
+        conn.close().await;
+    }
+}
+
+fn no_wrap(_: &StoreSet) {}
+
+fn zero_grace() -> GcOptions {
+    GcOptions::grace(Duration::ZERO)
+        .allow_zero_grace(true)
+        .dry_run(false)
+}
+
+fn meta_of(row: &Row, attr: &str) -> Json {
+    match &row[attr] {
+        Value::Json(j) => j.clone(),
+        Value::String(s) => serde_json::from_str(s).unwrap(),
+        other => panic!("{attr} stored as {other:?}"),
+    }
+}
+
+fn path_of(row: &Row, attr: &str) -> String {
+    meta_of(row, attr)["path"].as_str().unwrap().to_string()
+}
+
+fn assert_nothing_deleted(r: &GcReport, label: &str) {
+    assert_eq!(r.deleted(), 0, "{label}: {r:#?}");
+}
+
+/// Pseudo-random bytes (xorshift), distinct per seed.
+fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Live data survives
+// ------------------------------------------------------------------------------------------------
+
+async fn check_rows(t: &dj_schema::Table, n: i32, label: &str) {
+    let rows: Vec<Row> = t.query().order_by(["rid"]).fetch().await.unwrap();
+    assert_eq!(rows.len(), n as usize, "{label}");
+    for (i, r) in rows.iter().enumerate() {
+        let i = i as i32 + 1;
+        assert_eq!(
+            r["blob"].as_domain::<Item>(),
+            Some(&Item::from(format!("blob {i}"))),
+            "{label}"
+        );
+        let a = r["att"].as_domain::<Attachment>().unwrap();
+        assert_eq!(&a.data[..], format!("attached {i}").as_bytes(), "{label}");
+        assert_eq!(
+            r["raw"].as_bytes().map(|b| b.to_vec()),
+            Some(format!("raw {i}").into_bytes()),
+            "{label}"
+        );
+        assert_eq!(
+            r["model"].as_domain::<Item>(),
+            Some(&Item::from(format!("model:m{i}"))),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_data_survives_dry_and_real_collections() {
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, spec) in store_kinds("gclive", dir.path()) {
+        eprintln!("=== store kind {kind}");
+        each_backend("gclive", std::slice::from_ref(&spec), no_wrap, |cx| async move {
+            let label = format!("{} on {kind}", cx.label);
+            let t = cx
+                .schema
+                .declare(
+                    "Rec",
+                    Tier::Manual,
+                    "rid : int32\n---\nblob : <blob@gclive>\natt : <attach@gclive>\n\
+                     raw : <hash@gclive>\nmodel : <gcmodel@gclive>\nnote = null : <blob@gclive>",
+                )
+                .await
+                .unwrap();
+            let rows: Vec<Row> = (1..=3)
+                .map(|i| {
+                    row! {
+                        "rid" => i,
+                        "blob" => Value::domain(Item::from(format!("blob {i}"))),
+                        "att" => Value::domain(Attachment::new(format!("f{i}.txt"), format!("attached {i}").into_bytes())),
+                        "raw" => Value::Bytes(format!("raw {i}").into_bytes().into()),
+                        "model" => format!("m{i}"),
+                    }
+                })
+                .collect();
+            t.insert(&rows).await.unwrap();
+            // A user file outside the sections, and a stray file inside the hash section that
+            // follows no grammar: never collected.
+            let store = cx.store("gclive");
+            let user = StorePath::parse("user/raw/f.bin").unwrap();
+            store.put(&user, Bytes::from_static(b"user data")).await.unwrap();
+            let stray = StorePath::parse(format!("_hash/{}/README.txt", cx.schema.name())).unwrap();
+            store.put(&stray, Bytes::from_static(b"notes")).await.unwrap();
+
+            // Every attribute's objects are referenced, the custom codec's included.
+            let stored = t.query().order_by(["rid"]).fetch_stored().await.unwrap();
+            let model_path = path_of(&stored[0], "model");
+            assert!(model_path.starts_with(&format!("_hash/{}/", cx.schema.name())), "{model_path}");
+
+            // Dry runs, explicit schema and discovered schemas.
+            let dry = cx.gc("gclive").run().await.unwrap();
+            assert!(dry.dry_run);
+            assert_eq!(dry.hash.referenced, 12, "{label}: {dry:#?}");
+            assert_eq!(dry.hash.stored, 12, "{label}: {dry:#?}");
+            assert_eq!(dry.hash.orphaned + dry.hash.skipped_young, 0, "{label}: {dry:#?}");
+            assert!(dry.scan_errors.is_empty(), "{label}: {dry:#?}");
+            assert!(dry.other_keys >= 1, "{label}: the stray file is seen, not counted");
+            let zero_dry = cx
+                .gc("gclive")
+                .options(GcOptions::grace(Duration::ZERO))
+                .run()
+                .await
+                .unwrap();
+            assert_eq!(zero_dry.orphaned(), 0, "{label}: {zero_dry:#?}");
+            let discovered = Gc::new(&cx.conn, "gclive").run().await.unwrap();
+            assert!(
+                discovered.schemas.iter().any(|s| s == cx.schema.name()),
+                "{label}: {:?}",
+                discovered.schemas
+            );
+            assert!(
+                !discovered.scan_errors.iter().any(|e| e.contains(cx.schema.name())),
+                "{label}: {:?}",
+                discovered.scan_errors
+            );
+            assert_eq!(discovered.hash.referenced, 12, "{label}: {discovered:#?}");
+            assert_eq!(discovered.orphaned(), 0, "{label}: {discovered:#?}");
+            // The report serializes for a command line.
+            let j = serde_json::to_value(&dry).unwrap();
+            assert_eq!(j["hash"]["referenced"], 12);
+            assert_eq!(j["store"], "gclive");
+
+            // Real collections, with the default grace and with none.
+            let real = cx.gc("gclive").options(GcOptions::default().dry_run(false)).run().await.unwrap();
+            assert_nothing_deleted(&real, &label);
+            assert!(!real.refused && real.is_clean(), "{label}: {real:#?}");
+            let real = cx.gc("gclive").options(zero_grace()).run().await.unwrap();
+            assert_nothing_deleted(&real, &label);
+            check_rows(&t, 3, &label).await;
+            assert!(store.exists(&user).await.unwrap(), "{label}: user file");
+            assert!(store.exists(&stray).await.unwrap(), "{label}: stray file");
+            let v = Verify::new(&cx.conn).store("gclive").schemas([cx.schema.name()]).run().await.unwrap();
+            assert!(v.is_clean(), "{label}: {v:#?}");
+            assert_eq!(v.ok, 12, "{label}: {v:#?}");
+            store.delete(&user).await.unwrap();
+            store.delete(&stray).await.unwrap();
+        })
+        .await;
+        wipe(&spec).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_in_flight_survives_a_concurrent_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = file_spec("gcflight", dir.path());
+    let knobs: Mutex<Vec<Arc<Knobs>>> = Mutex::new(Vec::new());
+    let wrap = |set: &StoreSet| {
+        let k = Arc::new(Knobs::default());
+        let real = set.get("gcflight").unwrap();
+        set.insert(
+            "gcflight",
+            Arc::new(Knobbed {
+                inner: real,
+                knobs: Arc::clone(&k),
+            }),
+        );
+        knobs.lock().unwrap().push(k);
+    };
+    each_backend("gcflight", &[spec], wrap, |cx| {
+        let k = knobs.lock().unwrap().last().cloned().unwrap();
+        async move {
+            let label = cx.label.clone();
+            let t = cx
+                .schema
+                .declare(
+                    "Sig",
+                    Tier::Manual,
+                    "sid : int32\n---\ndata : <blob@gcflight>",
+                )
+                .await
+                .unwrap();
+            t.insert1(&row! {"sid" => 1, "data" => "first"})
+                .await
+                .unwrap();
+            // The next insert writes its object, then stalls before its row exists.
+            k.pause_next_put.store(true, Ordering::SeqCst);
+            let t2 = t.clone();
+            let insert =
+                tokio::spawn(
+                    async move { t2.insert1(&row! {"sid" => 2, "data" => "in flight"}).await },
+                );
+            tokio::time::timeout(Duration::from_secs(30), k.written.notified())
+                .await
+                .expect("the insert wrote its object");
+            assert_eq!(
+                t.len().await.unwrap(),
+                1,
+                "{label}: the row is not there yet"
+            );
+            // A real collection with the default grace keeps the young object.
+            let r = cx
+                .gc("gcflight")
+                .options(GcOptions::default().dry_run(false))
+                .run()
+                .await
+                .unwrap();
+            assert_nothing_deleted(&r, &label);
+            assert_eq!(r.hash.skipped_young, 1, "{label}: {r:#?}");
+            // Without the grace period it would have gone: the grace period is what saves it.
+            let r = cx
+                .gc("gcflight")
+                .options(GcOptions::grace(Duration::ZERO))
+                .run()
+                .await
+                .unwrap();
+            assert_eq!(r.hash.orphaned, 1, "{label}: {r:#?}");
+            k.release.add_permits(1);
+            insert.await.unwrap().unwrap();
+            let rows: Vec<Row> = t.query().order_by(["sid"]).fetch().await.unwrap();
+            assert_eq!(
+                rows[1]["data"].as_domain::<Item>(),
+                Some(&Item::from("in flight"))
+            );
+            // Once committed, the object is referenced: even zero grace keeps it.
+            let r = cx.gc("gcflight").options(zero_grace()).run().await.unwrap();
+            assert_nothing_deleted(&r, &label);
+            assert_eq!(r.hash.referenced, 2, "{label}: {r:#?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_listing_or_query_refuses_to_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = file_spec("gcfault", dir.path());
+    each_backend("gcfault", &[spec], no_wrap, |cx| async move {
+        let label = cx.label.clone();
+        let t = cx
+            .schema
+            .declare(
+                "Sig",
+                Tier::Manual,
+                "sid : int32\n---\ndata : <blob@gcfault>",
+            )
+            .await
+            .unwrap();
+        t.insert(&[
+            row! {"sid" => 1, "data" => "keep"},
+            row! {"sid" => 2, "data" => "orphan"},
+        ])
+        .await
+        .unwrap();
+        t.restrict(row! {"sid" => 2}).delete().await.unwrap();
+        let before = cx
+            .keys("gcfault", &format!("_hash/{}", cx.schema.name()))
+            .await;
+        assert_eq!(before.len(), 2);
+
+        // The same store, failing every listing.
+        let faulty: Arc<dyn Store> = Arc::new(FaultyStore::new(cx.store("gcfault"), Fault::List));
+        let set = StoreSet::new(Arc::clone(cx.conn.config()));
+        set.insert("gcfault", faulty);
+        let conn = Connection::open_with(Arc::clone(cx.conn.config()), Arc::new(set))
+            .await
+            .unwrap();
+        let r = Gc::new(&conn, "gcfault")
+            .schemas([cx.schema.name()])
+            .options(zero_grace())
+            .run()
+            .await
+            .unwrap();
+        assert!(r.refused, "{label}: {r:#?}");
+        assert_nothing_deleted(&r, &label);
+        assert!(
+            r.scan_errors
+                .iter()
+                .any(|e| e.contains("injected fault") && e.contains("gcfault")),
+            "{label}: {:?}",
+            r.scan_errors
+        );
+        conn.close().await;
+        assert_eq!(
+            cx.keys("gcfault", &format!("_hash/{}", cx.schema.name()))
+                .await,
+            before
+        );
+
+        // A table whose codec this process cannot resolve: its references are unknown.
+        let gone = format!("gcgone{}", std::process::id());
+        Registry::global()
+            .register_codec(Arc::new(Vanishing(gone.clone())))
+            .unwrap();
+        let v = cx
+            .schema
+            .declare(
+                "Opaque",
+                Tier::Manual,
+                &format!("oid : int32\n---\nx : <{gone}@gcfault>"),
+            )
+            .await;
+        Registry::global().unregister_codec(&gone);
+        v.unwrap();
+        let r = cx.gc("gcfault").options(zero_grace()).run().await.unwrap();
+        assert!(r.refused, "{label}: {r:#?}");
+        assert_nothing_deleted(&r, &label);
+        assert!(
+            r.scan_errors
+                .iter()
+                .any(|e| e.contains(&gone) && e.contains("opaque")),
+            "{label}: {:?}",
+            r.scan_errors
+        );
+        assert_eq!(
+            cx.keys("gcfault", &format!("_hash/{}", cx.schema.name()))
+                .await,
+            before
+        );
+        // Zero grace without the opt-in is refused outright when deleting.
+        let err = cx
+            .gc("gcfault")
+            .options(GcOptions::grace(Duration::ZERO).dry_run(false))
+            .run()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Gc { .. }), "{label}: {err}");
+        assert!(
+            err.to_string().contains("allow_zero_grace"),
+            "{label}: {err}"
+        );
+    })
+    .await;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Orphans are reclaimed
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_of_failed_inserts_deletes_and_updates_are_reclaimed() {
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, spec) in store_kinds("gcorphan", dir.path()) {
+        eprintln!("=== store kind {kind}");
+        each_backend(
+            "gcorphan",
+            std::slice::from_ref(&spec),
+            no_wrap,
+            |cx| async move {
+                let label = format!("{} on {kind}", cx.label);
+                let t = cx
+                    .schema
+                    .declare(
+                        "Sig",
+                        Tier::Manual,
+                        "sid : int32\n---\ndata : <blob@gcorphan>\nfile = null : <attach@gcorphan>",
+                    )
+                    .await
+                    .unwrap();
+                t.insert1(&row! {"sid" => 1, "data" => "A"}).await.unwrap();
+                // A duplicate key: the object is written, the row is not.
+                let err = t
+                    .insert1(&row! {"sid" => 1, "data" => "B (duplicate)"})
+                    .await
+                    .unwrap_err();
+                assert!(err.is_duplicate(), "{label}: {err}");
+                // A delete.
+                t.insert1(&row! {"sid" => 2, "data" => "C (deleted)",
+                "file" => Value::domain(Attachment::new("c.txt", b"attached C".to_vec()))})
+                    .await
+                    .unwrap();
+                t.restrict(row! {"sid" => 2}).delete().await.unwrap();
+                // An update1 replaces the object.
+                t.insert1(&row! {"sid" => 3, "data" => "D (updated away)"})
+                    .await
+                    .unwrap();
+                t.update1(&row! {"sid" => 3, "data" => "E"}).await.unwrap();
+                let stored = t.query().order_by(["sid"]).fetch_stored().await.unwrap();
+                let live = [path_of(&stored[0], "data"), path_of(&stored[1], "data")];
+                let section = format!("_hash/{}", cx.schema.name());
+                assert_eq!(cx.keys("gcorphan", &section).await.len(), 6, "{label}");
+
+                // The default grace keeps the fresh orphans.
+                let r = cx
+                    .gc("gcorphan")
+                    .options(GcOptions::default().dry_run(false))
+                    .run()
+                    .await
+                    .unwrap();
+                assert_nothing_deleted(&r, &label);
+                assert_eq!(r.hash.skipped_young, 4, "{label}: {r:#?}");
+                // A zero-grace dry run names them; nothing goes.
+                let r = cx
+                    .gc("gcorphan")
+                    .options(GcOptions::grace(Duration::ZERO))
+                    .run()
+                    .await
+                    .unwrap();
+                assert_eq!(r.hash.orphaned, 4, "{label}: {r:#?}");
+                assert!(r.hash.orphaned_bytes > 0);
+                assert!(
+                    live.iter().all(|p| !r.hash.orphaned_paths.contains(p)),
+                    "{label}: {r:#?}"
+                );
+                assert_eq!(cx.keys("gcorphan", &section).await.len(), 6, "{label}");
+                // A real zero-grace run reclaims them, reporting progress.
+                let phases: Arc<Mutex<Vec<Phase>>> = Arc::default();
+                let seen = Arc::clone(&phases);
+                let r = cx
+                    .gc("gcorphan")
+                    .options(zero_grace())
+                    .progress(move |p| {
+                        let mut s = seen.lock().unwrap();
+                        if s.last() != Some(&p.phase) {
+                            s.push(p.phase);
+                        }
+                    })
+                    .run()
+                    .await
+                    .unwrap();
+                assert_eq!(r.hash.deleted, 4, "{label}: {r:#?}");
+                assert_eq!(r.bytes_freed(), r.hash.orphaned_bytes, "{label}: {r:#?}");
+                assert!(r.is_clean(), "{label}: {r:#?}");
+                let phases = phases.lock().unwrap().clone();
+                for p in [Phase::List, Phase::Mark, Phase::Remark, Phase::Sweep] {
+                    assert!(phases.contains(&p), "{label}: {phases:?}");
+                }
+                let mut left = cx.keys("gcorphan", &section).await;
+                let mut want = live.to_vec();
+                left.sort();
+                want.sort();
+                assert_eq!(left, want, "{label}");
+                let rows: Vec<Row> = t.query().order_by(["sid"]).fetch().await.unwrap();
+                assert_eq!(rows[0]["data"].as_domain::<Item>(), Some(&Item::from("A")));
+                assert_eq!(rows[1]["data"].as_domain::<Item>(), Some(&Item::from("E")));
+                // Nothing more to do.
+                let r = cx.gc("gcorphan").options(zero_grace()).run().await.unwrap();
+                assert_eq!((r.orphaned(), r.deleted()), (0, 0), "{label}: {r:#?}");
+            },
+        )
+        .await;
+        wipe(&spec).await;
+    }
+}
+
+/// Write a file object (and return its metadata) at a schema-section path.
+async fn put_file(store: &dyn Store, key: &StorePath, data: &[u8]) -> Json {
+    store.put(key, Bytes::copy_from_slice(data)).await.unwrap();
+    json!({
+        "path": key.as_str(),
+        "size": data.len(),
+        "is_dir": false,
+        "checksum": layout::hash_blake3_base32(data),
+    })
+}
+
+/// Write a folder object with its manifest (and return its metadata).
+async fn put_folder(store: &dyn Store, key: &StorePath, files: &[(&str, &[u8])]) -> Json {
+    let mut entries = Vec::new();
+    let mut total = 0;
+    for (rel, data) in files {
+        store
+            .put(&key.join(rel).unwrap(), Bytes::copy_from_slice(data))
+            .await
+            .unwrap();
+        entries.push(json!({"path": rel, "size": data.len()}));
+        total += data.len();
+    }
+    let manifest = json!({"files": entries, "total_size": total, "item_count": files.len()});
+    store
+        .put(
+            &StorePath::parse(format!("{key}.manifest.json")).unwrap(),
+            Bytes::from(manifest.to_string()),
+        )
+        .await
+        .unwrap();
+    json!({"path": key.as_str(), "size": total, "is_dir": true, "item_count": files.len()})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_schema_objects_are_found_and_reclaimed() {
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, mut spec) in store_kinds("gcpart", dir.path()) {
+        spec.partition_pattern = Some("{subject}".into());
+        eprintln!("=== store kind {kind}");
+        each_backend("gcpart", &[spec.clone()], no_wrap, |cx| {
+            let spec = spec.clone();
+            async move {
+                let label = format!("{} on {kind}", cx.label);
+                let s = cx.schema.name().to_string();
+                let t = cx
+                    .schema
+                    .declare(
+                        "Rec",
+                        Tier::Manual,
+                        "subject : varchar(16)\nrid : int32\n---\nobj : <gcptr@gcpart>",
+                    )
+                    .await
+                    .unwrap();
+                let store = cx.store("gcpart");
+                let lay = StoreLayout::from(&spec);
+                let key = |subject: &str, rid: i64, token: &str, ext: Option<&str>| {
+                    lay.schema_path(
+                        &s,
+                        "rec",
+                        "obj",
+                        [("subject", Value::from(subject)), ("rid", Value::Int(rid))],
+                        ext,
+                        token,
+                    )
+                    .unwrap()
+                };
+                let live_file = key("m 1", 1, "LiveFile", Some("bin"));
+                assert!(
+                    live_file
+                        .as_str()
+                        .starts_with(&format!("_schema/subject=m 1/{s}/rec/rid=1/")),
+                    "{live_file}"
+                );
+                let live_dir = key("m 1", 2, "LiveDirx", None);
+                let orphan_file = key("m 2", 3, "Orphan01", Some("npy"));
+                let orphan_dir = key("m 2", 4, "OrphanDr", None);
+                let meta = put_file(store.as_ref(), &live_file, b"live file").await;
+                t.insert1(&row! {"subject" => "m 1", "rid" => 1, "obj" => Value::Json(meta)})
+                    .await
+                    .unwrap();
+                let meta = put_folder(
+                    store.as_ref(),
+                    &live_dir,
+                    &[("a.bin", b"aaa"), ("sub/b.bin", b"bbbb")],
+                )
+                .await;
+                t.insert1(&row! {"subject" => "m 1", "rid" => 2, "obj" => Value::Json(meta)})
+                    .await
+                    .unwrap();
+                put_file(store.as_ref(), &orphan_file, b"orphan file").await;
+                put_folder(
+                    store.as_ref(),
+                    &orphan_dir,
+                    &[("x.bin", b"x"), ("y.bin", b"yy")],
+                )
+                .await;
+                // An orphan without partition segments (written before the pattern was set).
+                let unpartitioned =
+                    StorePath::parse(format!("_schema/{s}/rec/subject=m 3/rid=5/obj_Unparted"))
+                        .unwrap();
+                put_file(store.as_ref(), &unpartitioned, b"old layout").await;
+                // A stray file at the section root and a user file: never touched.
+                let stray = StorePath::parse("_schema/README").unwrap();
+                store
+                    .put(&stray, Bytes::from_static(b"readme"))
+                    .await
+                    .unwrap();
+                let user = StorePath::parse("user/raw/f.bin").unwrap();
+                store.put(&user, Bytes::from_static(b"user")).await.unwrap();
+
+                let dry = cx
+                    .gc("gcpart")
+                    .options(GcOptions::grace(Duration::ZERO))
+                    .run()
+                    .await
+                    .unwrap();
+                assert_eq!(dry.schema.referenced, 2, "{label}: {dry:#?}");
+                // 1 + 3 (two files and the manifest) + 1 live; 1 + 3 + 1 orphaned.
+                assert_eq!(dry.schema.stored, 9, "{label}: {dry:#?}");
+                assert_eq!(dry.schema.orphaned, 5, "{label}: {dry:#?}");
+                assert!(dry.schema.orphaned_paths.contains(&orphan_file.to_string()));
+                assert!(
+                    dry.schema
+                        .orphaned_paths
+                        .contains(&format!("{orphan_dir}.manifest.json")),
+                    "{label}: {dry:#?}"
+                );
+                assert!(
+                    dry.schema
+                        .orphaned_paths
+                        .contains(&unpartitioned.to_string())
+                );
+
+                let r = cx.gc("gcpart").options(zero_grace()).run().await.unwrap();
+                assert_eq!(r.schema.deleted, 5, "{label}: {r:#?}");
+                assert!(r.is_clean(), "{label}: {r:#?}");
+                for k in [&orphan_file, &unpartitioned] {
+                    assert!(!store.exists(k).await.unwrap(), "{label}: {k}");
+                }
+                assert!(
+                    cx.keys("gcpart", orphan_dir.as_str()).await.is_empty(),
+                    "{label}"
+                );
+                for k in [&live_file, &stray, &user] {
+                    assert!(store.exists(k).await.unwrap(), "{label}: {k}");
+                }
+                assert_eq!(
+                    cx.keys("gcpart", live_dir.as_str()).await.len(),
+                    2,
+                    "{label}"
+                );
+                let v = Verify::new(&cx.conn)
+                    .schemas([s.as_str()])
+                    .run()
+                    .await
+                    .unwrap();
+                assert!(v.is_clean(), "{label}: {v:#?}");
+                assert_eq!(v.ok, 2, "{label}: {v:#?}");
+                store.delete(&stray).await.unwrap();
+                store.delete(&user).await.unwrap();
+            }
+        })
+        .await;
+        wipe(&spec).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_section_prefixes_user_files_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = file_spec("gcbare", dir.path());
+    spec.hash_prefix = String::new();
+    spec.schema_prefix = String::new();
+    each_backend(
+        "gcbare",
+        std::slice::from_ref(&spec),
+        no_wrap,
+        |cx| async move {
+            let label = cx.label.clone();
+            let s = cx.schema.name().to_string();
+            let t = cx
+                .schema
+                .declare(
+                    "Rec",
+                    Tier::Manual,
+                    "rid : int32\n---\ndata : <blob@gcbare>",
+                )
+                .await
+                .unwrap();
+            t.insert(&[
+                row! {"rid" => 1, "data" => "live"},
+                row! {"rid" => 2, "data" => "gone"},
+            ])
+            .await
+            .unwrap();
+            t.restrict(row! {"rid" => 2}).delete().await.unwrap();
+            let live = path_of(&t.query().fetch_stored().await.unwrap()[0], "data");
+            assert!(live.starts_with(&format!("{s}/")), "{live}");
+            let store = cx.store("gcbare");
+            // Files of the user's own under the schema's name, and a schema-section orphan.
+            let user: Vec<StorePath> = [
+                format!("{s}/raw/f.bin"),
+                format!("{s}/raw/session1/f.bin"),
+                format!("{s}/notes.txt"),
+            ]
+            .iter()
+            .map(|k| StorePath::parse(k).unwrap())
+            .collect();
+            for k in &user {
+                store.put(k, Bytes::from_static(b"mine")).await.unwrap();
+            }
+            let orphan = StorePath::parse(format!("{s}/rec/rid=9/obj_Orphaned")).unwrap();
+            store
+                .put(&orphan, Bytes::from_static(b"orphan"))
+                .await
+                .unwrap();
+            let r = cx.gc("gcbare").options(zero_grace()).run().await.unwrap();
+            assert_eq!(
+                (r.hash.deleted, r.schema.deleted),
+                (1, 1),
+                "{label}: {r:#?}"
+            );
+            assert!(r.is_clean(), "{label}: {r:#?}");
+            assert!(!store.exists(&orphan).await.unwrap());
+            for k in &user {
+                assert!(store.exists(k).await.unwrap(), "{label}: {k} was deleted");
+            }
+            let row: Row = t.restrict(row! {"rid" => 1}).fetch1().await.unwrap();
+            assert_eq!(row["data"].as_domain::<Item>(), Some(&Item::from("live")));
+        },
+    )
+    .await;
+}
+
+// ------------------------------------------------------------------------------------------------
+// One collection at a time
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_blocks_a_second_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = file_spec("gclock", dir.path());
+    let knobs: Mutex<Vec<Arc<Knobs>>> = Mutex::new(Vec::new());
+    let wrap = |set: &StoreSet| {
+        let k = Arc::new(Knobs::default());
+        let real = set.get("gclock").unwrap();
+        set.insert(
+            "gclock",
+            Arc::new(Knobbed {
+                inner: real,
+                knobs: Arc::clone(&k),
+            }),
+        );
+        knobs.lock().unwrap().push(k);
+    };
+    each_backend("gclock", &[spec], wrap, |cx| {
+        let k = knobs.lock().unwrap().last().cloned().unwrap();
+        async move {
+            let label = cx.label.clone();
+            let t = cx
+                .schema
+                .declare(
+                    "Sig",
+                    Tier::Manual,
+                    "sid : int32\n---\ndata : <blob@gclock>",
+                )
+                .await
+                .unwrap();
+            t.insert1(&row! {"sid" => 1, "data" => "x"}).await.unwrap();
+            // Held by hand: a deleting collection fails at once, naming the store.
+            let lock = StoreLock::acquire(&cx.conn, "gclock").await.unwrap();
+            let err = cx
+                .gc("gclock")
+                .options(zero_grace())
+                .run()
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::GcLocked { .. }), "{label}: {err}");
+            assert!(err.to_string().contains("`gclock`"), "{label}: {err}");
+            assert!(
+                StoreLock::acquire(&cx.conn, "gclock").await.is_err(),
+                "{label}"
+            );
+            // A dry run needs no lock; another store's lock is independent.
+            cx.gc("gclock").run().await.unwrap();
+            StoreLock::acquire(&cx.conn, "gclock_other")
+                .await
+                .unwrap()
+                .release()
+                .await
+                .unwrap();
+            lock.release().await.unwrap();
+            cx.gc("gclock").options(zero_grace()).run().await.unwrap();
+
+            // Two collections at once: one runs, the other is refused.
+            k.list_delay_ms.store(500, Ordering::SeqCst);
+            let (g1, g2) = (
+                cx.gc("gclock").options(zero_grace()),
+                cx.gc("gclock").options(zero_grace()),
+            );
+            let (a, b) = tokio::join!(g1.run(), g2.run());
+            k.list_delay_ms.store(0, Ordering::SeqCst);
+            let locked = [&a, &b]
+                .iter()
+                .filter(|r| matches!(r, Err(Error::GcLocked { .. })))
+                .count();
+            assert_eq!(locked, 1, "{label}: {a:?} / {b:?}");
+            assert!(a.is_ok() || b.is_ok(), "{label}");
+            // Released afterwards: a third one runs.
+            cx.gc("gclock").options(zero_grace()).run().await.unwrap();
+            // A dropped (unreleased) lock does not stay held.
+            let lock = StoreLock::acquire(&cx.conn, "gclock").await.unwrap();
+            drop(lock);
+            let mut ok = false;
+            for _ in 0..50 {
+                if let Ok(l) = StoreLock::acquire(&cx.conn, "gclock").await {
+                    l.release().await.unwrap();
+                    ok = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(ok, "{label}: a dropped lock was not freed");
+            assert!(!StoreLock::force_release(&cx.conn, "gclock").await.unwrap());
+        }
+    })
+    .await;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Verify
+// ------------------------------------------------------------------------------------------------
+
+fn attr_report<'a>(
+    v: &'a VerifyReport,
+    attribute: &str,
+) -> &'a dj_schema::lifecycle::AttributeReport {
+    v.attributes
+        .iter()
+        .find(|a| a.attribute == attribute)
+        .unwrap_or_else(|| panic!("no report for {attribute}: {v:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_missing_and_corrupt_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = file_spec("gcverify", dir.path());
+    each_backend("gcverify", std::slice::from_ref(&spec), no_wrap, |cx| {
+        let spec = spec.clone();
+        async move {
+            let label = cx.label.clone();
+            let s = cx.schema.name().to_string();
+            let t = cx
+                .schema
+                .declare(
+                    "Rec",
+                    Tier::Manual,
+                    "rid : int32\n---\ndata : <blob@gcverify>\nobj = null : <gcptr@gcverify>",
+                )
+                .await
+                .unwrap();
+            let store = cx.store("gcverify");
+            let lay = StoreLayout::from(&spec);
+            let key = |rid: i64, token: &str| {
+                lay.schema_path(&s, "rec", "obj", [("rid", Value::Int(rid))], None, token)
+                    .unwrap()
+            };
+            let f1 = key(1, "FileOne1");
+            let d2 = key(2, "DirTwo22");
+            let f3 = key(3, "FileThr3");
+            let m1 = put_file(store.as_ref(), &f1, b"file one").await;
+            let m2 = put_folder(store.as_ref(), &d2, &[("a", b"aa"), ("b", b"bbb")]).await;
+            let m3 = put_file(store.as_ref(), &f3, b"file three").await;
+            t.insert(&[
+                row! {"rid" => 1, "data" => "one", "obj" => Value::Json(m1)},
+                row! {"rid" => 2, "data" => "two", "obj" => Value::Json(m2)},
+                row! {"rid" => 3, "data" => "three", "obj" => Value::Json(m3)},
+                row! {"rid" => 4, "data" => "four"},
+            ])
+            .await
+            .unwrap();
+            let v = Verify::new(&cx.conn)
+                .schemas([s.as_str()])
+                .run()
+                .await
+                .unwrap();
+            assert!(v.is_clean(), "{label}: {v:#?}");
+            assert_eq!((v.ok, v.objects), (7, 7), "{label}: {v:#?}");
+
+            let stored = t.query().order_by(["rid"]).fetch_stored().await.unwrap();
+            // Blob of row 1: one byte flipped (same size). Blob of row 2: gone.
+            let p1 = StorePath::parse(path_of(&stored[0], "data")).unwrap();
+            let mut b = store.get(&p1).await.unwrap().to_vec();
+            let last = b.len() - 1;
+            b[last] ^= 0x55;
+            store.put(&p1, Bytes::from(b)).await.unwrap();
+            let p2 = StorePath::parse(path_of(&stored[1], "data")).unwrap();
+            store.delete(&p2).await.unwrap();
+            // Path-addressed: a file with a checksum corrupted, a folder missing a file, and a
+            // file gone.
+            store
+                .put(&f1, Bytes::from_static(b"file ONE"))
+                .await
+                .unwrap();
+            store.delete(&d2.join("b").unwrap()).await.unwrap();
+            store.delete(&f3).await.unwrap();
+
+            let v = Verify::new(&cx.conn)
+                .store("gcverify")
+                .schemas([s.as_str()])
+                .run()
+                .await
+                .unwrap();
+            assert!(!v.is_clean());
+            let data = attr_report(&v, "data");
+            assert_eq!(
+                (data.ok, data.missing, data.corrupt),
+                (2, 1, 1),
+                "{label}: {data:#?}"
+            );
+            let corrupt = data
+                .problems
+                .iter()
+                .find(|p| p.status == Status::Corrupt)
+                .unwrap();
+            assert_eq!(corrupt.path, p1.as_str());
+            assert!(corrupt.reason.contains("hash"), "{label}: {corrupt:?}");
+            assert_eq!(corrupt.key, r#"{"rid":1}"#);
+            let missing = data
+                .problems
+                .iter()
+                .find(|p| p.status == Status::Missing)
+                .unwrap();
+            assert_eq!(missing.path, p2.as_str());
+            let obj = attr_report(&v, "obj");
+            assert_eq!(
+                (obj.ok, obj.missing, obj.corrupt),
+                (0, 2, 1),
+                "{label}: {obj:#?}"
+            );
+            let find = |p: &StorePath| obj.problems.iter().find(|x| x.path == p.as_str()).unwrap();
+            assert_eq!(find(&f1).status, Status::Corrupt);
+            assert!(find(&f1).reason.contains("checksum"), "{:?}", find(&f1));
+            assert_eq!(find(&d2).status, Status::Missing);
+            assert!(find(&d2).reason.contains("`b`"), "{:?}", find(&d2));
+            assert_eq!(find(&f3).status, Status::Missing);
+            assert_eq!((v.ok, v.missing, v.corrupt), (2, 3, 2), "{label}");
+            let j = serde_json::to_value(&v).unwrap();
+            assert_eq!(j["missing"], 3);
+            assert!(j["attributes"][0]["problems"][0]["status"].is_string());
+        }
+    })
+    .await;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Migrate
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_moves_an_attribute_to_another_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let hot = file_spec("gchot", dir.path());
+    let colds = store_kinds("gccold", dir.path());
+    for (kind, cold) in colds {
+        eprintln!("=== cold store kind {kind}");
+        each_backend("gcmigrate", &[hot.clone(), cold.clone()], no_wrap, |cx| async move {
+            let label = format!("{} to {kind}", cx.label);
+            let s = cx.schema.name().to_string();
+            let t = cx
+                .schema
+                .declare(
+                    "Rec",
+                    Tier::Manual,
+                    "rid : int32\n---\ndata : <blob@gchot>\nraw = null : <hash@gchot>\nkeep = null : <blob@gchot>",
+                )
+                .await
+                .unwrap();
+            // Row 1's `keep` holds the same content as its `data`: one shared object in gchot,
+            // which must survive the collection after `data` moves.
+            let big = noise(7, 9 << 20);
+            t.insert(&[
+                row! {"rid" => 1, "data" => "one", "keep" => "one"},
+                row! {"rid" => 2, "data" => "two", "raw" => Value::Bytes(big.clone().into())},
+                row! {"rid" => 3, "data" => "three"},
+            ])
+            .await
+            .unwrap();
+            let before = t.query().order_by(["rid"]).fetch_stored().await.unwrap();
+
+            // A dry run changes nothing.
+            let r = Migration::new(&t, "data", "gchot", "gccold").dry_run(true).run().await.unwrap();
+            assert_eq!((r.rows_to_migrate, r.objects, r.rows_migrated), (3, 3, 0), "{label}: {r:#?}");
+            assert_eq!(t.query().order_by(["rid"]).fetch_stored().await.unwrap(), before);
+            assert!(cx.keys("gccold", &format!("_hash/{s}")).await.is_empty());
+
+            let r = Migration::new(&t, "data", "gchot", "gccold").run().await.unwrap();
+            assert_eq!((r.rows_migrated, r.objects_copied, r.rows_changed), (3, 3, 0), "{label}: {r:#?}");
+            let r = Migration::new(&t, "raw", "gchot", "gccold").run().await.unwrap();
+            assert_eq!((r.rows_migrated, r.objects_copied), (1, 1), "{label}: {r:#?}");
+            assert_eq!(r.bytes_copied, big.len() as u64, "{label}: streamed");
+            let after = t.query().order_by(["rid"]).fetch_stored().await.unwrap();
+            for (b, a) in before.iter().zip(&after) {
+                let (mb, ma) = (meta_of(b, "data"), meta_of(a, "data"));
+                assert_eq!(ma["store"], "gccold", "{label}");
+                assert_eq!(ma["path"], mb["path"], "{label}: same relative path");
+                assert_eq!(ma["hash"], mb["hash"], "{label}");
+                assert_eq!(a["keep"], b["keep"], "{label}: another attribute is left alone");
+            }
+            // The declared store stays; rows read from where their metadata points.
+            assert_eq!(t.heading().attribute("data").unwrap().spec.to_string(), "<blob@gchot>");
+            let rows: Vec<Row> = t.query().order_by(["rid"]).fetch().await.unwrap();
+            assert_eq!(rows[1]["data"].as_domain::<Item>(), Some(&Item::from("two")), "{label}");
+            assert_eq!(rows[1]["raw"].as_bytes().map(|b| b.len()), Some(big.len()), "{label}");
+            assert!(rows[1]["raw"].as_bytes().is_some_and(|b| b[..] == big[..]), "{label}");
+            // A second run has nothing left to move.
+            let r = Migration::new(&t, "data", "gchot", "gccold").run().await.unwrap();
+            assert_eq!(r.rows_to_migrate, 0, "{label}: {r:#?}");
+            let v = Verify::new(&cx.conn).schemas([s.as_str()]).run().await.unwrap();
+            assert!(v.is_clean(), "{label}: {v:#?}");
+
+            // The old copies are garbage now, except the one `keep` still references.
+            let r = cx.gc("gchot").options(zero_grace()).run().await.unwrap();
+            assert_eq!(r.hash.deleted, 3, "{label}: {r:#?}");
+            assert_eq!(cx.keys("gchot", &format!("_hash/{s}")).await, vec![path_of(&after[0], "keep")]);
+            let r = cx.gc("gccold").options(zero_grace()).run().await.unwrap();
+            assert_nothing_deleted(&r, &label);
+            assert_eq!(r.hash.referenced, 4, "{label}: {r:#?}");
+            let rows: Vec<Row> = t.query().order_by(["rid"]).fetch().await.unwrap();
+            assert_eq!(rows[0]["data"].as_domain::<Item>(), Some(&Item::from("one")));
+            assert_eq!(rows[0]["keep"].as_domain::<Item>(), Some(&Item::from("one")));
+            assert_eq!(rows[2]["data"].as_domain::<Item>(), Some(&Item::from("three")));
+        })
+        .await;
+        wipe(&cold).await;
+    }
+}
