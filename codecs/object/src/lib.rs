@@ -57,6 +57,9 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "zarr")]
+pub mod zarr;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

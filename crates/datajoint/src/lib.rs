@@ -15,6 +15,7 @@
 //! | `object` | the `<object@>` codec: files and folders at readable paths, lazy [`ObjectRef`] | yes |
 //! | `filepath` | the `<filepath@>` codec: references to files already in a store | yes |
 //! | `npy` | the `<npy@>` codec: `.npy` arrays read lazily through `NpyRef` | yes |
+//! | `zarr` | Zarr arrays in `<object@>` folders through `zarrs` (`object::zarr`) | no |
 //! | `file` | the `file` store protocol | yes |
 //! | `memory` | the `memory` store protocol | yes |
 //! | `s3` | the `s3` store protocol (S3 and S3-compatible) | no |
