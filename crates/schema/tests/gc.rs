@@ -37,6 +37,7 @@ use futures::stream::BoxStream;
 use serde_json::{Value as Json, json};
 use tokio::sync::{Notify, Semaphore};
 
+use dj_codec_filepath as _;
 use dj_codec_hash as _;
 use dj_store_file as _;
 use dj_store_s3 as _;
@@ -1223,7 +1224,12 @@ async fn verify_finds_missing_and_corrupt_objects() {
             assert_eq!(find(&f1).status, Status::Corrupt);
             assert!(find(&f1).reason.contains("checksum"), "{:?}", find(&f1));
             assert_eq!(find(&d2).status, Status::Missing);
-            assert!(find(&d2).reason.contains("`b`"), "{:?}", find(&d2));
+            // The missing member of the folder is named by its full key.
+            assert!(
+                find(&d2).reason.contains(&format!("{d2}/b`")),
+                "{:?}",
+                find(&d2)
+            );
             assert_eq!(find(&f3).status, Status::Missing);
             assert_eq!((v.ok, v.missing, v.corrupt), (2, 3, 2), "{label}");
             let j = serde_json::to_value(&v).unwrap();
@@ -1314,5 +1320,120 @@ async fn migrate_moves_an_attribute_to_another_store() {
         })
         .await;
         wipe(&cold).await;
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The path-addressed codecs: <object@>, <npy@>, <filepath@>
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_addressed_objects_survive_and_their_orphans_are_reclaimed() {
+    use dj_codec_npy::NpyRef;
+    use dj_codec_object::ObjectInput;
+    use dj_core::object::ObjectRef;
+
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("f/sub")).unwrap();
+    std::fs::write(src.join("f/a.bin"), noise(1, 5000)).unwrap();
+    std::fs::write(src.join("f/sub/b.bin"), noise(2, 7000)).unwrap();
+    let src = &src;
+    for (kind, mut spec) in store_kinds("gcpath", dir.path()) {
+        // Partitioned by subject: these objects live outside `_schema/{schema}/`.
+        spec.partition_pattern = Some("{subject}".into());
+        eprintln!("=== store kind {kind}");
+        each_backend("gcpath", &[spec.clone()], no_wrap, |cx| async move {
+            let label = format!("{} on {kind}", cx.label);
+            let t = cx
+                .schema
+                .declare(
+                    "Sess",
+                    Tier::Manual,
+                    "subject : varchar(16)\nsid : int32\n---\nvideo : <object@gcpath>\nframes = null : <object@gcpath>\narr = null : <npy@gcpath>\nsrc = null : <filepath@gcpath>",
+                )
+                .await
+                .unwrap();
+            let store = cx.store("gcpath");
+            let user_file = StorePath::parse(format!("acq/{}/raw.bin", cx.schema.name())).unwrap();
+            store.put(&user_file, noise(3, 100).into()).await.unwrap();
+            let arr = ndarray::ArrayD::from_shape_vec(vec![3, 4], (0..12).map(f64::from).collect())
+                .unwrap();
+            for sid in 1..=3 {
+                t.insert1(&row! {
+                    "subject" => "m 1", "sid" => sid,
+                    "video" => Value::Bytes(noise(10 + sid as u64, 20_000).into()),
+                    "frames" => ObjectInput::folder(src.join("f")),
+                    "arr" => Value::domain(arr.clone()),
+                    "src" => user_file.as_str(),
+                })
+                .await
+                .unwrap();
+            }
+            // A staged insert abandoned mid-way leaves nothing for GC to worry about, but a
+            // failed insert (duplicate key) leaves its objects: orphans.
+            let err = t
+                .insert1(&row! {
+                    "subject" => "m 1", "sid" => 1,
+                    "video" => Value::Bytes(noise(99, 999).into()),
+                    "arr" => Value::domain(arr.clone()),
+                })
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::Duplicate { .. }), "{label}: {err}");
+            // update1 and delete leave orphans too.
+            t.update1(&row! {"subject" => "m 1", "sid" => 2, "video" => Value::Bytes(noise(50, 3000).into())})
+                .await
+                .unwrap();
+            t.restrict(row! {"subject" => "m 1", "sid" => 3}).delete().await.unwrap();
+            let partition_root = format!("_schema/subject=m 1/{}", cx.schema.name());
+            let before = cx.keys("gcpath", &partition_root).await;
+            assert!(!before.is_empty(), "{label}: nothing under {partition_root}");
+
+            // A dry run with the default grace deletes nothing.
+            let dry = cx.gc("gcpath").run().await.unwrap();
+            assert_nothing_deleted(&dry, &label);
+            assert_eq!(cx.keys("gcpath", &partition_root).await, before, "{label}");
+
+            let report = cx.gc("gcpath").options(zero_grace()).run().await.unwrap();
+            assert!(!report.refused, "{label}: {report:#?}");
+            // Orphans: the failed insert's video and array, sid 2's old video, and sid 3's
+            // video, array and folder (two files and a manifest).
+            assert_eq!(report.schema.deleted, 2 + 1 + 2 + 3, "{label}: {report:#?}");
+
+            // Everything live is intact and reads back.
+            let rows: Vec<Row> = t.query().order_by(["sid"]).fetch().await.unwrap();
+            assert_eq!(rows.len(), 2, "{label}");
+            for r in &rows {
+                let v = r["video"].as_domain::<ObjectRef>().unwrap();
+                v.verify().await.unwrap_or_else(|e| panic!("{label}: {e}"));
+                let f = r["frames"].as_domain::<ObjectRef>().unwrap();
+                f.verify().await.unwrap_or_else(|e| panic!("{label}: {e}"));
+                assert_eq!(f.walk().await.unwrap().len(), 2, "{label}");
+                let a = r["arr"].as_domain::<NpyRef>().unwrap();
+                assert_eq!(a.load::<f64>().await.unwrap(), arr, "{label}");
+                let s = r["src"].as_domain::<ObjectRef>().unwrap();
+                s.verify().await.unwrap_or_else(|e| panic!("{label}: {e}"));
+            }
+            assert_eq!(
+                &rows[1]["video"].as_domain::<ObjectRef>().unwrap().read().await.unwrap()[..],
+                &noise(50, 3000)[..]
+            );
+            // The user's file behind <filepath@> is never touched.
+            assert!(store.exists(&user_file).await.unwrap(), "{label}");
+            let verified = Verify::new(&cx.conn)
+                .store("gcpath")
+                .schemas([cx.schema.name()])
+                .run()
+                .await
+                .unwrap();
+            assert_eq!((verified.missing, verified.corrupt), (0, 0), "{label}: {verified:#?}");
+            // A second collection finds nothing more.
+            let again = cx.gc("gcpath").options(zero_grace()).run().await.unwrap();
+            assert_eq!(again.deleted(), 0, "{label}: {again:#?}");
+            store.delete(&user_file).await.unwrap();
+        })
+        .await;
+        wipe(&spec).await;
     }
 }

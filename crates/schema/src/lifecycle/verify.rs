@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use dj_core::config::HashAlgorithm;
 use dj_core::layout::{ContentHasher, hash_algorithm_of};
+use dj_core::object::{ObjectMetadata, ObjectRef};
 use dj_core::registry::StoreSet;
 use dj_core::store::{Store, StorePath};
 use futures::StreamExt;
@@ -444,143 +445,21 @@ async fn check(stores: &StoreSet, store_name: &str, path: &str, meta: Option<&Js
         return Outcome::ok(len);
     }
 
-    // A folder: its manifest lists the files.
-    if field("is_dir").and_then(Json::as_bool) == Some(true) {
-        return check_folder(store.as_ref(), &key, size).await;
-    }
-
-    // A file with a checksum: read it in full.
-    if let Some(checksum) = field("checksum").and_then(Json::as_str) {
-        let expected = checksum.strip_prefix("blake3:").unwrap_or(checksum);
-        let (len, actual) = match read_hash(store.as_ref(), &key, HashAlgorithm::Blake3).await {
-            Ok(r) => r,
-            Err(o) => return o,
-        };
-        if let Some(size) = size
-            && size != len
-        {
-            return Outcome::bad(
-                Status::Corrupt,
-                format!("the object has {len} bytes, the metadata says {size}"),
-                len,
-            );
-        }
-        if actual != expected {
-            return Outcome::bad(
-                Status::Corrupt,
-                format!("the BLAKE3 checksum is {actual}, the metadata says {expected}"),
-                len,
-            );
-        }
-        return Outcome::ok(len);
-    }
-
-    // Otherwise: existence, and the size when recorded.
-    match store.head(&key).await {
-        Ok(m) => match size {
-            Some(size) if size != m.size => Outcome::bad(
-                Status::Corrupt,
-                format!("the object has {} bytes, the metadata says {size}", m.size),
-                0,
-            ),
-            _ => Outcome::ok(0),
-        },
-        Err(e) if e.is_not_found() => {
-            Outcome::bad(Status::Missing, "the object is not in the store", 0)
-        }
-        Err(e) => Outcome::bad(Status::Error, format!("cannot read it: {e}"), 0),
-    }
-}
-
-/// Check a folder object through its `{path}.manifest.json`.
-async fn check_folder(store: &dyn Store, key: &StorePath, size: Option<u64>) -> Outcome {
-    let manifest_key = match StorePath::parse(format!("{key}.manifest.json")) {
-        Ok(k) => k,
-        Err(e) => return Outcome::bad(Status::Corrupt, e.to_string(), 0),
+    // Path-addressed: the object's own check (size, BLAKE3 checksum, folder manifest).
+    let object_meta = meta
+        .and_then(|m| ObjectMetadata::from_json(m, "object").ok())
+        .unwrap_or_else(|| ObjectMetadata::new(path, Some(store_name.to_string())));
+    let read = if object_meta.checksum.is_some() {
+        object_meta.size.unwrap_or(0)
+    } else {
+        0
     };
-    let bytes = match dj_core::store::StoreExt::get(store, &manifest_key).await {
-        Ok(b) => b,
-        Err(e) if e.is_not_found() => {
-            return Outcome::bad(
-                Status::Missing,
-                format!("the folder's manifest `{manifest_key}` is not in the store"),
-                0,
-            );
+    match ObjectRef::new(object_meta, store).verify().await {
+        Ok(()) => Outcome::ok(read),
+        Err(e) if e.is_not_found() => Outcome::bad(Status::Missing, e.to_string(), 0),
+        Err(e @ (dj_core::Error::Integrity { .. } | dj_core::Error::InvalidPath { .. })) => {
+            Outcome::bad(Status::Corrupt, e.to_string(), read)
         }
-        Err(e) => {
-            return Outcome::bad(Status::Error, format!("cannot read the manifest: {e}"), 0);
-        }
-    };
-    let read = bytes.len() as u64;
-    let manifest: Json = match serde_json::from_slice(&bytes) {
-        Ok(m) => m,
-        Err(e) => {
-            return Outcome::bad(
-                Status::Corrupt,
-                format!("the manifest is not JSON: {e}"),
-                read,
-            );
-        }
-    };
-    let Some(files) = manifest.get("files").and_then(Json::as_array) else {
-        return Outcome::bad(Status::Corrupt, "the manifest has no `files` list", read);
-    };
-    let mut total = 0u64;
-    for f in files {
-        let Some(rel) = f.get("path").and_then(Json::as_str) else {
-            return Outcome::bad(Status::Corrupt, "a manifest entry has no `path`", read);
-        };
-        let file_key = match key.join(scan::normalize_path(rel)) {
-            Ok(k) => k,
-            Err(e) => {
-                return Outcome::bad(
-                    Status::Corrupt,
-                    format!("the manifest lists an invalid path `{rel}`: {e}"),
-                    read,
-                );
-            }
-        };
-        let want = f.get("size").and_then(Json::as_u64);
-        match store.head(&file_key).await {
-            Ok(m) => {
-                total += m.size;
-                if let Some(want) = want
-                    && want != m.size
-                {
-                    return Outcome::bad(
-                        Status::Corrupt,
-                        format!(
-                            "file `{rel}` of the folder has {} bytes, the manifest says {want}",
-                            m.size
-                        ),
-                        read,
-                    );
-                }
-            }
-            Err(e) if e.is_not_found() => {
-                return Outcome::bad(
-                    Status::Missing,
-                    format!("file `{rel}` of the folder is not in the store"),
-                    read,
-                );
-            }
-            Err(e) => {
-                return Outcome::bad(
-                    Status::Error,
-                    format!("cannot read file `{rel}` of the folder: {e}"),
-                    read,
-                );
-            }
-        }
+        Err(e) => Outcome::bad(Status::Error, format!("cannot check it: {e}"), 0),
     }
-    if let Some(size) = size
-        && size != total
-    {
-        return Outcome::bad(
-            Status::Corrupt,
-            format!("the folder's files have {total} bytes, the metadata says {size}"),
-            read,
-        );
-    }
-    Outcome::ok(read)
 }
