@@ -1148,6 +1148,10 @@ impl ObjectWriter {
         if let Some(h) = self.hasher.as_mut() {
             h.update(data);
         }
+        if self.buf.capacity() == 0 && self.size > 0 {
+            // A part was just taken: start the next one at full size instead of growing.
+            self.buf.reserve(self.part_size);
+        }
         self.buf.extend_from_slice(data);
         self.size += data.len() as u64;
     }

@@ -41,7 +41,10 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -633,7 +636,48 @@ impl Store for ObjectStoreAdapter {
     }
 }
 
-type PartFuture = tracing::instrument::Instrumented<object_store::UploadPart>;
+/// A part upload in flight: a task of its own on the Tokio runtime (so parts make progress while
+/// the caller produces the next one), or the plain future outside a runtime. Dropping it aborts
+/// the task.
+enum PartFuture {
+    Task(tokio::task::JoinHandle<object_store::Result<()>>),
+    Inline(tracing::instrument::Instrumented<object_store::UploadPart>),
+}
+
+impl PartFuture {
+    fn start(fut: tracing::instrument::Instrumented<object_store::UploadPart>) -> Self {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => PartFuture::Task(handle.spawn(fut)),
+            Err(_) => PartFuture::Inline(fut),
+        }
+    }
+}
+
+impl Future for PartFuture {
+    type Output = object_store::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            PartFuture::Task(handle) => Pin::new(handle).poll(cx).map(|joined| {
+                joined.unwrap_or_else(|e| {
+                    Err(object_store::Error::Generic {
+                        store: "multipart",
+                        source: Box::new(e),
+                    })
+                })
+            }),
+            PartFuture::Inline(fut) => Pin::new(fut).poll(cx),
+        }
+    }
+}
+
+impl Drop for PartFuture {
+    fn drop(&mut self) {
+        if let PartFuture::Task(handle) = self {
+            handle.abort();
+        }
+    }
+}
 
 struct Multipart {
     shared: Arc<Shared>,
@@ -703,7 +747,7 @@ impl MultipartUpload for Multipart {
         let fut = upload
             .put_part(PutPayload::from_bytes(data))
             .instrument(self.span.clone());
-        self.in_flight.push(fut);
+        self.in_flight.push(PartFuture::start(fut));
         Ok(())
     }
 
