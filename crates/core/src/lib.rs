@@ -33,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod layout;
 pub mod object;
+pub mod pages;
 #[cfg(feature = "object-store")]
 pub mod object_store_adapter;
 pub mod pyfmt;

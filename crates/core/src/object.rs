@@ -1151,6 +1151,7 @@ impl ObjectWriter {
         if self.buf.capacity() == 0 && self.size > 0 {
             // A part was just taken: start the next one at full size instead of growing.
             self.buf.reserve(self.part_size);
+            crate::pages::advise_huge(self.buf.as_ptr(), self.buf.capacity());
         }
         self.buf.extend_from_slice(data);
         self.size += data.len() as u64;

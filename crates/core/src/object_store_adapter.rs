@@ -426,8 +426,9 @@ fn finish(span: &tracing::Span, started: Instant, bytes: Option<u64>) {
 }
 
 #[cfg(feature = "object-store-fs")]
-/// The largest read [`file_stream`] makes at once.
-const FILE_CHUNK: u64 = 8 << 20;
+/// The largest read [`file_stream`] makes at once: whole objects up to this size arrive as one
+/// buffer (one copy from the page cache, into huge pages), larger ones in bounded chunks.
+const FILE_CHUNK: u64 = 64 << 20;
 
 #[cfg(feature = "object-store-fs")]
 /// `range` of a local file as a stream of chunks of up to [`FILE_CHUNK`] bytes, each read on the
@@ -451,7 +452,7 @@ fn file_stream(
                 use std::io::{Read, Seek, SeekFrom};
                 let mut file = file;
                 file.seek(SeekFrom::Start(pos))?;
-                let mut buf = vec![0u8; len];
+                let mut buf = crate::pages::zeroed_bytes(len);
                 file.read_exact(&mut buf)?;
                 Ok((file, buf))
             };

@@ -209,6 +209,7 @@ impl GetResult {
             return Ok(chunks.pop().unwrap_or_default());
         }
         let mut buf = BytesMut::with_capacity(expected);
+        crate::pages::advise_huge(buf.as_ptr(), buf.capacity());
         for c in chunks {
             buf.extend_from_slice(&c);
         }
