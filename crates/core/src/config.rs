@@ -706,6 +706,7 @@ pub struct ConfigLoader<'a> {
     env: Box<EnvFn<'a>>,
     system_secrets_dir: Option<PathBuf>,
     registry: &'a Registry,
+    file: Option<PathBuf>,
 }
 
 impl fmt::Debug for ConfigLoader<'_> {
@@ -726,7 +727,15 @@ impl<'a> ConfigLoader<'a> {
             env: Box::new(|k| std::env::var(k).ok()),
             system_secrets_dir: Some(PathBuf::from(SYSTEM_SECRETS_DIR)),
             registry: Registry::global(),
+            file: None,
         }
+    }
+
+    /// Read this configuration file (any name) instead of searching for `datajoint.json`; the
+    /// environment and the secrets beside it still apply. For a command-line `--config PATH`.
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file = Some(path.into());
+        self
     }
 
     /// Read environment variables through `env` instead of the process environment.
@@ -763,6 +772,11 @@ impl<'a> ConfigLoader<'a> {
         })?;
         let file = if ignore_file {
             None
+        } else if let Some(f) = &self.file {
+            Some(std::path::absolute(f).map_err(|source| Error::Io {
+                path: f.display().to_string(),
+                source,
+            })?)
         } else {
             find_config_file(&start)
         };

@@ -33,9 +33,9 @@ pub mod config;
 pub mod error;
 pub mod layout;
 pub mod object;
-pub mod pages;
 #[cfg(feature = "object-store")]
 pub mod object_store_adapter;
+pub mod pages;
 pub mod pyfmt;
 pub mod registry;
 pub mod store;

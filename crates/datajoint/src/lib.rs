@@ -29,11 +29,11 @@
 pub use dj_core;
 pub use dj_core::codec::{Codec, CodecContext, ResolvedType, StoredRef};
 pub use dj_core::config::{Config, Secret, StoreSpec};
+pub use dj_core::object::ObjectRef;
 pub use dj_core::registry::{Registry, StoreSet};
 pub use dj_core::store::{Store, StoreExt, StorePath};
 pub use dj_core::typespec::{Backend, CoreType, TypeSpec};
 pub use dj_core::value::{DomainValue, Value};
-pub use dj_core::object::ObjectRef;
 pub use dj_core::{Error, Result};
 
 /// The `<attach>` codec.
@@ -42,18 +42,18 @@ pub use dj_codec_attach as attach;
 /// The `<blob>` codec and the blob format.
 #[cfg(feature = "blob")]
 pub use dj_codec_blob as blob;
-/// The `<hash@>` codec.
-#[cfg(feature = "hash")]
-pub use dj_codec_hash as hash;
-/// The `<object@>` codec.
-#[cfg(feature = "object")]
-pub use dj_codec_object as object;
 /// The `<filepath@>` codec.
 #[cfg(feature = "filepath")]
 pub use dj_codec_filepath as filepath;
+/// The `<hash@>` codec.
+#[cfg(feature = "hash")]
+pub use dj_codec_hash as hash;
 /// The `<npy@>` codec.
 #[cfg(feature = "npy")]
 pub use dj_codec_npy as npy;
+/// The `<object@>` codec.
+#[cfg(feature = "object")]
+pub use dj_codec_object as object;
 /// Tables: definitions, headings, inserts, fetches, restrictions and deletes.
 #[cfg(feature = "schema")]
 pub use dj_schema as schema;

@@ -62,6 +62,49 @@ impl Connection {
         })
     }
 
+    /// The schemas of the database, sorted (for `dj schema list`). On SQLite, every schema
+    /// recorded in the file (what [`Connection::schema`] created); on PostgreSQL and MySQL, every
+    /// schema except the server's own (`information_schema`, `pg_*`, `mysql`,
+    /// `performance_schema`, `sys`), and PostgreSQL's `public` only when it holds tables.
+    pub async fn list_schemas(&self) -> Result<Vec<String>> {
+        let backend = self.backend();
+        let mut sql = Sql::new(backend);
+        match backend {
+            Backend::Sqlite => {
+                sql.push("SELECT schema_name FROM ")
+                    .ident(catalog::SQLITE_SCHEMAS)
+                    .push(" ORDER BY schema_name");
+            }
+            Backend::Postgres => {
+                sql.push(
+                    "SELECT s.schema_name::text FROM information_schema.schemata s \
+                     WHERE s.schema_name <> 'information_schema' \
+                     AND substr(s.schema_name, 1, 3) <> 'pg_' \
+                     AND (s.schema_name <> 'public' OR EXISTS (SELECT 1 FROM \
+                     information_schema.tables t WHERE t.table_schema = s.schema_name)) \
+                     ORDER BY 1",
+                );
+            }
+            Backend::MySql => {
+                sql.push(
+                    "SELECT schema_name FROM information_schema.schemata WHERE schema_name \
+                     NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys') \
+                     ORDER BY 1",
+                );
+            }
+        }
+        let mut conn = self.acquire().await?;
+        let mut ex = conn.exec();
+        if backend == Backend::Sqlite {
+            catalog::sqlite_bootstrap(&mut ex).await?;
+        }
+        Ok(catalog::text_rows(&mut ex, &sql, 1)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect())
+    }
+
     /// Open an existing schema; an error when it does not exist.
     pub async fn existing_schema(&self, name: &str) -> Result<Schema> {
         check_schema_name(name)?;
