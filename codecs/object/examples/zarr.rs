@@ -10,86 +10,19 @@
 //! ```
 
 use std::error::Error;
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use dj_codec_object::zarr::zarrs::array::{Array, ArrayBuilder, data_type};
 use dj_codec_object::zarr::{ZarrReadStore, ZarrWriteStore};
 use dj_core::config::{Config, StoreSpec};
 use dj_core::object::ObjectRef;
 use dj_core::registry::StoreSet;
-use dj_core::store::{
-    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
-    StorePath,
-};
+use dj_core::store::{Store, StorePath};
+use dj_core::testkit::CountingStore;
 use dj_schema::{Connection, Row, Tier, row};
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
 const N: u64 = 64;
 const C: u64 = 16;
-
-/// A store wrapper that counts the bytes `get_opts` returns.
-#[derive(Debug)]
-struct CountingStore {
-    inner: Arc<dyn Store>,
-    bytes: Arc<AtomicU64>,
-    gets: AtomicU64,
-}
-
-impl fmt::Display for CountingStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "counting {}", self.inner)
-    }
-}
-
-#[async_trait]
-impl Store for CountingStore {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn put_opts(
-        &self,
-        path: &StorePath,
-        payload: Bytes,
-        mode: PutMode,
-    ) -> dj_core::Result<PutResult> {
-        self.inner.put_opts(path, payload, mode).await
-    }
-    async fn get_opts(
-        &self,
-        path: &StorePath,
-        range: Option<GetRange>,
-    ) -> dj_core::Result<GetResult> {
-        self.gets.fetch_add(1, Ordering::SeqCst);
-        let mut result = self.inner.get_opts(path, range).await?;
-        let bytes = Arc::clone(&self.bytes);
-        result.stream = result
-            .stream
-            .inspect_ok(move |b| {
-                bytes.fetch_add(b.len() as u64, Ordering::SeqCst);
-            })
-            .boxed();
-        Ok(result)
-    }
-    async fn head(&self, path: &StorePath) -> dj_core::Result<ObjectMeta> {
-        self.inner.head(path).await
-    }
-    async fn delete(&self, path: &StorePath) -> dj_core::Result<()> {
-        self.inner.delete(path).await
-    }
-    fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, dj_core::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn put_multipart(&self, path: &StorePath) -> dj_core::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart(path).await
-    }
-}
 
 /// The elements of chunk `(cx, cy, cz)` in C order.
 fn chunk_values(cx: u64, cy: u64, cz: u64) -> Vec<f32> {
@@ -127,11 +60,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
 
     // The file store, wrapped to count the bytes read from it.
-    let counting = Arc::new(CountingStore {
-        inner: dj_store_file::FileStore::open("main", &store_dir)?,
-        bytes: Arc::default(),
-        gets: AtomicU64::new(0),
-    });
+    let file_store: Arc<dyn Store> = dj_store_file::FileStore::open("main", &store_dir)?;
+    let counting = Arc::new(CountingStore::new(Arc::clone(&file_store)));
     let stores = Arc::new(StoreSet::new(Arc::clone(&config)));
     stores.insert("main", counting.clone());
     let conn = Connection::open_with(Arc::clone(&config), stores).await?;
@@ -175,15 +105,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         obj.size().unwrap_or(0),
         obj.path()
     );
-    let metadata_size = size_of(&counting.inner, &obj, "zarr.json").await?;
-    let chunk_size = size_of(&counting.inner, &obj, "c/1/2/3").await?;
+    let metadata_size = size_of(&file_store, &obj, "zarr.json").await?;
+    let chunk_size = size_of(&file_store, &obj, "c/1/2/3").await?;
 
-    counting.bytes.store(0, Ordering::SeqCst);
-    counting.gets.store(0, Ordering::SeqCst);
+    counting.reset();
     let array = Array::async_open(Arc::new(ZarrReadStore::new(obj)?), "/").await?;
     let chunk: Vec<f32> = array.async_retrieve_chunk(&[1, 2, 3]).await?;
-    let fetched = counting.bytes.load(Ordering::SeqCst);
-    let gets = counting.gets.load(Ordering::SeqCst);
+    let fetched = counting.bytes();
+    let gets = counting.gets();
 
     let checksum: f64 = chunk.iter().map(|&v| f64::from(v)).sum();
     assert_eq!(chunk, chunk_values(1, 2, 3));

@@ -3,11 +3,8 @@
 //! through [`ZarrReadStore`] over an [`ObjectRef`], counting the bytes the store returns.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use dj_codec_object::zarr::zarrs::array::{Array, ArrayBuilder, ArraySubset, data_type};
 use dj_codec_object::zarr::zarrs::storage::byte_range::ByteRange;
@@ -17,96 +14,13 @@ use dj_codec_object::zarr::zarrs::storage::{
 };
 use dj_codec_object::zarr::{ZarrReadStore, ZarrWriteStore};
 use dj_core::object::{FolderWriter, ObjectRef};
-use dj_core::store::{
-    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
-    StoreExt, StorePath,
-};
-use dj_core::testkit::{Fault, FaultyStore};
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use dj_core::store::{Store, StoreExt, StorePath};
+use dj_core::testkit::{CountingStore, Fault, FaultyStore};
+use futures::stream::TryStreamExt;
 
 const N: u64 = 64;
 const C: u64 = 16;
 const CHUNK_BYTES: u64 = C * C * C * 4;
-
-/// Counts the bytes and requests that `get_opts` returns; everything else passes through.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn Store>,
-    bytes: Arc<AtomicU64>,
-    gets: AtomicU64,
-}
-
-impl Counting {
-    fn new(inner: Arc<dyn Store>) -> Arc<Counting> {
-        Arc::new(Counting {
-            inner,
-            bytes: Arc::default(),
-            gets: AtomicU64::new(0),
-        })
-    }
-    fn reset(&self) {
-        self.bytes.store(0, Ordering::SeqCst);
-        self.gets.store(0, Ordering::SeqCst);
-    }
-    fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::SeqCst)
-    }
-    fn gets(&self) -> u64 {
-        self.gets.load(Ordering::SeqCst)
-    }
-}
-
-impl fmt::Display for Counting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "counting {}", self.inner)
-    }
-}
-
-#[async_trait]
-impl Store for Counting {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn put_opts(
-        &self,
-        path: &StorePath,
-        payload: Bytes,
-        mode: PutMode,
-    ) -> dj_core::Result<PutResult> {
-        self.inner.put_opts(path, payload, mode).await
-    }
-    async fn get_opts(
-        &self,
-        path: &StorePath,
-        range: Option<GetRange>,
-    ) -> dj_core::Result<GetResult> {
-        self.gets.fetch_add(1, Ordering::SeqCst);
-        let mut r = self.inner.get_opts(path, range).await?;
-        let bytes = Arc::clone(&self.bytes);
-        r.stream = r
-            .stream
-            .inspect_ok(move |b| {
-                bytes.fetch_add(b.len() as u64, Ordering::SeqCst);
-            })
-            .boxed();
-        Ok(r)
-    }
-    async fn head(&self, path: &StorePath) -> dj_core::Result<ObjectMeta> {
-        self.inner.head(path).await
-    }
-    async fn delete(&self, path: &StorePath) -> dj_core::Result<()> {
-        self.inner.delete(path).await
-    }
-    fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, dj_core::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn put_multipart(&self, path: &StorePath) -> dj_core::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart(path).await
-    }
-}
 
 /// The value at `(x, y, z)`; exact in `f32`.
 fn value(x: u64, y: u64, z: u64) -> f32 {
@@ -155,7 +69,7 @@ async fn write_volume(writer: &FolderWriter) {
 }
 
 async fn round_trip(label: &str, inner: Arc<dyn Store>) {
-    let counting = Counting::new(inner);
+    let counting = Arc::new(CountingStore::new(inner));
     let store: Arc<dyn Store> = counting.clone();
     let writer = FolderWriter::new(Arc::clone(&store), folder_key());
     write_volume(&writer).await;

@@ -675,3 +675,94 @@ impl MultipartUpload for FaultyUpload {
         self.inner.abort().await
     }
 }
+
+/// Wraps a store and counts what reads return: requests and bytes (of `get_opts` streams, so
+/// ranged reads count only what they fetched). Writes, heads, deletes and listings pass through.
+/// For tests and benches that bound how much a lazy read transfers.
+pub struct CountingStore {
+    inner: Arc<dyn Store>,
+    gets: AtomicUsize,
+    bytes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CountingStore {
+    /// Wrap `inner`.
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        CountingStore {
+            inner,
+            gets: AtomicUsize::new(0),
+            bytes: Arc::default(),
+        }
+    }
+
+    /// Reads started since the last reset.
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+
+    /// Bytes returned by reads since the last reset.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::SeqCst)
+    }
+
+    /// Start counting from zero.
+    pub fn reset(&self) {
+        self.gets.store(0, Ordering::SeqCst);
+        self.bytes.store(0, Ordering::SeqCst);
+    }
+}
+
+impl fmt::Debug for CountingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CountingStore")
+            .field("inner", &self.inner)
+            .field("gets", &self.gets())
+            .field("bytes", &self.bytes())
+            .finish()
+    }
+}
+
+impl fmt::Display for CountingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "counting {}", self.inner)
+    }
+}
+
+#[async_trait]
+impl Store for CountingStore {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
+        self.inner.put_opts(path, payload, mode).await
+    }
+    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        let mut r = self.inner.get_opts(path, range).await?;
+        let bytes = Arc::clone(&self.bytes);
+        r.stream = r
+            .stream
+            .inspect(move |b| {
+                if let Ok(b) = b {
+                    bytes.fetch_add(b.len() as u64, Ordering::SeqCst);
+                }
+            })
+            .boxed();
+        Ok(r)
+    }
+    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
+        self.inner.head(path).await
+    }
+    async fn delete(&self, path: &StorePath) -> Result<()> {
+        self.inner.delete(path).await
+    }
+    fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart(path).await
+    }
+}
