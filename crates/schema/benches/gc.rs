@@ -9,7 +9,12 @@
 //! orphan is reported as one) is timed, and must find exactly the orphans; then, when
 //! `DJ_TEST_PYTHON` names a Python with DataJoint (PostgreSQL only), `py_gc_bench.py` runs
 //! DataJoint's dry run on the same schema and store, and the ratio is printed.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout
+)]
 
 use std::path::Path;
 use std::sync::Arc;
