@@ -53,7 +53,7 @@ use dj_core::codec::{Codec, CodecContext};
 use dj_core::error::{Error, Result};
 use dj_core::layout::StoreLayout;
 use dj_core::object::{ObjectRef, python_timestamp_now};
-use dj_core::typespec::{CoreType, TypeSpec};
+use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
 use futures::TryStreamExt;
 use serde_json::{Map, json};
@@ -74,13 +74,7 @@ impl Codec for FilepathCodec {
     }
 
     fn dtype(&self, is_store: bool) -> Result<TypeSpec> {
-        if !is_store {
-            return Err(Error::codec(
-                NAME,
-                "<filepath> needs a store; declare the attribute as <filepath@> or <filepath@store>",
-            ));
-        }
-        Ok(TypeSpec::Core(CoreType::Json))
+        dj_core::codec::store_only_json(NAME, is_store)
     }
 
     fn uses_filepath_default(&self) -> bool {

@@ -52,7 +52,7 @@ use dj_core::config::HashAlgorithm;
 use dj_core::error::{Error, Result};
 use dj_core::layout;
 use dj_core::store::{Store, StoreExt, StorePath};
-use dj_core::typespec::{CoreType, TypeSpec};
+use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
 use serde_json::{Map, json};
 
@@ -237,13 +237,7 @@ impl Codec for HashCodec {
     }
 
     fn dtype(&self, is_store: bool) -> Result<TypeSpec> {
-        if !is_store {
-            return Err(Error::codec(
-                NAME,
-                "<hash> stores in an object store only: declare it as <hash@> or <hash@store>",
-            ));
-        }
-        Ok(TypeSpec::Core(CoreType::Json))
+        dj_core::codec::store_only_json(NAME, is_store)
     }
 
     fn validate(&self, value: &Value) -> Result<()> {

@@ -9,7 +9,7 @@ use dj_core::config::HashAlgorithm;
 use dj_core::error::{Error, Result};
 use dj_core::layout::{ContentHasher, StoreLayout};
 use dj_core::store::{Store, StoreExt, StorePath};
-use dj_core::typespec::{CoreType, TypeSpec};
+use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
 use futures::StreamExt;
 
@@ -168,13 +168,7 @@ impl Codec for NpyCodec {
     }
 
     fn dtype(&self, is_store: bool) -> Result<TypeSpec> {
-        if !is_store {
-            return Err(Error::codec(
-                NAME,
-                "<npy> stores arrays in an object store only: declare it as <npy@> or <npy@store>",
-            ));
-        }
-        Ok(TypeSpec::Core(CoreType::Json))
+        dj_core::codec::store_only_json(NAME, is_store)
     }
 
     fn validate(&self, value: &Value) -> Result<()> {

@@ -71,7 +71,7 @@ use dj_core::error::{Error, Result};
 use dj_core::layout::StoreLayout;
 use dj_core::object::{self, ObjectMetadata, ObjectRef, ObjectWriter};
 use dj_core::store::{Store, StorePath};
-use dj_core::typespec::{CoreType, TypeSpec};
+use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -279,13 +279,7 @@ impl Codec for ObjectCodec {
     }
 
     fn dtype(&self, is_store: bool) -> Result<TypeSpec> {
-        if !is_store {
-            return Err(Error::codec(
-                NAME,
-                "<object> is store-only; declare the attribute as <object@> or <object@store>",
-            ));
-        }
-        Ok(TypeSpec::Core(CoreType::Json))
+        dj_core::codec::store_only_json(NAME, is_store)
     }
 
     fn validate(&self, value: &Value) -> Result<()> {

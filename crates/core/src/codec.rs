@@ -169,6 +169,21 @@ pub trait Codec: Send + Sync + fmt::Debug + 'static {
     }
 }
 
+/// The [`Codec::dtype`] of a codec that keeps its values in an object store only (`<hash@>`,
+/// `<object@>`, `<npy@>`, `<filepath@>`): JSON metadata in the table with `@`, and without `@` an
+/// error that names the codec and says how to declare it.
+pub fn store_only_json(codec: &str, is_store: bool) -> Result<TypeSpec> {
+    if !is_store {
+        return Err(Error::codec(
+            codec,
+            format!(
+                "<{codec}> keeps its values in an object store only: declare it as <{codec}@> or <{codec}@store>"
+            ),
+        ));
+    }
+    Ok(TypeSpec::Core(crate::typespec::CoreType::Json))
+}
+
 /// Reads `{"path": …, "store": …}` from a JSON value (or a JSON string), as DataJoint's default
 /// `referenced_paths` does.
 pub fn default_referenced_paths(stored: &Value) -> Vec<StoredRef> {

@@ -318,7 +318,7 @@ async fn update_keeps_key_segments_and_rejects_bad_input() {
                 .declare("Bad", Tier::Manual, "bad_id : int32\n---\nobj : <object>")
                 .await
                 .unwrap_err();
-            assert!(err.to_string().contains("store-only"), "{err}");
+            assert!(err.to_string().contains("object store only"), "{err}");
             let err = t
                 .insert1(&row! {"rec_id" => 8, "obj" => 3})
                 .await
