@@ -53,3 +53,34 @@ def configure(url, stores=None, patch_json=False):
     if patch_json and backend == "mysql":
         patch_pymysql_json()
     return backend, dj.conn(reset=True)
+
+
+def run_with_stores(run, label, prefix):
+    """Call `run(url, stores, work)` for PostgreSQL and MariaDB, with a `files` store in a temporary
+    directory and an `s3` store on the loopback S3 server under `prefix`; skip (or fail, under CI)
+    when the servers are not configured."""
+    import sys
+    import tempfile
+
+    endpoint = os.environ.get("DJ_TEST_S3_ENDPOINT")
+    urls = [os.environ.get("DJ_TEST_POSTGRES_URL"), os.environ.get("DJ_TEST_MYSQL_URL")]
+    if not endpoint or not all(urls):
+        if CI:
+            sys.exit("the database URLs and DJ_TEST_S3_* must be set with CI=true")
+        print("SKIP: databases or S3 not configured")
+        return
+    host = urlparse(endpoint)
+    with tempfile.TemporaryDirectory() as work:
+        files = Path(work) / "files"
+        files.mkdir()
+        stores = {
+            "files": {"protocol": "file", "location": str(files)},
+            "s3": {"protocol": "s3", "endpoint": f"{host.hostname}:{host.port}", "secure": False,
+                   "bucket": os.environ["DJ_TEST_S3_BUCKET"],
+                   "access_key": os.environ["DJ_TEST_S3_ACCESS_KEY"],
+                   "secret_key": os.environ["DJ_TEST_S3_SECRET_KEY"],
+                   "location": f"{prefix}-{os.getpid()}"},
+        }
+        for url in urls:
+            run(url, stores, work)
+    print(f"{label} interop passed on 2 backends")

@@ -16,18 +16,15 @@ table so a dict is sent as its JSON text (what a `longtext` JSON column holds), 
 MariaDB. Nothing else on the Python side is patched.
 """
 import os
-import sys
-import tempfile
 import warnings
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 
 warnings.filterwarnings("ignore")
 import datajoint as dj  # noqa: E402
 from datajoint import blob  # noqa: E402
-from _interop import CI, configure, tool  # noqa: E402
+from _interop import configure, run_with_stores, tool  # noqa: E402
 
 def same(a, b):
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
@@ -117,29 +114,7 @@ def run(url, stores, work):
 
 
 def main():
-    endpoint = os.environ.get("DJ_TEST_S3_ENDPOINT")
-    urls = [os.environ.get("DJ_TEST_POSTGRES_URL"), os.environ.get("DJ_TEST_MYSQL_URL")]
-    if not endpoint or not all(urls):
-        if CI:
-            sys.exit("the database URLs and DJ_TEST_S3_* must be set with CI=true")
-        print("SKIP: databases or S3 not configured")
-        return
-    host = urlparse(endpoint)
-    with tempfile.TemporaryDirectory() as work:
-        files = Path(work) / "files"
-        files.mkdir()
-        stores = {
-            "files": {"protocol": "file", "location": str(files)},
-            "s3": {"protocol": "s3", "endpoint": f"{host.hostname}:{host.port}", "secure": False,
-                   "bucket": os.environ["DJ_TEST_S3_BUCKET"],
-                   "access_key": os.environ["DJ_TEST_S3_ACCESS_KEY"],
-                   "secret_key": os.environ["DJ_TEST_S3_SECRET_KEY"],
-                   "location": f"interop-{os.getpid()}"},
-        }
-        for url in urls:
-            run(url, stores, work)
-    print("object-storage interop passed on 2 backends")
-
+    run_with_stores(run, "object-storage", "interop")
 
 if __name__ == "__main__":
     main()
