@@ -7,14 +7,18 @@
 //! 32 x 30000 float64 array is inserted, fetched back, and the example prints where each attribute
 //! went: the SQL column, and for the stored one the object's path and size in the store.
 //!
+//! Then a `Scan` table shows the path-addressed codecs: `frames : <object@>`, a folder written in
+//! place through a staged insert, and `trace : <npy@>`, a `.npy` array; the fetched row holds lazy
+//! references, from which the example reads one file of the folder and two rows of the array.
+//!
 //! Run it with `cargo run --example object_storage`. Running it again adds another recording
-//! with the same array, which the store deduplicates: both rows point at one object. Delete
-//! `./dj-demo/` to start over.
+//! with the same array, which the store deduplicates: both rows point at one object (and another
+//! scan, at its own paths). Delete `./dj-demo/` to start over.
 
-use datajoint::Config;
-use datajoint::Value;
 use datajoint::blob::{Array, ArrayData, Item};
+use datajoint::npy::{DType, NpyArray, NpyRef};
 use datajoint::schema::{Connection, Restriction, Row, Tier, row};
+use datajoint::{Config, ObjectRef, Value};
 
 const DEFINITION: &str = "
 # a recording, with its raw data in object storage
@@ -22,6 +26,14 @@ recording_id : uuid
 ---
 metadata : <blob>           # internal: stored in the database
 raw_data : <blob@>          # object storage: stored in the default store
+";
+
+const SCAN: &str = "
+# an imaging scan, with its large data at readable per-row paths
+scan_id : uuid
+---
+frames : <object@>          # a folder of files, written in place by a staged insert
+trace : <npy@>              # a .npy array (numpy reads it as is), read lazily in slices
 ";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -131,6 +143,57 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "\n{} recording(s) in `demo`.`recording`",
         recording.len().await?
+    );
+
+    // Path-addressed: a folder written in place, and a .npy array.
+    let scan = demo_schema.declare("Scan", Tier::Manual, SCAN).await?;
+    let scan_id = uuid::Uuid::new_v4();
+    let trace: Vec<u8> = (0..1000 * 4)
+        .flat_map(|i| (i as f32 * 0.5).to_le_bytes())
+        .collect();
+    let mut staged = scan.staged_insert1(row! { "scan_id" => scan_id })?;
+    let frames = staged.folder("frames", None)?;
+    for i in 0..3 {
+        frames
+            .put(&format!("frame_{i:03}.raw"), vec![i as u8; 4096].into())
+            .await?;
+    }
+    staged.set(
+        "trace",
+        Value::domain(NpyArray::new(DType::Float32, vec![1000, 4], false, trace)?),
+    );
+    staged.commit().await?;
+    let row: Row = scan
+        .restrict(Restriction::Key(row! { "scan_id" => scan_id }))
+        .fetch1()
+        .await?;
+    let frames = row["frames"]
+        .as_domain::<ObjectRef>()
+        .ok_or("frames is not an ObjectRef")?;
+    let trace = row["trace"]
+        .as_domain::<NpyRef>()
+        .ok_or("trace is not an NpyRef")?;
+    println!(
+        "\nscan {scan_id}:\n  frames        <object@>    -> store `{}`, folder {} ({} files, {} bytes, checksummed)",
+        frames.store_name(),
+        frames.path(),
+        frames.metadata().item_count.unwrap_or(0),
+        frames.size().unwrap_or(0),
+    );
+    println!(
+        "  trace         <npy@>       -> store `{}`, {} ({:?} {}, no I/O until read)",
+        trace.store().unwrap_or("?"),
+        trace.path(),
+        trace.shape(),
+        trace.dtype(),
+    );
+    let first = frames.child("frame_001.raw")?.read().await?;
+    let rows = trace.slice_rows::<f32>(10..12).await?;
+    frames.verify().await?;
+    println!(
+        "  read lazily: frame_001.raw ({} bytes), trace rows 10..12 = {:?}",
+        first.len(),
+        rows.iter().collect::<Vec<_>>()
     );
     conn.close().await;
     Ok(())
