@@ -448,11 +448,14 @@ fn file_stream(
                 return Ok(None);
             };
             let len = usize::try_from((end - pos).min(FILE_CHUNK)).unwrap_or(usize::MAX);
+            // Allocated here, on a runtime worker, not on the blocking thread that fills it: the
+            // blocking pool has many threads, each with its own allocator arena, and buffers
+            // freed into many arenas stay resident.
+            let mut buf = crate::pages::zeroed_bytes(len);
             let read = move || -> std::io::Result<(std::fs::File, Vec<u8>)> {
                 use std::io::{Read, Seek, SeekFrom};
                 let mut file = file;
                 file.seek(SeekFrom::Start(pos))?;
-                let mut buf = crate::pages::zeroed_bytes(len);
                 file.read_exact(&mut buf)?;
                 Ok((file, buf))
             };
