@@ -59,6 +59,11 @@ use serde_json::{Map, json};
 /// The codec name.
 pub const NAME: &str = "hash";
 
+/// An existing object older than this is written again when an insert reuses it (see
+/// [`put_hashed`]), so that garbage collection never deletes an object a new row is about to
+/// reference. Well below GC's default 24-hour grace period.
+pub const REFRESH_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Above this size, hashing runs on the blocking thread pool so the async runtime is not held up.
 const BLOCKING_HASH_THRESHOLD: usize = 256 * 1024;
 
@@ -175,6 +180,10 @@ async fn hash_of(algorithm: HashAlgorithm, data: &Bytes) -> Result<String> {
 
 /// Write `data` to `store` hash-addressed under `schema`, unless it is already there, and return
 /// its metadata. This is what `<hash@>` does on insert; other codecs may call it directly.
+///
+/// An object already there with the wrong size is damaged and is rewritten. One older than
+/// [`REFRESH_AFTER`] is written again too: it may be an orphan that a garbage collection has
+/// listed, and the rewrite makes it young before the row that reuses it commits.
 pub async fn put_hashed(
     store_name: &str,
     store: &dyn Store,
@@ -188,7 +197,17 @@ pub async fn put_hashed(
     let size = data.len() as u64;
     match store.head(&path).await {
         Ok(meta) if meta.size == size => {
-            tracing::debug!(store = store_name, path = %path, "hash object already stored");
+            let age = chrono::Utc::now().signed_duration_since(meta.last_modified);
+            if age > chrono::Duration::from_std(REFRESH_AFTER).unwrap_or(chrono::TimeDelta::MAX) {
+                // An old object may be an orphan that a garbage collection is about to delete.
+                // Writing the same bytes again makes it young, so the collection's grace period
+                // (and its age check just before deleting) spares it for the row about to
+                // reference it.
+                tracing::debug!(store = store_name, path = %path, "refreshing an old hash object");
+                store.put(&path, data).await?;
+            } else {
+                tracing::debug!(store = store_name, path = %path, "hash object already stored");
+            }
         }
         Ok(meta) => {
             // Same name, different size: the stored object is damaged. The bytes we hold hash to

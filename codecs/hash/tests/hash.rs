@@ -189,3 +189,46 @@ async fn metadata_from_mysql_json_text() {
     assert!(HashMetadata::from_stored(&Value::from("{not json")).is_err());
     assert!(HashMetadata::from_stored(&Value::Json(serde_json::json!({"path": "x"}))).is_err());
 }
+
+/// An insert that reuses an old object writes it again, so that a garbage collection which
+/// listed it as an orphan finds it young (within its grace period) before deleting; a recent one
+/// is left alone.
+#[tokio::test]
+async fn reusing_an_old_object_makes_it_young_again() {
+    use std::time::{Duration, SystemTime};
+
+    let (dir, cx, ty) = setup(HashAlgorithm::Md5, None);
+    let stored = ty
+        .encode(Value::from(b"shared content".to_vec()), &cx)
+        .await
+        .unwrap();
+    let path = dir
+        .path()
+        .join(stored.as_json().unwrap()["path"].as_str().unwrap());
+    let set_age = |age: Duration| {
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(SystemTime::now() - age).unwrap();
+    };
+    let age = || {
+        SystemTime::now()
+            .duration_since(std::fs::metadata(&path).unwrap().modified().unwrap())
+            .unwrap_or_default()
+    };
+
+    // Ten minutes old: reused as it is.
+    set_age(Duration::from_secs(600));
+    ty.encode(Value::from(b"shared content".to_vec()), &cx)
+        .await
+        .unwrap();
+    assert!(age() >= Duration::from_secs(590), "{:?}", age());
+
+    // Older than REFRESH_AFTER: written again, so it is young.
+    set_age(dj_codec_hash::REFRESH_AFTER + Duration::from_secs(3600 * 24));
+    let again = ty
+        .encode(Value::from(b"shared content".to_vec()), &cx)
+        .await
+        .unwrap();
+    assert_eq!(again, stored);
+    assert!(age() < Duration::from_secs(60), "{:?}", age());
+    assert_eq!(std::fs::read(&path).unwrap(), b"shared content");
+}
