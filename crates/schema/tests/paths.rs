@@ -568,3 +568,47 @@ async fn faults_leave_no_row_and_no_partial_object() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npy_arrays_read_lazily_in_slices() {
+    use dj_codec_npy::NpyRef;
+    use ndarray::{ArrayD, IxDyn, s};
+
+    let dir = tempfile::tempdir().unwrap();
+    each_backend("npy", dir.path(), plain, |label, s, store| async move {
+        let t = s
+            .declare(
+                "Trace",
+                Tier::Manual,
+                &format!("rec_id : int32\n---\nsignal : <npy@{store}>"),
+            )
+            .await
+            .unwrap();
+        // 20 MiB of float64: above the streaming threshold, so it goes up in multipart parts.
+        let rows = 20 * 1024 * 1024 / 8 / 64;
+        let a = ArrayD::from_shape_fn(IxDyn(&[rows, 64]), |i| (i[0] * 64 + i[1]) as f64 * 0.25);
+        t.insert1(&row! {"rec_id" => 1, "signal" => Value::domain(a.clone())})
+            .await
+            .unwrap();
+        let m = stored_json(&t, 1, "signal").await;
+        assert_eq!(m["dtype"], "float64", "{label}");
+        assert_eq!(m["shape"], serde_json::json!([rows, 64]), "{label}");
+        assert!(
+            m["path"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("_schema/{}/trace/rec_id=1/signal_", s.name())),
+            "{m}"
+        );
+        let row = t.query().fetch_rows().await.unwrap().remove(0);
+        let n = row["signal"].as_domain::<NpyRef>().unwrap();
+        assert_eq!(n.shape(), &[rows, 64]);
+        assert_eq!(n.dtype().to_string(), "float64");
+        let part: ArrayD<f64> = n.slice_rows(100..103).await.unwrap();
+        assert_eq!(part, a.slice(s![100..103, ..]).into_dyn(), "{label}");
+        let whole: ArrayD<f64> = n.load().await.unwrap();
+        assert_eq!(whole, a, "{label}");
+        n.verify().await.unwrap();
+    })
+    .await;
+}
