@@ -1237,16 +1237,18 @@ impl tokio::io::AsyncWrite for ObjectWriter {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        ready!(this.poll_send_part(cx, false)).map_err(to_io)?;
-        let room = this.part_size.saturating_sub(this.buf.len());
-        if room == 0 {
-            // A full part is waiting for the one in flight.
-            return match this.poll_send_part(cx, false) {
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(0)),
-                Poll::Ready(Err(e)) => Poll::Ready(Err(to_io(e))),
-                Poll::Pending => Poll::Pending,
-            };
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
         }
+        // Send a full part first (waiting while the previous one is in flight); a write never
+        // returns 0 for a non-empty buffer, which callers would take for a closed writer.
+        let room = loop {
+            ready!(this.poll_send_part(cx, false)).map_err(to_io)?;
+            let room = this.part_size.saturating_sub(this.buf.len());
+            if room > 0 {
+                break room;
+            }
+        };
         let n = room.min(data.len());
         this.accept(&data[..n]);
         // Start the part now if it is full; its progress is polled on the next call.
