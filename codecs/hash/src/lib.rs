@@ -108,21 +108,7 @@ impl HashMetadata {
 
     /// Read metadata from a stored value (a JSON document, or JSON text as MySQL returns it).
     pub fn from_stored(stored: &Value) -> Result<HashMetadata> {
-        let parsed;
-        let json = match stored {
-            Value::Json(j) => j,
-            Value::String(s) => {
-                parsed = serde_json::from_str::<serde_json::Value>(s)
-                    .map_err(|e| Error::codec(NAME, format!("stored metadata is not JSON: {e}")))?;
-                &parsed
-            }
-            other => {
-                return Err(Error::codec(
-                    NAME,
-                    format!("stored metadata must be JSON, found {}", other.kind()),
-                ));
-            }
-        };
+        let json = stored.stored_json().map_err(|m| Error::codec(NAME, m))?;
         let field = |k: &str| -> Result<&str> {
             json.get(k)
                 .and_then(serde_json::Value::as_str)

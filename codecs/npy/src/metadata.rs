@@ -48,18 +48,10 @@ impl NpyMetadata {
     /// Read metadata from a stored value: a JSON document, or JSON text as some databases return
     /// it. A `store` of `null` or `""` counts as not recorded.
     pub fn from_stored(stored: &Value) -> Result<NpyMetadata, NpyError> {
-        let bad = |message: String| NpyError::BadMetadata { message };
-        let parsed;
-        let json = match stored {
-            Value::Json(j) => j,
-            Value::String(s) => {
-                parsed = serde_json::from_str::<serde_json::Value>(s)
-                    .map_err(|e| bad(format!("not JSON: {e}")))?;
-                &parsed
-            }
-            other => return Err(bad(format!("expected JSON, found {}", other.kind()))),
-        };
-        NpyMetadata::from_json(json)
+        let json = stored
+            .stored_json()
+            .map_err(|message| NpyError::BadMetadata { message })?;
+        NpyMetadata::from_json(&json)
     }
 
     /// Read metadata from its JSON document.

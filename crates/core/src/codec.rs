@@ -187,17 +187,8 @@ pub fn store_only_json(codec: &str, is_store: bool) -> Result<TypeSpec> {
 /// Reads `{"path": …, "store": …}` from a JSON value (or a JSON string), as DataJoint's default
 /// `referenced_paths` does.
 pub fn default_referenced_paths(stored: &Value) -> Vec<StoredRef> {
-    let parsed;
-    let json = match stored {
-        Value::Json(j) => j,
-        Value::String(s) => match serde_json::from_str::<serde_json::Value>(s) {
-            Ok(j) => {
-                parsed = j;
-                &parsed
-            }
-            Err(_) => return Vec::new(),
-        },
-        _ => return Vec::new(),
+    let Ok(json) = stored.stored_json() else {
+        return Vec::new();
     };
     match json.get("path").and_then(serde_json::Value::as_str) {
         Some(path) => vec![StoredRef {

@@ -141,23 +141,8 @@ impl ObjectMetadata {
     /// Read metadata from a stored value: a JSON document, or JSON text as MySQL returns it.
     /// `codec` names the codec in errors.
     pub fn from_stored(stored: &Value, codec: &str) -> Result<ObjectMetadata> {
-        let parsed;
-        let json = match stored {
-            Value::Json(j) => j,
-            Value::String(s) => {
-                parsed = serde_json::from_str::<serde_json::Value>(s).map_err(|e| {
-                    Error::codec(codec, format!("stored metadata is not JSON: {e}"))
-                })?;
-                &parsed
-            }
-            other => {
-                return Err(Error::codec(
-                    codec,
-                    format!("stored metadata must be JSON, found {}", other.kind()),
-                ));
-            }
-        };
-        Self::from_json(json, codec)
+        let json = stored.stored_json().map_err(|m| Error::codec(codec, m))?;
+        Self::from_json(&json, codec)
     }
 
     /// Read metadata from a JSON document. `path` is required; every other key is optional.

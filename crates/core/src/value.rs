@@ -19,6 +19,7 @@
 //! ```
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -60,6 +61,22 @@ pub enum Value {
 }
 
 impl Value {
+    /// The JSON document a stored value holds: a JSON value, or JSON text (MySQL and MariaDB
+    /// return `json` columns as text). Store codecs keep their metadata this way. The error says
+    /// what was found instead, for the caller's message.
+    pub fn stored_json(&self) -> std::result::Result<Cow<'_, serde_json::Value>, String> {
+        match self {
+            Value::Json(j) => Ok(Cow::Borrowed(j)),
+            Value::String(s) => serde_json::from_str(s)
+                .map(Cow::Owned)
+                .map_err(|e| format!("stored metadata is not JSON: {e}")),
+            other => Err(format!(
+                "stored metadata must be JSON, found {}",
+                other.kind()
+            )),
+        }
+    }
+
     /// Wrap any Rust value as a domain value.
     pub fn domain<T: Any + Send + Sync + fmt::Debug>(value: T) -> Self {
         Value::Domain(DomainValue::new(value))

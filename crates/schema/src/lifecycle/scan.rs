@@ -209,11 +209,7 @@ pub(crate) async fn stored_rows(table: &Table, names: &[String]) -> Result<Vec<R
 
 /// The JSON document a stored value holds: a JSON value, or text that parses as JSON.
 pub(crate) fn as_json(v: &Value) -> Option<serde_json::Value> {
-    match v {
-        Value::Json(j) => Some(j.clone()),
-        Value::String(s) => serde_json::from_str(s).ok(),
-        _ => None,
-    }
+    v.stored_json().ok().map(std::borrow::Cow::into_owned)
 }
 
 /// A path as recorded in metadata, normalised the way it is used as a key (Windows separators
