@@ -169,15 +169,11 @@ impl From<ObjectInput> for Value {
     }
 }
 
-/// `ext` with a leading dot (DataJoint adds one when missing); empty means none.
+/// `ext` normalised by `dj_core::layout::normalize_ext`, refused when too long or when it holds a
+/// path separator.
 fn normalize_ext(ext: Option<&str>) -> Result<Option<String>> {
-    let Some(ext) = ext.map(str::trim).filter(|e| !e.is_empty()) else {
+    let Some(ext) = dj_core::layout::normalize_ext(ext) else {
         return Ok(None);
-    };
-    let ext = if ext.starts_with('.') {
-        ext.to_string()
-    } else {
-        format!(".{ext}")
     };
     if ext.len() > 32 {
         return Err(Error::codec(

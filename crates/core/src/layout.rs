@@ -50,6 +50,17 @@ use crate::pyfmt::float_repr;
 use crate::store::StorePath;
 use crate::value::Value;
 
+/// A file extension as schema paths and object metadata record it: trimmed, with a leading `.`
+/// (`"txt"` and `".txt"` both give `".txt"`); empty (or a lone `.`) means none.
+pub fn normalize_ext(ext: Option<&str>) -> Option<String> {
+    let ext = ext.map(str::trim).filter(|e| !e.is_empty() && *e != ".")?;
+    Some(if ext.starts_with('.') {
+        ext.to_string()
+    } else {
+        format!(".{ext}")
+    })
+}
+
 /// The 64 symbols of schema-path tokens: `A–Z a–z 0–9 - _`.
 pub const TOKEN_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -615,8 +626,8 @@ impl<'a> StoreLayout<'a> {
     /// `{schema_prefix}/[partition parts/]{schema}/{table}/{pk parts}/{field}_{token}{ext}`.
     ///
     /// `pk` holds the primary-key attributes in heading order; those named in the partition
-    /// pattern move, in pattern order, in front of the schema. `ext` gets a leading `.` if it has
-    /// none.
+    /// pattern move, in pattern order, in front of the schema. `ext` is normalised by
+    /// [`normalize_ext`].
     pub fn schema_path<I, K, V>(
         &self,
         schema: &str,
@@ -652,11 +663,8 @@ impl<'a> StoreLayout<'a> {
             }
         }
         let mut file = format!("{field}_{token}");
-        if let Some(ext) = ext.filter(|e| !e.is_empty()) {
-            if !ext.starts_with('.') {
-                file.push('.');
-            }
-            file.push_str(ext);
+        if let Some(ext) = normalize_ext(ext) {
+            file.push_str(&ext);
         }
         check_segment(&file, "file name")?;
         let prefix = self.schema_prefix();

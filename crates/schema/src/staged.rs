@@ -193,16 +193,7 @@ impl StagedInsert {
         let at = |e| Error::core_at(&full, field, e);
         let store = conn.stores().get(&store_name).map_err(at)?;
         let spec = conn.stores().spec(&store_name).map_err(at)?;
-        let ext = ext
-            .map(str::trim)
-            .filter(|e| !e.is_empty() && *e != ".")
-            .map(|e| {
-                if e.starts_with('.') {
-                    e.to_string()
-                } else {
-                    format!(".{e}")
-                }
-            });
+        let ext = dj_core::layout::normalize_ext(ext);
         let (key, _token) = StoreLayout::from(spec)
             .new_schema_path(
                 self.table.schema_name(),
