@@ -796,12 +796,26 @@ fn io_error(path: &Path, source: io::Error) -> Error {
 
 /// The BLAKE3 checksum (lowercase base32) of a stored object, streamed.
 pub async fn checksum_of(store: &Arc<dyn Store>, key: &StorePath) -> Result<String> {
+    Ok(hash_stored(store.as_ref(), key, HashAlgorithm::Blake3)
+        .await?
+        .1)
+}
+
+/// Stream a stored object and hash it with `algorithm` (large chunks on the blocking pool):
+/// its length and its hash in lowercase base32.
+pub async fn hash_stored(
+    store: &dyn Store,
+    key: &StorePath,
+    algorithm: HashAlgorithm,
+) -> Result<(u64, String)> {
     let mut stream = store.get_opts(key, None).await?.stream;
-    let mut hasher = ContentHasher::new(HashAlgorithm::Blake3);
+    let mut hasher = ContentHasher::new(algorithm);
+    let mut len = 0u64;
     while let Some(chunk) = stream.try_next().await? {
+        len += chunk.len() as u64;
         hasher = hash_chunk(hasher, chunk).await?;
     }
-    Ok(hasher.finalize())
+    Ok((len, hasher.finalize()))
 }
 
 /// Hash a chunk, on the blocking pool when it is large.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use dj_core::config::HashAlgorithm;
 use dj_core::layout::{ContentHasher, hash_algorithm_of};
+use dj_core::object::hash_stored;
 use dj_core::store::{Store, StoreExt, StorePath};
 use dj_core::typespec::Backend;
 use dj_core::value::Value;
@@ -553,7 +554,7 @@ async fn copy_file(
             .await
             .map_err(|e| format!("cannot read the source object: {e}"))?;
         check_source(shash)?;
-        let (dlen, db3, _) = digest(dst, key, &None)
+        let (dlen, db3) = hash_stored(dst, key, HashAlgorithm::Blake3)
             .await
             .map_err(|e| format!("cannot read the existing copy: {e}"))?;
         if slen == dlen && sb3 == db3 {
@@ -616,7 +617,7 @@ async fn copy_file(
         ));
     }
     // Verify the copy.
-    let (dlen, db3, _) = digest(dst, key, &None)
+    let (dlen, db3) = hash_stored(dst, key, HashAlgorithm::Blake3)
         .await
         .map_err(|e| format!("cannot read the copy back: {e}"))?;
     if dlen != slen || db3 != sb3 {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use dj_core::config::HashAlgorithm;
-use dj_core::layout::{ContentHasher, hash_algorithm_of};
+use dj_core::layout::hash_algorithm_of;
 use dj_core::object::{ObjectMetadata, ObjectRef};
 use dj_core::registry::StoreSet;
 use dj_core::store::{Store, StorePath};
@@ -352,42 +352,15 @@ async fn read_hash(
     key: &StorePath,
     algorithm: HashAlgorithm,
 ) -> std::result::Result<(u64, String), Outcome> {
-    let got = match store.get_opts(key, None).await {
-        Ok(g) => g,
-        Err(e) if e.is_not_found() => {
-            return Err(Outcome::bad(
-                Status::Missing,
-                "the object is not in the store",
-                0,
-            ));
-        }
-        Err(e) => {
-            return Err(Outcome::bad(
-                Status::Error,
-                format!("cannot read it: {e}"),
-                0,
-            ));
-        }
-    };
-    let mut hasher = ContentHasher::new(algorithm);
-    let mut len = 0u64;
-    let mut stream = got.stream;
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(c) => {
-                len += c.len() as u64;
-                hasher.update(&c);
+    dj_core::object::hash_stored(store, key, algorithm)
+        .await
+        .map_err(|e| {
+            if e.is_not_found() {
+                Outcome::bad(Status::Missing, "the object is not in the store", 0)
+            } else {
+                Outcome::bad(Status::Error, format!("cannot read it: {e}"), 0)
             }
-            Err(e) => {
-                return Err(Outcome::bad(
-                    Status::Error,
-                    format!("reading it failed after {len} bytes: {e}"),
-                    len,
-                ));
-            }
-        }
-    }
-    Ok((len, hasher.finalize()))
+        })
 }
 
 /// Check one object against its metadata.
