@@ -16,11 +16,12 @@
     clippy::print_stdout
 )]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dj_core::config::{Config, DatabaseBackend, Secret, StoreSpec};
 use dj_core::object::ObjectMetadata;
 use dj_core::value::Value;
 use dj_schema::lifecycle::{Gc, GcOptions};
@@ -58,25 +59,9 @@ fn main() {
     let orphans = env_n("DJ_BENCH_GC_ORPHANS", 10_000);
     let base = std::env::var("DJ_BENCH_DIR").unwrap_or_else(|_| ".".into());
     let dir = tempfile::tempdir_in(base).unwrap();
+    let (label, config) = common::postgres_or_sqlite_with_files(dir.path());
     let root = dir.path().join("files");
-    std::fs::create_dir_all(&root).unwrap();
-    let mut config = Config::default();
     let pg_url = std::env::var("DJ_TEST_POSTGRES_URL").ok();
-    let label = match &pg_url {
-        Some(url) => {
-            config.database.backend = DatabaseBackend::Postgresql;
-            config.database.url = Some(Secret::new(url.clone()));
-            "postgres"
-        }
-        None => {
-            config.database.path = Some(dir.path().join("bench.sqlite"));
-            "sqlite"
-        }
-    };
-    config.stores.specs.insert(
-        "files".into(),
-        StoreSpec::new("files", "file", root.to_string_lossy()),
-    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -9,11 +9,13 @@
 //! them); without PostgreSQL it runs on SQLite.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dj_codec_blob::Item;
-use dj_core::config::{Config, DatabaseBackend, Secret, StoreSpec};
+use dj_core::config::{Config, Secret, StoreSpec};
 use dj_core::store::{Store, StoreExt};
 use dj_core::value::Value;
 use dj_schema::{Connection, Row, Table, Tier, row};
@@ -28,38 +30,14 @@ fn arrays(seed: u64) -> Vec<Row> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..ROWS as i32)
         .map(|i| {
-            let data: Vec<f64> = (0..1024 * 1024 / 8)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-                })
-                .collect();
+            let data = common::uniform(&mut x, 1024 * 1024 / 8);
             row! { "id" => i, "data" => Value::domain(Item::from(data)) }
         })
         .collect()
 }
 
 fn config(dir: &std::path::Path) -> (&'static str, Config, bool) {
-    let mut c = Config::default();
-    let label = match std::env::var("DJ_TEST_POSTGRES_URL") {
-        Ok(url) => {
-            c.database.backend = DatabaseBackend::Postgresql;
-            c.database.url = Some(Secret::new(url));
-            "postgres"
-        }
-        Err(_) => {
-            c.database.path = Some(dir.join("bench.sqlite"));
-            "sqlite"
-        }
-    };
-    let files = dir.join("files");
-    std::fs::create_dir_all(&files).unwrap();
-    c.stores.specs.insert(
-        "files".into(),
-        StoreSpec::new("files", "file", files.to_string_lossy()),
-    );
+    let (label, mut c) = common::postgres_or_sqlite_with_files(dir);
     let mut s3 = false;
     if let Ok(endpoint) = std::env::var("DJ_TEST_S3_ENDPOINT") {
         let var = |k: &str| std::env::var(k).unwrap();

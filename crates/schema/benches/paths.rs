@@ -9,12 +9,13 @@
 //! working directory).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dj_codec_object::ObjectInput;
-use dj_core::config::{Config, DatabaseBackend, Secret, StoreSpec};
 use dj_core::object::ObjectRef;
 use dj_core::store::{Store, StoreExt};
 use dj_schema::{Connection, Row, Table, Tier, row};
@@ -24,28 +25,6 @@ use dj_store_file as _;
 
 const FILES: usize = 20;
 const SIZE: usize = 50 * 1024 * 1024;
-
-fn config(dir: &Path) -> (&'static str, Config) {
-    let mut c = Config::default();
-    let label = match std::env::var("DJ_TEST_POSTGRES_URL") {
-        Ok(url) => {
-            c.database.backend = DatabaseBackend::Postgresql;
-            c.database.url = Some(Secret::new(url));
-            "postgres"
-        }
-        Err(_) => {
-            c.database.path = Some(dir.join("bench.sqlite"));
-            "sqlite"
-        }
-    };
-    let files = dir.join("files");
-    std::fs::create_dir_all(&files).unwrap();
-    c.stores.specs.insert(
-        "files".into(),
-        StoreSpec::new("files", "file", files.to_string_lossy()),
-    );
-    (label, c)
-}
 
 /// The source files, made once (pseudo-random, distinct).
 fn sources(dir: &Path) -> Vec<PathBuf> {
@@ -119,7 +98,7 @@ fn paths(c: &mut Criterion) {
         .unwrap();
     let base = std::env::var("DJ_BENCH_DIR").unwrap_or_else(|_| ".".into());
     let dir = tempfile::tempdir_in(base).unwrap();
-    let (label, config) = config(dir.path());
+    let (label, config) = common::postgres_or_sqlite_with_files(dir.path());
     let concurrency = config.transfer_concurrency;
     let src = sources(dir.path());
     let conn = rt.block_on(Connection::open(&config)).unwrap();

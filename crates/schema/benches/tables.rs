@@ -11,6 +11,8 @@
 //! `DJ_TEST_POSTGRES_URL` / `DJ_TEST_MYSQL_URL` are set (`cargo xtask bench` sets them).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -63,14 +65,7 @@ fn blob_rows() -> Vec<Row> {
     let mut x = 0x2545_f491_4f6c_dd1d_u64;
     (0..BLOB_ROWS as i32)
         .map(|i| {
-            let data: Vec<f64> = (0..1024 * 1024 / 8)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-                })
-                .collect();
+            let data = common::uniform(&mut x, 1024 * 1024 / 8);
             row! { "id" => i, "data" => Value::domain(Item::from(data)) }
         })
         .collect()
