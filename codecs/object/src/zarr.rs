@@ -379,29 +379,37 @@ impl AsyncWritableStorageTraits for ZarrWriteStore {
     }
 }
 
-#[async_trait::async_trait]
-impl AsyncReadableStorageTraits for ZarrWriteStore {
-    async fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
-        self.folder.get(key).await
-    }
+/// Reads through a [`Folder`] are the same for both stores: one request per key (ranged for
+/// partial reads), sizes from `head`.
+macro_rules! readable_through_folder {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl AsyncReadableStorageTraits for $store {
+            async fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
+                self.folder.get(key).await
+            }
 
-    async fn get_partial_many<'a>(
-        &'a self,
-        key: &StoreKey,
-        byte_ranges: ByteRangeIterator<'a>,
-    ) -> Result<AsyncMaybeBytesIterator<'a>, StorageError> {
-        let parts = self.folder.get_ranges(key, byte_ranges.collect()).await?;
-        Ok(parts.map(|p| stream::iter(p.into_iter().map(Ok)).boxed()))
-    }
+            async fn get_partial_many<'a>(
+                &'a self,
+                key: &StoreKey,
+                byte_ranges: ByteRangeIterator<'a>,
+            ) -> Result<AsyncMaybeBytesIterator<'a>, StorageError> {
+                let parts = self.folder.get_ranges(key, byte_ranges.collect()).await?;
+                Ok(parts.map(|p| stream::iter(p.into_iter().map(Ok)).boxed()))
+            }
 
-    async fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
-        self.folder.size_key(key).await
-    }
+            async fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+                self.folder.size_key(key).await
+            }
 
-    fn supports_get_partial(&self) -> bool {
-        self.folder.store.capabilities().ranged_get
-    }
+            fn supports_get_partial(&self) -> bool {
+                self.folder.store.capabilities().ranged_get
+            }
+        }
+    };
 }
+
+readable_through_folder!(ZarrWriteStore);
 
 #[async_trait::async_trait]
 impl AsyncListableStorageTraits for ZarrWriteStore {
@@ -461,29 +469,7 @@ impl ZarrReadStore {
     }
 }
 
-#[async_trait::async_trait]
-impl AsyncReadableStorageTraits for ZarrReadStore {
-    async fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
-        self.folder.get(key).await
-    }
-
-    async fn get_partial_many<'a>(
-        &'a self,
-        key: &StoreKey,
-        byte_ranges: ByteRangeIterator<'a>,
-    ) -> Result<AsyncMaybeBytesIterator<'a>, StorageError> {
-        let parts = self.folder.get_ranges(key, byte_ranges.collect()).await?;
-        Ok(parts.map(|p| stream::iter(p.into_iter().map(Ok)).boxed()))
-    }
-
-    async fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
-        self.folder.size_key(key).await
-    }
-
-    fn supports_get_partial(&self) -> bool {
-        self.folder.store.capabilities().ranged_get
-    }
-}
+readable_through_folder!(ZarrReadStore);
 
 #[async_trait::async_trait]
 impl AsyncListableStorageTraits for ZarrReadStore {
