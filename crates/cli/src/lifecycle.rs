@@ -121,6 +121,29 @@ fn print_gc(ctx: &mut Ctx<'_>, rep: &GcReport) -> Result<()> {
     Ok(())
 }
 
+/// Run a long operation with a progress bar (none with `--json`), then print its report: as
+/// JSON with `--json`, otherwise through `print`.
+async fn run_and_report<R, Fut>(
+    ctx: &mut Ctx<'_>,
+    run: impl FnOnce(Bar) -> Fut,
+    print: fn(&mut Ctx<'_>, &R) -> Result<()>,
+) -> Result<R>
+where
+    R: serde::Serialize,
+    Fut: std::future::Future<Output = datajoint::schema::Result<R>>,
+{
+    let bar = Bar::new(!ctx.json);
+    let result = run(bar.clone()).await;
+    bar.finish();
+    let rep = result?;
+    if ctx.json {
+        ctx.emit(&rep)?;
+    } else {
+        print(ctx, &rep)?;
+    }
+    Ok(rep)
+}
+
 /// `dj gc`.
 pub(crate) async fn gc(ctx: &mut Ctx<'_>, conn: &Connection, args: &GcArgs) -> Result<u8> {
     check_gc_args(args)?;
@@ -131,16 +154,12 @@ pub(crate) async fn gc(ctx: &mut Ctx<'_>, conn: &Connection, args: &GcArgs) -> R
     if !args.schemas.is_empty() {
         gc = gc.schemas(args.schemas.iter().cloned());
     }
-    let bar = Bar::new(!ctx.json);
-    let gc = gc.progress(bar.hook());
-    let result = gc.run().await;
-    bar.finish();
-    let rep = result?;
-    if ctx.json {
-        ctx.emit(&rep)?;
-    } else {
-        print_gc(ctx, &rep)?;
-    }
+    let rep = run_and_report(
+        ctx,
+        |bar| async move { gc.progress(bar.hook()).run().await },
+        print_gc,
+    )
+    .await?;
     Ok(if !rep.scan_errors.is_empty() {
         eprintln!(
             "error: garbage collection of store `{}` had {} scan error(s); nothing was deleted",
@@ -230,16 +249,12 @@ pub(crate) async fn verify(ctx: &mut Ctx<'_>, conn: &Connection, args: &VerifyAr
     if !args.schemas.is_empty() {
         v = v.schemas(args.schemas.iter().cloned());
     }
-    let bar = Bar::new(!ctx.json);
-    let v = v.progress(bar.hook());
-    let result = v.run().await;
-    bar.finish();
-    let rep = result?;
-    if ctx.json {
-        ctx.emit(&rep)?;
-    } else {
-        print_verify(ctx, &rep)?;
-    }
+    let rep = run_and_report(
+        ctx,
+        |bar| async move { v.progress(bar.hook()).run().await },
+        print_verify,
+    )
+    .await?;
     Ok(if rep.missing > 0 || rep.corrupt > 0 {
         eprintln!(
             "error: {} missing and {} corrupt object reference(s)",
@@ -296,15 +311,11 @@ pub(crate) async fn migrate(
     if !args.keys.is_empty() {
         m = m.restrict(Restriction::from(parse_keys(&table, &args.keys)?));
     }
-    let bar = Bar::new(!ctx.json);
-    let m = m.progress(bar.hook());
-    let result = m.run().await;
-    bar.finish();
-    let rep = result?;
-    if ctx.json {
-        ctx.emit(&rep)?;
-    } else {
-        print_migration(ctx, &rep)?;
-    }
+    run_and_report(
+        ctx,
+        |bar| async move { m.progress(bar.hook()).run().await },
+        print_migration,
+    )
+    .await?;
     Ok(EXIT_OK)
 }
