@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::{BACKENDS, Backend, Counts, Setup};
+use common::{BACKENDS, Backend, Setup};
 use dj_codec_npy::{DType, NpyArray, NpyCodec, NpyRef};
 use dj_core::layout::{TOKEN_ALPHABET, hash_blake3_base32};
 use dj_core::store::{StoreExt, StorePath};
@@ -155,15 +155,15 @@ async fn slice_rows_reads_only_the_rows_asked_for() {
         let rows = r.slice_rows::<u16>(10..13).await.unwrap();
         assert_eq!(rows, arr.slice(s![10..13, ..]).into_owned().into_dyn());
         // One ranged get for the header (up to 4 KiB), one for exactly 3 rows of 100 bytes.
-        assert_eq!(Counts::get(&setup.counts.gets), 2, "{backend:?}");
-        assert_eq!(Counts::get(&setup.counts.ranged_gets), 2, "{backend:?}");
-        assert_eq!(Counts::get(&setup.counts.heads), 0, "{backend:?}");
-        assert_eq!(setup.counts.bytes_read(), 4096 + 300, "{backend:?}");
+        assert_eq!(setup.counts.gets(), 2, "{backend:?}");
+        assert_eq!(setup.counts.ranged_gets(), 2, "{backend:?}");
+        assert_eq!(setup.counts.heads(), 0, "{backend:?}");
+        assert_eq!(setup.counts.bytes(), 4096 + 300, "{backend:?}");
 
         setup.counts.reset();
         let none = r.slice_rows::<u16>(1000..1000).await.unwrap();
         assert_eq!(none.shape(), &[0, 50]);
-        assert_eq!(setup.counts.bytes_read(), 4096, "only the header");
+        assert_eq!(setup.counts.bytes(), 4096, "only the header");
 
         let last = r.slice_rows::<u16>(999..1000).await.unwrap();
         assert_eq!(last[[0, 49]], 49_999);
@@ -198,7 +198,7 @@ async fn fortran_order_is_kept_and_slices_fall_back_to_a_whole_read() {
     let rows = r.slice_rows::<i64>(1..3).await.unwrap();
     assert_eq!(rows, c.slice(s![1..3, ..]).into_owned().into_dyn());
     // Header probe plus the whole file (128 + 96 bytes).
-    assert_eq!(setup.counts.bytes_read(), 224 + 224);
+    assert_eq!(setup.counts.bytes(), 224 + 224);
 }
 
 #[tokio::test]
@@ -232,10 +232,10 @@ async fn large_arrays_stream_through_multipart_uploads() {
             let want = NpyArray::from_array(&arr).to_npy_bytes();
             assert_eq!(&file[..], &want[..], "{backend:?} {name}");
             assert_eq!(json["checksum"], hash_blake3_base32(&want), "{name}");
-            assert_eq!(Counts::get(&setup.counts.multipart_uploads), 1, "{name}");
-            assert_eq!(Counts::get(&setup.counts.puts), 0, "{name}");
+            assert_eq!(setup.counts.multipart_uploads(), 1, "{name}");
+            assert_eq!(setup.counts.puts(), 0, "{name}");
             let parts = want.len().div_ceil(16 * 1024);
-            assert_eq!(Counts::get(&setup.counts.parts), parts, "{name}");
+            assert_eq!(setup.counts.parts(), parts, "{name}");
 
             let fetched = ty.decode(stored, &setup.cx).await.unwrap();
             let r = npy_ref(&fetched);
@@ -366,7 +366,7 @@ async fn bad_values_and_modes_are_refused_before_anything_is_written() {
             "{err}"
         );
     }
-    assert_eq!(Counts::get(&setup.counts.puts), 0);
+    assert_eq!(setup.counts.puts(), 0);
     assert!(setup.store.list_all(None).await.unwrap().is_empty());
 }
 
@@ -520,8 +520,8 @@ async fn headers_longer_than_one_probe_are_read_in_two_requests() {
     setup.counts.reset();
     let header = r.read_header().await.unwrap();
     assert_eq!(header.data_offset, 12 + text.len() as u64);
-    assert_eq!(Counts::get(&setup.counts.ranged_gets), 2);
-    assert_eq!(setup.counts.bytes_read(), header.data_offset);
+    assert_eq!(setup.counts.ranged_gets(), 2);
+    assert_eq!(setup.counts.bytes(), header.data_offset);
     assert_eq!(
         r.slice_rows::<i32>(2..3).await.unwrap(),
         ndarray::array![[4, 5]].into_dyn()

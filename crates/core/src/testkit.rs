@@ -676,13 +676,74 @@ impl MultipartUpload for FaultyUpload {
     }
 }
 
-/// Wraps a store and counts what reads return: requests and bytes (of `get_opts` streams, so
-/// ranged reads count only what they fetched). Writes, heads, deletes and listings pass through.
-/// For tests and benches that bound how much a lazy read transfers.
+/// What a [`CountingStore`] counted. Shared, so a test keeps it after handing the store away.
+#[derive(Debug, Default)]
+pub struct StoreCounts {
+    gets: AtomicUsize,
+    ranged_gets: AtomicUsize,
+    bytes: std::sync::atomic::AtomicU64,
+    heads: AtomicUsize,
+    puts: AtomicUsize,
+    multipart_uploads: AtomicUsize,
+    parts: AtomicUsize,
+}
+
+impl StoreCounts {
+    /// Reads started (`get_opts`).
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+    /// Reads of a range.
+    pub fn ranged_gets(&self) -> usize {
+        self.ranged_gets.load(Ordering::SeqCst)
+    }
+    /// Bytes the reads' streams returned.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::SeqCst)
+    }
+    /// Heads.
+    pub fn heads(&self) -> usize {
+        self.heads.load(Ordering::SeqCst)
+    }
+    /// Requests that read: gets and heads.
+    pub fn reads(&self) -> usize {
+        self.gets() + self.heads()
+    }
+    /// Whole-object puts.
+    pub fn puts(&self) -> usize {
+        self.puts.load(Ordering::SeqCst)
+    }
+    /// Multipart uploads started.
+    pub fn multipart_uploads(&self) -> usize {
+        self.multipart_uploads.load(Ordering::SeqCst)
+    }
+    /// Multipart parts sent.
+    pub fn parts(&self) -> usize {
+        self.parts.load(Ordering::SeqCst)
+    }
+    /// Start counting from zero.
+    pub fn reset(&self) {
+        for c in [
+            &self.gets,
+            &self.ranged_gets,
+            &self.heads,
+            &self.puts,
+            &self.multipart_uploads,
+            &self.parts,
+        ] {
+            c.store(0, Ordering::SeqCst);
+        }
+        self.bytes.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Wraps a store and counts requests and bytes ([`StoreCounts`]): reads (and how many bytes their
+/// streams returned, so ranged reads count only what they fetched), heads, puts, multipart
+/// uploads and parts. Deletes and listings pass through. For tests and benches that bound how
+/// much a lazy read transfers or how an upload is split.
 pub struct CountingStore {
     inner: Arc<dyn Store>,
-    gets: AtomicUsize,
-    bytes: Arc<std::sync::atomic::AtomicU64>,
+    counts: Arc<StoreCounts>,
 }
 
 impl CountingStore {
@@ -690,25 +751,28 @@ impl CountingStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
         CountingStore {
             inner,
-            gets: AtomicUsize::new(0),
-            bytes: Arc::default(),
+            counts: Arc::default(),
         }
+    }
+
+    /// The counters.
+    pub fn counts(&self) -> &Arc<StoreCounts> {
+        &self.counts
     }
 
     /// Reads started since the last reset.
     pub fn gets(&self) -> usize {
-        self.gets.load(Ordering::SeqCst)
+        self.counts.gets()
     }
 
     /// Bytes returned by reads since the last reset.
     pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::SeqCst)
+        self.counts.bytes()
     }
 
     /// Start counting from zero.
     pub fn reset(&self) {
-        self.gets.store(0, Ordering::SeqCst);
-        self.bytes.store(0, Ordering::SeqCst);
+        self.counts.reset();
     }
 }
 
@@ -716,8 +780,7 @@ impl fmt::Debug for CountingStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CountingStore")
             .field("inner", &self.inner)
-            .field("gets", &self.gets())
-            .field("bytes", &self.bytes())
+            .field("counts", &self.counts)
             .finish()
     }
 }
@@ -725,6 +788,27 @@ impl fmt::Debug for CountingStore {
 impl fmt::Display for CountingStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "counting {}", self.inner)
+    }
+}
+
+/// A multipart upload of a [`CountingStore`].
+#[derive(Debug)]
+struct CountingUpload {
+    inner: Box<dyn MultipartUpload>,
+    counts: Arc<StoreCounts>,
+}
+
+#[async_trait]
+impl MultipartUpload for CountingUpload {
+    async fn put_part(&mut self, data: Bytes) -> Result<()> {
+        self.counts.parts.fetch_add(1, Ordering::SeqCst);
+        self.inner.put_part(data).await
+    }
+    async fn complete(self: Box<Self>) -> Result<PutResult> {
+        self.inner.complete().await
+    }
+    async fn abort(self: Box<Self>) -> Result<()> {
+        self.inner.abort().await
     }
 }
 
@@ -737,23 +821,28 @@ impl Store for CountingStore {
         self.inner.capabilities()
     }
     async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
+        self.counts.puts.fetch_add(1, Ordering::SeqCst);
         self.inner.put_opts(path, payload, mode).await
     }
     async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
-        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.counts.gets.fetch_add(1, Ordering::SeqCst);
+        if range.is_some() {
+            self.counts.ranged_gets.fetch_add(1, Ordering::SeqCst);
+        }
         let mut r = self.inner.get_opts(path, range).await?;
-        let bytes = Arc::clone(&self.bytes);
+        let counts = Arc::clone(&self.counts);
         r.stream = r
             .stream
             .inspect(move |b| {
                 if let Ok(b) = b {
-                    bytes.fetch_add(b.len() as u64, Ordering::SeqCst);
+                    counts.bytes.fetch_add(b.len() as u64, Ordering::SeqCst);
                 }
             })
             .boxed();
         Ok(r)
     }
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
+        self.counts.heads.fetch_add(1, Ordering::SeqCst);
         self.inner.head(path).await
     }
     async fn delete(&self, path: &StorePath) -> Result<()> {
@@ -763,6 +852,10 @@ impl Store for CountingStore {
         self.inner.list(prefix)
     }
     async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart(path).await
+        self.counts.multipart_uploads.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(CountingUpload {
+            inner: self.inner.put_multipart(path).await?,
+            counts: Arc::clone(&self.counts),
+        }))
     }
 }

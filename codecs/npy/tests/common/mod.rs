@@ -1,143 +1,18 @@
-//! Shared test helpers: a store wrapper that counts requests and bytes, and codec setup.
+//! Shared test helpers: codec setup over a store that counts requests and bytes.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use dj_core::Result;
 use dj_core::codec::{CodecContext, ResolvedType};
 use dj_core::config::{Config, StoreSpec};
 use dj_core::registry::{Registry, StoreSet};
-use dj_core::store::{
-    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
-    StorePath,
-};
+use dj_core::store::Store;
+use dj_core::testkit::{CountingStore, StoreCounts};
 use dj_core::value::Value;
-use futures::stream::BoxStream;
 // Link the store protocols the setups use.
 use dj_store_file as _;
 use dj_store_memory as _;
-
-/// Request and byte counters of a [`CountingStore`].
-#[derive(Debug, Default)]
-pub struct Counts {
-    pub gets: AtomicUsize,
-    pub ranged_gets: AtomicUsize,
-    pub bytes_read: AtomicU64,
-    pub heads: AtomicUsize,
-    pub puts: AtomicUsize,
-    pub multipart_uploads: AtomicUsize,
-    pub parts: AtomicUsize,
-}
-
-impl Counts {
-    pub fn get(c: &AtomicUsize) -> usize {
-        c.load(Ordering::SeqCst)
-    }
-    pub fn bytes_read(&self) -> u64 {
-        self.bytes_read.load(Ordering::SeqCst)
-    }
-    pub fn reads(&self) -> usize {
-        Counts::get(&self.gets) + Counts::get(&self.heads)
-    }
-    pub fn reset(&self) {
-        for c in [
-            &self.gets,
-            &self.ranged_gets,
-            &self.heads,
-            &self.puts,
-            &self.multipart_uploads,
-            &self.parts,
-        ] {
-            c.store(0, Ordering::SeqCst);
-        }
-        self.bytes_read.store(0, Ordering::SeqCst);
-    }
-}
-
-/// Wraps a store and counts what goes through it.
-pub struct CountingStore {
-    pub inner: Arc<dyn Store>,
-    pub counts: Arc<Counts>,
-}
-
-impl fmt::Debug for CountingStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CountingStore({:?})", self.inner)
-    }
-}
-
-impl fmt::Display for CountingStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "counting {}", self.inner)
-    }
-}
-
-#[derive(Debug)]
-struct CountingUpload {
-    inner: Box<dyn MultipartUpload>,
-    counts: Arc<Counts>,
-}
-
-#[async_trait]
-impl MultipartUpload for CountingUpload {
-    async fn put_part(&mut self, data: Bytes) -> Result<()> {
-        self.counts.parts.fetch_add(1, Ordering::SeqCst);
-        self.inner.put_part(data).await
-    }
-    async fn complete(self: Box<Self>) -> Result<PutResult> {
-        self.inner.complete().await
-    }
-    async fn abort(self: Box<Self>) -> Result<()> {
-        self.inner.abort().await
-    }
-}
-
-#[async_trait]
-impl Store for CountingStore {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
-        self.counts.puts.fetch_add(1, Ordering::SeqCst);
-        self.inner.put_opts(path, payload, mode).await
-    }
-    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
-        self.counts.gets.fetch_add(1, Ordering::SeqCst);
-        if range.is_some() {
-            self.counts.ranged_gets.fetch_add(1, Ordering::SeqCst);
-        }
-        let r = self.inner.get_opts(path, range).await?;
-        self.counts
-            .bytes_read
-            .fetch_add(r.range.end - r.range.start, Ordering::SeqCst);
-        Ok(r)
-    }
-    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
-        self.counts.heads.fetch_add(1, Ordering::SeqCst);
-        self.inner.head(path).await
-    }
-    async fn delete(&self, path: &StorePath) -> Result<()> {
-        self.inner.delete(path).await
-    }
-    fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>> {
-        self.counts.multipart_uploads.fetch_add(1, Ordering::SeqCst);
-        Ok(Box::new(CountingUpload {
-            inner: self.inner.put_multipart(path).await?,
-            counts: Arc::clone(&self.counts),
-        }))
-    }
-}
 
 /// Which store backend a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,7 +29,7 @@ pub struct Setup {
     pub dir: Option<tempfile::TempDir>,
     pub cx: CodecContext,
     pub store: Arc<dyn Store>,
-    pub counts: Arc<Counts>,
+    pub counts: Arc<StoreCounts>,
     pub config: Arc<Config>,
 }
 
@@ -179,11 +54,9 @@ impl Setup {
         let config = Arc::new(config);
         let stores = Arc::new(StoreSet::new(Arc::clone(&config)));
         let inner = stores.get("main").unwrap();
-        let counts = Arc::new(Counts::default());
-        let store: Arc<dyn Store> = Arc::new(CountingStore {
-            inner,
-            counts: Arc::clone(&counts),
-        });
+        let counting = CountingStore::new(inner);
+        let counts = Arc::clone(counting.counts());
+        let store: Arc<dyn Store> = Arc::new(counting);
         stores.insert("main", Arc::clone(&store));
         let mut cx = CodecContext {
             schema: "lab".into(),
