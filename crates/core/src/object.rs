@@ -1042,13 +1042,15 @@ enum Upload {
     /// Nothing sent yet: small objects go up in one put at the end.
     NotStarted,
     Idle(Box<dyn MultipartUpload>),
-    Sending(BoxFuture<'static, Result<Box<dyn MultipartUpload>>>),
+    /// A part is being hashed and uploaded; the hasher comes back with the upload.
+    Sending(BoxFuture<'static, Result<(Box<dyn MultipartUpload>, ContentHasher)>>),
     Failed,
 }
 
 /// A streaming writer to one key of a store. Bytes are buffered into parts of
 /// [`DEFAULT_PART_SIZE`] bytes and uploaded as a multipart upload while the next part fills
-/// (a small object goes up in one put); the size and BLAKE3 checksum are computed as it goes.
+/// (a small object goes up in one put); the size is counted as it goes and each part is hashed
+/// (BLAKE3, on the blocking pool when large) while it uploads.
 /// Nothing is visible at the key until [`ObjectWriter::finish`] returns. Dropping a writer without
 /// finishing abandons the upload; [`ObjectWriter::abort`] does so deterministically.
 ///
@@ -1117,7 +1119,10 @@ impl ObjectWriter {
                         self.upload = Upload::Sending(fut);
                         return Poll::Pending;
                     }
-                    Poll::Ready(Ok(up)) => self.upload = Upload::Idle(up),
+                    Poll::Ready(Ok((up, hasher))) => {
+                        self.hasher = Some(hasher);
+                        self.upload = Upload::Idle(up);
+                    }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 },
                 Upload::Failed => return Poll::Ready(Err(self.failed("a part upload failed"))),
@@ -1126,17 +1131,23 @@ impl ObjectWriter {
                         self.upload = state;
                         return Poll::Ready(Ok(()));
                     }
+                    let Some(hasher) = self.hasher.take() else {
+                        return Poll::Ready(Err(self.failed("its checksum was lost")));
+                    };
                     let take = self.buf.len().min(self.part_size);
                     let part = self.buf.split_to(take).freeze();
                     let store = Arc::clone(&self.store);
                     let key = self.key.clone();
+                    // The part is hashed (on the blocking pool) while it uploads.
                     self.upload = Upload::Sending(Box::pin(async move {
                         let mut up = match state {
                             Upload::Idle(up) => up,
                             _ => store.put_multipart(&key).await?,
                         };
-                        up.put_part(part).await?;
-                        Ok(up)
+                        let (hasher, sent) =
+                            futures::join!(hash_chunk(hasher, part.clone()), up.put_part(part));
+                        sent?;
+                        Ok((up, hasher?))
                     }));
                 }
             }
@@ -1144,9 +1155,6 @@ impl ObjectWriter {
     }
 
     fn accept(&mut self, data: &[u8]) {
-        if let Some(h) = self.hasher.as_mut() {
-            h.update(data);
-        }
         if self.buf.capacity() == 0 && self.size > 0 {
             // A part was just taken: start the next one at full size instead of growing.
             self.buf.reserve(self.part_size);
@@ -1178,15 +1186,30 @@ impl ObjectWriter {
         Ok(ObjectMetadata::for_file(written, &store, ext))
     }
 
+    /// Feed `data` to the checksum (on the blocking pool when large).
+    async fn hash(&mut self, data: Bytes) -> Result<()> {
+        let hasher = self
+            .hasher
+            .take()
+            .ok_or_else(|| self.failed("its checksum was lost"))?;
+        self.hasher = Some(hash_chunk(hasher, data).await?);
+        Ok(())
+    }
+
     /// Upload what is left and make the object visible; report path, size and checksum.
     pub async fn finish_file(mut self) -> Result<WrittenFile> {
         // Wait for a part in flight, then decide between one put and the last part.
         loop {
             match std::mem::replace(&mut self.upload, Upload::Failed) {
-                Upload::Sending(fut) => self.upload = Upload::Idle(fut.await?),
+                Upload::Sending(fut) => {
+                    let (up, hasher) = fut.await?;
+                    self.hasher = Some(hasher);
+                    self.upload = Upload::Idle(up);
+                }
                 Upload::Failed => return Err(self.failed("a part upload failed")),
                 Upload::NotStarted => {
                     let data = std::mem::take(&mut self.buf).freeze();
+                    self.hash(data.clone()).await?;
                     self.store.put(&self.key, data).await?;
                     break;
                 }
@@ -1194,7 +1217,11 @@ impl ObjectWriter {
                     while !self.buf.is_empty() {
                         let take = self.buf.len().min(self.part_size);
                         let part = self.buf.split_to(take).freeze();
-                        if let Err(e) = up.put_part(part).await {
+                        let sent = match self.hash(part.clone()).await {
+                            Ok(()) => up.put_part(part).await,
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = sent {
                             let _ = up.abort().await;
                             return Err(e);
                         }
@@ -1220,7 +1247,7 @@ impl ObjectWriter {
     pub async fn abort(mut self) -> Result<()> {
         match std::mem::replace(&mut self.upload, Upload::Failed) {
             Upload::Sending(fut) => match fut.await {
-                Ok(up) => up.abort().await,
+                Ok((up, _)) => up.abort().await,
                 Err(_) => Ok(()),
             },
             Upload::Idle(up) => up.abort().await,
@@ -1266,7 +1293,8 @@ impl tokio::io::AsyncWrite for ObjectWriter {
                     this.upload = Upload::Sending(fut);
                     Poll::Pending
                 }
-                Poll::Ready(Ok(up)) => {
+                Poll::Ready(Ok((up, hasher))) => {
+                    this.hasher = Some(hasher);
                     this.upload = Upload::Idle(up);
                     Poll::Ready(Ok(()))
                 }
