@@ -16,6 +16,11 @@
 //! `"hash_algorithm": "blake3"` in the metadata and verifies with it. Both kinds can live in one
 //! store.
 //!
+//! MD5-addressed metadata written by dj-rs also carries a `checksum`: the BLAKE3 of the same bytes
+//! (base32, as `<object@>` writes it; DataJoint ignores the extra key). A read verifies against it
+//! when it is there, which proves the same content as the MD5 does (and more strongly) at several
+//! times the speed; rows without it (written by DataJoint Python) are verified by their MD5.
+//!
 //! `<blob@>` and `<attach@>` chain into this codec. On its own it takes [`Value::Bytes`] and gives
 //! them back:
 //!
@@ -88,11 +93,15 @@ pub struct HashMetadata {
     pub size: u64,
     /// The hash algorithm.
     pub algorithm: HashAlgorithm,
+    /// The BLAKE3 checksum (lowercase base32) of the content, recorded beside an MD5 `hash` by
+    /// dj-rs; `None` in metadata written by DataJoint Python and for BLAKE3-addressed objects,
+    /// whose `hash` already is that checksum.
+    pub checksum: Option<String>,
 }
 
 impl HashMetadata {
     /// The JSON DataJoint stores, keys in DataJoint's order: `hash, path, schema, store, size`,
-    /// plus `hash_algorithm` for BLAKE3 objects.
+    /// plus `hash_algorithm` for BLAKE3 objects and `checksum` when there is one.
     pub fn to_json(&self) -> serde_json::Value {
         let mut m = Map::new();
         m.insert("hash".into(), json!(self.hash));
@@ -102,6 +111,9 @@ impl HashMetadata {
         m.insert("size".into(), json!(self.size));
         if self.algorithm == HashAlgorithm::Blake3 {
             m.insert("hash_algorithm".into(), json!("blake3"));
+        }
+        if let Some(checksum) = &self.checksum {
+            m.insert("checksum".into(), json!(checksum));
         }
         serde_json::Value::Object(m)
     }
@@ -150,18 +162,38 @@ impl HashMetadata {
                 .and_then(serde_json::Value::as_u64)
                 .unwrap_or(0),
             algorithm,
+            checksum: json
+                .get("checksum")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
         })
     }
 }
 
-async fn hash_of(algorithm: HashAlgorithm, data: &Bytes) -> Result<String> {
+/// Run `f` over `data`, on the blocking pool when `data` is large and a runtime is there.
+async fn on_pool<T: Send + 'static>(
+    data: &Bytes,
+    f: impl FnOnce(&[u8]) -> T + Send + 'static,
+) -> Result<T> {
     if data.len() >= BLOCKING_HASH_THRESHOLD && tokio::runtime::Handle::try_current().is_ok() {
         let data = data.clone();
-        return tokio::task::spawn_blocking(move || layout::content_hash(algorithm, &data))
+        return tokio::task::spawn_blocking(move || f(&data))
             .await
             .map_err(|e| Error::codec(NAME, format!("hashing task failed: {e}")));
     }
-    Ok(layout::content_hash(algorithm, data))
+    Ok(f(data))
+}
+
+/// The content hash of `data` with `algorithm` and, unless that is BLAKE3 already, its BLAKE3
+/// checksum too.
+async fn hashes_of(algorithm: HashAlgorithm, data: &Bytes) -> Result<(String, Option<String>)> {
+    on_pool(data, move |data| {
+        let hash = layout::content_hash(algorithm, data);
+        let checksum = (algorithm != HashAlgorithm::Blake3)
+            .then(|| layout::content_hash(HashAlgorithm::Blake3, data));
+        (hash, checksum)
+    })
+    .await
 }
 
 /// Write `data` to `store` hash-addressed under `schema`, unless it is already there, and return
@@ -178,7 +210,7 @@ pub async fn put_hashed(
     data: Bytes,
 ) -> Result<HashMetadata> {
     let algorithm = spec.hash_algorithm;
-    let hash = hash_of(algorithm, &data).await?;
+    let (hash, checksum) = hashes_of(algorithm, &data).await?;
     let path = layout::hash_path(spec, schema, &hash)?;
     let size = data.len() as u64;
     match store.head(&path).await {
@@ -214,22 +246,25 @@ pub async fn put_hashed(
         store: Some(store_name.to_string()),
         size,
         algorithm,
+        checksum,
     })
 }
 
-/// Read and verify a hash-addressed object.
+/// Read and verify a hash-addressed object: against its BLAKE3 `checksum` when the metadata has
+/// one, otherwise against its `hash`.
 pub async fn get_hashed(meta: &HashMetadata, store_name: &str, store: &dyn Store) -> Result<Bytes> {
     let path = StorePath::parse(&meta.path)?;
     let data = store.get(&path).await?;
-    let actual = hash_of(meta.algorithm, &data).await?;
-    if actual != meta.hash {
+    let (what, algorithm, expected) = match &meta.checksum {
+        Some(checksum) => ("BLAKE3 checksum", HashAlgorithm::Blake3, checksum),
+        None => ("content hash", meta.algorithm, &meta.hash),
+    };
+    let actual = on_pool(&data, move |d| layout::content_hash(algorithm, d)).await?;
+    if &actual != expected {
         return Err(Error::Integrity {
             store: store_name.to_string(),
             path: meta.path.clone(),
-            message: format!(
-                "content hash is {actual}, expected {} (the object is corrupted)",
-                meta.hash
-            ),
+            message: format!("{what} is {actual}, expected {expected} (the object is corrupted)"),
         });
     }
     Ok(data)

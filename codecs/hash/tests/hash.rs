@@ -53,7 +53,8 @@ async fn md5_layout_matches_datajoint_and_dedups() {
     let json = stored.as_json().unwrap();
     assert_eq!(
         serde_json::to_string(json).unwrap(),
-        r#"{"hash":"l23dxo7ad3xnbe6lek5y6wwnym","path":"_hash/lab/l2/3d/l23dxo7ad3xnbe6lek5y6wwnym","schema":"lab","store":"main","size":11}"#
+        r#"{"hash":"l23dxo7ad3xnbe6lek5y6wwnym","path":"_hash/lab/l2/3d/l23dxo7ad3xnbe6lek5y6wwnym","schema":"lab","store":"main","size":11,"checksum":"25eyd35hbigiqc4nrqmyludv3pf7m6nztjpzsfhfvl4wxay2tysa"}"#,
+        "DataJoint's keys in its order, then the BLAKE3 checksum of b\"hello world\""
     );
     let on_disk = dir
         .path()
@@ -105,7 +106,9 @@ async fn corruption_and_missing_objects_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("integrity check failed") && err.contains(&meta.path),
+        err.contains("integrity check failed")
+            && err.contains("BLAKE3 checksum is")
+            && err.contains(&meta.path),
         "{err}"
     );
     assert!(
@@ -119,6 +122,38 @@ async fn corruption_and_missing_objects_are_clear_errors() {
     assert_eq!(
         ty.decode(stored.clone(), &cx).await.unwrap(),
         Value::from(vec![7u8; 1000])
+    );
+
+    // Metadata without a checksum (as DataJoint Python writes it) is verified by its MD5.
+    let mut python_meta = stored.as_json().unwrap().clone();
+    python_meta.as_object_mut().unwrap().remove("checksum");
+    std::fs::write(&file, vec![8u8; 1000]).unwrap();
+    let err = ty
+        .decode(Value::Json(python_meta.clone()), &cx)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("content hash is") && err.contains(&meta.path),
+        "{err}"
+    );
+    std::fs::write(&file, vec![7u8; 1000]).unwrap();
+    assert_eq!(
+        ty.decode(Value::Json(python_meta), &cx).await.unwrap(),
+        Value::from(vec![7u8; 1000])
+    );
+
+    // With a checksum, the checksum is what is verified: a wrong one fails on intact content.
+    let mut wrong = stored.as_json().unwrap().clone();
+    wrong["checksum"] = serde_json::json!("a".repeat(52));
+    let err = ty
+        .decode(Value::Json(wrong), &cx)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("BLAKE3 checksum is") && err.contains(&meta.path),
+        "{err}"
     );
 
     std::fs::remove_file(&file).unwrap();
@@ -139,6 +174,10 @@ async fn blake3_objects_record_their_algorithm_and_live_beside_md5() {
     let meta = HashMetadata::from_stored(&stored).unwrap();
     assert_eq!(meta.algorithm, HashAlgorithm::Blake3);
     assert_eq!(stored.as_json().unwrap()["hash_algorithm"], "blake3");
+    assert_eq!(
+        meta.checksum, None,
+        "the BLAKE3 hash is the checksum already"
+    );
     assert_ne!(meta.hash, "l23dxo7ad3xnbe6lek5y6wwnym");
     assert!(dir.path().join(&meta.path).exists());
     assert_eq!(
