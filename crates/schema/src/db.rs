@@ -1,6 +1,7 @@
 //! Database plumbing: pools per backend, parameter binding, statement building and decoding of
 //! result columns into [`Value`]s. Everything here is crate-internal except [`Connection`].
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use dj_core::config::DatabaseBackend;
 use dj_core::registry::{Registry, StoreSet};
 use dj_core::typespec::Backend;
 use dj_core::value::Value;
+use futures::TryStreamExt as _;
 use sqlx::{AssertSqlSafe, Column as _, Row as _, TypeInfo as _, ValueRef as _};
 
 use crate::error::{Error, Result};
@@ -67,8 +69,8 @@ impl Sql {
         self.params.push(p);
         match self.backend {
             Backend::Postgres => {
-                self.text.push('$');
-                self.text.push_str(&self.params.len().to_string());
+                // Writing to a String cannot fail.
+                let _ = write!(self.text, "${}", self.params.len());
                 if let Some(c) = cast {
                     self.text.push_str("::");
                     self.text.push_str(c);
@@ -547,34 +549,31 @@ impl Exec<'_> {
     /// Run a query and decode every row's columns by `kinds` (one per selected column).
     pub async fn fetch(&mut self, sql: &Sql, kinds: &[ColKind]) -> Result<Vec<Vec<Value>>> {
         tracing::trace!(sql = %sql.text, params = sql.params.len(), "fetch");
+        // Rows are decoded as they arrive, while the database is still sending the rest.
         let text = AssertSqlSafe(sql.text.clone());
         let mut out = Vec::new();
         match self {
             #[cfg(feature = "sqlite")]
             Exec::Sqlite(c) => {
-                let rows = bind_all!(sqlx::query(text), &sql.params, bind_sqlite)
-                    .fetch_all(&mut **c)
-                    .await?;
-                for row in &rows {
-                    out.push(decode_row(row, kinds, decode_sqlite)?);
+                let mut rows =
+                    bind_all!(sqlx::query(text), &sql.params, bind_sqlite).fetch(&mut **c);
+                while let Some(row) = rows.try_next().await? {
+                    out.push(decode_row(&row, kinds, decode_sqlite)?);
                 }
             }
             #[cfg(feature = "postgres")]
             Exec::Postgres(c) => {
-                let rows = bind_all!(sqlx::query(text), &sql.params, bind_pg)
-                    .fetch_all(&mut **c)
-                    .await?;
-                for row in &rows {
-                    out.push(decode_row(row, kinds, decode_pg)?);
+                let mut rows = bind_all!(sqlx::query(text), &sql.params, bind_pg).fetch(&mut **c);
+                while let Some(row) = rows.try_next().await? {
+                    out.push(decode_row(&row, kinds, decode_pg)?);
                 }
             }
             #[cfg(feature = "mysql")]
             Exec::MySql(c) => {
-                let rows = bind_all!(sqlx::query(text), &sql.params, bind_mysql)
-                    .fetch_all(&mut **c)
-                    .await?;
-                for row in &rows {
-                    out.push(decode_row(row, kinds, decode_mysql)?);
+                let mut rows =
+                    bind_all!(sqlx::query(text), &sql.params, bind_mysql).fetch(&mut **c);
+                while let Some(row) = rows.try_next().await? {
+                    out.push(decode_row(&row, kinds, decode_mysql)?);
                 }
             }
         }
@@ -655,7 +654,8 @@ fn decode_sqlite(
     if raw.is_null() {
         return Ok(Value::Null);
     }
-    let storage = raw.type_info().name().to_string();
+    let type_info = raw.type_info();
+    let storage = type_info.name();
     let text = |row: &sqlx::sqlite::SqliteRow| row.try_get_unchecked::<String, _>(i);
     Ok(match kind {
         ColKind::Int => Value::Int(row.try_get_unchecked::<i64, _>(i)?),
@@ -670,7 +670,7 @@ fn decode_sqlite(
         ColKind::Bool => Value::Bool(row.try_get_unchecked::<i64, _>(i)? != 0),
         ColKind::Decimal => Value::Decimal(text(row)?),
         ColKind::Text => Value::String(text(row)?),
-        ColKind::Other => match storage.as_str() {
+        ColKind::Other => match storage {
             "INTEGER" => Value::Int(row.try_get_unchecked::<i64, _>(i)?),
             "REAL" => Value::Float(row.try_get_unchecked::<f64, _>(i)?),
             "BLOB" => Value::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i)?.into()),
@@ -706,13 +706,21 @@ fn decode_pg(
     if raw.is_null() {
         return Ok(Value::Null);
     }
-    let ty = raw.type_info().name().to_string();
+    let type_info = raw.type_info();
+    let ty = type_info.name();
+    // Decode the value already in hand, of a type just checked by name (no second lookup).
+    macro_rules! dec {
+        ($t:ty) => {
+            <$t as sqlx::Decode<'_, sqlx::Postgres>>::decode(raw.clone())
+                .map_err(sqlx::Error::Decode)?
+        };
+    }
     let int = |row: &sqlx::postgres::PgRow| -> std::result::Result<i64, sqlx::Error> {
-        Ok(match ty.as_str() {
-            "INT2" => i64::from(row.try_get::<i16, _>(i)?),
-            "INT4" => i64::from(row.try_get::<i32, _>(i)?),
-            "INT8" => row.try_get::<i64, _>(i)?,
-            "BOOL" => i64::from(row.try_get::<bool, _>(i)?),
+        Ok(match ty {
+            "INT2" => i64::from(dec!(i16)),
+            "INT4" => i64::from(dec!(i32)),
+            "INT8" => dec!(i64),
+            "BOOL" => i64::from(dec!(bool)),
             _ => row
                 .try_get_unchecked::<String, _>(i)?
                 .parse()
@@ -722,7 +730,7 @@ fn decode_pg(
     Ok(match kind {
         ColKind::Int => Value::Int(int(row)?),
         ColKind::UInt => {
-            if matches!(ty.as_str(), "INT2" | "INT4" | "INT8") {
+            if matches!(ty, "INT2" | "INT4" | "INT8") {
                 Value::from(int(row)?.max(0) as u64)
             } else {
                 Value::from(
@@ -732,19 +740,19 @@ fn decode_pg(
                 )
             }
         }
-        ColKind::Float => match ty.as_str() {
-            "FLOAT4" => Value::Float(f64::from(row.try_get::<f32, _>(i)?)),
-            "FLOAT8" => Value::Float(row.try_get::<f64, _>(i)?),
+        ColKind::Float => match ty {
+            "FLOAT4" => Value::Float(f64::from(dec!(f32))),
+            "FLOAT8" => Value::Float(dec!(f64)),
             _ => Value::Float(int(row)? as f64),
         },
-        ColKind::Bool => match ty.as_str() {
+        ColKind::Bool => match ty {
             "BOOL" => Value::Bool(row.try_get::<bool, _>(i)?),
             _ => Value::Bool(int(row)? != 0),
         },
         ColKind::Decimal => Value::Decimal(row.try_get_unchecked::<String, _>(i)?),
-        ColKind::Text | ColKind::Other => Value::String(row.try_get_unchecked::<String, _>(i)?),
+        ColKind::Text | ColKind::Other => Value::String(dec!(String)),
         ColKind::Bytes => Value::Bytes(row.try_get::<Vec<u8>, _>(i)?.into()),
-        ColKind::Uuid => match ty.as_str() {
+        ColKind::Uuid => match ty {
             "UUID" => Value::Uuid(row.try_get::<uuid::Uuid, _>(i)?),
             "BYTEA" => uuid_from_bytes(&row.try_get::<Vec<u8>, _>(i)?)?,
             _ => Value::Uuid(
@@ -752,14 +760,14 @@ fn decode_pg(
                     .map_err(decode_err)?,
             ),
         },
-        ColKind::Json => match ty.as_str() {
+        ColKind::Json => match ty {
             "JSON" | "JSONB" => {
                 Value::Json(row.try_get::<sqlx::types::Json<serde_json::Value>, _>(i)?.0)
             }
             _ => parse_json(&row.try_get_unchecked::<String, _>(i)?)?,
         },
         ColKind::Date => Value::Date(row.try_get::<NaiveDate, _>(i)?),
-        ColKind::DateTime => match ty.as_str() {
+        ColKind::DateTime => match ty {
             "TIMESTAMPTZ" => Value::DateTime(
                 row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)?
                     .naive_utc(),
@@ -784,7 +792,8 @@ fn decode_mysql(
     if raw.is_null() {
         return Ok(Value::Null);
     }
-    let ty = raw.type_info().name().to_string();
+    let type_info = raw.type_info();
+    let ty = type_info.name();
     let text = |row: &sqlx::mysql::MySqlRow| row.try_get_unchecked::<String, _>(i);
     let is_int = ty.contains("INT") || ty == "BOOLEAN" || ty == "YEAR";
     Ok(match kind {
@@ -814,7 +823,7 @@ fn decode_mysql(
                 Value::Int(s.trim().parse::<i64>().map_err(decode_err)?)
             }
         }
-        ColKind::Float => match ty.as_str() {
+        ColKind::Float => match ty {
             "FLOAT" => Value::Float(f64::from(row.try_get_unchecked::<f32, _>(i)?)),
             "DOUBLE" => Value::Float(row.try_get_unchecked::<f64, _>(i)?),
             _ => Value::Float(text(row)?.trim().parse::<f64>().map_err(decode_err)?),

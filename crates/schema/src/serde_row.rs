@@ -21,6 +21,7 @@
 //! ```
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 
 use dj_core::value::Value;
@@ -60,11 +61,16 @@ fn serde_err(e: SerdeError) -> Error {
 /// Turn a serializable value (a struct or a map with string keys) into a row. A [`Row`] itself
 /// is taken as it is, domain values included.
 pub fn to_row<T: Serialize + Any>(value: &T) -> Result<Row, Error> {
+    to_row_cow(value).map(Cow::into_owned)
+}
+
+/// [`to_row`] without copying a [`Row`]: it is borrowed; anything else is serialized.
+pub(crate) fn to_row_cow<T: Serialize + Any>(value: &T) -> Result<Cow<'_, Row>, Error> {
     if let Some(row) = (value as &dyn Any).downcast_ref::<Row>() {
-        return Ok(row.clone());
+        return Ok(Cow::Borrowed(row));
     }
     let v = value.serialize(RowSerializer).map_err(serde_err)?;
-    Ok(v)
+    Ok(Cow::Owned(v))
 }
 
 /// Build a `T` from a row. For `T = Row` the row is returned as it is.

@@ -1,6 +1,7 @@
 //! The [`Table`] handle and [`Query`]: insert, fetch, restrict, delete, update, drop.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use crate::error::{Error, Result, classify_db};
 use crate::heading::{ColKind, Heading, col_kind};
 use crate::naming::{Tier, class_name, master_of};
 use crate::restrict::{Restriction, render_in_subquery};
-use crate::serde_row::{from_row, to_row};
+use crate::serde_row::{from_row, to_row, to_row_cow};
 
 /// What the schema layer knows about one attribute beyond its heading entry.
 #[derive(Clone, Debug)]
@@ -233,7 +234,7 @@ impl Table {
     /// Insert one row: a [`Row`] or any `Serialize` struct or map.
     pub async fn insert1<R: Serialize + Any>(&self, row: &R) -> Result<()> {
         self.insert_rows(
-            vec![to_row(row).map_err(|e| e.in_table(&self.full_name()))?],
+            vec![to_row_cow(row).map_err(|e| e.in_table(&self.full_name()))?],
             InsertOptions::default(),
         )
         .await
@@ -253,24 +254,27 @@ impl Table {
     ) -> Result<u64> {
         let rows = rows
             .iter()
-            .map(to_row)
-            .collect::<Result<Vec<Row>>>()
+            .map(to_row_cow)
+            .collect::<Result<Vec<_>>>()
             .map_err(|e| e.in_table(&self.full_name()))?;
         self.insert_rows(rows, opts).await
     }
 
     /// Check and encode one row: `(attribute index, parameter)` for the columns to write.
+    ///
+    /// A borrowed row has its values copied; an owned one has them moved out. `has_codecs` says
+    /// whether any attribute has a codec (only then is the primary key kept for their context).
     async fn encode_row(
         &self,
-        row: Row,
+        mut row: Cow<'_, Row>,
         opts: InsertOptions,
+        has_codecs: bool,
     ) -> Result<Vec<(usize, Option<Param>)>> {
         let h = self.heading();
-        let full = self.full_name();
         for k in row.keys() {
             if h.attribute(k).is_none() && !opts.ignore_extra_fields {
                 return Err(Error::UnknownAttribute {
-                    table: full,
+                    table: self.full_name(),
                     attribute: k.clone(),
                 });
             }
@@ -279,22 +283,27 @@ impl Table {
         for a in h.attributes.iter().filter(|a| a.in_key) {
             match row.get(&a.name) {
                 Some(v) if !v.is_null() => {
-                    key.insert(a.name.clone(), v.clone());
+                    if has_codecs {
+                        key.insert(a.name.clone(), v.clone());
+                    }
                 }
                 _ if a.name == "_singleton" => {}
                 _ => {
                     return Err(Error::MissingKey {
-                        table: full,
+                        table: self.full_name(),
                         attribute: a.name.clone(),
                     });
                 }
             }
         }
-        let mut out = Vec::new();
-        let mut row = row;
+        let mut out = Vec::with_capacity(h.attributes.len());
         for (i, a) in h.attributes.iter().enumerate() {
             let info = &self.inner.attrs[i];
-            let Some(value) = row.swap_remove(&a.name) else {
+            let taken = match &mut row {
+                Cow::Borrowed(r) => r.get(&a.name).cloned(),
+                Cow::Owned(r) => r.swap_remove(&a.name),
+            };
+            let Some(value) = taken else {
                 if a.name == "_singleton" {
                     // Written explicitly: on SQLite an omitted integer key would become a rowid.
                     out.push((i, Some(Param::Bool(true))));
@@ -304,7 +313,7 @@ impl Table {
                     continue;
                 }
                 return Err(Error::BadValue {
-                    table: full,
+                    table: self.full_name(),
                     attribute: a.name.clone(),
                     message: "a value is required (the attribute has no default)".into(),
                 });
@@ -318,7 +327,7 @@ impl Table {
                     continue;
                 }
                 return Err(Error::BadValue {
-                    table: full,
+                    table: self.full_name(),
                     attribute: a.name.clone(),
                     message: "null is not allowed (not nullable, no default)".into(),
                 });
@@ -326,7 +335,7 @@ impl Table {
             let value = if info.has_codec {
                 let Some(resolved) = &info.resolved else {
                     return Err(Error::BadValue {
-                        table: full,
+                        table: self.full_name(),
                         attribute: a.name.clone(),
                         message: info.resolve_error.clone().unwrap_or_default(),
                     });
@@ -334,12 +343,12 @@ impl Table {
                 resolved
                     .encode(value, &self.context(&a.name, key.clone()))
                     .await
-                    .map_err(|e| Error::core_at(&full, &a.name, e))?
+                    .map_err(|e| Error::core_at(&self.full_name(), &a.name, e))?
             } else {
                 value
             };
             let p = to_param(&value, &info.final_type).map_err(|message| Error::BadValue {
-                table: full.clone(),
+                table: self.full_name(),
                 attribute: a.name.clone(),
                 message,
             })?;
@@ -348,7 +357,7 @@ impl Table {
         Ok(out)
     }
 
-    async fn insert_rows(&self, rows: Vec<Row>, opts: InsertOptions) -> Result<u64> {
+    async fn insert_rows(&self, rows: Vec<Cow<'_, Row>>, opts: InsertOptions) -> Result<u64> {
         let full = self.full_name();
         if matches!(self.tier(), Some(Tier::Computed | Tier::Imported)) && !opts.allow_direct_insert
         {
@@ -361,22 +370,41 @@ impl Table {
             return Ok(0);
         }
         // Encode everything (codecs may write objects to stores) before the transaction opens.
-        let concurrency = self.inner.conn.config().transfer_concurrency.max(1);
-        let encoded: Vec<Vec<(usize, Option<Param>)>> = futures::stream::iter(rows)
-            .map(|r| self.encode_row(r, opts))
-            .buffered(concurrency)
-            .try_collect()
-            .await?;
+        let has_codecs = self.inner.attrs.iter().any(|i| i.has_codec);
+        let encoded: Vec<Vec<(usize, Option<Param>)>> = if has_codecs {
+            let concurrency = self.inner.conn.config().transfer_concurrency.max(1);
+            // Owned rows here: a borrowed one inside these futures trips rustc's "FnOnce is
+            // not general enough" when the insert is spawned (rust-lang/rust#110338).
+            let rows: Vec<Row> = rows.into_iter().map(Cow::into_owned).collect();
+            futures::stream::iter(rows)
+                .map(|r| self.encode_row(Cow::Owned(r), opts, true))
+                .buffered(concurrency)
+                .try_collect()
+                .await?
+        } else {
+            // Nothing to wait for without codecs: a plain loop, not a future per row in flight.
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(self.encode_row(r, opts, false).await?);
+            }
+            out
+        };
         // Group rows by the columns they write, keeping order.
         type Group = (Vec<usize>, Vec<Vec<Option<Param>>>);
         let mut groups: Vec<Group> = Vec::new();
         for r in encoded {
-            let cols: Vec<usize> = r.iter().map(|(i, _)| *i).collect();
-            let vals: Vec<Option<Param>> = r.into_iter().map(|(_, p)| p).collect();
-            match groups.iter_mut().find(|(c, _)| *c == cols) {
-                Some((_, v)) => v.push(vals),
-                None => groups.push((cols, vec![vals])),
-            }
+            let same = |c: &Vec<usize>| c.iter().eq(r.iter().map(|(i, _)| i));
+            let at = groups.iter().position(|(c, _)| same(c));
+            let vals: Vec<Option<Param>> = match at {
+                Some(_) => r.into_iter().map(|(_, p)| p).collect(),
+                None => {
+                    let (cols, vals) = r.into_iter().unzip();
+                    groups.push((cols, Vec::new()));
+                    vals
+                }
+            };
+            let g = at.unwrap_or(groups.len() - 1);
+            groups[g].1.push(vals);
         }
         let backend = self.backend();
         let h = self.heading();
@@ -384,8 +412,8 @@ impl Table {
         let mut statements = Vec::new();
         for (cols, rows) in groups {
             let per_stmt = (MAX_PARAMS / cols.len().max(1)).max(1);
-            let mut start = 0;
-            while start < rows.len() {
+            let mut rows = rows.into_iter().peekable();
+            while rows.peek().is_some() {
                 let mut sql = Sql::new(backend);
                 sql.push("INSERT INTO ").push(&self.qualified()).push(" (");
                 for (j, &c) in cols.iter().enumerate() {
@@ -397,11 +425,8 @@ impl Table {
                 sql.push(") VALUES ");
                 let mut bytes = 0usize;
                 let mut n = 0;
-                while start + n < rows.len()
-                    && n < per_stmt
-                    && (n == 0 || bytes < MAX_STATEMENT_BYTES)
-                {
-                    let row = &rows[start + n];
+                while n < per_stmt && (n == 0 || bytes < MAX_STATEMENT_BYTES) {
+                    let Some(row) = rows.next() else { break };
                     if n > 0 {
                         sql.push(", ");
                     }
@@ -410,13 +435,12 @@ impl Table {
                         if j > 0 {
                             sql.push(", ");
                         }
-                        bytes += param_size(p);
-                        sql.bind(p.clone(), self.inner.attrs[c].pg_cast.as_deref());
+                        bytes += param_size(&p);
+                        sql.bind(p, self.inner.attrs[c].pg_cast.as_deref());
                     }
                     sql.push(")");
                     n += 1;
                 }
-                start += n;
                 if opts.skip_duplicates {
                     match backend {
                         Backend::MySql => {
@@ -941,9 +965,16 @@ impl Query {
             .iter()
             .filter(|n| self.table.attr_info(n).is_some_and(|i| i.has_codec))
             .collect();
-        let rows = raw
-            .into_iter()
-            .map(|values| names.iter().cloned().zip(values).collect::<Row>());
+        // Every row has the same keys: clone one keyed template (a copy of its hash table, no
+        // re-hashing) and fill in the values.
+        let template: Row = names.iter().map(|n| (n.clone(), Value::Null)).collect();
+        let rows = raw.into_iter().map(|values| {
+            let mut row = template.clone();
+            for (slot, v) in row.values_mut().zip(values) {
+                *slot = v;
+            }
+            row
+        });
         if codec_columns.is_empty() {
             return Ok(rows.collect());
         }
