@@ -373,8 +373,8 @@ impl Table {
         let has_codecs = self.inner.attrs.iter().any(|i| i.has_codec);
         let encoded: Vec<Vec<(usize, Option<Param>)>> = if has_codecs {
             let concurrency = self.inner.conn.config().transfer_concurrency.max(1);
-            // Owned rows here: a borrowed one inside these futures trips rustc's "FnOnce is
-            // not general enough" when the insert is spawned (rust-lang/rust#110338).
+            // Owned rows here: with a borrowed one inside these futures, rustc rejects spawning
+            // the insert ("implementation of `FnOnce` is not general enough").
             let rows: Vec<Row> = rows.into_iter().map(Cow::into_owned).collect();
             futures::stream::iter(rows)
                 .map(|r| self.encode_row(Cow::Owned(r), opts, true))
@@ -393,18 +393,17 @@ impl Table {
         type Group = (Vec<usize>, Vec<Vec<Option<Param>>>);
         let mut groups: Vec<Group> = Vec::new();
         for r in encoded {
-            let same = |c: &Vec<usize>| c.iter().eq(r.iter().map(|(i, _)| i));
-            let at = groups.iter().position(|(c, _)| same(c));
-            let vals: Vec<Option<Param>> = match at {
-                Some(_) => r.into_iter().map(|(_, p)| p).collect(),
+            let at = groups
+                .iter()
+                .position(|(c, _)| c.iter().eq(r.iter().map(|(i, _)| i)));
+            let g = match at {
+                Some(g) => g,
                 None => {
-                    let (cols, vals) = r.into_iter().unzip();
-                    groups.push((cols, Vec::new()));
-                    vals
+                    groups.push((r.iter().map(|(i, _)| *i).collect(), Vec::new()));
+                    groups.len() - 1
                 }
             };
-            let g = at.unwrap_or(groups.len() - 1);
-            groups[g].1.push(vals);
+            groups[g].1.push(r.into_iter().map(|(_, p)| p).collect());
         }
         let backend = self.backend();
         let h = self.heading();

@@ -81,6 +81,22 @@ async fn core_types_round_trip() {
         let names: Vec<&String> = rows[0].keys().collect();
         assert_eq!(names[0], "subject_id");
         assert_eq!(names[1], "name");
+
+        // One insert whose rows write different columns (one statement per column set).
+        let mut short = subject_row(5, "Ed");
+        short.swap_remove("alive");
+        short.swap_remove("weight");
+        t.insert(&[subject_row(4, "Di"), short, subject_row(6, "Fa")])
+            .await
+            .unwrap();
+        let rows: Vec<Row> = t.query().order_by(["subject_id"]).fetch().await.unwrap();
+        assert_eq!(rows.len(), 6, "{label}");
+        assert_eq!(rows[3]["name"], Value::from("Di"), "{label}");
+        assert_eq!(rows[3]["weight"], Value::Float(24.5), "{label}");
+        assert_eq!(rows[4]["name"], Value::from("Ed"), "{label}");
+        assert_eq!(rows[4]["weight"], Value::Null, "{label}");
+        assert_eq!(rows[4]["alive"], Value::Bool(true), "{label}");
+        assert_eq!(rows[5]["weight"], Value::Float(26.5), "{label}");
     })
     .await;
 }
