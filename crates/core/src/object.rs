@@ -1178,6 +1178,18 @@ impl ObjectWriter {
         std::future::poll_fn(|cx| self.poll_send_part(cx, false)).await
     }
 
+    /// Write a buffer the caller filled: taken over as the next part, without a copy, when no
+    /// partial part is buffered and it fits in one part; otherwise copied as by
+    /// [`write`](Self::write).
+    async fn write_buf(&mut self, data: BytesMut) -> Result<()> {
+        if !self.buf.is_empty() || data.len() > self.part_size {
+            return self.write(&data).await;
+        }
+        self.size += data.len() as u64;
+        self.buf = data;
+        std::future::poll_fn(|cx| self.poll_send_part(cx, false)).await
+    }
+
     /// Upload what is left and make the object visible. Returns metadata for a file object
     /// with `ext`, size, checksum and a timestamp of now; the store is the writer's store.
     pub async fn finish(self, ext: Option<String>) -> Result<ObjectMetadata> {
@@ -1467,25 +1479,40 @@ pub async fn remove_object(store: &Arc<dyn Store>, key: &StorePath, is_dir: bool
 }
 
 /// Upload a local file to `key`, streaming it in parts. Returns what was written.
+///
+/// Each part is read on the blocking pool straight into the buffer that is then uploaded (and
+/// hashed), so the bytes are copied once on their way from the file to the store.
 pub async fn upload_file(
     store: Arc<dyn Store>,
     key: StorePath,
     local: &Path,
 ) -> Result<WrittenFile> {
-    let mut file = tokio::fs::File::open(local)
+    let file = tokio::fs::File::open(local)
         .await
-        .map_err(|e| io_error(local, e))?;
+        .map_err(|e| io_error(local, e))?
+        .into_std()
+        .await;
     let mut w = ObjectWriter::new(store, key);
-    let mut chunk = vec![0u8; DEFAULT_PART_SIZE.min(4 * 1024 * 1024)];
+    let part_size = w.part_size;
     let result: Result<()> = async {
+        let mut file = file;
         loop {
-            let n = tokio::io::AsyncReadExt::read(&mut file, &mut chunk)
+            let (f, data) = tokio::task::spawn_blocking(move || read_up_to(file, part_size))
                 .await
+                .map_err(|e| io_error(local, io::Error::other(e)))?
                 .map_err(|e| io_error(local, e))?;
-            if n == 0 {
+            let n = data.len();
+            if n > 0 {
+                // A fresh Vec is unique, so this takes its allocation over without copying.
+                let data = Bytes::from(data)
+                    .try_into_mut()
+                    .unwrap_or_else(|b| BytesMut::from(&b[..]));
+                w.write_buf(data).await?;
+            }
+            if n < part_size {
                 return Ok(());
             }
-            w.write(&chunk[..n]).await?;
+            file = f;
         }
     }
     .await;
@@ -1496,6 +1523,24 @@ pub async fn upload_file(
             Err(e)
         }
     }
+}
+
+/// Read from `file` until `len` bytes or the end, into a fresh buffer (fewer bytes only at the
+/// end of the file).
+fn read_up_to(mut file: std::fs::File, len: usize) -> io::Result<(std::fs::File, Vec<u8>)> {
+    use std::io::Read as _;
+    let mut data = crate::pages::zeroed_bytes(len);
+    let mut filled = 0;
+    while filled < len {
+        match file.read(&mut data[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    data.truncate(filled);
+    Ok((file, data))
 }
 
 /// Every regular file below a local directory, as (`/`-separated relative path, local path),
