@@ -1206,7 +1206,10 @@ async fn verify_finds_missing_and_corrupt_objects() {
                 .find(|p| p.status == Status::Corrupt)
                 .unwrap();
             assert_eq!(corrupt.path, p1.as_str());
-            assert!(corrupt.reason.contains("hash"), "{label}: {corrupt:?}");
+            assert!(
+                corrupt.reason.contains("BLAKE3 checksum"),
+                "{label}: {corrupt:?}"
+            );
             assert_eq!(corrupt.key, r#"{"rid":1}"#);
             let missing = data
                 .problems

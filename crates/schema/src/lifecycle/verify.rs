@@ -108,7 +108,8 @@ impl VerifyReport {
 /// For every attribute whose resolved codec chain has a store, every non-null stored value, and
 /// every path its codecs report, the object is checked according to its metadata:
 ///
-/// - **hash-addressed** (metadata with `hash`): read in full; its size must equal `size` and its
+/// - **hash-addressed** (metadata with `hash`): read in full; its size must equal `size`, and its
+///   BLAKE3 must equal the `checksum` dj-rs records beside an MD5 `hash`, or without one its
 ///   content hash (MD5 base32, or BLAKE3 when `hash_algorithm` says `blake3`) must equal `hash`;
 /// - **path-addressed files**: a `checksum` (BLAKE3 base32, written by dj-rs) is compared with
 ///   the content read in full, `size` with the object's size; with neither, existence is checked;
@@ -388,12 +389,19 @@ async fn check(stores: &StoreSet, store_name: &str, path: &str, meta: Option<&Js
     let field = |k: &str| meta.and_then(|m| m.get(k));
     let size = field("size").and_then(Json::as_u64);
 
-    // Hash-addressed.
+    // Hash-addressed: by the BLAKE3 `checksum` dj-rs records beside an MD5 hash (the same proof,
+    // several times faster), otherwise by the hash itself.
     if let Some(hash) = field("hash").and_then(Json::as_str) {
-        let algorithm = match field("hash_algorithm").and_then(Json::as_str) {
-            Some(a) if a.eq_ignore_ascii_case("blake3") => HashAlgorithm::Blake3,
-            Some(_) => HashAlgorithm::Md5,
-            None => hash_algorithm_of(hash).unwrap_or(HashAlgorithm::Md5),
+        let (what, algorithm, expected) = match field("checksum").and_then(Json::as_str) {
+            Some(checksum) => ("BLAKE3 checksum", HashAlgorithm::Blake3, checksum),
+            None => {
+                let algorithm = match field("hash_algorithm").and_then(Json::as_str) {
+                    Some(a) if a.eq_ignore_ascii_case("blake3") => HashAlgorithm::Blake3,
+                    Some(_) => HashAlgorithm::Md5,
+                    None => hash_algorithm_of(hash).unwrap_or(HashAlgorithm::Md5),
+                };
+                ("content hash", algorithm, hash)
+            }
         };
         let (len, actual) = match read_hash(store.as_ref(), &key, algorithm).await {
             Ok(r) => r,
@@ -408,10 +416,10 @@ async fn check(stores: &StoreSet, store_name: &str, path: &str, meta: Option<&Js
                 len,
             );
         }
-        if actual != hash {
+        if actual != expected {
             return Outcome::bad(
                 Status::Corrupt,
-                format!("the content hash is {actual}, the metadata says {hash}"),
+                format!("the {what} is {actual}, the metadata says {expected}"),
                 len,
             );
         }
@@ -434,5 +442,65 @@ async fn check(stores: &StoreSet, store_name: &str, path: &str, meta: Option<&Js
             Outcome::bad(Status::Corrupt, e.to_string(), read)
         }
         Err(e) => Outcome::bad(Status::Error, format!("cannot check it: {e}"), 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use dj_core::config::{Config, StoreSpec};
+    use dj_core::layout;
+    use dj_core::registry::StoreSet;
+    use dj_core::store::{StoreExt, StorePath};
+    use serde_json::json;
+
+    use super::{HashAlgorithm, Status, check};
+
+    use dj_store_memory as _;
+
+    /// Hash-addressed metadata is checked by its BLAKE3 `checksum` when it has one (as dj-rs
+    /// writes it) and by its MD5 `hash` when not (as DataJoint Python writes it).
+    #[tokio::test]
+    async fn hash_objects_by_checksum_or_by_md5() {
+        let mut config = Config::default();
+        config
+            .stores
+            .specs
+            .insert("m".into(), StoreSpec::new("m", "memory", ""));
+        let stores = StoreSet::new(Arc::new(config));
+        let store = stores.get("m").unwrap();
+        let body = b"hello world";
+        let md5 = layout::content_hash(HashAlgorithm::Md5, body);
+        let path = format!("_hash/s/{md5}");
+        let key = StorePath::parse(&path).unwrap();
+        store.put(&key, Bytes::from_static(body)).await.unwrap();
+        let python = json!({"hash": md5, "path": path, "store": "m", "size": 11});
+        let mut ours = python.clone();
+        ours["checksum"] = json!(layout::content_hash(HashAlgorithm::Blake3, body));
+
+        for meta in [&python, &ours] {
+            let o = check(&stores, "m", &path, Some(meta)).await;
+            assert_eq!(o.status, Status::Ok, "{meta}: {}", o.reason);
+        }
+        // A wrong checksum is what fails the check, even though the MD5 matches.
+        let mut wrong = ours.clone();
+        wrong["checksum"] = json!("a".repeat(52));
+        let o = check(&stores, "m", &path, Some(&wrong)).await;
+        assert_eq!(o.status, Status::Corrupt);
+        assert!(o.reason.contains("BLAKE3 checksum"), "{}", o.reason);
+
+        // Damaged content (same size) fails both ways.
+        store
+            .put(&key, Bytes::from_static(b"hello World"))
+            .await
+            .unwrap();
+        let o = check(&stores, "m", &path, Some(&python)).await;
+        assert_eq!(o.status, Status::Corrupt);
+        assert!(o.reason.contains("content hash"), "{}", o.reason);
+        let o = check(&stores, "m", &path, Some(&ours)).await;
+        assert_eq!(o.status, Status::Corrupt);
+        assert!(o.reason.contains("BLAKE3 checksum"), "{}", o.reason);
     }
 }
