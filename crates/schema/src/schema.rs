@@ -67,6 +67,23 @@ impl Connection {
     /// schema except the server's own (`information_schema`, `pg_*`, `mysql`,
     /// `performance_schema`, `sys`), and PostgreSQL's `public` only when it holds tables.
     pub async fn list_schemas(&self) -> Result<Vec<String>> {
+        self.schema_names(
+            "SELECT s.schema_name::text FROM information_schema.schemata s \
+             WHERE s.schema_name <> 'information_schema' \
+             AND substr(s.schema_name, 1, 3) <> 'pg_' \
+             AND (s.schema_name <> 'public' OR EXISTS (SELECT 1 FROM \
+             information_schema.tables t WHERE t.table_schema = s.schema_name)) \
+             ORDER BY 1",
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name \
+             NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys') \
+             ORDER BY 1",
+        )
+        .await
+    }
+
+    /// Schema names from a one-column query: `postgres` or `mysql` on those servers; on SQLite
+    /// every schema recorded in the file.
+    pub(crate) async fn schema_names(&self, postgres: &str, mysql: &str) -> Result<Vec<String>> {
         let backend = self.backend();
         let mut sql = Sql::new(backend);
         match backend {
@@ -76,21 +93,10 @@ impl Connection {
                     .push(" ORDER BY schema_name");
             }
             Backend::Postgres => {
-                sql.push(
-                    "SELECT s.schema_name::text FROM information_schema.schemata s \
-                     WHERE s.schema_name <> 'information_schema' \
-                     AND substr(s.schema_name, 1, 3) <> 'pg_' \
-                     AND (s.schema_name <> 'public' OR EXISTS (SELECT 1 FROM \
-                     information_schema.tables t WHERE t.table_schema = s.schema_name)) \
-                     ORDER BY 1",
-                );
+                sql.push(postgres);
             }
             Backend::MySql => {
-                sql.push(
-                    "SELECT schema_name FROM information_schema.schemata WHERE schema_name \
-                     NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys') \
-                     ORDER BY 1",
-                );
+                sql.push(mysql);
             }
         }
         let mut conn = self.acquire().await?;

@@ -5,12 +5,10 @@ use std::collections::BTreeMap;
 
 use dj_core::codec::{ResolvedType, StoredRef};
 use dj_core::config::StoreSpec;
-use dj_core::typespec::Backend;
 use dj_core::value::Value;
 
 use crate::Row;
-use crate::catalog;
-use crate::db::{Connection, Sql};
+use crate::db::Connection;
 use crate::error::{Error, Result};
 use crate::table::Table;
 
@@ -41,40 +39,16 @@ pub(crate) struct Catalog {
 /// and MySQL those with a column whose comment carries a `:<codec>:` marker, on SQLite every
 /// schema recorded in the metadata table.
 pub(crate) async fn discover_schemas(conn: &Connection) -> Result<Vec<String>> {
-    let backend = conn.backend();
-    let mut sql = Sql::new(backend);
-    match backend {
-        Backend::Sqlite => {
-            sql.push("SELECT schema_name FROM ")
-                .ident(catalog::SQLITE_SCHEMAS)
-                .push(" ORDER BY schema_name");
-        }
-        Backend::Postgres => {
-            sql.push(
-                "SELECT DISTINCT n.nspname::text FROM pg_catalog.pg_description d \
-                 JOIN pg_catalog.pg_class c ON c.oid = d.objoid \
-                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid > 0 \
-                 AND c.relkind IN ('r', 'p') AND d.description LIKE ':<%' ORDER BY 1",
-            );
-        }
-        Backend::MySql => {
-            sql.push(
-                "SELECT DISTINCT table_schema FROM information_schema.columns \
-                 WHERE column_comment LIKE ':<%' ORDER BY 1",
-            );
-        }
-    }
-    let mut c = conn.acquire().await?;
-    let mut ex = c.exec();
-    if backend == Backend::Sqlite {
-        catalog::sqlite_bootstrap(&mut ex).await?;
-    }
-    Ok(catalog::text_rows(&mut ex, &sql, 1)
-        .await?
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect())
+    conn.schema_names(
+        "SELECT DISTINCT n.nspname::text FROM pg_catalog.pg_description d \
+         JOIN pg_catalog.pg_class c ON c.oid = d.objoid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid > 0 \
+         AND c.relkind IN ('r', 'p') AND d.description LIKE ':<%' ORDER BY 1",
+        "SELECT DISTINCT table_schema FROM information_schema.columns \
+         WHERE column_comment LIKE ':<%' ORDER BY 1",
+    )
+    .await
 }
 
 /// Resolve an attribute's codec chain. A store the configuration does not name is resolved
