@@ -207,13 +207,9 @@ pub struct AttachCodec;
 
 dj_core::submit_codec!(NAME, || Arc::new(AttachCodec));
 
+/// Local file work, always on the blocking pool when a runtime is running.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(_) => tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Error::codec(NAME, format!("file task failed: {e}")))?,
-        Err(_) => f(),
-    }
+    dj_core::task::run_blocking(true, NAME, "file task", f).await?
 }
 
 #[async_trait]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dj_core::codec::{Codec, CodecContext};
 use dj_core::error::{Error, Result};
+use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
 use dj_core::typespec::{CoreType, TypeSpec};
 use dj_core::value::Value;
 
@@ -14,9 +15,6 @@ use crate::{decode, encode_with};
 
 /// The codec name.
 pub const NAME: &str = "blob";
-
-/// Above this many bytes, encoding and decoding run on the blocking pool.
-const BLOCKING_THRESHOLD: usize = 256 * 1024;
 
 /// The `<blob>` codec: in the table it stores `bytes`; with `@` it chains into `<hash@>`.
 ///
@@ -45,19 +43,6 @@ fn to_item(value: Value) -> Result<Item> {
             )),
         },
         other => Item::try_from(other).map_err(Error::from),
-    }
-}
-
-async fn blocking<T: Send + 'static>(
-    big: bool,
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    if big && tokio::runtime::Handle::try_current().is_ok() {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Error::codec(NAME, format!("task failed: {e}")))?
-    } else {
-        f()
     }
 }
 
@@ -96,10 +81,10 @@ impl Codec for BlobCodec {
         let big = matches!(&item, Item::Array(a) if a.data.len() * 8 > BLOCKING_THRESHOLD);
         let compression = self.compression.unwrap_or(ctx.config.blob_compression);
         let options = EncodeOptions { compression };
-        let bytes = blocking(big, move || {
+        let bytes = run_blocking(big, NAME, "task", move || {
             encode_with(&item, options).map_err(Error::from)
         })
-        .await?;
+        .await??;
         Ok(Value::Bytes(bytes.into()))
     }
 
@@ -111,7 +96,10 @@ impl Codec for BlobCodec {
             ));
         };
         let big = bytes.len() > BLOCKING_THRESHOLD;
-        let item = blocking(big, move || decode(&bytes).map_err(Error::from)).await?;
+        let item = run_blocking(big, NAME, "task", move || {
+            decode(&bytes).map_err(Error::from)
+        })
+        .await??;
         Ok(Value::domain(item))
     }
 }

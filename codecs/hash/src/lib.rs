@@ -57,6 +57,7 @@ use dj_core::config::HashAlgorithm;
 use dj_core::error::{Error, Result};
 use dj_core::layout;
 use dj_core::store::{Store, StoreExt, StorePath};
+use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
 use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
 use serde_json::{Map, json};
@@ -68,9 +69,6 @@ pub const NAME: &str = "hash";
 /// [`put_hashed`]), so that garbage collection never deletes an object a new row is about to
 /// reference. Well below GC's default 24-hour grace period.
 pub const REFRESH_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Above this size, hashing runs on the blocking thread pool so the async runtime is not held up.
-const BLOCKING_HASH_THRESHOLD: usize = 256 * 1024;
 
 /// The `<hash@>` codec. Stateless; register it once (the crate does so at link time).
 #[derive(Debug, Default, Clone, Copy)]
@@ -170,18 +168,14 @@ impl HashMetadata {
     }
 }
 
-/// Run `f` over `data`, on the blocking pool when `data` is large and a runtime is there.
+/// Run `f` over `data`, on the blocking pool when `data` is large.
 async fn on_pool<T: Send + 'static>(
     data: &Bytes,
     f: impl FnOnce(&[u8]) -> T + Send + 'static,
 ) -> Result<T> {
-    if data.len() >= BLOCKING_HASH_THRESHOLD && tokio::runtime::Handle::try_current().is_ok() {
-        let data = data.clone();
-        return tokio::task::spawn_blocking(move || f(&data))
-            .await
-            .map_err(|e| Error::codec(NAME, format!("hashing task failed: {e}")));
-    }
-    Ok(f(data))
+    let big = data.len() >= BLOCKING_THRESHOLD;
+    let data = data.clone();
+    run_blocking(big, NAME, "hashing task", move || f(&data)).await
 }
 
 /// The content hash of `data` with `algorithm` and, unless that is BLAKE3 already, its BLAKE3

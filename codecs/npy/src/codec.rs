@@ -9,6 +9,7 @@ use dj_core::config::HashAlgorithm;
 use dj_core::error::{Error, Result};
 use dj_core::layout::{ContentHasher, StoreLayout};
 use dj_core::store::{Store, StoreExt, StorePath};
+use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
 use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
 use futures::StreamExt;
@@ -19,9 +20,6 @@ use crate::dtype::ByteOrder;
 use crate::header::NpyHeader;
 use crate::metadata::NpyMetadata;
 use crate::npyref::NpyRef;
-
-/// Above this many bytes, building and hashing a file runs on the blocking thread pool.
-pub(crate) const BLOCKING_THRESHOLD: usize = 256 * 1024;
 
 /// Files with more data than this are streamed through a multipart upload by default.
 pub const DEFAULT_STREAM_THRESHOLD: u64 = 16 * 1024 * 1024;
@@ -96,13 +94,8 @@ impl NpyCodec {
                 let checksum = dj_core::layout::hash_blake3_base32(&buf);
                 (Bytes::from(buf), checksum)
             };
-            let (bytes, checksum) = if runtime && capacity > BLOCKING_THRESHOLD {
-                tokio::task::spawn_blocking(build)
-                    .await
-                    .map_err(|e| Error::codec(NAME, format!("encoding task failed: {e}")))?
-            } else {
-                build()
-            };
+            let (bytes, checksum) =
+                run_blocking(capacity > BLOCKING_THRESHOLD, NAME, "encoding task", build).await?;
             length_guard(bytes.len() as u64, total, path)?;
             store.put(path, bytes).await?;
             return Ok(checksum);

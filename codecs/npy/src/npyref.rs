@@ -7,13 +7,12 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use dj_core::config::HashAlgorithm;
 use dj_core::error::{Error, Result};
-use dj_core::layout::{ContentHasher, hash_blake3_base32};
+use dj_core::layout::hash_blake3_base32;
 use dj_core::store::{Store, StoreExt, StorePath};
-use futures::TryStreamExt;
+use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
 use ndarray::{ArrayD, Axis, Slice};
 
 use crate::array::{NpyArray, check_data_len, decode_array};
-use crate::codec::BLOCKING_THRESHOLD;
 use crate::dtype::{DType, NpyElement};
 use crate::error::NpyError;
 use crate::header::{ParsedHeader, header_len, parse_header};
@@ -236,7 +235,9 @@ impl NpyRef {
             decode_array(&parsed.header, data)
         };
         let big = self.nbytes() > BLOCKING_THRESHOLD as u64;
-        blocking(big, work).await?.map_err(|e| self.fail(e))
+        run_blocking(big, crate::NAME, "decoding task", work)
+            .await?
+            .map_err(|e| self.fail(e))
     }
 
     /// Read the whole file as an [`NpyArray`] (little-endian bytes), whatever its dtype. Checks as
@@ -249,7 +250,9 @@ impl NpyRef {
             NpyArray::from_npy(bytes)
         };
         let big = self.nbytes() > BLOCKING_THRESHOLD as u64;
-        blocking(big, work).await?.map_err(|e| self.fail(e))
+        run_blocking(big, crate::NAME, "decoding task", work)
+            .await?
+            .map_err(|e| self.fail(e))
     }
 
     /// Read rows `rows.start..rows.end` along the first axis as `T`.
@@ -320,9 +323,14 @@ impl NpyRef {
         }
         let sub = crate::header::NpyHeader { shape, ..header };
         let work = move || decode_array::<T>(&sub, &bytes);
-        blocking(len > BLOCKING_THRESHOLD as u64, work)
-            .await?
-            .map_err(|e| self.fail(e))
+        run_blocking(
+            len > BLOCKING_THRESHOLD as u64,
+            crate::NAME,
+            "decoding task",
+            work,
+        )
+        .await?
+        .map_err(|e| self.fail(e))
     }
 
     /// Check the stored file: it exists, its header matches the metadata, its size is exactly
@@ -337,21 +345,8 @@ impl NpyRef {
         let Some(expected) = &self.meta.checksum else {
             return Ok(());
         };
-        let mut stream = self.store.get_opts(&key, None).await?.stream;
-        let mut hasher = ContentHasher::new(HashAlgorithm::Blake3);
-        while let Some(chunk) = stream.try_next().await? {
-            if chunk.len() > BLOCKING_THRESHOLD && tokio::runtime::Handle::try_current().is_ok() {
-                hasher = tokio::task::spawn_blocking(move || {
-                    hasher.update(&chunk);
-                    hasher
-                })
-                .await
-                .map_err(|e| Error::codec(crate::NAME, format!("hashing task failed: {e}")))?;
-            } else {
-                hasher.update(&chunk);
-            }
-        }
-        let actual = hasher.finalize();
+        let (_, actual) =
+            dj_core::object::hash_stored(self.store.as_ref(), &key, HashAlgorithm::Blake3).await?;
         if &actual != expected {
             return Err(self.fail(NpyError::Checksum {
                 expected: expected.clone(),
@@ -359,19 +354,5 @@ impl NpyRef {
             }));
         }
         Ok(())
-    }
-}
-
-/// Run `f` on the blocking pool when `big` and a tokio runtime is running, inline otherwise.
-async fn blocking<T: Send + 'static>(
-    big: bool,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T> {
-    if big && tokio::runtime::Handle::try_current().is_ok() {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Error::codec(crate::NAME, format!("decoding task failed: {e}")))
-    } else {
-        Ok(f())
     }
 }

@@ -39,6 +39,7 @@ pub mod pages;
 pub mod pyfmt;
 pub mod registry;
 pub mod store;
+pub mod task;
 pub mod typespec;
 pub mod value;
 

@@ -820,16 +820,16 @@ pub async fn hash_stored(
 
 /// Hash a chunk, on the blocking pool when it is large.
 async fn hash_chunk(mut hasher: ContentHasher, chunk: Bytes) -> Result<ContentHasher> {
-    if chunk.len() < 1024 * 1024 || tokio::runtime::Handle::try_current().is_err() {
-        hasher.update(&chunk);
-        return Ok(hasher);
-    }
-    tokio::task::spawn_blocking(move || {
-        hasher.update(&chunk);
-        hasher
-    })
+    crate::task::run_blocking(
+        chunk.len() >= 1024 * 1024,
+        "object",
+        "hashing task",
+        move || {
+            hasher.update(&chunk);
+            hasher
+        },
+    )
     .await
-    .map_err(|e| Error::codec("object", format!("hashing task failed: {e}")))
 }
 
 async fn download_file(store: &Arc<dyn Store>, key: &StorePath, target: &Path) -> Result<()> {
