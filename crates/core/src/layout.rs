@@ -197,6 +197,25 @@ pub fn hash_algorithm_of(hash: &str) -> Option<HashAlgorithm> {
     }
 }
 
+/// The algorithm of hash-addressed metadata with `hash`, given its `hash_algorithm` key:
+/// `blake3` (in any case) is BLAKE3 and any other value MD5; without the key it is judged from
+/// the hash itself, MD5 when that says nothing.
+///
+/// ```
+/// use dj_core::config::HashAlgorithm;
+/// use dj_core::layout::metadata_hash_algorithm;
+///
+/// assert_eq!(metadata_hash_algorithm(Some("BLAKE3"), "x"), HashAlgorithm::Blake3);
+/// assert_eq!(metadata_hash_algorithm(None, "l23dxo7ad3xnbe6lek5y6wwnym"), HashAlgorithm::Md5);
+/// ```
+pub fn metadata_hash_algorithm(hash_algorithm: Option<&str>, hash: &str) -> HashAlgorithm {
+    match hash_algorithm {
+        Some(a) if a.eq_ignore_ascii_case("blake3") => HashAlgorithm::Blake3,
+        Some(_) => HashAlgorithm::Md5,
+        None => hash_algorithm_of(hash).unwrap_or(HashAlgorithm::Md5),
+    }
+}
+
 /// Check that `hash` is a well-formed hash for `algorithm`: the right length, lowercase base32.
 pub fn validate_hash(algorithm: HashAlgorithm, hash: &str) -> Result<()> {
     let (name, len) = match algorithm {

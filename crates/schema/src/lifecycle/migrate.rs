@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use dj_core::config::HashAlgorithm;
-use dj_core::layout::{ContentHasher, hash_algorithm_of};
+use dj_core::layout::{ContentHasher, metadata_hash_algorithm};
 use dj_core::object::hash_stored;
 use dj_core::store::{Store, StoreExt, StorePath};
 use dj_core::typespec::Backend;
@@ -277,12 +277,8 @@ impl Migration {
                 }
                 if seen.insert(path.clone()) {
                     let expected = json.get("hash").and_then(Json::as_str).map(|h| {
-                        let algorithm = match json.get("hash_algorithm").and_then(Json::as_str) {
-                            Some(a) if a.eq_ignore_ascii_case("blake3") => HashAlgorithm::Blake3,
-                            Some(_) => HashAlgorithm::Md5,
-                            None => hash_algorithm_of(h).unwrap_or(HashAlgorithm::Md5),
-                        };
-                        (algorithm, h.to_string())
+                        let named = json.get("hash_algorithm").and_then(Json::as_str);
+                        (metadata_hash_algorithm(named, h), h.to_string())
                     });
                     objects.push((path, expected));
                 }

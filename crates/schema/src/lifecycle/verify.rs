@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use dj_core::config::HashAlgorithm;
-use dj_core::layout::hash_algorithm_of;
+use dj_core::layout::metadata_hash_algorithm;
 use dj_core::object::{ObjectMetadata, ObjectRef};
 use dj_core::registry::StoreSet;
 use dj_core::store::{Store, StorePath};
@@ -395,12 +395,8 @@ async fn check(stores: &StoreSet, store_name: &str, path: &str, meta: Option<&Js
         let (what, algorithm, expected) = match field("checksum").and_then(Json::as_str) {
             Some(checksum) => ("BLAKE3 checksum", HashAlgorithm::Blake3, checksum),
             None => {
-                let algorithm = match field("hash_algorithm").and_then(Json::as_str) {
-                    Some(a) if a.eq_ignore_ascii_case("blake3") => HashAlgorithm::Blake3,
-                    Some(_) => HashAlgorithm::Md5,
-                    None => hash_algorithm_of(hash).unwrap_or(HashAlgorithm::Md5),
-                };
-                ("content hash", algorithm, hash)
+                let named = field("hash_algorithm").and_then(Json::as_str);
+                ("content hash", metadata_hash_algorithm(named, hash), hash)
             }
         };
         let (len, actual) = match read_hash(store.as_ref(), &key, algorithm).await {
