@@ -41,15 +41,7 @@ fn peak_rss_mib() -> Option<f64> {
 /// A pool of pseudo-random bytes; chunk `i` of the stream is a window into it, so making the data
 /// costs nothing inside the timed part.
 fn pool() -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut v = vec![0u8; POOL];
-    for w in v.chunks_exact_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        w.copy_from_slice(&x.to_le_bytes());
-    }
-    v
+    dj_core::testkit::noise(1, POOL)
 }
 
 fn chunk(pool: &[u8], i: u64) -> &[u8] {

@@ -97,6 +97,27 @@ pub fn s3_spec_from_env(name: &str, protocol: &str, location: &str) -> Option<St
     Some(spec)
 }
 
+/// `len` pseudo-random bytes (xorshift64, eight bytes per step), distinct per `seed` and cheap
+/// enough for gigabytes of benchmark data; incompressible, unlike [`pattern`]-style data.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut data = vec![0u8; len];
+    let mut words = data.chunks_exact_mut(8);
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x.to_le_bytes()
+    };
+    for w in &mut words {
+        w.copy_from_slice(&next());
+    }
+    let tail = words.into_remainder();
+    let last = next();
+    tail.copy_from_slice(&last[..tail.len()]);
+    data
+}
+
 /// A unique key prefix for one run of the suite.
 pub fn unique_prefix(label: &str) -> String {
     format!("conformance-{label}-{}", uuid::Uuid::new_v4().simple())

@@ -220,3 +220,14 @@ async fn faulty_store_fails_lists_and_gets() {
     assert_eq!(store.list_all(None).await.unwrap().len(), 1);
     assert!(store.exists(&k).await.unwrap());
 }
+
+#[test]
+fn noise_has_the_length_asked_for_and_differs_per_seed() {
+    for len in [0, 1, 7, 8, 9, 1000] {
+        assert_eq!(testkit::noise(3, len).len(), len);
+    }
+    assert_eq!(testkit::noise(3, 1000), testkit::noise(3, 1000));
+    assert_ne!(testkit::noise(3, 1000), testkit::noise(4, 1000));
+    // A prefix of a longer run is the shorter run.
+    assert_eq!(testkit::noise(5, 1003)[..13], testkit::noise(5, 13)[..]);
+}

@@ -32,16 +32,8 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
     std::fs::create_dir_all(&src).unwrap();
     (0..FILES)
         .map(|i| {
-            let mut x = (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-            let mut data = vec![0u8; SIZE];
-            for w in data.chunks_exact_mut(8) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                w.copy_from_slice(&x.to_le_bytes());
-            }
             let p = src.join(format!("rec{i:02}.bin"));
-            std::fs::write(&p, data).unwrap();
+            std::fs::write(&p, dj_core::testkit::noise(i as u64 + 1, SIZE)).unwrap();
             p
         })
         .collect()
