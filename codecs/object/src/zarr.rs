@@ -119,12 +119,8 @@ impl Folder {
     /// The whole value at `key`, or `None` when there is none.
     async fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
         let path = self.path_of(key.as_str())?;
-        let read = async { self.store.get_opts(&path, None).await?.bytes().await };
-        match read.await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.error("read", key.as_str(), e)),
-        }
+        self.get_range(key, &path, ByteRange::FromStart(0, None))
+            .await
     }
 
     /// One range of the value at `path`, or `None` when there is no value.
