@@ -4,11 +4,12 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dj_core::config::HashAlgorithm;
 use dj_core::layout::{ContentHasher, metadata_hash_algorithm};
 use dj_core::object::hash_stored;
 use dj_core::store::{Store, StoreExt, StorePath};
+use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
 use dj_core::typespec::Backend;
 use dj_core::value::Value;
 use futures::StreamExt;
@@ -508,6 +509,20 @@ impl Digest {
     }
 }
 
+/// Feed a chunk to a digest, on the blocking pool when it is large.
+async fn digest_chunk(mut d: Digest, chunk: Bytes) -> dj_core::Result<Digest> {
+    run_blocking(
+        chunk.len() > BLOCKING_THRESHOLD,
+        "object",
+        "hashing task",
+        move || {
+            d.update(&chunk);
+            d
+        },
+    )
+    .await
+}
+
 /// Read an object in full and digest it.
 async fn digest(
     store: &dyn Store,
@@ -518,7 +533,7 @@ async fn digest(
     let mut d = Digest::new(expected);
     let mut stream = got.stream;
     while let Some(chunk) = stream.next().await {
-        d.update(&chunk?);
+        d = digest_chunk(d, chunk?).await?;
     }
     Ok(d.finish())
 }
@@ -564,16 +579,14 @@ async fn copy_file(
         .map_err(|e| format!("cannot read the source object: {e}"))?;
     let digest_cell = Arc::new(Mutex::new(Digest::new(&expected)));
     let (slen, sb3, _) = if size <= SINGLE_PUT_MAX {
-        let mut buf = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
-        let mut stream = got.stream;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| format!("reading the source object failed: {e}"))?;
-            buf.extend_from_slice(&chunk);
-        }
-        let data: Bytes = buf.freeze();
-        let mut d = Digest::new(&expected);
-        d.update(&data);
-        let result = d.finish();
+        let data = got
+            .bytes()
+            .await
+            .map_err(|e| format!("reading the source object failed: {e}"))?;
+        let result = digest_chunk(Digest::new(&expected), data.clone())
+            .await
+            .map_err(|e| e.to_string())?
+            .finish();
         check_source(result.2.clone())?;
         dst.put(key, data)
             .await
@@ -583,11 +596,22 @@ async fn copy_file(
         let cell = Arc::clone(&digest_cell);
         let stream = got
             .stream
-            .map(move |chunk| {
-                if let Ok(c) = &chunk {
-                    cell.lock().unwrap_or_else(|e| e.into_inner()).update(c);
+            .then(move |chunk| {
+                let cell = Arc::clone(&cell);
+                async move {
+                    let c = chunk?;
+                    let part = c.clone();
+                    run_blocking(
+                        c.len() > BLOCKING_THRESHOLD,
+                        "object",
+                        "hashing task",
+                        move || {
+                            cell.lock().unwrap_or_else(|e| e.into_inner()).update(&part);
+                        },
+                    )
+                    .await?;
+                    Ok(c)
                 }
-                chunk
             })
             .boxed();
         dst.put_stream(key, stream, PART_SIZE)
