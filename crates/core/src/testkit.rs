@@ -98,7 +98,7 @@ pub fn s3_spec_from_env(name: &str, protocol: &str, location: &str) -> Option<St
 }
 
 /// `len` pseudo-random bytes (xorshift64, eight bytes per step), distinct per `seed` and cheap
-/// enough for gigabytes of benchmark data; incompressible, unlike [`pattern`]-style data.
+/// enough for gigabytes of benchmark data, and incompressible.
 pub fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut data = vec![0u8; len];
