@@ -67,8 +67,8 @@ pub const NAME: &str = "hash";
 
 /// An existing object older than this is written again when an insert reuses it (see
 /// [`put_hashed`]), so that garbage collection never deletes an object a new row is about to
-/// reference. Well below GC's default 24-hour grace period.
-pub const REFRESH_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+/// reference. The rule and its bound on GC's grace period are in [`dj_core::reuse`].
+pub use dj_core::reuse::REFRESH_AFTER;
 
 /// The `<hash@>` codec. Stateless; register it once (the crate does so at link time).
 #[derive(Debug, Default, Clone, Copy)]
@@ -195,7 +195,8 @@ async fn hashes_of(algorithm: HashAlgorithm, data: &Bytes) -> Result<(String, Op
 ///
 /// An object already there with the wrong size is damaged and is rewritten. One older than
 /// [`REFRESH_AFTER`] is written again too: it may be an orphan that a garbage collection has
-/// listed, and the rewrite makes it young before the row that reuses it commits.
+/// listed, and the rewrite makes it young before the row that reuses it commits (the rule is
+/// [`dj_core::reuse`]'s).
 pub async fn put_hashed(
     store_name: &str,
     store: &dyn Store,
@@ -209,8 +210,7 @@ pub async fn put_hashed(
     let size = data.len() as u64;
     match store.head(&path).await {
         Ok(meta) if meta.size == size => {
-            let age = chrono::Utc::now().signed_duration_since(meta.last_modified);
-            if age > chrono::Duration::from_std(REFRESH_AFTER).unwrap_or(chrono::TimeDelta::MAX) {
+            if dj_core::reuse::must_refresh(meta.last_modified, chrono::Utc::now()) {
                 // An old object may be an orphan that a garbage collection is about to delete.
                 // Writing the same bytes again makes it young, so the collection's grace period
                 // (and its age check just before deleting) spares it for the row about to

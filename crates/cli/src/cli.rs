@@ -13,8 +13,8 @@ Exit codes:
   0  success: the check passed, the collection or migration is done, every object verified
   1  error: bad configuration, database or store failure (the message names the key, store,
      table or attribute)
-  2  usage: bad arguments, or an unsafe combination (gc --delete --grace 0s without
-     --allow-zero-grace)
+  2  usage: bad arguments, or an unsafe combination (gc --delete with a grace period under
+     2h, or --grace 0s without --allow-zero-grace)
   3  gc: scan errors, so nothing was (or would be) deleted and the report is incomplete
   4  gc: another garbage collection of the store holds its lock
   5  verify: objects are missing or corrupt
@@ -128,11 +128,13 @@ pub struct GcArgs {
     /// Delete the orphans older than the grace period.
     #[arg(long)]
     pub delete: bool,
-    /// Objects younger than this are never deleted: 24h, 30m, 0s, 1h30m.
+    /// Objects younger than this are never deleted: 24h, 30m, 0s, 1h30m. With `--delete` at least
+    /// 2h (an insert may reuse an unreferenced object up to 1h old as it is), or 0s with
+    /// `--allow-zero-grace`.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
     pub grace: Duration,
     /// Allow `--grace 0s` with `--delete` (deletes objects an insert in progress may have just
-    /// written).
+    /// written or be reusing: only while nothing writes to the store).
     #[arg(long)]
     pub allow_zero_grace: bool,
 }

@@ -12,16 +12,16 @@ use crate::duration::{format_seconds, human_bytes};
 use crate::error::{CliError, EXIT_DAMAGED, EXIT_ERROR, EXIT_GC_REFUSED, EXIT_OK, Result};
 use crate::progress::Bar;
 
-/// Refuse unsafe option combinations before anything is opened.
+/// Refuse unsafe option combinations before anything is opened: with `--delete`, a zero grace
+/// period without `--allow-zero-grace`, or one shorter than the minimum GC can protect.
 pub(crate) fn check_gc_args(args: &GcArgs) -> Result<()> {
-    if args.delete && args.grace.is_zero() && !args.allow_zero_grace {
-        return Err(CliError::Usage(format!(
-            "gc of store `{}`: --delete with --grace 0s would delete objects that inserts in \
-             progress have just written; add --allow-zero-grace to do it anyway",
-            args.store
-        )));
+    if !args.delete {
+        return Ok(());
     }
-    Ok(())
+    GcOptions::grace(args.grace)
+        .allow_zero_grace(args.allow_zero_grace)
+        .check_grace()
+        .map_err(|message| CliError::Usage(format!("gc of store `{}`: {message}", args.store)))
 }
 
 fn count_bytes(n: u64, bytes: u64) -> String {

@@ -512,6 +512,15 @@ fn gc_scenario(fx: &Fixture, schema_args: &[&str]) {
     assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
     assert!(text(&o).1.contains("--allow-zero-grace"), "{:?}", text(&o));
     assert!(orphan_file.is_file());
+    // A grace period under the minimum (2h) is refused when deleting, with the reason.
+    for grace in ["30m", "1h59m"] {
+        let mut args = vec!["gc", "--store", store, "--delete", "--grace", grace];
+        args.extend_from_slice(schema_args);
+        let o = dj(fx.path(), &args);
+        assert_eq!(o.status.code(), Some(2), "{grace}: {:?}", text(&o));
+        assert!(text(&o).1.contains("minimum"), "{grace}: {:?}", text(&o));
+        assert!(orphan_file.is_file());
+    }
 
     let rep = run(&["--delete", "--grace", "0s", "--allow-zero-grace"], 0);
     assert_eq!(rep["dry_run"], json!(false));

@@ -766,6 +766,92 @@ impl<'a> StoreLayout<'a> {
         KeyClass::Other
     }
 
+    /// Whether `key` is a key this layout writes for a path-addressed object of `table` in
+    /// `schema` (or a file inside such a folder object, or its `.manifest.json` sidecar), as
+    /// [`schema_path`](Self::schema_path) builds it: the section prefix; one `attr=value` segment
+    /// for each primary-key attribute named in the partition pattern, in pattern order;
+    /// `{schema}/{table}`; one `attr=value` segment for each other primary-key attribute, in
+    /// `primary_key` order; then `{field}_{token}{ext}` for one of `fields`, the token 4 to 16
+    /// symbols of [`TOKEN_ALPHABET`]. Keys without partition segments (written before the
+    /// pattern was set, all primary-key segments after the table) count too.
+    ///
+    /// Garbage collection deletes a schema-section key only when this holds for a table it knows,
+    /// so files of the user's own under a schema's folder are never taken for objects.
+    ///
+    /// ```
+    /// use dj_core::layout::StoreLayout;
+    /// use dj_core::store::StorePath;
+    ///
+    /// let layout = StoreLayout::default();
+    /// let key = |k: &str| StorePath::parse(k).unwrap();
+    /// let ours = |k: &str| layout.is_object_key(&key(k), "lab", "rec", &["rid"], &["video"]);
+    /// assert!(ours("_schema/lab/rec/rid=1/video_AbCd1234.mp4"));
+    /// assert!(ours("_schema/lab/rec/rid=1/video_AbCd1234/frame0.png"));
+    /// assert!(ours("_schema/lab/rec/rid=1/video_AbCd1234.manifest.json"));
+    /// assert!(!ours("_schema/lab/rec/rid=1/notes.txt"));
+    /// assert!(!ours("_schema/lab/rec/session=1/video_AbCd1234"));
+    /// assert!(!ours("_schema/lab/raw/rid=1/video_AbCd1234"));
+    /// ```
+    pub fn is_object_key(
+        &self,
+        key: &StorePath,
+        schema: &str,
+        table: &str,
+        primary_key: &[&str],
+        fields: &[&str],
+    ) -> bool {
+        let Some(rest) = strip_prefix_segments(key.as_str(), self.schema_prefix()) else {
+            return false;
+        };
+        let pattern = match self.partition_pattern {
+            Some(p) => match partition_attributes(p) {
+                Ok(names) => names,
+                Err(_) => return false,
+            },
+            None => Vec::new(),
+        };
+        let partitioned: Vec<&str> = pattern
+            .iter()
+            .map(String::as_str)
+            .filter(|n| primary_key.contains(n))
+            .collect();
+        // Objects written before the partition pattern was set have no partition segments.
+        let matches = |partitioned: &[&str]| {
+            let key_segment = |segment: Option<&str>, name: &str| {
+                segment
+                    .and_then(|s| s.split_once('='))
+                    .is_some_and(|(attr, _)| attr == name)
+            };
+            let mut segments = rest.split('/');
+            for name in partitioned {
+                if !key_segment(segments.next(), name) {
+                    return false;
+                }
+            }
+            if segments.next() != Some(schema) || segments.next() != Some(table) {
+                return false;
+            }
+            for name in primary_key.iter().filter(|n| !partitioned.contains(n)) {
+                if !key_segment(segments.next(), name) {
+                    return false;
+                }
+            }
+            let Some(file) = segments.next() else {
+                return false;
+            };
+            fields.iter().any(|field| {
+                file.strip_prefix(field)
+                    .and_then(|f| f.strip_prefix('_'))
+                    .is_some_and(|tail| {
+                        let token = tail.split('.').next().unwrap_or_default();
+                        (MIN_TOKEN_LENGTH..=MAX_TOKEN_LENGTH).contains(&token.len())
+                            && token.bytes().all(|b| TOKEN_ALPHABET.contains(&b))
+                    })
+            })
+        };
+        matches(&partitioned) || (!partitioned.is_empty() && matches(&[]))
+    }
+
     fn classify_hash(&self, key: &str) -> Option<KeyClass> {
         let rest = strip_prefix_segments(key, self.hash_prefix())?;
         let segments: Vec<&str> = rest.split('/').collect();

@@ -11,7 +11,8 @@
 //!   conveniences;
 //! - [`registry`]: link-time (`inventory`) and run-time registration of codecs and protocols;
 //! - [`config`]: `datajoint.json`, environment overrides and secrets;
-//! - [`layout`]: every store path (hash paths, schema paths, primary-key encoding).
+//! - [`layout`]: every store path (hash paths, schema paths, primary-key encoding);
+//! - [`reuse`]: the rule that lets writers reuse stored objects while garbage collection runs.
 //! - [`object`]: path-addressed objects: metadata, manifests, the lazy
 //!   [`ObjectRef`](object::ObjectRef) and streaming writers.
 //!
@@ -38,6 +39,7 @@ pub mod object_store_adapter;
 pub mod pages;
 pub mod pyfmt;
 pub mod registry;
+pub mod reuse;
 pub mod store;
 pub mod task;
 pub mod typespec;

@@ -521,3 +521,77 @@ proptest! {
         }
     }
 }
+
+/// GC deletes a schema-section key only when it is exactly what `schema_path` writes for a known
+/// table and attribute: every key `schema_path` builds is recognised, and near misses are not.
+#[test]
+fn object_keys_are_recognised_exactly() {
+    let key = |k: &str| StorePath::parse(k).unwrap();
+    for (prefix, pattern) in [
+        ("_schema", None),
+        ("", None),
+        ("_schema", Some("{subject}")),
+        ("", Some("{subject}/{date}")),
+    ] {
+        let l = StoreLayout {
+            schema_prefix: prefix,
+            partition_pattern: pattern,
+            ..StoreLayout::default()
+        };
+        let pk = [("subject", Value::from("m 1")), ("rid", Value::Int(3))];
+        let names = ["subject", "rid"];
+        for ext in [None, Some(".h5"), Some(".tar.gz")] {
+            let (p, _) = l
+                .new_schema_path("lab", "rec", "raw_data", pk.clone(), ext)
+                .unwrap();
+            let ours = |k: &StorePath| l.is_object_key(k, "lab", "rec", &names, &["raw_data"]);
+            assert!(ours(&p), "{prefix:?} {pattern:?}: {p}");
+            assert!(ours(&key(&format!("{p}/inner/f.bin"))), "{p}");
+            assert!(ours(&key(&format!("{p}.manifest.json"))), "{p}");
+            // Another attribute, table, schema, or primary key does not match.
+            assert!(
+                !l.is_object_key(&p, "lab", "rec", &names, &["video"]),
+                "{p}"
+            );
+            assert!(
+                !l.is_object_key(&p, "lab", "other", &names, &["raw_data"]),
+                "{p}"
+            );
+            assert!(
+                !l.is_object_key(&p, "lab2", "rec", &names, &["raw_data"]),
+                "{p}"
+            );
+            assert!(
+                !l.is_object_key(&p, "lab", "rec", &["rid"], &["raw_data"]),
+                "{p}"
+            );
+            // Primary-key order matters, except for attributes that move into the partition.
+            assert_eq!(
+                l.is_object_key(&p, "lab", "rec", &["rid", "subject"], &["raw_data"]),
+                pattern.is_some(),
+                "{p}"
+            );
+        }
+        let section = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        for near_miss in [
+            "lab/rec/subject=m 1/rid=3/notes.txt",
+            "lab/rec/subject=m 1/rid=3/raw_data_ab",
+            "lab/rec/subject=m 1/rid=3/raw_data_abcdefghijklmnopq",
+            "lab/rec/subject=m 1/rid=3/raw_data_ab*d",
+            "lab/rec/subject=m 1/raw_data_abcd1234",
+            "lab/rec/rid=3/subject=m 1/raw_data_abcd1234",
+            "lab/raw/subject=m 1/rid=3/raw_data_abcd1234",
+            "lab/rec/subject=m 1/rid=3",
+        ] {
+            let k = key(&format!("{section}{near_miss}"));
+            assert!(
+                !l.is_object_key(&k, "lab", "rec", &["subject", "rid"], &["raw_data"]),
+                "{prefix:?} {pattern:?}: {k}"
+            );
+        }
+    }
+}

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use dj_core::config::StoreSpec;
 use dj_core::layout::{KeyClass, StoreLayout};
 use dj_core::store::{ObjectMeta, Store, StorePath};
+use dj_core::typespec::Backend;
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -80,10 +81,66 @@ impl GcOptions {
         self
     }
 
+    /// Whether a deleting collection may use this grace period: zero only with
+    /// [`allow_zero_grace`](Self::allow_zero_grace), otherwise at least
+    /// [`MIN_GC_GRACE`](dj_core::reuse::MIN_GC_GRACE) (2 hours). A shorter one could delete an
+    /// object that an insert has just found in the store and is reusing (`dj_core::reuse`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dj_schema::lifecycle::GcOptions;
+    ///
+    /// assert!(GcOptions::grace(Duration::from_secs(60)).check_grace().is_err());
+    /// assert!(GcOptions::grace(Duration::ZERO).check_grace().is_err());
+    /// assert!(GcOptions::grace(Duration::ZERO).allow_zero_grace(true).check_grace().is_ok());
+    /// assert!(GcOptions::grace(Duration::from_secs(2 * 3600)).check_grace().is_ok());
+    /// ```
+    pub fn check_grace(&self) -> std::result::Result<(), String> {
+        let min = dj_core::reuse::MIN_GC_GRACE;
+        if self.grace.is_zero() {
+            if self.allow_zero_grace {
+                return Ok(());
+            }
+            return Err(
+                "a zero grace period would delete objects that inserts in progress have \
+                 just written; opt in with GcOptions::allow_zero_grace(true) (--allow-zero-grace), \
+                 and only while nothing writes to the store"
+                    .into(),
+            );
+        }
+        if self.grace < min {
+            return Err(format!(
+                "a grace period of {}s is shorter than the minimum of {}s: an insert may reuse an \
+                 unreferenced object up to {}s old without writing it again, and a collection \
+                 with a shorter grace period could delete it before the insert's row commits; \
+                 use a grace period of at least {}s (or zero, explicitly allowed, while nothing \
+                 writes to the store)",
+                self.grace.as_secs(),
+                min.as_secs(),
+                dj_core::reuse::REFRESH_AFTER.as_secs(),
+                min.as_secs()
+            ));
+        }
+        Ok(())
+    }
+
     /// Report only (`true`, the default) or delete orphans (`false`).
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
         self
+    }
+}
+
+/// The database a connection reads, for messages (no secrets: a URL is not shown).
+fn database_label(conn: &Connection) -> String {
+    let db = &conn.config().database;
+    match conn.backend() {
+        Backend::Sqlite => format!("the SQLite database {}", db.sqlite_path().display()),
+        backend if db.url.is_some() => format!("the {backend} server of `database.url`"),
+        backend => {
+            let port = db.port.map(|p| format!(":{p}")).unwrap_or_default();
+            format!("the {backend} server at {}{port}", db.host_or_default())
+        }
     }
 }
 
@@ -210,6 +267,9 @@ impl fmt::Debug for Gc {
     }
 }
 
+/// What recognises a table's object keys: its primary-key attributes and store attributes.
+type KeyShape<'a> = (Vec<&'a str>, Vec<&'a str>);
+
 /// Which section a listed key is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Section {
@@ -236,17 +296,6 @@ fn covered(key: &str, refs: &HashSet<String>) -> bool {
         end = i;
     }
     false
-}
-
-/// Whether a schema-section key has an `attr=value` segment right after `{schema}/{table}`, as
-/// every object DataJoint and dj-rs write there has (primary-key segments).
-fn has_key_segment(key: &str, schema: &str) -> bool {
-    let segments: Vec<&str> = key.split('/').collect();
-    let Some(i) = segments.iter().position(|s| *s == schema) else {
-        return false;
-    };
-    // `{schema}/{table}/{attr=value}/…/{file}`: the key segment is not the file itself.
-    segments.len() > i + 3 && segments.get(i + 2).is_some_and(|s| s.contains('='))
 }
 
 /// The prefixes to list, with those inside another removed; `[None]` for the whole store.
@@ -301,6 +350,25 @@ impl Gc {
         self
     }
 
+    /// `None` when `schema` exists in the connected database; otherwise why it cannot be
+    /// scanned, which makes a deleting collection refuse.
+    async fn missing_schema(&self, schema: &str) -> Option<String> {
+        match self.conn.existing_schema(schema).await {
+            Ok(_) => None,
+            Err(Error::NoSuchSchema { .. }) => Some(format!(
+                "schema `{schema}` does not exist in {}: its objects in store `{}` cannot be told \
+                 from orphans (does the configuration point at the database that holds it?); \
+                 collect only schemas of this database (--schema), or connect to the one that \
+                 holds `{schema}`",
+                database_label(&self.conn),
+                self.store
+            )),
+            Err(e) => Some(format!(
+                "schema `{schema}`: cannot check that it exists: {e}"
+            )),
+        }
+    }
+
     fn refuse(&self, message: impl Into<String>) -> Error {
         Error::Gc {
             store: self.store.clone(),
@@ -325,11 +393,10 @@ impl Gc {
             .get(&self.store)
             .map_err(|e| self.refuse(e.to_string()))?;
         let deleting = !self.options.dry_run;
-        if deleting && self.options.grace.is_zero() && !self.options.allow_zero_grace {
-            return Err(self.refuse(
-                "a zero grace period would delete objects that inserts in progress have just \
-                 written; opt in with GcOptions::allow_zero_grace(true)",
-            ));
+        if deleting {
+            self.options
+                .check_grace()
+                .map_err(|message| self.refuse(message))?;
         }
         let lock = if deleting {
             Some(StoreLock::acquire(&self.conn, &self.store).await?)
@@ -359,8 +426,12 @@ impl Gc {
             .and_then(|g| Utc::now().checked_sub_signed(g))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
 
-        // Which schemas.
-        let schemas: Vec<String> = match &self.schemas {
+        // Which schemas. Named ones must exist in the connected database; without names, every
+        // schema that owns objects in the store must exist there. Otherwise its objects cannot
+        // be told from orphans (a config pointing at the wrong database would make all of them
+        // look unreferenced), and the collection refuses to delete.
+        let named = self.schemas.is_some();
+        let mut schemas: Vec<String> = match &self.schemas {
             Some(s) => {
                 let mut s = s.clone();
                 s.sort();
@@ -382,81 +453,155 @@ impl Gc {
                 return Err(self.refuse(e.to_string()));
             }
         }
-        rep.schemas.clone_from(&schemas);
-        let in_scope: HashSet<&str> = schemas.iter().map(String::as_str).collect();
-
-        // 1. List.
-        let mut prefixes = Vec::new();
-        for s in &schemas {
-            match layout.hash_section(s) {
-                Ok(p) => prefixes.push(Some(p)),
-                Err(e) => rep.scan_errors.push(format!("schema `{s}`: {e}")),
-            }
-            match layout.schema_listing_prefix(s) {
-                Ok(p) => prefixes.push(p),
-                Err(e) => rep.scan_errors.push(format!("schema `{s}`: {e}")),
-            }
-        }
-        // Without a schema prefix the schema section is not set apart from user files, so a
-        // key is only taken for a schema-section object when it has a primary-key segment.
-        let has_schema_prefix = !spec.schema_prefix.trim_matches('/').is_empty();
-        let mut listed: HashMap<String, (Section, ObjectMeta)> = HashMap::new();
-        let mut seen_other: HashSet<String> = HashSet::new();
-        let mut count = 0u64;
-        if !schemas.is_empty() {
-            for prefix in listing_prefixes(prefixes) {
-                let mut stream = store.list(prefix.as_ref());
-                while let Some(item) = stream.next().await {
-                    let meta = match item {
-                        Ok(m) => m,
-                        Err(e) => {
-                            rep.scan_errors.push(format!(
-                                "listing `{}` in store `{}` failed: {e}",
-                                prefix
-                                    .as_ref()
-                                    .map_or("(the whole store)", StorePath::as_str),
-                                self.store
-                            ));
-                            break;
-                        }
-                    };
-                    count += 1;
-                    report(
-                        &self.progress,
-                        Progress {
-                            phase: Phase::List,
-                            done: count,
-                            total: None,
-                            bytes: 0,
-                        },
-                    );
-                    let section = match layout.classify(&meta.path) {
-                        KeyClass::Hash { schema, .. } if in_scope.contains(schema.as_str()) => {
-                            Section::Hash
-                        }
-                        KeyClass::Schema { schema, .. }
-                            if in_scope.contains(schema.as_str())
-                                && (has_schema_prefix
-                                    || has_key_segment(meta.path.as_str(), &schema)) =>
-                        {
-                            Section::Schema
-                        }
-                        _ => {
-                            seen_other.insert(meta.path.as_str().to_string());
-                            continue;
-                        }
-                    };
-                    listed.insert(meta.path.as_str().to_string(), (section, meta));
+        if named {
+            for s in &schemas {
+                if let Some(problem) = self.missing_schema(s).await {
+                    rep.scan_errors.push(problem);
                 }
             }
         }
-        rep.other_keys = seen_other.len() as u64;
+
+        // 1. List: each named schema's sections, or, without names, the whole hash and schema
+        // sections (to find every schema that owns objects in the store).
+        let mut prefixes = Vec::new();
+        if named {
+            for s in &schemas {
+                match layout.hash_section(s) {
+                    Ok(p) => prefixes.push(Some(p)),
+                    Err(e) => rep.scan_errors.push(format!("schema `{s}`: {e}")),
+                }
+                match layout.schema_listing_prefix(s) {
+                    Ok(p) => prefixes.push(p),
+                    Err(e) => rep.scan_errors.push(format!("schema `{s}`: {e}")),
+                }
+            }
+        } else {
+            for (key, prefix) in [
+                ("hash_prefix", &spec.hash_prefix),
+                ("schema_prefix", &spec.schema_prefix),
+            ] {
+                let prefix = prefix.trim_matches('/');
+                if prefix.is_empty() {
+                    prefixes.push(None);
+                } else {
+                    match StorePath::parse(prefix) {
+                        Ok(p) => prefixes.push(Some(p)),
+                        Err(e) => rep
+                            .scan_errors
+                            .push(format!("stores.{}.{key}: {e}", self.store)),
+                    }
+                }
+            }
+        }
+        // Every listed key of the hash or schema grammar, with its schema and table.
+        let mut found: Vec<(Section, String, Option<String>, ObjectMeta)> = Vec::new();
+        let mut others = 0u64;
+        let mut count = 0u64;
+        for prefix in listing_prefixes(prefixes) {
+            let mut stream = store.list(prefix.as_ref());
+            while let Some(item) = stream.next().await {
+                let meta = match item {
+                    Ok(m) => m,
+                    Err(e) => {
+                        rep.scan_errors.push(format!(
+                            "listing `{}` in store `{}` failed: {e}",
+                            prefix
+                                .as_ref()
+                                .map_or("(the whole store)", StorePath::as_str),
+                            self.store
+                        ));
+                        break;
+                    }
+                };
+                count += 1;
+                report(
+                    &self.progress,
+                    Progress {
+                        phase: Phase::List,
+                        done: count,
+                        total: None,
+                        bytes: 0,
+                    },
+                );
+                match layout.classify(&meta.path) {
+                    KeyClass::Hash { schema, .. }
+                        if crate::naming::check_schema_name(&schema).is_ok() =>
+                    {
+                        found.push((Section::Hash, schema, None, meta));
+                    }
+                    KeyClass::Schema { schema, table, .. }
+                        if crate::naming::check_schema_name(&schema).is_ok() =>
+                    {
+                        found.push((Section::Schema, schema, Some(table), meta));
+                    }
+                    _ => others += 1,
+                }
+            }
+        }
+        if !named {
+            // Schemas that own objects in the store but were not discovered: collected when
+            // they exist in the database (they have no store attributes, so nothing references
+            // their objects); a refusal when they do not.
+            let known: HashSet<&str> = schemas.iter().map(String::as_str).collect();
+            let mut owners: Vec<String> = found
+                .iter()
+                .map(|(_, s, _, _)| s.as_str())
+                .filter(|s| !known.contains(s))
+                .map(str::to_string)
+                .collect();
+            owners.sort();
+            owners.dedup();
+            for s in owners {
+                match self.missing_schema(&s).await {
+                    None => schemas.push(s),
+                    Some(problem) => rep.scan_errors.push(problem),
+                }
+            }
+            schemas.sort();
+        }
+        rep.schemas.clone_from(&schemas);
+        let in_scope: HashSet<&str> = schemas.iter().map(String::as_str).collect();
 
         // 2. Mark.
         let catalog = scan::load_catalog(&self.conn, &schemas, &self.progress).await;
         let (refs, errors) = self.mark(&catalog, Phase::Mark).await;
-        rep.scan_errors.extend(catalog.errors);
+        rep.scan_errors.extend(catalog.errors.iter().cloned());
         rep.scan_errors.extend(errors);
+
+        // Which listed keys are objects this layout writes: hash objects of the schemas in
+        // scope, and schema-section keys of a table the catalog knows, for one of its store
+        // attributes, with its primary-key segments. Anything else is never touched.
+        let tables: HashMap<(&str, &str), KeyShape<'_>> = catalog
+            .tables
+            .iter()
+            .map(|st| {
+                let t = &st.table;
+                let fields = st.attrs.iter().map(|a| a.attribute.as_str()).collect();
+                (
+                    (t.schema_name(), t.name()),
+                    (t.heading().primary_key(), fields),
+                )
+            })
+            .collect();
+        let mut listed: HashMap<String, (Section, ObjectMeta)> = HashMap::new();
+        for (section, schema, table, meta) in found {
+            let ours = in_scope.contains(schema.as_str())
+                && match (&section, &table) {
+                    (Section::Hash, _) => true,
+                    (Section::Schema, Some(table)) => tables
+                        .get(&(schema.as_str(), table.as_str()))
+                        .is_some_and(|(pk, fields)| {
+                            layout.is_object_key(&meta.path, &schema, table, pk, fields)
+                        }),
+                    (Section::Schema, None) => false,
+                };
+            if ours {
+                listed.insert(meta.path.as_str().to_string(), (section, meta));
+            } else {
+                others += 1;
+            }
+        }
+        rep.other_keys = others;
         for r in &refs {
             let Ok(path) = StorePath::parse(r) else {
                 continue;
@@ -711,16 +856,5 @@ mod tests {
             vec![p("_hash/a"), p("_schema")]
         );
         assert_eq!(listing_prefixes(vec![p("_hash/a"), None]), vec![None]);
-    }
-
-    #[test]
-    fn key_segments_mark_schema_objects() {
-        assert!(has_key_segment("lab/rec/rid=1/obj_tok", "lab"));
-        assert!(has_key_segment(
-            "subject=m/lab/rec/rid=1/obj_tok/f.bin",
-            "lab"
-        ));
-        assert!(!has_key_segment("lab/raw/session1/f.bin", "lab"));
-        assert!(!has_key_segment("lab/rec/rid=1", "lab"));
     }
 }

@@ -557,9 +557,12 @@ async fn copy_file(
         }
         Ok(())
     };
-    // Already there with the same content?
+    // Already there with the same content? An old copy may be an orphan that a collection of
+    // the target store is about to delete: copy it again instead, which makes it young
+    // (`dj_core::reuse`).
     if let Ok(m) = dst.head(key).await
         && m.size == size
+        && !dj_core::reuse::must_refresh(m.last_modified, chrono::Utc::now())
     {
         let (slen, sb3, shash) = digest(src, key, &expected)
             .await
