@@ -244,6 +244,18 @@ impl Default for Capabilities {
     }
 }
 
+/// What [`Store::delete_if_older`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConditionalDelete {
+    /// The object was deleted; it held this many bytes.
+    Deleted(u64),
+    /// The object was modified after the cutoff and is kept; it holds this many bytes.
+    Kept(u64),
+    /// There was no object at the key.
+    Missing,
+}
+
 /// An upload in parts, for objects too large to hold in memory.
 ///
 /// Parts are uploaded in order of [`MultipartUpload::put_part`] calls; an implementation may
@@ -293,6 +305,31 @@ pub trait Store: Send + Sync + fmt::Debug + fmt::Display + 'static {
 
     /// Start a multipart upload to `path`.
     async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>>;
+
+    /// Delete an object only if it was last modified at or before `cutoff`: what garbage
+    /// collection does to an orphan, which a writer reusing it may be rewriting at that moment
+    /// (`crate::reuse`). A rewrite after the cutoff must survive.
+    ///
+    /// The default implementation reads the object's metadata, then deletes it, so a rewrite that
+    /// lands between the two is lost. Stores that can check and delete as one step override it
+    /// (the file store moves the object aside, checks the file it moved and puts it back when it
+    /// is young), and wrappers must forward it.
+    async fn delete_if_older(
+        &self,
+        path: &StorePath,
+        cutoff: DateTime<Utc>,
+    ) -> Result<ConditionalDelete> {
+        let meta = match self.head(path).await {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => return Ok(ConditionalDelete::Missing),
+            Err(e) => return Err(e),
+        };
+        if meta.last_modified > cutoff {
+            return Ok(ConditionalDelete::Kept(meta.size));
+        }
+        self.delete(path).await?;
+        Ok(ConditionalDelete::Deleted(meta.size))
+    }
 }
 
 /// Whether a create-if-absent put wrote the object or found it already there.

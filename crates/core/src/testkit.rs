@@ -642,6 +642,13 @@ impl Store for FaultyStore {
     async fn delete(&self, path: &StorePath) -> Result<()> {
         self.inner.delete(path).await
     }
+    async fn delete_if_older(
+        &self,
+        path: &StorePath,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::store::ConditionalDelete> {
+        self.inner.delete_if_older(path, cutoff).await
+    }
     fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {
         if self.fault == Fault::List {
             let err = self.injected("list", prefix.map_or("", StorePath::as_str));
@@ -868,6 +875,13 @@ impl Store for CountingStore {
     }
     async fn delete(&self, path: &StorePath) -> Result<()> {
         self.inner.delete(path).await
+    }
+    async fn delete_if_older(
+        &self,
+        path: &StorePath,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::store::ConditionalDelete> {
+        self.inner.delete_if_older(path, cutoff).await
     }
     fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {
         self.inner.list(prefix)

@@ -207,6 +207,13 @@ impl Store for Knobbed {
     async fn delete(&self, path: &StorePath) -> dj_core::Result<()> {
         self.inner.delete(path).await
     }
+    async fn delete_if_older(
+        &self,
+        path: &StorePath,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> dj_core::Result<dj_core::store::ConditionalDelete> {
+        self.inner.delete_if_older(path, cutoff).await
+    }
     fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, dj_core::Result<ObjectMeta>> {
         let inner = self.inner.list(prefix);
         let ms = self.knobs.list_delay_ms.load(Ordering::SeqCst) as u64;

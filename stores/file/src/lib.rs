@@ -13,6 +13,10 @@
 //!   Staging files are named `<name>#<digits>`; keys whose last segment looks like that are
 //!   refused with an error naming the key.
 //! - Empty directories are removed when their last object is deleted.
+//! - **Conditional deletes are atomic.** [`Store::delete_if_older`] (what garbage collection
+//!   calls) renames the object aside to a staging name, checks the modification time of the file
+//!   it moved, and puts it back when it is younger than the cutoff: a writer that rewrote the
+//!   object just before keeps it, and one that writes it just after creates a new file.
 //!
 //! The crate registers the protocol `file` for `dj_core::registry`. It has no error type of its
 //! own: everything is a [`dj_core::Error`] naming the store and the key (or the
@@ -39,16 +43,18 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use dj_core::Result;
 use dj_core::config::{Config, StoreSpec};
 use dj_core::error::Error;
 use dj_core::object_store_adapter::ObjectStoreAdapter;
 use dj_core::store::{
-    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
-    StorePath,
+    Capabilities, ConditionalDelete, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode,
+    PutResult, Store, StorePath,
 };
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
@@ -170,6 +176,106 @@ impl Store for FileStore {
     async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>> {
         self.inner.put_multipart(path).await
     }
+    async fn delete_if_older(
+        &self,
+        path: &StorePath,
+        cutoff: DateTime<Utc>,
+    ) -> Result<ConditionalDelete> {
+        let file = self.file_path(path);
+        let root = self.root.clone();
+        let (name, key) = (self.name().to_string(), path.as_str().to_string());
+        let io = move |e: std::io::Error| Error::Store {
+            store: name.clone(),
+            operation: "delete",
+            path: key.clone(),
+            retryable: false,
+            source: Box::new(e),
+        };
+        tokio::task::spawn_blocking(move || delete_file_if_older(&root, &file, cutoff))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)
+    }
+}
+
+/// The marker of a file moved aside by [`Store::delete_if_older`]: `<name>#gc<digits>`.
+pub const ASIDE_MARKER: &str = "#gc";
+
+/// A name beside `file` for moving it aside, `<name>#gc<digits>`, unique within this process.
+/// No key the layout writes ends like that, so garbage collection never takes it for an object;
+/// [`recover_aside`] undoes a move a killed process left behind.
+fn aside_name(file: &Path) -> Option<PathBuf> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let name = file.file_name()?.to_str()?;
+    Some(file.with_file_name(format!("{name}{ASIDE_MARKER}{}{n:08}", std::process::id())))
+}
+
+/// The file an aside name was made from, when `aside` is one (`<name>#gc<digits>`).
+pub fn aside_original(aside: &Path) -> Option<PathBuf> {
+    let name = aside.file_name()?.to_str()?;
+    let (original, digits) = name.rsplit_once(ASIDE_MARKER)?;
+    (!original.is_empty() && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| aside.with_file_name(original))
+}
+
+/// Undo a move aside that a process killed inside [`Store::delete_if_older`] left behind: put the
+/// file back when its original name is free (it may be an object a writer had just rewritten;
+/// if it was an orphan, a later collection deletes it again), remove it otherwise (the name holds
+/// a newer write). Returns whether `aside` was an aside file.
+pub fn recover_aside(aside: &Path) -> std::io::Result<bool> {
+    let Some(original) = aside_original(aside) else {
+        return Ok(false);
+    };
+    match std::fs::hard_link(aside, &original) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e),
+    }
+    match std::fs::remove_file(aside) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`Store::delete_if_older`] for one file: rename it aside (atomic), check the moved file's age,
+/// then remove it, or put it back when a writer rewrote it after `cutoff`. A writer that renames
+/// a new file into place after the move is untouched: the moved file is the old one.
+fn delete_file_if_older(
+    root: &Path,
+    file: &Path,
+    cutoff: DateTime<Utc>,
+) -> std::io::Result<ConditionalDelete> {
+    let Some(aside) = aside_name(file) else {
+        return Err(std::io::Error::other("the key has no file name"));
+    };
+    match std::fs::rename(file, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(ConditionalDelete::Missing);
+        }
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::metadata(&aside)?;
+    let modified = DateTime::<Utc>::from(meta.modified()?);
+    if modified > cutoff {
+        // Rewritten since the collection looked: put it back, unless a newer write already
+        // took its place.
+        recover_aside(&aside)?;
+        return Ok(ConditionalDelete::Kept(meta.len()));
+    }
+    std::fs::remove_file(&aside)?;
+    // Remove the directories this left empty, up to the store root (as deletes do).
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(ConditionalDelete::Deleted(meta.len()))
 }
 
 /// Build a `file` store from its spec (the factory registered for the protocol).

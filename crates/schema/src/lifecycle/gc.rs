@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dj_core::config::StoreSpec;
 use dj_core::layout::{KeyClass, StoreLayout};
-use dj_core::store::{ObjectMeta, Store, StorePath};
+use dj_core::store::{ConditionalDelete, ObjectMeta, Store, StorePath};
 use dj_core::typespec::Backend;
 use futures::StreamExt;
 use serde::Serialize;
@@ -804,22 +804,18 @@ enum Swept {
     Young(u64),
 }
 
-/// Delete one orphan after checking, once more, that it is old enough.
+/// Delete one orphan if it is still old enough: the store checks its age and deletes it as one
+/// step where it can ([`Store::delete_if_older`]), so a writer that rewrites it meanwhile keeps it.
 async fn sweep_one(
     store: &dyn Store,
     listed: &ObjectMeta,
     cutoff: DateTime<Utc>,
 ) -> dj_core::Result<Swept> {
-    let meta = match store.head(&listed.path).await {
-        Ok(m) => m,
-        Err(e) if e.is_not_found() => return Ok(Swept::Gone),
-        Err(e) => return Err(e),
-    };
-    if meta.last_modified > cutoff {
-        return Ok(Swept::Young(meta.size));
-    }
-    store.delete(&listed.path).await?;
-    Ok(Swept::Deleted(meta.size))
+    Ok(match store.delete_if_older(&listed.path, cutoff).await? {
+        ConditionalDelete::Deleted(size) => Swept::Deleted(size),
+        ConditionalDelete::Kept(size) => Swept::Young(size),
+        _ => Swept::Gone,
+    })
 }
 
 #[cfg(test)]
