@@ -4,7 +4,7 @@
 use datajoint::Config;
 use datajoint::blob::Item;
 use datajoint::dj_core::codec::ResolvedType;
-use datajoint::dj_core::config::{DatabaseBackend, StoreSpec};
+use datajoint::dj_core::config::{DatabaseBackend, StoreSpec, is_unread_datajoint_env_var};
 use datajoint::dj_core::registry::Registry;
 use datajoint::dj_core::typespec::{CoreType, TypeSpec};
 use datajoint::dj_core::value::Value;
@@ -53,6 +53,12 @@ pub(crate) fn config_check(ctx: &mut Ctx<'_>, config: &Config) -> Result<u8> {
         stores.push((spec, linked));
     }
     let db = &config.database;
+    // DataJoint variables that are set but have no effect here: said, not silently skipped.
+    let mut unread: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| is_unread_datajoint_env_var(k))
+        .collect();
+    unread.sort();
     if ctx.json {
         let store_list: Vec<Json> = stores
             .iter()
@@ -68,6 +74,12 @@ pub(crate) fn config_check(ctx: &mut Ctx<'_>, config: &Config) -> Result<u8> {
         ctx.emit(&json!({
             "ok": problems.is_empty(),
             "source": config.source.as_ref().map(|p| p.display().to_string()),
+            "database": {
+                "backend": db.backend.as_str(),
+                "target": db.target(),
+                "chosen_by": db.backend_source.to_string(),
+            },
+            "unread_env": unread,
             "config": config.redacted_json(),
             "stores": store_list,
             "problems": problems,
@@ -81,7 +93,13 @@ pub(crate) fn config_check(ctx: &mut Ctx<'_>, config: &Config) -> Result<u8> {
         if let Some(dir) = &config.secrets_dir {
             ctx.line(format!("{:<14} {}", "secrets", dir.display()))?;
         }
-        ctx.line("database")?;
+        ctx.line(format!(
+            "{:<14} {} at {}",
+            "database",
+            db.backend,
+            db.target()
+        ))?;
+        ctx.line(format!("  {:<12} {}", "chosen by", db.backend_source))?;
         ctx.line(format!("  {:<12} {}", "backend", db.backend))?;
         let secret = |s: &Option<datajoint::Secret>| s.as_ref().map(|_| "***".to_string());
         let fields: Vec<(&str, Option<String>)> = match db.backend {
@@ -134,6 +152,13 @@ pub(crate) fn config_check(ctx: &mut Ctx<'_>, config: &Config) -> Result<u8> {
                 s.protocol,
                 store_place(s),
                 if *linked { "linked" } else { "NOT LINKED" }
+            ))?;
+        }
+        if !unread.is_empty() {
+            ctx.line(format!(
+                "{:<14} {} (DataJoint settings without effect in dj-rs)",
+                "not read",
+                unread.join(", ")
             ))?;
         }
         if ctx.verbose > 0 {

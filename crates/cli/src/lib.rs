@@ -13,7 +13,8 @@
 //! ```text
 //! $ dj config check
 //! configuration  /lab/datajoint.json
-//! database
+//! database       postgresql at db.lab:5432/postgres
+//!   chosen by    `database.backend` in the configuration file
 //!   backend      postgresql
 //!   host         db.lab
 //!   port         5432

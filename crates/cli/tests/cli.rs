@@ -14,16 +14,27 @@ use datajoint::schema::{Connection, Tier, row};
 use datajoint::{Codec, CodecContext, Registry, TypeSpec, Value};
 use serde_json::{Value as Json, json};
 
-/// Environment variables the configuration loader reads; cleared so the host cannot interfere.
-const DJ_VARS: [&str; 8] = [
+/// Environment variables the configuration loader reads, and DataJoint's that `dj config check`
+/// lists as unread; cleared so the host cannot interfere.
+const DJ_VARS: &[&str] = &[
     "DJ_HOST",
     "DJ_USER",
     "DJ_PASS",
     "DJ_PORT",
     "DJ_BACKEND",
     "DJ_DATABASE_NAME",
+    "DJ_USE_TLS",
     "DJ_STORES",
     "DJ_IGNORE_CONFIG_FILE",
+    "DJ_LOG_LEVEL",
+    "DJ_SAFEMODE",
+    "DJ_DOWNLOAD_PATH",
+    "DJ_QUERY_CACHE",
+    "DJ_DATABASE_PREFIX",
+    "DJ_CREATE_TABLES",
+    "DJ_RECONNECT",
+    "DJ_DIAGRAM_DIRECTION",
+    "DJ_DIAGRAM_THEME",
 ];
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -36,10 +47,23 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Run `dj` in `dir`.
 fn dj(dir: &Path, args: &[&str]) -> Output {
+    dj_env(dir, &[], args)
+}
+
+/// Run `dj` in `dir` with these `DJ_*` variables set (and no others).
+fn dj_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dj"));
     cmd.current_dir(dir).args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DJ_JOBS_") {
+            cmd.env_remove(k);
+        }
+    }
     for v in DJ_VARS {
         cmd.env_remove(v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
     }
     cmd.output().unwrap()
 }
@@ -311,6 +335,222 @@ fn config_check_names_the_bad_key() {
         assert!(j["error"].as_str().unwrap().contains(key), "{j}");
         assert_eq!(j["exit_code"], json!(1));
     }
+}
+
+#[test]
+fn config_check_says_which_database_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "PW-never-shown-4711";
+    let write = |doc: Json| {
+        std::fs::write(dir.path().join("datajoint.json"), doc.to_string()).unwrap();
+    };
+
+    // DataJoint-style settings without a backend: MySQL, DataJoint's default, never SQLite.
+    write(json!({"database": {"host": "db.lab", "user": "alice", "password": secret}}));
+    let out = dj_ok(dir.path(), &["config", "check"], 0);
+    assert!(out.contains("mysql at db.lab:3306"), "{out}");
+    assert!(
+        out.contains("chosen by")
+            && out.contains("(`database.host`, `database.user`, `database.password`)"),
+        "{out}"
+    );
+    assert!(!out.contains("sqlite") && !out.contains(secret), "{out}");
+    let j = dj_json(dir.path(), &["config", "check"], 0);
+    assert_eq!(j["database"]["backend"], json!("mysql"));
+    assert_eq!(j["database"]["target"], json!("db.lab:3306"));
+    assert!(
+        j["database"]["chosen_by"]
+            .as_str()
+            .unwrap()
+            .contains("DataJoint's default"),
+        "{j:#}"
+    );
+
+    // The same from the environment alone, as DataJoint users set it.
+    write(json!({}));
+    let env = [
+        ("DJ_HOST", "db.lab:3307"),
+        ("DJ_USER", "alice"),
+        ("DJ_PASS", secret),
+    ];
+    let o = dj_env(dir.path(), &env, &["config", "check"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains("mysql at db.lab:3307") && out.contains("`DJ_HOST`"),
+        "{out}"
+    );
+    assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
+    let env = [("DJ_HOST", "pg.lab"), ("DJ_BACKEND", "postgresql")];
+    let out = text(&dj_env(dir.path(), &env, &["config", "check"])).0;
+    assert!(
+        out.contains("postgresql at pg.lab:5432/postgres") && out.contains("`DJ_BACKEND`"),
+        "{out}"
+    );
+
+    // SQLite: the file and the key that chose it.
+    write(json!({"database": {"backend": "sqlite", "path": "lab.sqlite"}}));
+    let out = dj_ok(dir.path(), &["config", "check"], 0);
+    let file = dir.path().join("lab.sqlite");
+    assert!(
+        out.contains(&format!("sqlite at {}", file.display()))
+            && out.contains("`database.backend` in the configuration file"),
+        "{out}"
+    );
+    write(json!({}));
+    let out = dj_ok(dir.path(), &["config", "check"], 0);
+    assert!(out.contains("dj-rs's default"), "{out}");
+
+    // DataJoint variables dj-rs does not read are named, not skipped in silence.
+    let o = dj_env(
+        dir.path(),
+        &[("DJ_LOG_LEVEL", "DEBUG"), ("DJ_CREATE_TABLES", "false")],
+        &["config", "check"],
+    );
+    let out = text(&o).0;
+    assert!(
+        out.contains("not read") && out.contains("DJ_CREATE_TABLES, DJ_LOG_LEVEL"),
+        "{out}"
+    );
+}
+
+#[test]
+fn config_check_fails_on_settings_it_used_to_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("store")).unwrap();
+    std::fs::create_dir(dir.path().join("adir")).unwrap();
+    let config = dir.path().join("datajoint.json");
+    /// The file's text, the `DJ_*` variables, what the error must name.
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, Vec<String>);
+    let cases: Vec<Case<'_>> = vec![
+        // A duplicated key, in a store: the key and the file are named.
+        (
+            r#"{"stores": {"main": {"protocol": "file", "location": "store", "location": "adir"}}}"#
+                .into(),
+            vec![],
+            vec!["stores.main.location".into(), config.display().to_string()],
+        ),
+        (
+            r#"{"database": {"backend": "sqlite"}, "database": {"backend": "mysql"}}"#.into(),
+            vec![],
+            vec!["`database`".into(), config.display().to_string()],
+        ),
+        // Empty locations.
+        (
+            json!({"stores": {"main": {"protocol": "file", "location": ""}}}).to_string(),
+            vec![],
+            vec!["stores.main.location".into()],
+        ),
+        (
+            json!({"stores": {"main": {"protocol": "s3", "endpoint": "localhost:9000",
+                                       "bucket": "lab", "location": ""}}})
+            .to_string(),
+            vec![],
+            vec!["stores.main.location".into()],
+        ),
+        // A SQLite path that is a directory.
+        (
+            json!({"database": {"backend": "sqlite", "path": "adir"}}).to_string(),
+            vec![],
+            vec!["database.path".into()],
+        ),
+        // A SQLite backend and DataJoint's server variables.
+        (
+            json!({"database": {"backend": "sqlite", "path": "lab.sqlite"}}).to_string(),
+            vec![("DJ_HOST", "db.lab"), ("DJ_USER", "alice")],
+            vec!["database.host".into(), "DJ_HOST".into()],
+        ),
+        // A SQLite file and a server, and no backend to choose.
+        (
+            json!({"database": {"path": "lab.sqlite"}}).to_string(),
+            vec![("DJ_HOST", "db.lab")],
+            vec!["database.backend".into(), "DJ_HOST".into()],
+        ),
+        (
+            json!({"database": {"backend": "mysql"}}).to_string(),
+            vec![("DJ_USE_TLS", "true")],
+            vec!["DJ_USE_TLS".into()],
+        ),
+    ];
+    for (doc, env, keys) in cases {
+        std::fs::write(&config, &doc).unwrap();
+        let o = dj_env(dir.path(), &env, &["config", "check"]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{doc} {env:?}: {out} {err}");
+        for key in &keys {
+            assert!(
+                err.contains(key.as_str()),
+                "{doc} {env:?}: no `{key}` in: {err}"
+            );
+        }
+    }
+}
+
+/// The safety issue's case: a project whose `datajoint.json` names no database, with DataJoint's
+/// `DJ_HOST`/`DJ_USER` pointing at a server. dj-rs used the default SQLite file instead, which
+/// lacks the schema, and `gc --delete` then removed the schema's live objects.
+#[test]
+fn gc_never_falls_back_to_sqlite_when_datajoint_names_a_server() {
+    let fx = Fixture::sqlite(&[]);
+    assert_eq!(fx.files("main").len(), 2);
+    // The project's own configuration: the same store, no database section; an unrelated
+    // (empty) SQLite file where the default path points.
+    let project = fx.path().join("project.json");
+    std::fs::write(
+        &project,
+        json!({"stores": {"default": "main", "main": {"protocol": "file", "location": "main"}}})
+            .to_string(),
+    )
+    .unwrap();
+    std::fs::write(fx.path().join("datajoint.sqlite"), b"").unwrap();
+    // A "server" that hangs up at once, so that connecting fails fast (a refused connection is
+    // retried for 30 s).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
+    let env = [
+        ("DJ_HOST", "127.0.0.1"),
+        ("DJ_PORT", port.as_str()),
+        ("DJ_USER", "alice"),
+        ("DJ_PASS", "pw"),
+    ];
+    let project = project.to_str().unwrap();
+    let o = dj_env(
+        fx.path(),
+        &env,
+        &[
+            "gc",
+            "--config",
+            project,
+            "--store",
+            "main",
+            "--schema",
+            "lab",
+            "--delete",
+            "--grace",
+            "0s",
+            "--allow-zero-grace",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(
+        fx.files("main").len(),
+        2,
+        "live objects were deleted:\n{out}{err}"
+    );
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("MySQL"), "{err}");
+    let out = text(&dj_env(
+        fx.path(),
+        &env,
+        &["config", "check", "--config", project],
+    ))
+    .0;
+    assert!(out.contains(&format!("mysql at 127.0.0.1:{port}")), "{out}");
 }
 
 #[test]

@@ -6,12 +6,17 @@
 //! 1. `datajoint.json` is searched from the working directory upward, stopping at a directory
 //!    that holds `.git` or `.hg` (that directory is still searched);
 //! 2. keys may be nested (`{"stores": {"main": {…}}}`) or dotted (`"stores.main.location"`), mixed
-//!    freely; `"object_storage": {"stores": …}` is accepted as another spelling of `stores`;
-//! 3. `DJ_HOST`, `DJ_USER`, `DJ_PASS`, `DJ_PORT`, `DJ_BACKEND`, `DJ_DATABASE_NAME` override the
-//!    file, `DJ_STORES` (a JSON object) replaces the whole `stores` section, and
+//!    freely, but never given twice; `"object_storage": {"stores": …}` is accepted as another
+//!    spelling of `stores`;
+//! 3. `DJ_HOST`, `DJ_USER`, `DJ_PASS`, `DJ_PORT`, `DJ_BACKEND`, `DJ_DATABASE_NAME`, `DJ_USE_TLS`
+//!    override the file, `DJ_STORES` (a JSON object) replaces the whole `stores` section, and
 //!    `DJ_IGNORE_CONFIG_FILE=true` skips the file and the secrets;
 //! 4. secrets (one file per dotted key in `.secrets/` beside the file, else
 //!    `/run/secrets/datajoint/`) fill values that are still missing.
+//!
+//! The backend is `database.backend` (or `DJ_BACKEND`), else the scheme of `database.url`, else
+//! MySQL (DataJoint's default) when any server setting is given, else SQLite; SQLite together with
+//! a server setting is an error ([`BackendSource`] records which rule applied).
 //!
 //! Everything is validated at load time: unknown keys, missing required keys, bad values, unknown
 //! protocols and missing `file` directories are errors that name the dotted key and the store.
@@ -157,7 +162,7 @@ pub struct StoresConfig {
 /// Which database backend to connect to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DatabaseBackend {
-    /// SQLite, embedded; the default.
+    /// SQLite, embedded; the default when no backend, URL or server setting is configured.
     #[default]
     Sqlite,
     /// PostgreSQL.
@@ -166,11 +171,40 @@ pub enum DatabaseBackend {
     Mysql,
 }
 
+/// Where a database setting came from: the file, an environment variable or a secrets file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SettingOrigin {
+    /// The configuration file (or the JSON given to [`Config::from_json_str`]).
+    File,
+    /// An environment variable, e.g. `DJ_HOST`.
+    Env(String),
+    /// A file in the secrets directory.
+    Secret(PathBuf),
+}
+
+/// What chose [`DatabaseConfig::backend`], for `dj config check` and error messages.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum BackendSource {
+    /// No setting chose it: SQLite, dj-rs's default. A configuration built in code keeps this
+    /// value whatever backend the code sets.
+    #[default]
+    Default,
+    /// `database.backend` in the file, or `DJ_BACKEND`.
+    Backend(SettingOrigin),
+    /// The scheme of `database.url`.
+    UrlScheme(SettingOrigin),
+    /// No backend was given but these server settings were (dotted key and origin), so the
+    /// backend is MySQL, DataJoint's default.
+    ServerSettings(Vec<(String, SettingOrigin)>),
+}
+
 /// The `database` section.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct DatabaseConfig {
     /// The backend.
     pub backend: DatabaseBackend,
+    /// What chose the backend (set by the loader).
+    pub backend_source: BackendSource,
     /// Host name (PostgreSQL, MySQL).
     pub host: Option<String>,
     /// Port (PostgreSQL, MySQL).
@@ -285,6 +319,33 @@ pub const COMMON_STORE_KEYS: &[&str] = &[
     "hash_algorithm",
 ];
 
+/// Environment variables DataJoint 2.3.5 reads that have no effect in dj-rs. dj-rs does not read
+/// them; `dj config check` lists the ones that are set. A name ending in `_` is a prefix
+/// (`DJ_JOBS_`: the populate job settings).
+pub const UNREAD_DATAJOINT_ENV_VARS: &[&str] = &[
+    "DJ_LOG_LEVEL",
+    "DJ_SAFEMODE",
+    "DJ_DOWNLOAD_PATH",
+    "DJ_QUERY_CACHE",
+    "DJ_DATABASE_PREFIX",
+    "DJ_CREATE_TABLES",
+    "DJ_RECONNECT",
+    "DJ_DIAGRAM_DIRECTION",
+    "DJ_DIAGRAM_THEME",
+    "DJ_JOBS_",
+];
+
+/// Whether `var` is one of [`UNREAD_DATAJOINT_ENV_VARS`] (or under one of its prefixes).
+pub fn is_unread_datajoint_env_var(var: &str) -> bool {
+    UNREAD_DATAJOINT_ENV_VARS.iter().any(|v| {
+        if v.ends_with('_') {
+            var.starts_with(v) && var.len() > v.len()
+        } else {
+            var == *v
+        }
+    })
+}
+
 /// DataJoint Python settings that have no effect in dj-rs and are accepted and ignored.
 /// Group entries (`display.*`) allow every listed key under that group.
 const IGNORED_TOP_LEVEL: &[&str] = &[
@@ -322,10 +383,9 @@ const IGNORED_GROUPS: &[(&str, &[&str])] = &[
     ),
     ("provenance", &["capture", "source"]),
 ];
-const IGNORED_DATABASE_KEYS: &[&str] =
-    &["reconnect", "use_tls", "database_prefix", "create_tables"];
+const IGNORED_DATABASE_KEYS: &[&str] = &["reconnect", "database_prefix", "create_tables"];
 const DATABASE_KEYS: &[&str] = &[
-    "backend", "host", "port", "user", "password", "name", "url", "path",
+    "backend", "host", "port", "user", "password", "name", "url", "path", "use_tls",
 ];
 const TOP_LEVEL_KEYS: &[&str] = &[
     "database",
@@ -343,6 +403,9 @@ const MAX_KEY_DEPTH: usize = 3;
 const MAX_SUBFOLDING_TOTAL: usize = layout::MD5_HASH_LEN;
 
 type EnvFn<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+/// Where each `database.<attr>` that did not come from the file came from, by `<attr>`.
+type Origins = IndexMap<String, SettingOrigin>;
 
 /// Whether a store-spec key names a credential, by its name. Used to redact plugin keys in
 /// [`StoreSpec::extra`] from `Debug` output and [`Config::redacted_json`].
@@ -538,6 +601,191 @@ impl DatabaseConfig {
             .clone()
             .unwrap_or_else(|| PathBuf::from("datajoint.sqlite"))
     }
+
+    /// The server settings that are set (non-empty), as `database.*` keys, in a fixed order:
+    /// `host`, `port`, `user`, `password`, `name`.
+    pub fn server_settings(&self) -> Vec<&'static str> {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        let mut keys = Vec::new();
+        if set(&self.host) {
+            keys.push("database.host");
+        }
+        if self.port.is_some() {
+            keys.push("database.port");
+        }
+        if set(&self.user) {
+            keys.push("database.user");
+        }
+        if self.password.is_some() {
+            keys.push("database.password");
+        }
+        if set(&self.name) {
+            keys.push("database.name");
+        }
+        keys
+    }
+
+    /// Check that the settings fit the backend: SQLite takes no server settings (see
+    /// [`server_settings`](Self::server_settings)), and its file must not be a directory. The
+    /// loader runs this; `dj_schema::Connection` runs it again, for configurations built in code
+    /// (where [`DatabaseConfig::default`] means SQLite).
+    pub fn validate(&self) -> Result<()> {
+        self.validate_with(&|_| None)
+    }
+
+    fn validate_with(&self, origin: &dyn Fn(&str) -> Option<SettingOrigin>) -> Result<()> {
+        if self.backend != DatabaseBackend::Sqlite {
+            return Ok(());
+        }
+        if let Some(key) = self.server_settings().first() {
+            let from = match origin(key) {
+                Some(SettingOrigin::File) | None => String::new(),
+                Some(o) => format!(" (from {o})"),
+            };
+            let why = match &self.backend_source {
+                BackendSource::Default => {
+                    "the default when nothing names a backend, as in a configuration built in code"
+                        .to_string()
+                }
+                other => format!("chosen by {other}"),
+            };
+            return Err(Error::config(
+                *key,
+                format!(
+                    "is set{from}, but the backend is sqlite ({why}), which connects to no server; \
+                     set `database.backend` (or `DJ_BACKEND`) to `mysql` or `postgresql`, or \
+                     remove the server settings"
+                ),
+            ));
+        }
+        if self.url.is_none() {
+            let path = self.sqlite_path();
+            if path.is_dir() {
+                return Err(Error::config(
+                    "database.path",
+                    format!(
+                        "`{}` is a directory, not a SQLite database file",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where connections go, without secrets: the SQLite file, or `host:port` (MySQL) and
+    /// `host:port/database` (PostgreSQL). For a `database.url`, its host, port and database when
+    /// they can be told apart from the user name and password with certainty; otherwise a phrase
+    /// saying that the URL names the server.
+    pub fn target(&self) -> String {
+        match (self.backend, self.url.as_ref()) {
+            (DatabaseBackend::Sqlite, Some(url)) => {
+                let rest = url.expose().split_once(':').map_or("", |(_, r)| r);
+                let rest = rest.strip_prefix("//").unwrap_or(rest);
+                rest.split(['?', '#']).next().unwrap_or(rest).to_string()
+            }
+            (DatabaseBackend::Sqlite, None) => self.sqlite_path().display().to_string(),
+            (_, Some(url)) => match url_server(url.expose()) {
+                Some((server, db)) => match (&self.name, self.backend) {
+                    (Some(name), DatabaseBackend::Postgresql) => format!("{server}/{name}"),
+                    _ if db.is_empty() => server,
+                    _ => format!("{server}/{db}"),
+                },
+                None => "the server in `database.url` (not shown: the URL is secret)".to_string(),
+            },
+            (backend, None) => {
+                let server = format!(
+                    "{}:{}",
+                    self.host_or_default(),
+                    self.port_or_default().unwrap_or_default()
+                );
+                if backend == DatabaseBackend::Postgresql {
+                    format!("{server}/{}", self.name.as_deref().unwrap_or("postgres"))
+                } else {
+                    server
+                }
+            }
+        }
+    }
+}
+
+/// The `host[:port]` and database of a server URL, or `None` when the user name or password
+/// might run into them (an `@`, `?` or `#` where it cannot be told apart), so that no part of a
+/// password is ever shown.
+fn url_server(url: &str) -> Option<(String, String)> {
+    let (_, rest) = url.split_once("://")?;
+    let ats: Vec<usize> = rest.match_indices('@').map(|(i, _)| i).collect();
+    let end_of_authority = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host_start = match ats.as_slice() {
+        [] => 0,
+        [at] if *at < end_of_authority => at + 1,
+        _ => return None,
+    };
+    let server = &rest[host_start..end_of_authority];
+    if server.is_empty() {
+        return None;
+    }
+    let db = rest[end_of_authority..]
+        .strip_prefix('/')
+        .unwrap_or("")
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
+    Some((server.to_string(), db.to_string()))
+}
+
+impl fmt::Display for SettingOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SettingOrigin::File => f.write_str("the configuration file"),
+            SettingOrigin::Env(var) => write!(f, "the environment variable `{var}`"),
+            SettingOrigin::Secret(path) => write!(f, "the secrets file `{}`", path.display()),
+        }
+    }
+}
+
+/// `` `database.host` in the configuration file``, `` `DJ_HOST` ``, ….
+fn setting_phrase(key: &str, origin: &SettingOrigin) -> String {
+    match origin {
+        SettingOrigin::File => format!("`{key}` in the configuration file"),
+        SettingOrigin::Env(var) => format!("`{var}`"),
+        SettingOrigin::Secret(path) => {
+            format!("`{key}` from the secrets file `{}`", path.display())
+        }
+    }
+}
+
+impl fmt::Display for BackendSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendSource::Default => f.write_str(
+                "no backend, URL or server setting is configured: SQLite, dj-rs's default",
+            ),
+            BackendSource::Backend(origin) => {
+                f.write_str(&setting_phrase("database.backend", origin))
+            }
+            BackendSource::UrlScheme(origin) => write!(
+                f,
+                "the scheme of {}",
+                setting_phrase("database.url", origin)
+            ),
+            BackendSource::ServerSettings(keys) => {
+                // File keys as dotted keys, environment variables by name.
+                let list: Vec<String> = keys
+                    .iter()
+                    .map(|(k, o)| match o {
+                        SettingOrigin::File => format!("`{k}`"),
+                        o => setting_phrase(k, o),
+                    })
+                    .collect();
+                write!(
+                    f,
+                    "server settings without a backend ({}): mysql, DataJoint's default backend",
+                    list.join(", ")
+                )
+            }
+        }
+    }
 }
 
 impl StoresConfig {
@@ -594,7 +842,7 @@ impl Config {
         let base = path
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let mut config = build_config(tree, &base, Registry::global())?;
+        let mut config = build_config(tree, &base, Registry::global(), &Origins::new())?;
         config.source = Some(path.to_path_buf());
         Ok(config)
     }
@@ -603,7 +851,7 @@ impl Config {
     /// paths (SQLite file, `file` store locations) are resolved against `base_dir`.
     pub fn from_json_str(json: &str, base_dir: impl AsRef<Path>) -> Result<Config> {
         let tree = parse_tree(json, "configuration JSON")?;
-        build_config(tree, base_dir.as_ref(), Registry::global())
+        build_config(tree, base_dir.as_ref(), Registry::global(), &Origins::new())
     }
 
     /// The effective configuration as JSON, in the nested `datajoint.json` shape, with every
@@ -791,7 +1039,8 @@ impl<'a> ConfigLoader<'a> {
             }
             None => Map::new(),
         };
-        self.apply_env(&mut tree)?;
+        let mut origins = Origins::new();
+        self.apply_env(&mut tree, &mut origins)?;
         let secrets_dir = if ignore_file {
             None
         } else {
@@ -804,22 +1053,23 @@ impl<'a> ConfigLoader<'a> {
                 .or_else(|| self.system_secrets_dir.clone().filter(|d| d.is_dir()))
         };
         if let Some(dir) = &secrets_dir {
-            apply_secrets(&mut tree, dir)?;
+            apply_secrets(&mut tree, dir, &mut origins)?;
         }
-        let mut config = build_config(tree, &base_dir, self.registry)?;
+        let mut config = build_config(tree, &base_dir, self.registry, &origins)?;
         config.source = file;
         config.secrets_dir = secrets_dir;
         Ok(config)
     }
 
-    fn apply_env(&self, tree: &mut Map<String, Json>) -> Result<()> {
-        let mut set = |attr: &str, value: Json| -> Result<()> {
+    fn apply_env(&self, tree: &mut Map<String, Json>, origins: &mut Origins) -> Result<()> {
+        let mut set = |var: &str, attr: &str, value: Json| -> Result<()> {
             let db = tree
                 .entry("database")
                 .or_insert_with(|| Json::Object(Map::new()));
             match db {
                 Json::Object(m) => {
                     m.insert(attr.to_string(), value);
+                    origins.insert(attr.to_string(), SettingOrigin::Env(var.to_string()));
                     Ok(())
                 }
                 _ => Err(Error::config("database", "must be an object")),
@@ -832,14 +1082,14 @@ impl<'a> ConfigLoader<'a> {
             ("DJ_DATABASE_NAME", "name"),
         ] {
             if let Some(v) = self.var(var) {
-                set(attr, Json::String(v))?;
+                set(var, attr, Json::String(v))?;
             }
         }
         if let Some(v) = self.var("DJ_PORT") {
             let port: u16 = v.trim().parse().ok().filter(|p| *p > 0).ok_or_else(|| {
                 Error::config("DJ_PORT", format!("`{v}` is not a port number (1-65535)"))
             })?;
-            set("port", json!(port))?;
+            set("DJ_PORT", "port", json!(port))?;
         }
         if let Some(v) = self.var("DJ_BACKEND") {
             let backend: DatabaseBackend = v.parse().map_err(|_| {
@@ -850,11 +1100,15 @@ impl<'a> ConfigLoader<'a> {
                     ),
                 )
             })?;
-            set("backend", json!(backend.as_str()))?;
+            set("DJ_BACKEND", "backend", json!(backend.as_str()))?;
+        }
+        if let Some(v) = self.var("DJ_USE_TLS") {
+            let tls = parse_env_bool("DJ_USE_TLS", &v)?;
+            set("DJ_USE_TLS", "use_tls", json!(tls))?;
         }
         if let Some(v) = self.var("DJ_STORES") {
-            let parsed: Json = serde_json::from_str(&v)
-                .map_err(|e| Error::config("DJ_STORES", format!("is not valid JSON: {e}")))?;
+            let parsed: Json = parse_json_strict(&v, "stores")
+                .map_err(|e| Error::config("DJ_STORES", json_error_message(&e)))?;
             let Json::Object(obj) = parsed else {
                 return Err(Error::config(
                     "DJ_STORES",
@@ -910,9 +1164,9 @@ fn read_config_file(path: &Path) -> Result<Map<String, Json>> {
 }
 
 fn parse_tree(text: &str, what: &str) -> Result<Map<String, Json>> {
-    let parsed: Json = serde_json::from_str(text).map_err(|e| Error::ConfigFile {
+    let parsed: Json = parse_json_strict(text, "").map_err(|e| Error::ConfigFile {
         path: what.to_string(),
-        message: format!("invalid JSON: {e}"),
+        message: json_error_message(&e),
     })?;
     let Json::Object(obj) = parsed else {
         return Err(Error::ConfigFile {
@@ -920,7 +1174,118 @@ fn parse_tree(text: &str, what: &str) -> Result<Map<String, Json>> {
             message: "the top level must be a JSON object".into(),
         });
     };
-    normalize_tree(obj)
+    // A key given twice in two spellings (nested and dotted) is reported with the file too.
+    normalize_tree(obj).map_err(|e| match e {
+        Error::Config { .. } => Error::ConfigFile {
+            path: what.to_string(),
+            message: e.to_string(),
+        },
+        other => other,
+    })
+}
+
+/// "invalid JSON: …" for a syntax error; the message itself for a duplicate key.
+fn json_error_message(e: &serde_json::Error) -> String {
+    match e.classify() {
+        serde_json::error::Category::Data => e.to_string(),
+        _ => format!("invalid JSON: {e}"),
+    }
+}
+
+/// Parse JSON as `serde_json` does, except that an object giving one key twice is an error
+/// naming the key by its dotted path under `root` (`serde_json` silently keeps the last value).
+fn parse_json_strict(text: &str, root: &str) -> serde_json::Result<Json> {
+    use serde::de::DeserializeSeed as _;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = StrictJson {
+        path: root.to_string(),
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// A JSON value whose objects must not repeat a key; `path` is the value's dotted path.
+struct StrictJson {
+    path: String,
+}
+
+impl StrictJson {
+    fn child(&self, key: &str) -> StrictJson {
+        StrictJson {
+            path: if self.path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{}.{key}", self.path)
+            },
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for StrictJson {
+    type Value = Json;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Json, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for StrictJson {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Json, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Json, E> {
+        Ok(Json::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<Json, E> {
+        Ok(Json::String(v))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Json, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(StrictJson {
+            path: format!("{}[{}]", self.path, items.len()),
+        })? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Json, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let child = self.child(&key);
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key `{}`",
+                    child.path
+                )));
+            }
+            let value = map.next_value_seed(child)?;
+            out.insert(key, value);
+        }
+        Ok(Json::Object(out))
+    }
 }
 
 /// Merge nested and dotted keys into one nested tree, unwrapping the `object_storage` alias.
@@ -1067,7 +1432,7 @@ fn is_absent(v: Option<&Json>) -> bool {
 
 /// Fill missing values from the files in `dir`: `database.user`, `database.password`,
 /// `database.url` and `stores.<name>.<attr>` for configured stores.
-fn apply_secrets(tree: &mut Map<String, Json>, dir: &Path) -> Result<()> {
+fn apply_secrets(tree: &mut Map<String, Json>, dir: &Path, origins: &mut Origins) -> Result<()> {
     let io = |source| Error::Io {
         path: dir.display().to_string(),
         source,
@@ -1120,6 +1485,9 @@ fn apply_secrets(tree: &mut Map<String, Json>, dir: &Path) -> Result<()> {
         })?;
         tracing::debug!(secret = %name, dir = %dir.display(), "filled setting from secrets directory");
         map.insert(attr.to_string(), Json::String(text.trim().to_string()));
+        if parts.first() == Some(&"database") {
+            origins.insert(attr.to_string(), SettingOrigin::Secret(path.clone()));
+        }
     }
     Ok(())
 }
@@ -1200,7 +1568,12 @@ fn unknown_key(key: &str, allowed: &[&str]) -> Error {
     )
 }
 
-fn build_config(tree: Map<String, Json>, base: &Path, registry: &Registry) -> Result<Config> {
+fn build_config(
+    tree: Map<String, Json>,
+    base: &Path,
+    registry: &Registry,
+    origins: &Origins,
+) -> Result<Config> {
     let mut config = Config::default();
     let mut database: Option<Json> = None;
     for (key, value) in tree {
@@ -1261,17 +1634,24 @@ fn build_config(tree: Map<String, Json>, base: &Path, registry: &Registry) -> Re
             }
         }
     }
-    config.database = build_database(database.as_ref(), base)?;
+    config.database = build_database(database.as_ref(), base, origins)?;
     Ok(config)
 }
 
-fn build_database(value: Option<&Json>, base: &Path) -> Result<DatabaseConfig> {
+fn build_database(value: Option<&Json>, base: &Path, origins: &Origins) -> Result<DatabaseConfig> {
     let mut db = DatabaseConfig::default();
     let empty = Map::new();
     let map = match value {
         None | Some(Json::Null) => &empty,
         Some(Json::Object(m)) => m,
         Some(other) => return Err(type_error("database", "an object", other)),
+    };
+    let mut origins = origins.clone();
+    let origin_in = |origins: &Origins, key: &str| -> SettingOrigin {
+        key.strip_prefix("database.")
+            .and_then(|attr| origins.get(attr))
+            .cloned()
+            .unwrap_or(SettingOrigin::File)
     };
     let mut backend: Option<DatabaseBackend> = None;
     for (k, v) in map {
@@ -1285,10 +1665,7 @@ fn build_database(value: Option<&Json>, base: &Path) -> Result<DatabaseConfig> {
             "host" => db.host = opt_string(&key, v)?,
             "port" => {
                 if let Some(p) = opt_int(&key, v)? {
-                    db.port =
-                        Some(u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
-                            Error::config(&key, "must be a port number (1-65535)")
-                        })?);
+                    db.port = Some(port_number(&key, p)?);
                 }
             }
             "user" => db.user = opt_string(&key, v)?,
@@ -1296,6 +1673,21 @@ fn build_database(value: Option<&Json>, base: &Path) -> Result<DatabaseConfig> {
             "name" => db.name = opt_string(&key, v)?,
             "url" => db.url = opt_secret(&key, v)?,
             "path" => db.path = opt_string(&key, v)?.map(|p| resolve_path(base, &p)),
+            "use_tls" => match v {
+                Json::Null | Json::Bool(false) => {}
+                Json::Bool(true) | Json::Object(_) => {
+                    let named = match origin_in(&origins, &key) {
+                        SettingOrigin::Env(var) => var,
+                        _ => key.clone(),
+                    };
+                    return Err(Error::config(
+                        named,
+                        "asks for TLS, but dj-rs is built without TLS and would connect \
+                         unencrypted; set it to false (or remove it) to connect without TLS",
+                    ));
+                }
+                other => return Err(type_error(&key, "true, false or an object", other)),
+            },
             other if IGNORED_DATABASE_KEYS.contains(&other) => {
                 tracing::debug!(key = %key, "ignoring DataJoint Python setting without effect in dj-rs");
             }
@@ -1306,22 +1698,86 @@ fn build_database(value: Option<&Json>, base: &Path) -> Result<DatabaseConfig> {
             }
         }
     }
-    let from_url = db.url.as_ref().and_then(|u| url_backend(u.expose()));
-    db.backend = match (backend, from_url) {
+    // `host:port`, as DataJoint reads it: the port in the host wins over `port`.
+    if let Some(host) = &db.host
+        && let Some((name, port)) = host.split_once(':')
+        && !port.contains(':')
+    {
+        let p = port.trim().parse::<i64>().map_err(|_| {
+            Error::config(
+                "database.host",
+                "has a `:` that is not followed by a port number (1-65535)",
+            )
+        })?;
+        db.port = Some(port_number("database.host", p)?);
+        db.host = Some(name.to_string());
+        let host_origin = origin_in(&origins, "database.host");
+        origins.insert("port".into(), host_origin);
+    }
+    let origin = |key: &str| origin_in(&origins, key);
+
+    let from_url = match &db.url {
+        None => None,
+        Some(u) => match url_backend(u.expose()) {
+            Some(b) => Some(b),
+            None if backend.is_none() => {
+                return Err(Error::config(
+                    "database.url",
+                    "has no scheme that names a backend (`postgres://`, `postgresql://`, \
+                     `mysql://`, `mariadb://`, `sqlite:`); fix the URL or set `database.backend`",
+                ));
+            }
+            None => None,
+        },
+    };
+    let server: Vec<(String, SettingOrigin)> = db
+        .server_settings()
+        .into_iter()
+        .map(|k| (k.to_string(), origin(k)))
+        .collect();
+    (db.backend, db.backend_source) = match (backend, from_url) {
         (Some(b), Some(u)) if b != u => {
             return Err(Error::config(
                 "database.url",
                 format!("the URL's scheme is for {u}, but `database.backend` is {b}"),
             ));
         }
-        (Some(b), _) => b,
-        (None, Some(u)) => u,
-        (None, None) => DatabaseBackend::Sqlite,
+        (Some(b), _) => (b, BackendSource::Backend(origin("database.backend"))),
+        (None, Some(u)) => (u, BackendSource::UrlScheme(origin("database.url"))),
+        // Never SQLite when a server is named: DataJoint's default backend, unless a SQLite file
+        // is named too, which leaves nothing to go by.
+        (None, None) if !server.is_empty() => {
+            if db.path.is_some() {
+                let (key, o) = &server[0];
+                return Err(Error::config(
+                    "database.backend",
+                    format!(
+                        "is not set, and {} names a server while `database.path` names a SQLite \
+                         file; set `database.backend` (or `DJ_BACKEND`) to `mysql`, `postgresql` \
+                         or `sqlite`",
+                        setting_phrase(key, o)
+                    ),
+                ));
+            }
+            (
+                DatabaseBackend::Mysql,
+                BackendSource::ServerSettings(server),
+            )
+        }
+        (None, None) => (DatabaseBackend::Sqlite, BackendSource::Default),
     };
     if db.backend == DatabaseBackend::Sqlite && db.path.is_none() && db.url.is_none() {
         db.path = Some(base.join("datajoint.sqlite"));
     }
+    db.validate_with(&|k| Some(origin(k)))?;
     Ok(db)
+}
+
+fn port_number(key: &str, p: i64) -> Result<u16> {
+    u16::try_from(p)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| Error::config(key, "must be a port number (1-65535)"))
 }
 
 /// The backend a connection URL's scheme names (the scheme is not secret; the rest may be).
@@ -1589,6 +2045,24 @@ fn build_store_spec(
             ));
         }
         _ => {}
+    }
+
+    // An empty location would be the bucket's (container's) root, or for `file` the directory
+    // of the configuration file: the store would share it with everything else kept there.
+    if required.iter().any(|r| r == "location") && spec.location.trim().trim_matches('/').is_empty()
+    {
+        return Err(Error::config(
+            skey("location"),
+            format!(
+                "is empty: store `{name}` (protocol `{protocol}`) needs a directory or key prefix \
+                 of its own, not the root of its {}",
+                if protocol == "file" {
+                    "file system or the configuration's directory"
+                } else {
+                    "bucket or container"
+                }
+            ),
+        ));
     }
 
     if protocol == "file" {

@@ -11,7 +11,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dj_core::config::{Config, ConfigLoader, DatabaseBackend, HashAlgorithm};
+use dj_core::config::{
+    BackendSource, Config, ConfigLoader, DatabaseBackend, DatabaseConfig, HashAlgorithm,
+    SettingOrigin,
+};
 use dj_core::registry::{ProtocolEntry, Registry};
 use dj_core::store::Store;
 use dj_core::{Error, Result};
@@ -866,4 +869,377 @@ fn secrets_never_appear_in_errors() {
     )
     .unwrap_err();
     assert_no_secret(&err.to_string());
+}
+
+// ------------------------------------------------------------------------------------------------
+// Which database: server settings never mean SQLite
+// ------------------------------------------------------------------------------------------------
+
+fn file_origin(key: &str) -> (String, SettingOrigin) {
+    (key.to_string(), SettingOrigin::File)
+}
+
+#[test]
+fn server_settings_without_a_backend_mean_mysql_as_in_datajoint() {
+    let dir = project();
+    // In the file.
+    write_config(
+        dir.path(),
+        r#"{"database": {"host": "db.lab", "user": "alice"}}"#,
+    );
+    let c = load(dir.path(), &[]).unwrap();
+    assert_eq!(c.database.backend, DatabaseBackend::Mysql);
+    assert_eq!(
+        c.database.backend_source,
+        BackendSource::ServerSettings(vec![
+            file_origin("database.host"),
+            file_origin("database.user")
+        ])
+    );
+    assert_eq!(c.database.path, None);
+    assert_eq!(c.database.target(), "db.lab:3306");
+    let why = c.database.backend_source.to_string();
+    assert!(
+        why.contains("server settings without a backend (`database.host`, `database.user`)")
+            && why.contains("DataJoint"),
+        "{why}"
+    );
+
+    // Only DataJoint's environment variables, no file: DJ_HOST and DJ_USER alone.
+    let empty = project();
+    let c = load(empty.path(), &[("DJ_HOST", "db.lab"), ("DJ_USER", "alice")]).unwrap();
+    assert_eq!(c.database.backend, DatabaseBackend::Mysql);
+    assert_eq!(
+        c.database.backend_source,
+        BackendSource::ServerSettings(vec![
+            ("database.host".into(), SettingOrigin::Env("DJ_HOST".into())),
+            ("database.user".into(), SettingOrigin::Env("DJ_USER".into())),
+        ])
+    );
+    assert!(c.database.backend_source.to_string().contains("`DJ_HOST`"));
+    for var in ["DJ_PORT", "DJ_PASS", "DJ_DATABASE_NAME"] {
+        let value = if var == "DJ_PORT" { "3307" } else { "x" };
+        let c = load(empty.path(), &[(var, value)]).unwrap();
+        assert_eq!(c.database.backend, DatabaseBackend::Mysql, "{var}");
+    }
+
+    // A password in the secrets directory names a server too.
+    let secret_dir = project();
+    write_config(secret_dir.path(), "{}");
+    fs::create_dir(secret_dir.path().join(".secrets")).unwrap();
+    fs::write(secret_dir.path().join(".secrets/database.password"), "pw").unwrap();
+    let c = load(secret_dir.path(), &[]).unwrap();
+    assert_eq!(c.database.backend, DatabaseBackend::Mysql);
+    match &c.database.backend_source {
+        BackendSource::ServerSettings(keys) => {
+            assert_eq!(keys.len(), 1);
+            assert_eq!(keys[0].0, "database.password");
+            assert!(matches!(keys[0].1, SettingOrigin::Secret(_)), "{keys:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // What chose the backend otherwise.
+    let c = load(empty.path(), &[]).unwrap();
+    assert_eq!(c.database.backend, DatabaseBackend::Sqlite);
+    assert_eq!(c.database.backend_source, BackendSource::Default);
+    let c = load(
+        empty.path(),
+        &[("DJ_BACKEND", "postgres"), ("DJ_HOST", "pg.lab")],
+    )
+    .unwrap();
+    assert_eq!(c.database.backend, DatabaseBackend::Postgresql);
+    assert_eq!(
+        c.database.backend_source,
+        BackendSource::Backend(SettingOrigin::Env("DJ_BACKEND".into()))
+    );
+    assert_eq!(c.database.target(), "pg.lab:5432/postgres");
+    let c = from_json(
+        r#"{"database": {"backend": "postgresql", "host": "h", "name": "lab"}}"#,
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.database.backend_source,
+        BackendSource::Backend(SettingOrigin::File)
+    );
+    assert_eq!(c.database.target(), "h:5432/lab");
+    let c = from_json(
+        r#"{"database": {"url": "mysql://u:pw@h:3307/x", "user": "v"}}"#,
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.database.backend_source,
+        BackendSource::UrlScheme(SettingOrigin::File)
+    );
+}
+
+#[test]
+fn sqlite_never_takes_server_settings() {
+    let dir = project();
+    // An explicit sqlite backend with a server setting is a contradiction, wherever each is set.
+    write_config(
+        dir.path(),
+        r#"{"database": {"backend": "sqlite", "path": "lab.sqlite"}}"#,
+    );
+    let err = err_text(load(dir.path(), &[("DJ_HOST", "db.lab")]));
+    assert!(
+        err.contains("`database.host`")
+            && err.contains("DJ_HOST")
+            && err.contains("sqlite")
+            && err.contains("`database.backend` in the configuration file"),
+        "{err}"
+    );
+    write_config(dir.path(), r#"{"database": {"host": "db.lab"}}"#);
+    let err = err_text(load(dir.path(), &[("DJ_BACKEND", "sqlite")]));
+    assert!(
+        err.contains("`database.host`") && err.contains("DJ_BACKEND"),
+        "{err}"
+    );
+    for (json, key) in [
+        (
+            r#"{"database": {"backend": "sqlite", "user": "u"}}"#,
+            "database.user",
+        ),
+        (
+            r#"{"database": {"backend": "sqlite", "port": 3306}}"#,
+            "database.port",
+        ),
+        (
+            r#"{"database": {"url": "sqlite://lab.db", "password": "PW-d4t4j01nt"}}"#,
+            "database.password",
+        ),
+        // A server and a SQLite file, and nothing to choose between them.
+        (
+            r#"{"database": {"host": "h", "path": "lab.sqlite"}}"#,
+            "database.backend",
+        ),
+        // A URL whose scheme names no backend.
+        (
+            r#"{"database": {"url": "URL-PASSWORD-SECRET@h/db"}}"#,
+            "database.url",
+        ),
+    ] {
+        let err = err_text(from_json(json, dir.path()));
+        assert!(err.contains(key), "{json}: {err}");
+        assert_no_secret(&err);
+    }
+    // A configuration built in code: the default backend is SQLite, so a host is refused.
+    let mut db = DatabaseConfig {
+        host: Some("db.lab".into()),
+        ..DatabaseConfig::default()
+    };
+    let err = db.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("database.host") && err.contains("sqlite"),
+        "{err}"
+    );
+    db.backend = DatabaseBackend::Mysql;
+    db.validate().unwrap();
+}
+
+#[test]
+fn host_with_a_port_is_read_as_datajoint_reads_it() {
+    let dir = project();
+    let c = load(dir.path(), &[("DJ_HOST", "db.lab:3307")]).unwrap();
+    assert_eq!(c.database.host.as_deref(), Some("db.lab"));
+    assert_eq!(c.database.port, Some(3307));
+    assert_eq!(c.database.target(), "db.lab:3307");
+    let from_host = SettingOrigin::Env("DJ_HOST".into());
+    assert_eq!(
+        c.database.backend_source,
+        BackendSource::ServerSettings(vec![
+            ("database.host".into(), from_host.clone()),
+            ("database.port".into(), from_host),
+        ])
+    );
+    let c = from_json(
+        r#"{"database": {"backend": "mysql", "host": "db.lab:3308", "port": 3306}}"#,
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(c.database.port, Some(3308));
+    let err = err_text(from_json(
+        r#"{"database": {"backend": "mysql", "host": "db.lab:mysql"}}"#,
+        dir.path(),
+    ));
+    assert!(err.contains("database.host"), "{err}");
+}
+
+#[test]
+fn use_tls_is_refused_rather_than_ignored() {
+    let dir = project();
+    for json in [
+        r#"{"database": {"backend": "mysql", "use_tls": true}}"#,
+        r#"{"database": {"backend": "mysql", "use_tls": {"ca": "/ca.pem"}}}"#,
+    ] {
+        let err = err_text(from_json(json, dir.path()));
+        assert!(
+            err.contains("`database.use_tls`") && err.contains("TLS"),
+            "{json}: {err}"
+        );
+    }
+    let c = from_json(
+        r#"{"database": {"backend": "mysql", "use_tls": false}}"#,
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(c.database.backend, DatabaseBackend::Mysql);
+    let err = err_text(load(dir.path(), &[("DJ_USE_TLS", "true")]));
+    assert!(err.contains("`DJ_USE_TLS`") && err.contains("TLS"), "{err}");
+    let err = err_text(load(dir.path(), &[("DJ_USE_TLS", "maybe")]));
+    assert!(err.contains("`DJ_USE_TLS`"), "{err}");
+    load(dir.path(), &[("DJ_USE_TLS", "false")]).unwrap();
+}
+
+#[test]
+fn sqlite_path_that_is_a_directory_is_an_error() {
+    let dir = project();
+    fs::create_dir(dir.path().join("data")).unwrap();
+    let err = err_text(from_json(
+        r#"{"database": {"backend": "sqlite", "path": "data"}}"#,
+        dir.path(),
+    ));
+    assert!(
+        err.contains("`database.path`") && err.contains("directory"),
+        "{err}"
+    );
+    // The default file, `datajoint.sqlite` beside the configuration, too.
+    fs::create_dir(dir.path().join("datajoint.sqlite")).unwrap();
+    write_config(dir.path(), "{}");
+    let err = err_text(load(dir.path(), &[]));
+    assert!(err.contains("`database.path`"), "{err}");
+    // A file, a path yet to be created and `:memory:` are fine.
+    from_json(r#"{"database": {"path": "data/lab.sqlite"}}"#, dir.path()).unwrap();
+    from_json(r#"{"database": {"path": ":memory:"}}"#, dir.path()).unwrap();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Duplicate keys and empty locations
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn duplicate_keys_are_errors_naming_key_and_file() {
+    let dir = project();
+    fs::create_dir(dir.path().join("objs")).unwrap();
+    for (json, key) in [
+        (r#"{"safemode": true, "safemode": false}"#, "`safemode`"),
+        (
+            r#"{"database": {"backend": "postgresql", "host": "a", "host": "b"}}"#,
+            "`database.host`",
+        ),
+        (
+            r#"{"database.backend": "mysql", "database.backend": "postgresql"}"#,
+            "`database.backend`",
+        ),
+        (
+            r#"{"stores": {"m": {"protocol": "memory", "token_length": 8, "token_length": 9}}}"#,
+            "`stores.m.token_length`",
+        ),
+        (
+            r#"{"stores": {"m": {"protocol": "memory"}, "m": {"protocol": "file", "location": "objs"}}}"#,
+            "`stores.m`",
+        ),
+        (
+            r#"{"stores": {"default": "m", "default": "n", "m": {"protocol": "memory"}}}"#,
+            "`stores.default`",
+        ),
+        // A dotted key and the nested spelling of the same key.
+        (
+            r#"{"database.host": "a", "database": {"backend": "mysql", "host": "b"}}"#,
+            "`database.host`",
+        ),
+        (
+            r#"{"stores.m.protocol": "memory", "stores": {"m": {"protocol": "memory"}}}"#,
+            "`stores.m.protocol`",
+        ),
+    ] {
+        let path = write_config(dir.path(), json);
+        let err = err_text(load(dir.path(), &[]));
+        assert!(
+            err.contains(key) && err.contains(&path.display().to_string()),
+            "{json}: {err}"
+        );
+    }
+    // DJ_STORES too.
+    write_config(dir.path(), "{}");
+    let err = err_text(load(
+        dir.path(),
+        &[(
+            "DJ_STORES",
+            r#"{"m": {"protocol": "memory", "protocol": "file"}}"#,
+        )],
+    ));
+    assert!(
+        err.contains("DJ_STORES") && err.contains("`stores.m.protocol`"),
+        "{err}"
+    );
+    // The same key in different objects is not a duplicate.
+    from_json(
+        r#"{"stores": {"a": {"protocol": "memory", "token_length": 8}, "b": {"protocol": "memory", "token_length": 8}}}"#,
+        dir.path(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn empty_store_location_is_an_error() {
+    let dir = project();
+    for (spec, protocol) in [
+        (r#""protocol": "file""#, "file"),
+        (r#""protocol": "s3", "endpoint": "e", "bucket": "b""#, "s3"),
+        (r#""protocol": "gcs", "bucket": "b""#, "gcs"),
+        (r#""protocol": "azure", "container": "c""#, "azure"),
+    ] {
+        for location in ["", "/", " "] {
+            let json = format!(r#"{{"stores": {{"x": {{{spec}, "location": "{location}"}}}}}}"#);
+            let err = err_text(from_json(&json, dir.path()));
+            assert!(
+                err.contains("`stores.x.location`") && err.contains(protocol),
+                "{json}: {err}"
+            );
+        }
+    }
+    // `memory` takes no location: empty is the same as absent.
+    from_json(
+        r#"{"stores": {"x": {"protocol": "memory", "location": ""}}}"#,
+        dir.path(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn target_never_shows_a_password() {
+    let dir = project();
+    for (url, target) in [
+        (
+            "postgresql://u:PW-d4t4j01nt@db.lab:5433/lab",
+            "db.lab:5433/lab",
+        ),
+        ("mysql://u:PW-d4t4j01nt@db.lab", "db.lab"),
+        ("postgres://db.lab/lab?password=PW-d4t4j01nt", "db.lab/lab"),
+    ] {
+        let json = format!(r#"{{"database": {{"url": "{url}"}}}}"#);
+        let c = from_json(&json, dir.path()).unwrap();
+        assert_eq!(c.database.target(), target, "{url}");
+    }
+    // Passwords with `/`, `@`, `?` or `#` in them: the URL cannot be split with certainty.
+    for url in [
+        "postgresql://u:PW-d4t4j01nt/x@db.lab/lab",
+        "postgresql://u:PW-d4t4j01nt@x@db.lab/lab",
+        "postgresql://u:PW-d4t4j01nt?x@db.lab/lab",
+        "postgresql://u:PW-d4t4j01nt#x@db.lab/lab",
+    ] {
+        let json = format!(r#"{{"database": {{"url": "{url}"}}}}"#);
+        let c = from_json(&json, dir.path()).unwrap();
+        let target = c.database.target();
+        assert_no_secret(&target);
+        assert!(target.contains("database.url"), "{url}: {target}");
+    }
+    let c = from_json(r#"{"database": {"path": "lab.sqlite"}}"#, dir.path()).unwrap();
+    assert_eq!(
+        c.database.target(),
+        dir.path().join("lab.sqlite").display().to_string()
+    );
 }

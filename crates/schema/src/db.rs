@@ -172,8 +172,16 @@ impl Connection {
     }
 
     /// Connect with a shared configuration and store set (for stores built or inserted by hand).
+    ///
+    /// The backend is `config.database.backend`, nothing else. A SQLite backend with a server
+    /// setting (`host`, `port`, `user`, `password`, `name`), as a configuration built in code
+    /// gets when it sets a host but no backend, is refused instead of opening a local file, and
+    /// so is a SQLite path that is a directory ([`DatabaseConfig::validate`]).
+    ///
+    /// [`DatabaseConfig::validate`]: dj_core::config::DatabaseConfig::validate
     pub async fn open_with(config: Arc<Config>, stores: Arc<StoreSet>) -> Result<Connection> {
         let db = &config.database;
+        db.validate()?;
         let url = db.url.as_ref().map(|u| u.expose().to_string());
         let (backend, pool) = match db.backend {
             DatabaseBackend::Sqlite => (Backend::Sqlite, open_sqlite(db, url.as_deref()).await?),

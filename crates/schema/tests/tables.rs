@@ -890,3 +890,46 @@ async fn store_codec_chain_encodes_before_the_transaction() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_uses_only_the_configured_backend() {
+    use dj_core::config::DatabaseBackend;
+    use dj_core::typespec::Backend;
+    // Each configured backend is the one connected to.
+    for (label, config, _dir) in common::configs() {
+        let conn = dj_schema::Connection::open(&config).await.unwrap();
+        let expected = match config.database.backend {
+            DatabaseBackend::Sqlite => Backend::Sqlite,
+            DatabaseBackend::Postgresql => Backend::Postgres,
+            DatabaseBackend::Mysql => Backend::MySql,
+        };
+        assert_eq!(conn.backend(), expected, "{label}");
+        conn.close().await;
+    }
+    // A configuration built in code that names a server but no backend is SQLite by default:
+    // refused, and no SQLite file is made in its place.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("never.sqlite");
+    for (key, set) in [
+        (
+            "database.host",
+            (|c: &mut dj_core::Config| c.database.host = Some("db.lab".into()))
+                as fn(&mut dj_core::Config),
+        ),
+        ("database.user", |c| c.database.user = Some("alice".into())),
+        ("database.port", |c| c.database.port = Some(3306)),
+    ] {
+        let mut config = dj_core::Config::default();
+        config.database.path = Some(file.clone());
+        set(&mut config);
+        let err = dj_schema::Connection::open(&config).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(key) && text.contains("sqlite"), "{text}");
+        assert!(!file.exists(), "{key}: a SQLite file was created");
+    }
+    // A SQLite path that is a directory.
+    let mut config = dj_core::Config::default();
+    config.database.path = Some(dir.path().to_path_buf());
+    let err = dj_schema::Connection::open(&config).await.unwrap_err();
+    assert!(err.to_string().contains("database.path"), "{err}");
+}
