@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use dj_core::config::StoreSpec;
 use dj_core::layout::{KeyClass, StoreLayout};
 use dj_core::store::{ConditionalDelete, ObjectMeta, Store, StorePath};
-use dj_core::typespec::Backend;
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -131,17 +130,13 @@ impl GcOptions {
     }
 }
 
-/// The database a connection reads, for messages (no secrets: a URL is not shown).
+/// The database a connection reads, for messages (no secrets).
 fn database_label(conn: &Connection) -> String {
-    let db = &conn.config().database;
-    match conn.backend() {
-        Backend::Sqlite => format!("the SQLite database {}", db.sqlite_path().display()),
-        backend if db.url.is_some() => format!("the {backend} server of `database.url`"),
-        backend => {
-            let port = db.port.map(|p| format!(":{p}")).unwrap_or_default();
-            format!("the {backend} server at {}{port}", db.host_or_default())
-        }
-    }
+    format!(
+        "the {} database {}",
+        conn.backend(),
+        conn.config().database.target()
+    )
 }
 
 /// Counts for one section of the store (hash or schema).
