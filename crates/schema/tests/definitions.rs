@@ -390,7 +390,7 @@ enum Site {
 fn site() -> impl Strategy<Value = Site> {
     use proptest::prelude::*;
     prop_oneof![
-        prop::sample::select(vec![
+        3 => prop::sample::select(vec![
             "int",
             "int unsigned",
             "int32",
@@ -402,13 +402,13 @@ fn site() -> impl Strategy<Value = Site> {
             "double(8,2)",
         ])
         .prop_map(Site::Type),
-        prop::sample::select(vec!["\"", "'", ""]).prop_map(Site::Default),
-        Just(Site::Comment),
-        Just(Site::TableComment),
-        any::<bool>().prop_map(Site::EnumValue),
-        Just(Site::Index),
-        Just(Site::FkOption),
-        Just(Site::FkTail),
+        1 => prop::sample::select(vec!["\"", "'", ""]).prop_map(Site::Default),
+        1 => Just(Site::Comment),
+        1 => Just(Site::TableComment),
+        1 => any::<bool>().prop_map(Site::EnumValue),
+        1 => Just(Site::Index),
+        1 => Just(Site::FkOption),
+        1 => Just(Site::FkTail),
     ]
 }
 
@@ -458,7 +458,10 @@ fn fragment() -> impl Strategy<Value = String> {
         prop::collection::vec(prop_oneof![piece, "[a-z0-9 ]{1,4}"], 1..7).prop_map(|v| v.concat());
     let shapes = prop::sample::select(vec![
         " ); DROP TABLE {victim}; CREATE TABLE {pwn} (a int, q decimal(5,2)",
+        "); DELETE FROM {victim}; CREATE TABLE {pwn} (x int",
         ", zz int",
+        " unsigned, zz int",
+        " NOT NULL, zz int",
         "', 'x'); DROP TABLE {victim}; --",
         "\\', 'x'); DROP TABLE {victim}; --",
         "\"); DROP TABLE {victim}; --",
