@@ -413,7 +413,8 @@ fn native_tokens(s: &str) -> Option<Vec<NativeToken>> {
 ///
 /// - `tinyint | smallint | mediumint | int | integer | bigint` `[(n)]` `[unsigned]` `[zerofill]`
 ///   `[auto_increment]`, or `serial`;
-/// - `numeric | dec | fixed | float | double | real` `[(p) | (p, s)]` `[unsigned]` `[zerofill]`;
+/// - `decimal | numeric | dec | fixed | float | double | real` `[(p) | (p, s)]` `[unsigned]`
+///   `[zerofill]` (`decimal(p, s)` and `decimal(p)` alone are the core type);
 /// - `time | timestamp | year` `[(n)]`;
 /// - `tinyblob | blob | mediumblob | longblob | tinytext | text | mediumtext | longtext`.
 ///
@@ -432,12 +433,20 @@ fn is_native_type(s: &str) -> bool {
         "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => {
             (1, &["unsigned", "zerofill", "auto_increment"])
         }
-        "numeric" | "dec" | "fixed" | "float" | "double" | "real" => (2, &["unsigned", "zerofill"]),
+        "decimal" | "numeric" | "dec" | "fixed" | "float" | "double" | "real" => {
+            (2, &["unsigned", "zerofill"])
+        }
         "time" | "timestamp" | "year" => (1, &[]),
         "serial" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "tinytext" | "text"
         | "mediumtext" | "longtext" => (0, &[]),
         _ => return false,
     };
+    // `decimal(p, s)` and `decimal(p)` are the core type; `decimal` with a modifier, or bare,
+    // is native (as DataJoint 2.3.5 has it).
+    if base == "decimal" && matches!(rest, [Open, ..]) && !rest.iter().any(|t| matches!(t, Word(_)))
+    {
+        return false;
+    }
     // Optional arguments: `(n)`, or `(p, s)` where two are allowed.
     let rest = match rest {
         [Open, Number, Close, tail @ ..] if args >= 1 => tail,
@@ -685,6 +694,8 @@ mod tests {
     fn native_types_pass_through() {
         assert_eq!(p("int unsigned"), TypeSpec::Native("int unsigned".into()));
         assert_eq!(p("longblob"), TypeSpec::Native("longblob".into()));
+        assert_eq!(p("decimal(5,2)"), TypeSpec::Core(CoreType::Decimal(5, 2)));
+        assert_eq!(p("decimal(5)"), TypeSpec::Core(CoreType::Decimal(5, 0)));
         for ok in [
             "tinyint",
             "INT(11) UNSIGNED",
@@ -709,6 +720,9 @@ mod tests {
             "text",
             "longtext",
             "  int\tunsigned  ",
+            "decimal(10,3) unsigned",
+            "decimal unsigned zerofill",
+            "decimal",
         ] {
             assert!(matches!(p(ok), TypeSpec::Native(_)), "{ok}");
         }
@@ -745,7 +759,8 @@ mod tests {
             "boolean",
             "set('a')",
             "varchar(5) binary",
-            "decimal(5,2) unsigned",
+            "decimal(5,2) signed",
+            "decimal(5,2,1) unsigned",
         ] {
             let err = bad.parse::<TypeSpec>().unwrap_err().to_string();
             assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
