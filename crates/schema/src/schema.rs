@@ -370,17 +370,6 @@ impl Schema {
                             sql
                         }
                         other => {
-                            // Native types come from the parser, which checks them in full;
-                            // check again here for a spec built by hand.
-                            if let TypeSpec::Native(n) = other
-                                && !matches!(n.parse::<TypeSpec>(), Ok(TypeSpec::Native(ref m)) if m == n)
-                            {
-                                return Err(def_err(
-                                    *line,
-                                    1,
-                                    format!("attribute `{attr}`: `{n}` is not a native SQL type"),
-                                ));
-                            }
                             if *in_key
                                 && matches!(other, TypeSpec::Core(CoreType::Bytes | CoreType::Json))
                             {
