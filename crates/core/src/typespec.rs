@@ -356,32 +356,111 @@ fn parse_enum_values(spec: &str, inner: &str) -> Result<Vec<String>> {
     Ok(values)
 }
 
-const NATIVE_TYPES: &[&str] = &[
-    "tinyint",
-    "smallint",
-    "mediumint",
-    "int",
-    "integer",
-    "bigint",
-    "serial",
-    "numeric",
-    "dec",
-    "fixed",
-    "float",
-    "double",
-    "real",
-    "time",
-    "timestamp",
-    "year",
-    "tinyblob",
-    "blob",
-    "mediumblob",
-    "longblob",
-    "tinytext",
-    "text",
-    "mediumtext",
-    "longtext",
-];
+/// One token of a native SQL type: a lower-cased word, a number, or one of `(`, `)`, `,`.
+#[derive(Debug, PartialEq)]
+enum NativeToken {
+    Word(String),
+    Number,
+    Open,
+    Close,
+    Comma,
+}
+
+/// Split a native type into tokens; `None` when it has any other character (quotes, `;`, `-`,
+/// `/`, `#`, backticks, non-ASCII, control characters), or a number longer than 10 digits.
+fn native_tokens(s: &str) -> Option<Vec<NativeToken>> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b' ' || b == b'\t' {
+            i += 1;
+        } else if b.is_ascii_alphabetic() || b == b'_' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            out.push(NativeToken::Word(s[start..i].to_ascii_lowercase()));
+        } else if b.is_ascii_digit() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i - start > 10
+                || bytes
+                    .get(i)
+                    .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+            {
+                return None;
+            }
+            out.push(NativeToken::Number);
+        } else {
+            out.push(match b {
+                b'(' => NativeToken::Open,
+                b')' => NativeToken::Close,
+                b',' => NativeToken::Comma,
+                _ => return None,
+            });
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Whether `s` is, in full, one of the native SQL types a definition may use. The grammar
+/// (case-insensitive; arguments are plain numbers):
+///
+/// - `tinyint | smallint | mediumint | int | integer | bigint` `[(n)]` `[unsigned]` `[zerofill]`
+///   `[auto_increment]`, or `serial`;
+/// - `decimal | numeric | dec | fixed | float | double | real` `[(p) | (p, s)]` `[unsigned]`
+///   `[zerofill]` (`decimal(p, s)` and `decimal(p)` alone are the core type);
+/// - `time | timestamp | year` `[(n)]`;
+/// - `tinyblob | blob | mediumblob | longblob | tinytext | text | mediumtext | longtext`.
+///
+/// DataJoint 2.3.5 accepts the same types through its `TYPE_PATTERN` regexes, but with any text
+/// inside the parentheses and, for integers, anything after the type; here every character is
+/// accounted for, so nothing else can reach the `CREATE TABLE` statement.
+fn is_native_type(s: &str) -> bool {
+    use NativeToken::*;
+    let Some(tokens) = native_tokens(s) else {
+        return false;
+    };
+    let Some((Word(base), rest)) = tokens.split_first() else {
+        return false;
+    };
+    let (args, modifiers): (usize, &[&str]) = match base.as_str() {
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => {
+            (1, &["unsigned", "zerofill", "auto_increment"])
+        }
+        "decimal" | "numeric" | "dec" | "fixed" | "float" | "double" | "real" => {
+            (2, &["unsigned", "zerofill"])
+        }
+        "time" | "timestamp" | "year" => (1, &[]),
+        "serial" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "tinytext" | "text"
+        | "mediumtext" | "longtext" => (0, &[]),
+        _ => return false,
+    };
+    // `decimal(p, s)` and `decimal(p)` are the core type; `decimal` with a modifier, or bare,
+    // is native (as DataJoint 2.3.5 has it).
+    if base == "decimal" && matches!(rest, [Open, ..]) && !rest.iter().any(|t| matches!(t, Word(_)))
+    {
+        return false;
+    }
+    // Optional arguments: `(n)`, or `(p, s)` where two are allowed.
+    let rest = match rest {
+        [Open, Number, Close, tail @ ..] if args >= 1 => tail,
+        [Open, Number, Comma, Number, Close, tail @ ..] if args >= 2 => tail,
+        [Open, ..] => return false,
+        _ => rest,
+    };
+    // Modifiers, each at most once and in their SQL order.
+    let mut allowed = modifiers.iter();
+    rest.iter().all(|t| match t {
+        Word(w) => allowed.any(|m| m == w),
+        _ => false,
+    })
+}
 
 fn parse_codec(spec: &str, s: &str) -> Result<TypeSpec> {
     let Some(inner) = s.strip_prefix('<').and_then(|r| r.strip_suffix('>')) else {
@@ -434,6 +513,9 @@ impl FromStr for TypeSpec {
         }
         if s.starts_with('<') || s.ends_with('>') {
             return parse_codec(spec, s);
+        }
+        if is_native_type(s) {
+            return Ok(TypeSpec::Native(s.to_string()));
         }
         let (name, args) = split_args(spec, s)?;
         use CoreType::*;
@@ -513,23 +595,14 @@ impl FromStr for TypeSpec {
                 }
                 Ok(TypeSpec::Core(Decimal(p as u8, sc as u8)))
             }
-            _ => {
-                let first = name
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or(name)
-                    .to_ascii_lowercase();
-                if NATIVE_TYPES.contains(&first.as_str())
-                    || (first == "char" || first == "varchar" || first == "decimal")
-                {
-                    Ok(TypeSpec::Native(s.to_string()))
-                } else {
-                    Err(invalid(
-                        spec,
-                        format!("`{name}` is not a core type, a codec or a native SQL type"),
-                    ))
-                }
-            }
+            _ => Err(invalid(
+                spec,
+                format!(
+                    "`{name}` is not a core type, a codec or a native SQL type \
+                     (native types are written in full, as in `int unsigned`, `float(8,3)`, \
+                     `longblob`)"
+                ),
+            )),
         }
     }
 }
@@ -621,6 +694,77 @@ mod tests {
     fn native_types_pass_through() {
         assert_eq!(p("int unsigned"), TypeSpec::Native("int unsigned".into()));
         assert_eq!(p("longblob"), TypeSpec::Native("longblob".into()));
+        assert_eq!(p("decimal(5,2)"), TypeSpec::Core(CoreType::Decimal(5, 2)));
+        assert_eq!(p("decimal(5)"), TypeSpec::Core(CoreType::Decimal(5, 0)));
+        for ok in [
+            "tinyint",
+            "INT(11) UNSIGNED",
+            "bigint unsigned zerofill",
+            "int unsigned auto_increment",
+            "integer",
+            "serial",
+            "mediumint(8)",
+            "numeric",
+            "numeric(10, 3)",
+            "float",
+            "float(8,3) unsigned",
+            "double(22,0)",
+            "real",
+            "time",
+            "time(6)",
+            "timestamp(3)",
+            "year",
+            "blob",
+            "tinyblob",
+            "mediumblob",
+            "text",
+            "longtext",
+            "  int\tunsigned  ",
+            "decimal(10,3) unsigned",
+            "decimal unsigned zerofill",
+            "decimal",
+        ] {
+            assert!(matches!(p(ok), TypeSpec::Native(_)), "{ok}");
+        }
+    }
+
+    #[test]
+    fn native_types_are_checked_in_full() {
+        for bad in [
+            "int ); DROP TABLE x; CREATE TABLE y (a int, q decimal(5,2)",
+            "int unsigned, zz int",
+            "int -- comment",
+            "int /* x */",
+            "int unsigned unsigned",
+            "int zerofill unsigned",
+            "int(11",
+            "int()",
+            "int(a)",
+            "int(1,2)",
+            "float(1,2,3)",
+            "time(1,2)",
+            "text(5)",
+            "longblob unsigned",
+            "int default 5",
+            "int not null",
+            "int `x`",
+            "int 'x'",
+            "int \"x\"",
+            "int\0",
+            "int\nunsigned",
+            "int\u{a0}unsigned",
+            "int(99999999999)",
+            "int(1e3)",
+            "character varying(5)",
+            "boolean",
+            "set('a')",
+            "varchar(5) binary",
+            "decimal(5,2) signed",
+            "decimal(5,2,1) unsigned",
+        ] {
+            let err = bad.parse::<TypeSpec>().unwrap_err().to_string();
+            assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
+        }
     }
 
     proptest! {
@@ -636,6 +780,16 @@ mod tests {
         #[test]
         fn parser_never_panics(s in "\\PC{0,24}") {
             let _ = s.parse::<TypeSpec>();
+        }
+
+        #[test]
+        fn native_types_hold_only_type_characters(s in "[a-z ()0-9,;'\"`#/*-]{0,32}") {
+            if let Ok(TypeSpec::Native(n)) = s.parse::<TypeSpec>() {
+                prop_assert!(
+                    n.chars().all(|c| c.is_ascii_alphanumeric() || " \t_(),".contains(c)),
+                    "{}", n
+                );
+            }
         }
     }
 }

@@ -140,13 +140,41 @@ pub(crate) async fn table_exists(
     Ok(!text_rows(ex, &sql, 1).await?.is_empty())
 }
 
-/// Split a column comment into the `:type:` marker and the user comment.
+/// Split a column comment into the `:type:` marker and the user comment. The marker ends at the
+/// first `:` outside quotes and parentheses, so an enum value may hold a `:`
+/// (`:enum('a:b'):comment`).
 pub(crate) fn split_marker(comment: &str) -> (Option<&str>, &str) {
-    if let Some(rest) = comment.strip_prefix(':')
-        && let Some(end) = rest.find(':')
-        && end > 0
-    {
-        return (Some(&rest[..end]), &rest[end + 1..]);
+    let Some(rest) = comment.strip_prefix(':') else {
+        return (None, comment);
+    };
+    let mut quote: Option<char> = None;
+    let mut depth = 0usize;
+    let mut chars = rest.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match quote {
+            Some(q) if c == q => {
+                // A doubled quote stays inside the value.
+                if chars.peek().is_some_and(|&(_, n)| n == q) {
+                    chars.next();
+                } else {
+                    quote = None;
+                }
+            }
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                ':' if depth == 0 => {
+                    return if i > 0 {
+                        (Some(&rest[..i]), &rest[i + 1..])
+                    } else {
+                        (None, comment)
+                    };
+                }
+                _ => {}
+            },
+        }
     }
     (None, comment)
 }
@@ -312,6 +340,8 @@ async fn load_server_heading(
                 "character varying" if !get(6).is_empty() => format!("varchar({})", get(6)),
                 "character" if !get(6).is_empty() => format!("char({})", get(6)),
                 "numeric" if !get(7).is_empty() => format!("decimal({},{})", get(7), get(8)),
+                // The native `time` of a definition (written back as declared).
+                "time without time zone" => "time".to_string(),
                 _ => data_type,
             }
         } else {
@@ -337,7 +367,8 @@ async fn load_server_heading(
                 default
             },
             comment: user_comment.to_string(),
-            inherited: marker.is_none(),
+            // Set from the foreign keys below.
+            inherited: false,
         });
     }
 
@@ -375,42 +406,29 @@ async fn load_server_heading(
         .into_iter()
         .map(|(_, _, fk)| fk)
         .collect::<Vec<_>>();
-    // Columns with no marker: inherited through a foreign key → take the parent's type.
+    // A column is inherited when it belongs to a foreign key. The comment marker does not tell:
+    // DataJoint and dj-rs write `:uuid:` on inherited uuid columns (MySQL stores a uuid as
+    // `binary(16)`), and they write no marker on the other inherited columns.
+    for a in &mut attributes {
+        a.inherited = foreign_keys
+            .iter()
+            .any(|fk| fk.attr_map.iter().any(|(c, _)| c == &a.name));
+    }
+    // An inherited column has its parent's type (and comment, when it has none of its own).
     if depth < 32 {
         for fk in &foreign_keys {
-            let needs = fk
-                .attr_map
-                .iter()
-                .any(|(c, _)| attributes.iter().any(|a| &a.name == c && a.inherited));
-            if !needs {
-                continue;
-            }
             let parent =
                 load_heading(ex, backend, &fk.parent_schema, &fk.parent_table, depth + 1).await?;
             for (c, p) in &fk.attr_map {
                 if let (Some(a), Some(pa)) = (
                     attributes.iter_mut().find(|a| &a.name == c),
                     parent.attribute(p),
-                ) && a.inherited
-                {
+                ) {
                     a.spec = pa.spec.clone();
                     if a.comment.is_empty() {
                         a.comment = pa.comment.clone();
                     }
                 }
-            }
-        }
-    }
-    // A column without marker that is not part of any foreign key is a native column.
-    for a in &mut attributes {
-        if a.inherited
-            && !foreign_keys
-                .iter()
-                .any(|fk| fk.attr_map.iter().any(|(c, _)| c == &a.name))
-        {
-            a.inherited = false;
-            if matches!(a.spec, TypeSpec::Core(_)) && !a.comment.is_empty() {
-                // keep the mapped core type
             }
         }
     }
@@ -439,7 +457,24 @@ async fn load_server_heading(
             a.default = None;
         }
     }
-    let indexes = indexes(ex, backend, schema, table, &foreign_keys).await?;
+    let mut indexes = indexes(ex, backend, schema, table, &foreign_keys).await?;
+    // `-> [unique] Parent` is a foreign key plus a unique index on exactly its columns: read it
+    // back as declared (DataJoint's `describe` does the same).
+    let mut foreign_keys = foreign_keys;
+    for fk in &mut foreign_keys {
+        if let Some(pos) = indexes.iter().position(|ix| {
+            ix.unique
+                && ix.columns.len() == fk.attr_map.len()
+                && ix
+                    .columns
+                    .iter()
+                    .zip(&fk.attr_map)
+                    .all(|(i, (c, _))| i == c)
+        }) {
+            indexes.remove(pos);
+            fk.unique = true;
+        }
+    }
     Ok(Heading {
         schema: schema.to_string(),
         table: table.to_string(),
@@ -696,6 +731,12 @@ mod tests {
         );
         assert_eq!(split_marker(":int16:"), (Some("int16"), ""));
         assert_eq!(split_marker("subject id"), (None, "subject id"));
+        assert_eq!(
+            split_marker(":enum(' 1\" :,', 'it''s: x'):a: b"),
+            (Some("enum(' 1\" :,', 'it''s: x')"), "a: b")
+        );
+        assert_eq!(split_marker("::x"), (None, "::x"));
+        assert_eq!(split_marker(":enum('a"), (None, ":enum('a"));
         assert_eq!(
             core_from_sql("character varying(16)").to_string(),
             "varchar(16)"

@@ -107,15 +107,23 @@ pub(crate) fn qualified(backend: Backend, schema: &str, table: &str) -> String {
     }
 }
 
-/// A string literal for DDL (comments, defaults, enum values), escaped for `backend`.
+/// A string literal for DDL (comments, defaults, enum values), escaped for `backend`: quotes
+/// doubled; on MySQL (whose session `sql_mode` keeps backslash escapes) backslashes doubled; on
+/// PostgreSQL a text with a backslash is written `E'…'` with backslashes doubled, which reads
+/// the same whatever the server's `standard_conforming_strings`. Callers keep NUL characters out
+/// ([`crate::ddl::check_literals`]); none of the backends takes them in DDL text.
 pub(crate) fn literal(backend: Backend, s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+    let escape_backslash =
+        backend == Backend::MySql || (backend == Backend::Postgres && s.contains('\\'));
+    let mut out = String::with_capacity(s.len() + 3);
+    if backend == Backend::Postgres && escape_backslash {
+        out.push('E');
+    }
     out.push('\'');
     for c in s.chars() {
         match c {
             '\'' => out.push_str("''"),
-            '\\' if backend == Backend::MySql => out.push_str("\\\\"),
-            '\0' => {}
+            '\\' if escape_backslash => out.push_str("\\\\"),
             c => out.push(c),
         }
     }

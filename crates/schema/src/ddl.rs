@@ -12,6 +12,12 @@ pub(crate) fn sql_type(backend: Backend, schema: &str, final_type: &TypeSpec) ->
             let name = c.pg_enum_type_name().unwrap_or_default();
             format!("{}.{}", quote(backend, schema), quote(backend, &name))
         }
+        // Enum values are string literals inside the type: escaped as every other literal (on
+        // MySQL a backslash escapes, so a value ending in `\` would otherwise end the list).
+        TypeSpec::Core(CoreType::Enum(values)) if backend == Backend::MySql => {
+            let list: Vec<String> = values.iter().map(|v| literal(backend, v)).collect();
+            format!("enum({})", list.join(", "))
+        }
         TypeSpec::Core(c) => c.sql_type(backend),
         TypeSpec::Native(n) => n.clone(),
         TypeSpec::Codec { .. } => String::new(),
@@ -207,7 +213,7 @@ pub(crate) fn create_table(backend: Backend, h: &Heading) -> Vec<String> {
             let name = match backend {
                 // SQLite index names are database-wide: prefix the schema.
                 Backend::Sqlite => format!("{}.idx_{}_{}", h.schema, h.table, short),
-                _ => format!("idx_{}_{}", h.table, short),
+                _ => fit_identifier(format!("idx_{}_{}", h.table, short), &joined),
             };
             let quoted: Vec<String> = cols.iter().map(|c| quote(backend, c)).collect();
             after.push(format!(
@@ -266,6 +272,50 @@ pub(crate) fn create_table(backend: Backend, h: &Heading) -> Vec<String> {
     out
 }
 
+/// PostgreSQL's longest identifier, in bytes; longer ones are cut to this length silently.
+const PG_MAX_IDENTIFIER: usize = 63;
+
+/// `name` when it fits in [`PG_MAX_IDENTIFIER`] bytes (DataJoint's index name); otherwise its
+/// first 46 bytes, `_` and 16 hex digits of a hash of `name` and `detail` (the full column list),
+/// so that two long names never collapse into one as PostgreSQL's truncation would make them.
+/// Names are ASCII here (table and attribute names are checked), so byte cuts are char cuts.
+fn fit_identifier(name: String, detail: &str) -> String {
+    if name.len() <= PG_MAX_IDENTIFIER {
+        return name;
+    }
+    // FNV-1a, 64 bits: stable across builds and platforms.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes().chain([0]).chain(detail.bytes()) {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let keep: String = name.chars().take(PG_MAX_IDENTIFIER - 17).collect();
+    format!("{keep}_{hash:016x}")
+}
+
+/// Every text of a heading that becomes an SQL string literal (table and column comments,
+/// defaults, enum values) must be free of NUL characters: no backend stores them in DDL, and
+/// dropping them would change the text silently. The parser refuses them in definitions; this
+/// also covers comments inherited from a parent read from the catalog.
+pub(crate) fn check_literals(h: &Heading) -> Result<(), String> {
+    if h.comment.contains('\0') {
+        return Err("the table comment contains a NUL character".into());
+    }
+    for a in &h.attributes {
+        let enum_nul = matches!(&a.spec, TypeSpec::Core(CoreType::Enum(v)) if v.iter().any(|v| v.contains('\0')));
+        if a.comment.contains('\0')
+            || a.default.as_deref().is_some_and(|d| d.contains('\0'))
+            || enum_nul
+        {
+            return Err(format!(
+                "attribute `{}`: a NUL character in its comment, default or enum values",
+                a.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The `~lineage` table DDL.
 pub(crate) fn lineage_table(backend: Backend, schema: &str) -> String {
     let t = qualified(backend, schema, "~lineage");
@@ -297,5 +347,31 @@ mod tests {
             "CURRENT_TIMESTAMP(3)"
         );
         assert_eq!(default_sql(Backend::Postgres, "null"), None);
+        assert_eq!(
+            default_sql(Backend::Postgres, "'a\\b'").unwrap(),
+            "E'a\\\\b'"
+        );
+        assert_eq!(default_sql(Backend::Sqlite, "'a\\b'").unwrap(), "'a\\b'");
+    }
+
+    #[test]
+    fn enum_values_are_escaped_on_mysql() {
+        let spec: TypeSpec = "enum('a\\', 'b''c', 'd\"e')".parse().unwrap();
+        assert_eq!(
+            sql_type(Backend::MySql, "s", &spec),
+            "enum('a\\\\', 'b''c', 'd\"e')"
+        );
+    }
+
+    #[test]
+    fn long_postgres_index_names_stay_distinct() {
+        let short = fit_identifier("idx_t_a".into(), "a");
+        assert_eq!(short, "idx_t_a");
+        let table = "t".repeat(60);
+        let a = fit_identifier(format!("idx_{table}_abc"), "abc");
+        let b = fit_identifier(format!("idx_{table}_abd"), "abd");
+        assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
+        assert_ne!(a, b);
+        assert!(a.starts_with("idx_ttt"));
     }
 }

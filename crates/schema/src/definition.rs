@@ -95,6 +95,20 @@ pub fn parse(table: &str, text: &str) -> Result<Definition> {
         let line_no = i + 1;
         let lead = raw.len() - raw.trim_start().len();
         let line = raw.trim();
+        if let Some(nul) = raw.find('\0') {
+            let what = match leading_attribute(line) {
+                Some(name) => format!("attribute `{name}`: "),
+                None => String::new(),
+            };
+            return Err(cx.err(
+                line_no,
+                raw[..nul].chars().count() + 1,
+                format!(
+                    "{what}a NUL character is not allowed in a definition (not in defaults, \
+                     comments or anywhere else)"
+                ),
+            ));
+        }
         if first && !line.is_empty() {
             first = false;
             if let Some(c) = line.strip_prefix('#') {
@@ -163,6 +177,16 @@ pub fn parse(table: &str, text: &str) -> Result<Definition> {
         }
     }
     Ok(Definition { comment, items })
+}
+
+/// The attribute a line declares, when it starts like `name =` or `name :`.
+fn leading_attribute(line: &str) -> Option<&str> {
+    let end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(line.len());
+    let name = &line[..end];
+    let next = line[end..].trim_start().chars().next();
+    (!name.is_empty() && matches!(next, Some('=' | ':'))).then_some(name)
 }
 
 /// A line is a foreign key when it has `->` with no quote or `#` before it.
@@ -357,12 +381,16 @@ fn parse_attribute(
             return Err(cx.err(
                 line_no,
                 col(pos),
-                "expected `:` and a type after the default",
+                format!("attribute `{name}`: expected `:` and a type after the default"),
             ));
         };
         let d = line[pos + 1..colon].trim();
         if d.is_empty() {
-            return Err(cx.err(line_no, col(pos), "empty default after `=`"));
+            return Err(cx.err(
+                line_no,
+                col(pos),
+                format!("attribute `{name}`: empty default after `=`"),
+            ));
         }
         default = Some(d.to_string());
         pos = colon;
@@ -382,14 +410,24 @@ fn parse_attribute(
     let type_end = if line[pos..].starts_with('<') {
         match line[pos..].find('>') {
             Some(e) => pos + e + 1,
-            None => return Err(cx.err(line_no, col(pos), "missing `>` in codec type")),
+            None => {
+                return Err(cx.err(
+                    line_no,
+                    col(pos),
+                    format!("attribute `{name}`: missing `>` in codec type"),
+                ));
+            }
         }
     } else {
         find_unquoted(line, pos, '#').unwrap_or(line.len())
     };
     let type_text = line[type_start..type_end].trim();
     if type_text.is_empty() {
-        return Err(cx.err(line_no, col(type_start), "expected a type after `:`"));
+        return Err(cx.err(
+            line_no,
+            col(type_start),
+            format!("attribute `{name}`: expected a type after `:`"),
+        ));
     }
     let rest = line[type_end..].trim();
     let comment = if rest.is_empty() {
@@ -397,19 +435,23 @@ fn parse_attribute(
     } else if let Some(c) = rest.strip_prefix('#') {
         let c = c.trim();
         if c.starts_with(':') {
-            return Err(cx.err(line_no, col(type_end), "a comment cannot start with `:`"));
+            return Err(cx.err(
+                line_no,
+                col(type_end),
+                format!("attribute `{name}`: a comment cannot start with `:`"),
+            ));
         }
         c.to_string()
     } else {
         return Err(cx.err(
             line_no,
             col(type_end),
-            format!("unexpected `{rest}` after the type"),
+            format!("attribute `{name}`: unexpected `{rest}` after the type"),
         ));
     };
-    let spec: TypeSpec = type_text
-        .parse()
-        .map_err(|e: dj_core::Error| cx.err(line_no, col(type_start), e.to_string()))?;
+    let spec: TypeSpec = type_text.parse().map_err(|e: dj_core::Error| {
+        cx.err(line_no, col(type_start), format!("attribute `{name}`: {e}"))
+    })?;
     if let TypeSpec::Core(c) = &spec
         && c.to_string().starts_with("uint")
     {
@@ -417,7 +459,7 @@ fn parse_attribute(
             line_no,
             col(type_start),
             format!(
-                "unsupported attribute type `{type_text}`: DataJoint 2.x has no unsigned core types"
+                "attribute `{name}`: unsupported type `{type_text}`: DataJoint 2.x has no unsigned core types"
             ),
         ));
     }
@@ -429,7 +471,7 @@ fn parse_attribute(
         return Err(cx.err(
             line_no,
             col(name_end),
-            "a primary-key attribute cannot default to null",
+            format!("attribute `{name}`: a primary-key attribute cannot default to null"),
         ));
     }
     Ok(DefItem::Attribute {
@@ -514,5 +556,46 @@ mod tests {
         assert!(e.contains("cannot start with `:`"), "{e}");
         let e = parse("t", "a : uint8").unwrap_err().to_string();
         assert!(e.contains("unsigned"), "{e}");
+    }
+
+    #[test]
+    fn hostile_native_types_name_the_attribute_and_line() {
+        for (def, line) in [
+            (
+                "a : int32\n---\nb : int ); DROP TABLE x; CREATE TABLE y (a int, q decimal(5,2)",
+                3,
+            ),
+            ("a : int32\nb : int unsigned, zz int", 2),
+            ("b : int -- x", 1),
+            ("b : enum('a') , zz int, c enum('b')", 1),
+            ("b : varchar(5) ); DROP TABLE x; --(5)", 1),
+        ] {
+            let e = parse("t", def).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("line {line},")) && e.contains("attribute `b`"),
+                "{def}: {e}"
+            );
+        }
+        // Legitimate native types keep working.
+        let d = parse(
+            "t",
+            "a : int unsigned\nb : float(8,3)\nc = 0 : tinyint(3) unsigned",
+        )
+        .unwrap();
+        assert_eq!(d.items.len(), 3);
+    }
+
+    #[test]
+    fn nul_characters_are_errors() {
+        for (def, what) in [
+            ("a : int32\n---\nb = \"x\0y\" : varchar(5)", "attribute `b`"),
+            ("a : int32  # a\0comment", "attribute `a`"),
+            ("# table\0comment\na : int32", "NUL"),
+            ("a : enum('x\0', 'y')", "attribute `a`"),
+            ("a : int32\nindex(a\0)", "NUL"),
+        ] {
+            let e = parse("t", def).unwrap_err().to_string();
+            assert!(e.contains(what) && e.contains("NUL"), "{def:?}: {e}");
+        }
     }
 }

@@ -207,8 +207,15 @@ mod spec_text {
         s.collect_str(spec)
     }
 
+    /// A stored heading (SQLite's metadata) is read as it was written. A native type that the
+    /// definition parser no longer accepts (one recorded before native types were checked in
+    /// full) stays readable as a native type: it is only read here, never written to DDL.
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TypeSpec, D::Error> {
         let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        match text.parse() {
+            Ok(spec) => Ok(spec),
+            Err(_) if !text.trim_start().starts_with('<') => Ok(TypeSpec::Native(text)),
+            Err(e) => Err(serde::de::Error::custom(e)),
+        }
     }
 }

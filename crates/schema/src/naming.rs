@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use dj_core::typespec::Backend;
+
 use crate::error::{Error, Result};
 
 /// A table's tier: how its rows come to be.
@@ -159,8 +161,87 @@ pub fn master_of(table: &str) -> Option<&str> {
     }
 }
 
+/// The longest schema, table or attribute name `backend` takes, in characters (names are ASCII,
+/// so characters are bytes): 64 on MySQL and MariaDB, 63 on PostgreSQL (which would otherwise cut
+/// a longer name silently, so that two names differing only at the end become one), and 63 on
+/// SQLite, which has no limit of its own: a schema declared there moves to either server.
+pub fn max_identifier_len(backend: Backend) -> usize {
+    match backend {
+        Backend::MySql => 64,
+        Backend::Postgres | Backend::Sqlite => 63,
+    }
+}
+
+/// The longest foreign-key constraint name MariaDB generates without an error.
+const MYSQL_MAX_CONSTRAINT_LEN: usize = 63;
+
+fn backend_label(backend: Backend) -> &'static str {
+    match backend {
+        Backend::MySql => "MySQL and MariaDB allow",
+        Backend::Postgres => "PostgreSQL allows",
+        Backend::Sqlite => "dj-rs allows on SQLite (PostgreSQL's limit, so the schema can move)",
+    }
+}
+
+/// Check that a name of `kind` (`schema`, `table`, `attribute`) fits `backend`'s identifier
+/// limit ([`max_identifier_len`]).
+pub fn check_identifier_len(backend: Backend, kind: &str, name: &str) -> Result<()> {
+    let max = max_identifier_len(backend);
+    if name.len() <= max {
+        return Ok(());
+    }
+    Err(Error::InvalidName {
+        name: name.to_string(),
+        reason: format!(
+            "the {kind} name is {} characters long; {} at most {max}",
+            name.len(),
+            backend_label(backend)
+        ),
+    })
+}
+
+/// Check the SQL name of a table about to be declared on `backend`: its characters
+/// ([`check_table_name`]) and its length, prefix included ([`check_identifier_len`]); for an
+/// Imported or Computed table also the name of the job table DataJoint gives it
+/// (`~~` + the name without its leading `_`), and on MySQL the names of the foreign-key
+/// constraints the server derives from the table name (`<table>_ibfk_<n>` for `foreign_keys`
+/// foreign keys), which must fit in 63 characters (MariaDB's bound for them).
+pub fn check_new_table_name(backend: Backend, name: &str, foreign_keys: usize) -> Result<()> {
+    check_table_name(name)?;
+    check_identifier_len(backend, "table", name)?;
+    if matches!(Tier::of(name), Some(Tier::Imported | Tier::Computed)) {
+        let jobs = format!("~~{}", name.trim_start_matches('_'));
+        check_identifier_len(backend, "job table", &jobs).map_err(|e| match e {
+            Error::InvalidName { reason, .. } => Error::InvalidName {
+                name: name.to_string(),
+                reason: format!("its job table `{jobs}` is too long: {reason}"),
+            },
+            other => other,
+        })?;
+    }
+    if backend == Backend::MySql && foreign_keys > 0 {
+        let constraint = format!("{name}_ibfk_{foreign_keys}");
+        // MariaDB 10.11 refuses a generated constraint name of 64 characters ("Identifier name
+        // … is too long"), so the bound is 63 here.
+        let max = MYSQL_MAX_CONSTRAINT_LEN;
+        if constraint.len() > max {
+            return Err(Error::InvalidName {
+                name: name.to_string(),
+                reason: format!(
+                    "MySQL and MariaDB name the foreign-key constraints after the table \
+                     (`{constraint}`), and those names must fit in {max} characters: with \
+                     {foreign_keys} foreign key(s) the table name can have at most {} characters",
+                    max - (constraint.len() - name.len())
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Check a schema name: lower-case letters, digits and `_`, starting with a letter or `_`, at most
-/// 64 characters. These names are quoted, never escaped, so nothing else is allowed.
+/// 64 characters (each backend's own limit is [`check_identifier_len`]'s). These names are
+/// quoted, never escaped, so nothing else is allowed.
 pub fn check_schema_name(name: &str) -> Result<()> {
     let mut c = name.chars();
     let ok = matches!(c.next(), Some(ch) if ch.is_ascii_lowercase() || ch == '_')
@@ -176,10 +257,11 @@ pub fn check_schema_name(name: &str) -> Result<()> {
     }
 }
 
-/// Check an SQL table name: `[a-z0-9_#~]`, at most 63 characters (PostgreSQL's limit).
+/// Check an SQL table name: `[a-z0-9_#~]`, at most 64 characters (MySQL's limit, the largest;
+/// each backend's own limit is [`check_identifier_len`]'s).
 pub fn check_table_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name.len() <= 63
+        && name.len() <= 64
         && name.chars().all(|ch| {
             ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '_' | '#' | '~')
         });
@@ -188,7 +270,7 @@ pub fn check_table_name(name: &str) -> Result<()> {
     } else {
         Err(Error::InvalidName {
             name: name.to_string(),
-            reason: "table names must be lower-case letters, digits, `_`, `#` or `~` (at most 63)"
+            reason: "table names must be lower-case letters, digits, `_`, `#` or `~` (at most 64)"
                 .into(),
         })
     }
@@ -213,6 +295,49 @@ mod tests {
         assert_eq!(snake_case("Scan3D").unwrap(), "scan3_d");
         assert!(snake_case("session").is_err());
         assert!(snake_case("Bad-Name").is_err());
+    }
+
+    #[test]
+    fn identifier_limits_per_backend() {
+        let n63 = "a".repeat(63);
+        let n64 = "a".repeat(64);
+        for b in [Backend::Sqlite, Backend::Postgres] {
+            assert!(check_identifier_len(b, "schema", &n63).is_ok());
+            let e = check_identifier_len(b, "attribute", &n64)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("64 characters") && e.contains("63"), "{e}");
+        }
+        assert!(check_identifier_len(Backend::MySql, "table", &n64).is_ok());
+        assert!(check_identifier_len(Backend::MySql, "table", &"a".repeat(65)).is_err());
+        // Tier prefixes count.
+        let base = "a".repeat(62);
+        assert!(check_new_table_name(Backend::Postgres, &format!("#{base}"), 0).is_ok());
+        assert!(check_new_table_name(Backend::Postgres, &format!("__{base}"), 0).is_err());
+        assert!(check_new_table_name(Backend::Postgres, &format!("__{}", &base[1..]), 0).is_ok());
+        // A part's full name counts.
+        let part = format!("{}__{}", "m".repeat(31), "p".repeat(31));
+        assert_eq!(part.len(), 64);
+        assert!(check_new_table_name(Backend::Sqlite, &part, 0).is_err());
+        assert!(check_new_table_name(Backend::MySql, &part, 0).is_ok());
+        // An Imported table's job table `~~name` is one longer than `_name`.
+        let e = check_new_table_name(Backend::Postgres, &format!("_{base}"), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("job table") && e.contains("~~"), "{e}");
+        assert!(check_new_table_name(Backend::Postgres, &format!("_{}", &base[1..]), 0).is_ok());
+        let imported = format!("_{}", "a".repeat(63));
+        assert!(check_new_table_name(Backend::MySql, &imported, 0).is_err());
+        // MySQL's foreign-key constraint names.
+        let t = "t".repeat(56);
+        assert!(check_new_table_name(Backend::MySql, &t, 1).is_ok());
+        let e = check_new_table_name(Backend::MySql, &format!("{t}t"), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("_ibfk_1") && e.contains("at most 56"), "{e}");
+        assert!(check_new_table_name(Backend::MySql, &"t".repeat(55), 10).is_ok());
+        assert!(check_new_table_name(Backend::MySql, &t, 10).is_err());
+        assert!(check_new_table_name(Backend::Postgres, &format!("{t}tt"), 3).is_ok());
     }
 
     #[test]

@@ -12,7 +12,10 @@ use crate::ddl;
 use crate::definition::{DefItem, parse};
 use crate::error::{Error, Result};
 use crate::heading::{Attribute, ForeignKey, Heading, Index};
-use crate::naming::{Tier, check_schema_name, part_name, snake_case, table_name};
+use crate::naming::{
+    Tier, check_identifier_len, check_new_table_name, check_schema_name, part_name, snake_case,
+    table_name,
+};
 use crate::table::{InsertOptions, Table};
 
 /// A schema: a MySQL database, a PostgreSQL schema, or on SQLite a name prefix.
@@ -27,6 +30,7 @@ impl Connection {
     pub async fn schema(&self, name: &str) -> Result<Schema> {
         check_schema_name(name)?;
         let backend = self.backend();
+        check_identifier_len(backend, "schema", name)?;
         let mut conn = self.acquire().await?;
         let mut ex = conn.exec();
         if !catalog::schema_exists(&mut ex, backend, name).await? {
@@ -114,6 +118,7 @@ impl Connection {
     /// Open an existing schema; an error when it does not exist.
     pub async fn existing_schema(&self, name: &str) -> Result<Schema> {
         check_schema_name(name)?;
+        check_identifier_len(self.backend(), "schema", name)?;
         let mut conn = self.acquire().await?;
         if !catalog::schema_exists(&mut conn.exec(), self.backend(), name).await? {
             return Err(Error::NoSuchSchema {
@@ -300,6 +305,7 @@ impl Schema {
                 return self.table(name).await;
             }
         }
+        check_new_table_name(backend, name, 0)?;
         let def = parse(&full, definition)?;
         let mut attributes: Vec<Attribute> = Vec::new();
         let mut foreign_keys: Vec<ForeignKey> = Vec::new();
@@ -311,6 +317,12 @@ impl Schema {
             column,
             message,
         };
+        let name_err = |line: usize, column: usize, e: Error| match e {
+            Error::InvalidName { name, reason } => {
+                def_err(line, column, format!("attribute `{name}`: {reason}"))
+            }
+            other => other,
+        };
         for item in &def.items {
             match item {
                 DefItem::Attribute {
@@ -321,6 +333,8 @@ impl Schema {
                     spec,
                     comment,
                 } => {
+                    check_identifier_len(backend, "attribute", attr)
+                        .map_err(|e| name_err(*line, 1, e))?;
                     let mut spec = spec.clone();
                     let sql_type = match &spec {
                         TypeSpec::Codec { name: codec, store } => {
@@ -430,6 +444,8 @@ impl Schema {
                         if attributes.iter().any(|a| a.name == child) {
                             continue;
                         }
+                        check_identifier_len(backend, "attribute", &child)
+                            .map_err(|e| name_err(*line, *column, e))?;
                         attributes.push(Attribute {
                             name: child,
                             spec: pa.spec.clone(),
@@ -509,6 +525,7 @@ impl Schema {
                 ),
             });
         }
+        check_new_table_name(backend, name, foreign_keys.len())?;
         let heading = Heading {
             schema: self.name.clone(),
             table: name.to_string(),
@@ -517,6 +534,10 @@ impl Schema {
             foreign_keys,
             indexes,
         };
+        ddl::check_literals(&heading).map_err(|message| Error::Refused {
+            table: full.clone(),
+            message,
+        })?;
         self.create(&heading).await.map_err(|e| e.in_table(&full))?;
         Ok(Table::from_heading(self.conn.clone(), heading))
     }
