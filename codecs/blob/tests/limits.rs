@@ -447,3 +447,25 @@ fn the_setting_is_read_from_the_configuration_and_used_by_the_codec() {
         assert!(m.contains("frames"), "{m}");
     });
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A compressed blob reads exactly when its size is within the limit, whatever the two are;
+    /// a header that understates the size is a mismatch, never a larger read.
+    #[test]
+    fn the_size_limit_decides_exactly(n in 29u64..300_000, limit in 1u64..400_000, under in 0u64..1000) {
+        let blob = zeros_blob(n, None);
+        match decode_with(&blob, limited(limit)) {
+            Ok(_) => prop_assert!(n <= limit),
+            Err(e) => prop_assert_eq!(e, BlobError::TooLarge { declared: n, limit }),
+        }
+        let stated = n.saturating_sub(under + 1);
+        let lying = zeros_blob(n, Some(stated));
+        let e = decode_with(&lying, limited(n)).unwrap_err();
+        prop_assert!(
+            matches!(e, BlobError::SizeMismatch { expected, actual } if expected == stated && actual == stated + 1),
+            "{}", e
+        );
+    }
+}
