@@ -14,5 +14,5 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again, twice, "re-encoding is not stable");
         }
     }
-    let _ = decode_with(data, DecodeOptions { legacy_32bit_dims: true });
+    let _ = decode_with(data, DecodeOptions { legacy_32bit_dims: true, ..DecodeOptions::default() });
 });

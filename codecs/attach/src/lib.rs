@@ -12,7 +12,10 @@
 //! the name, the bytes and where it was saved.
 //!
 //! File names containing `/`, `\`, NUL, or equal to `.` or `..` are rejected on insert and on
-//! fetch, so an attachment can never be written outside `download_path`.
+//! fetch, so an attachment can never be written outside `download_path`. So are names longer than
+//! [`MAX_FILENAME_BYTES`] (255 bytes, the file-system limit): whatever insert accepts, fetch can
+//! write. The temporary file fetch writes first has a short name of its own, so a 255-byte name
+//! round-trips.
 //!
 //! ```
 //! use dj_codec_attach::{Attachment, pack, unpack};
@@ -60,11 +63,27 @@ impl Attachment {
     }
 }
 
+/// The longest attachment file name, in bytes: the limit of common file systems (ext4, XFS,
+/// APFS, NTFS), so that fetch can write every name insert accepts.
+pub const MAX_FILENAME_BYTES: usize = 255;
+
 /// Check an attachment file name: one path segment (no `/` or `\`, not `.` or `..`, not
-/// empty), no NUL or other control characters, no Windows drive prefix. The same rule as
-/// [`dj_core::layout::check_file_name`], which it applies.
+/// empty), no NUL or other control characters, no Windows drive prefix (the rule of
+/// [`dj_core::layout::check_file_name`], which it applies), and at most [`MAX_FILENAME_BYTES`]
+/// bytes.
 pub fn check_filename(name: &str) -> Result<()> {
-    dj_core::layout::check_file_name(name).map(|_| ())
+    dj_core::layout::check_file_name(name)?;
+    if name.len() > MAX_FILENAME_BYTES {
+        return Err(Error::invalid_path(
+            name,
+            format!(
+                "attachment file name is {} bytes long; at most {MAX_FILENAME_BYTES} bytes can be \
+                 written as a file on fetch",
+                name.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Pack a name and contents as DataJoint stores them: `name\0contents`.
@@ -93,7 +112,8 @@ pub fn unpack(stored: &Bytes) -> Result<(&str, Bytes)> {
 
 /// Write `data` as `filename` into `dir` with DataJoint's collision rule and return the path:
 /// an existing file with identical contents is reused; otherwise `stem_1.ext`, `stem_2.ext`, … is
-/// tried until a free name or one with identical contents is found.
+/// tried until a free name or one with identical contents is found. When `stem_N.ext` would be
+/// longer than [`MAX_FILENAME_BYTES`], the stem is shortened (at a character boundary) to fit.
 ///
 /// Safe under concurrency (several rows of one fetch, several processes): the contents are
 /// written to a temporary file first and published under the chosen name with a hard link, which
@@ -116,7 +136,7 @@ pub fn save_into(dir: &Path, filename: &str, data: &[u8]) -> Result<PathBuf> {
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    let mut staged = Staged::new(dir, filename);
+    let mut staged = Staged::new(dir);
     let mut candidate = dir.join(filename);
     let mut counter = 0u64;
     loop {
@@ -124,7 +144,7 @@ pub fn save_into(dir: &Path, filename: &str, data: &[u8]) -> Result<PathBuf> {
             Ok(existing) if existing == data => return Ok(candidate),
             Ok(_) => {
                 counter += 1;
-                candidate = dir.join(format!("{stem}_{counter}{ext}"));
+                candidate = dir.join(numbered_name(&stem, &ext, counter));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 match staged.publish(&candidate, data) {
@@ -139,7 +159,28 @@ pub fn save_into(dir: &Path, filename: &str, data: &[u8]) -> Result<PathBuf> {
     }
 }
 
-/// The temporary file [`save_into`] writes once and links under the name it settles on.
+/// `{stem}_{counter}{ext}`, with the stem (and, if that is not enough, the extension) cut at a
+/// character boundary so that the name is at most [`MAX_FILENAME_BYTES`] bytes long.
+fn numbered_name(stem: &str, ext: &str, counter: u64) -> String {
+    let suffix = format!("_{counter}");
+    let room = MAX_FILENAME_BYTES.saturating_sub(suffix.len());
+    let ext = prefix_within(ext, room);
+    let stem = prefix_within(stem, room - ext.len());
+    format!("{stem}{suffix}{ext}")
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends at a character boundary.
+fn prefix_within(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The temporary file [`save_into`] writes once and links under the name it settles on. Its name
+/// is short and independent of the attachment's name (which may already be as long as the file
+/// system allows): `.<pid>.<n>.dj-part`.
 struct Staged {
     path: PathBuf,
     written: bool,
@@ -147,13 +188,39 @@ struct Staged {
 }
 
 impl Staged {
-    fn new(dir: &Path, filename: &str) -> Staged {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    fn new(dir: &Path) -> Staged {
         Staged {
-            path: dir.join(format!(".{filename}.{}.{n}.dj-part", std::process::id())),
+            path: Staged::fresh_path(dir),
             written: false,
             links: true,
+        }
+    }
+
+    /// A temporary name in `dir` that no other call in this process uses.
+    fn fresh_path(dir: &Path) -> PathBuf {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        dir.join(format!(".{}.{n}.dj-part", std::process::id()))
+    }
+
+    /// Create the temporary file; a leftover of the same name (a crashed process whose id was
+    /// reused) moves us on to the next number.
+    fn create(&mut self) -> std::io::Result<std::fs::File> {
+        let mut attempts = 0;
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&self.path)
+            {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 16 => {
+                    attempts += 1;
+                    if let Some(dir) = self.path.parent() {
+                        self.path = Staged::fresh_path(dir);
+                    }
+                }
+                other => return other,
+            }
         }
     }
 
@@ -163,10 +230,7 @@ impl Staged {
         use std::io::Write;
         if self.links {
             if !self.written {
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&self.path)?;
+                let mut f = self.create()?;
                 f.write_all(data)?;
                 f.sync_all()?;
                 self.written = true;
@@ -326,6 +390,61 @@ mod tests {
         let stored = Bytes::from_static(b"../evil\0x");
         assert!(unpack(&stored).is_err());
         assert!(unpack(&Bytes::from_static(b"no-nul")).is_err());
+    }
+
+    #[test]
+    fn names_up_to_255_bytes_are_accepted_and_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        // 255 bytes, with an extension, and one made of 2-byte characters (254 bytes + "x").
+        let long = format!("{}.txt", "a".repeat(MAX_FILENAME_BYTES - 4));
+        let wide = format!("{}x", "é".repeat(127));
+        for name in [&long, &wide] {
+            assert_eq!(name.len(), MAX_FILENAME_BYTES);
+            let packed = pack(name, b"one").unwrap();
+            let (n, d) = unpack(&packed).unwrap();
+            assert_eq!((n, &d[..]), (name.as_str(), &b"one"[..]));
+            let a = save_into(dir.path(), name, b"one").unwrap();
+            assert_eq!(a, dir.path().join(name));
+            assert_eq!(std::fs::read(&a).unwrap(), b"one");
+            // Collisions shorten the stem so that the numbered names fit too.
+            let b = save_into(dir.path(), name, b"two").unwrap();
+            let c = save_into(dir.path(), name, b"three").unwrap();
+            for (p, want) in [(&b, &b"two"[..]), (&c, &b"three"[..])] {
+                let file_name = p.file_name().unwrap().to_str().unwrap();
+                assert!(file_name.len() <= MAX_FILENAME_BYTES, "{file_name}");
+                assert_eq!(std::fs::read(p).unwrap(), want);
+            }
+            assert!(b.to_str().unwrap().ends_with("_1.txt") || name == &wide);
+            assert_ne!(b, c);
+            assert_eq!(save_into(dir.path(), name, b"two").unwrap(), b);
+        }
+    }
+
+    #[test]
+    fn names_longer_than_255_bytes_are_refused_at_insert() {
+        let name = "a".repeat(MAX_FILENAME_BYTES + 1);
+        let err = pack(&name, b"x").unwrap_err().to_string();
+        assert!(err.contains("256 bytes"), "{err}");
+        let mut stored = name.into_bytes();
+        stored.extend_from_slice(b"\0x");
+        assert!(unpack(&Bytes::from(stored)).is_err());
+    }
+
+    #[test]
+    fn numbered_names_fit() {
+        let ext = format!(".{}", "e".repeat(300));
+        for (stem, ext, counter) in [
+            ("a".repeat(251), ".txt", 1),
+            ("ü".repeat(200), ".dat", 12345),
+            ("a".to_string(), ext.as_str(), u64::MAX),
+            (String::new(), "", 7),
+        ] {
+            let n = numbered_name(&stem, ext, counter);
+            assert!(n.len() <= MAX_FILENAME_BYTES, "{n}");
+            assert!(n.contains(&format!("_{counter}")), "{n}");
+            assert!(stem.starts_with(n.split(&format!("_{counter}")).next().unwrap()));
+        }
+        assert_eq!(numbered_name("r", ".txt", 2), "r_2.txt");
     }
 
     #[test]

@@ -7,11 +7,12 @@ use dj_core::codec::{Codec, CodecContext};
 use dj_core::error::{Error, Result};
 use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
 use dj_core::typespec::{CoreType, TypeSpec};
-use dj_core::value::Value;
+use dj_core::value::{DomainValue, Value};
 
+use crate::decode::{DecodeOptions, decode_with};
 use crate::encode::{Compression, EncodeOptions};
+use crate::encode_with;
 use crate::item::Item;
-use crate::{decode, encode_with};
 
 /// The codec name.
 pub const NAME: &str = "blob";
@@ -30,19 +31,33 @@ pub struct BlobCodec {
 
 dj_core::submit_codec!(NAME, || Arc::new(BlobCodec::default()));
 
-fn to_item(value: Value) -> Result<Item> {
-    match value {
-        Value::Domain(d) => match d.downcast::<Item>() {
-            Ok(item) => Ok(item),
-            Err(d) => Err(Error::codec(
+/// The item to encode: a domain value's own (borrowed, never copied: the caller's row still
+/// holds it) or one converted from a core value.
+enum Source {
+    Shared(DomainValue),
+    Owned(Item),
+}
+
+impl Source {
+    fn new(value: Value) -> Result<Source> {
+        match value {
+            Value::Domain(d) if d.is::<Item>() => Ok(Source::Shared(d)),
+            Value::Domain(d) => Err(Error::codec(
                 NAME,
                 format!(
                     "<blob> cannot store `{}`; convert it to a blob Item",
                     d.type_name()
                 ),
             )),
-        },
-        other => Item::try_from(other).map_err(Error::from),
+            other => Ok(Source::Owned(Item::try_from(other)?)),
+        }
+    }
+
+    fn item(&self) -> Option<&Item> {
+        match self {
+            Source::Shared(d) => d.downcast_ref::<Item>(),
+            Source::Owned(item) => Some(item),
+        }
     }
 }
 
@@ -77,18 +92,22 @@ impl Codec for BlobCodec {
     }
 
     async fn encode(&self, value: Value, ctx: &CodecContext) -> Result<Value> {
-        let item = to_item(value)?;
-        let big = matches!(&item, Item::Array(a) if a.data.len() * 8 > BLOCKING_THRESHOLD);
+        let source = Source::new(value)?;
+        let big =
+            matches!(source.item(), Some(Item::Array(a)) if a.data.len() * 8 > BLOCKING_THRESHOLD);
         let compression = self.compression.unwrap_or(ctx.config.blob_compression);
         let options = EncodeOptions { compression };
         let bytes = run_blocking(big, NAME, "task", move || {
-            encode_with(&item, options).map_err(Error::from)
+            let item = source
+                .item()
+                .ok_or_else(|| Error::codec(NAME, "the domain value is not a blob Item"))?;
+            encode_with(item, options).map_err(Error::from)
         })
         .await??;
         Ok(Value::Bytes(bytes.into()))
     }
 
-    async fn decode(&self, stored: Value, _ctx: &CodecContext) -> Result<Value> {
+    async fn decode(&self, stored: Value, ctx: &CodecContext) -> Result<Value> {
         let Value::Bytes(bytes) = stored else {
             return Err(Error::codec(
                 NAME,
@@ -96,8 +115,12 @@ impl Codec for BlobCodec {
             ));
         };
         let big = bytes.len() > BLOCKING_THRESHOLD;
+        let options = DecodeOptions {
+            max_decompressed_size: ctx.config.blob_max_decompressed_size,
+            ..DecodeOptions::default()
+        };
         let item = run_blocking(big, NAME, "task", move || {
-            decode(&bytes).map_err(Error::from)
+            decode_with(&bytes, options).map_err(Error::from)
         })
         .await??;
         Ok(Value::domain(item))

@@ -165,6 +165,50 @@ fn time_number(t: &chrono::NaiveTime) -> i64 {
         + i64::from(t.nanosecond() / 1000)
 }
 
+/// Whether a JSON document is nested at most `limit` levels deep, found without recursion.
+fn json_within(j: &serde_json::Value, limit: usize) -> bool {
+    use serde_json::Value as J;
+    fn inner(j: &J) -> Option<Box<dyn Iterator<Item = &J> + '_>> {
+        match j {
+            J::Array(v) if !v.is_empty() => Some(Box::new(v.iter())),
+            J::Object(m) if !m.is_empty() => Some(Box::new(m.values())),
+            _ => None,
+        }
+    }
+    let mut stack: Vec<Box<dyn Iterator<Item = &J> + '_>> = inner(j).into_iter().collect();
+    while let Some(top) = stack.last_mut() {
+        match top.next() {
+            Some(child) => {
+                if let Some(below) = inner(child) {
+                    if stack.len() >= limit {
+                        return false;
+                    }
+                    stack.push(below);
+                }
+            }
+            None => {
+                stack.pop();
+            }
+        }
+    }
+    true
+}
+
+/// Drop a JSON document without recursion (serde_json's own drop recurses once per level).
+fn dismantle(j: serde_json::Value) {
+    use serde_json::Value as J;
+    let mut stack = vec![j];
+    while let Some(j) = stack.pop() {
+        match j {
+            J::Array(v) => stack.extend(v),
+            J::Object(m) => stack.extend(m.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
+/// Convert a JSON document nested at most [`MAX_DEPTH`] levels deep (the recursion is bounded by
+/// that).
 fn json_to_item(j: serde_json::Value) -> Item {
     use serde_json::Value as J;
     match j {
@@ -200,7 +244,13 @@ impl TryFrom<Value> for Item {
             Value::String(s) => Item::Str(s),
             Value::Bytes(b) => Item::Bytes(b.to_vec()),
             Value::Uuid(u) => Item::Uuid(u),
-            Value::Json(j) => json_to_item(j),
+            Value::Json(j) => {
+                if !json_within(&j, MAX_DEPTH) {
+                    dismantle(j);
+                    return Err(crate::encode::too_deep());
+                }
+                json_to_item(j)
+            }
             Value::Date(d) => Item::Temporal(Temporal {
                 date: date_number(&d),
                 time: -1,

@@ -1,17 +1,32 @@
 //! Reading blobs.
 
-use flate2::read::ZlibDecoder;
-use std::io::Read;
+use flate2::{Decompress, FlushDecompress, Status};
 
 use crate::BlobError;
 use crate::item::*;
+pub use dj_core::config::DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE;
 
 /// Options for reading.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct DecodeOptions {
     /// Read legacy MATLAB blobs whose dims, lengths and sizes are 32-bit (DataJoint's
     /// `use_32bit_dims`). It cannot be detected; only set it for such data.
     pub legacy_32bit_dims: bool,
+    /// The largest size in bytes a `ZL123` blob may inflate to (the configuration's
+    /// `blob_max_decompressed_size`). A header announcing more is refused before anything is
+    /// allocated, and inflating stops one byte past the announced size, so a header that lies
+    /// cannot make the decoder hold more than this either.
+    pub max_decompressed_size: u64,
+}
+
+impl Default for DecodeOptions {
+    /// 64-bit dims and [`DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE`] bytes.
+    fn default() -> Self {
+        DecodeOptions {
+            legacy_32bit_dims: false,
+            max_decompressed_size: DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE,
+        }
+    }
 }
 
 const ZL123: &[u8] = b"ZL123\0";
@@ -31,29 +46,100 @@ pub fn decode_with(blob: &[u8], options: DecodeOptions) -> Result<Item, BlobErro
             dims32: options.legacy_32bit_dims,
         };
         let expected = r.size("the uncompressed length")?;
-        let body = &rest[r.pos..];
-        // Never trust the declared length for the allocation: inflate into a growing buffer,
-        // reading at most one byte more than declared.
-        // zlib expands at most about 1032:1, so a larger declared length is a lie we need not
-        // reserve for.
-        let bound = (body.len() as u64).saturating_mul(1032).saturating_add(64);
-        let mut out = Vec::with_capacity(usize::try_from(expected.min(bound)).unwrap_or(0));
-        crate::pages::advise_huge(out.as_ptr(), out.capacity());
-        ZlibDecoder::new(body)
-            .take(expected.saturating_add(1))
-            .read_to_end(&mut out)
-            .map_err(|e| BlobError::Zlib {
-                message: e.to_string(),
-            })?;
-        if out.len() as u64 != expected {
-            return Err(BlobError::SizeMismatch {
-                expected,
-                actual: out.len() as u64,
+        if expected > options.max_decompressed_size {
+            return Err(BlobError::TooLarge {
+                declared: expected,
+                limit: options.max_decompressed_size,
             });
         }
+        let out = inflate(&rest[r.pos..], expected)?;
         return decode_plain(&out, options);
     }
     decode_plain(blob, options)
+}
+
+/// Inflate a zlib stream that should give exactly `expected` bytes (already checked against the
+/// limit) into a buffer that never grows past `expected`; the one byte more that would reveal a
+/// longer stream goes to a scratch buffer.
+fn inflate(body: &[u8], expected: u64) -> Result<Vec<u8>, BlobError> {
+    let expected_len = usize::try_from(expected).map_err(|_| BlobError::TooLarge {
+        declared: expected,
+        limit: usize::MAX as u64,
+    })?;
+    // zlib expands at most about 1032:1, so a larger declared length is a lie we need not
+    // reserve for up front; the buffer then grows (by doubling, up to `expected`) as data arrives.
+    let bound = body.len().saturating_mul(1032).saturating_add(64);
+    let mut out: Vec<u8> = Vec::with_capacity(expected_len.min(bound));
+    crate::pages::advise_huge(out.as_ptr(), out.capacity());
+    let mut zlib = Decompress::new(true);
+    let mut input = body;
+    let mut ended = false;
+    while !ended {
+        if out.len() == out.capacity() {
+            if out.len() == expected_len {
+                break;
+            }
+            let grow_to = expected_len.min(out.len().saturating_mul(2).max(64 * 1024));
+            out.try_reserve_exact(grow_to - out.len())
+                .map_err(|_| BlobError::Zlib {
+                    message: format!("cannot allocate {grow_to} bytes for the inflated blob"),
+                })?;
+        }
+        let (progressed, end) = inflate_step(&mut zlib, &mut input, &mut out)?;
+        ended = end;
+        if !progressed {
+            // The input is used up before the stream's end: a truncated stream.
+            break;
+        }
+    }
+    if out.len() == expected_len && !ended {
+        // The declared size is reached: only the end of the stream (its checksum) may follow.
+        let mut extra = Vec::with_capacity(1);
+        while !ended {
+            let (progressed, end) = inflate_step(&mut zlib, &mut input, &mut extra)?;
+            if !extra.is_empty() {
+                return Err(BlobError::SizeMismatch {
+                    expected,
+                    actual: expected.saturating_add(1),
+                });
+            }
+            ended = end;
+            if !progressed {
+                break;
+            }
+        }
+    }
+    if out.len() != expected_len {
+        return Err(BlobError::SizeMismatch {
+            expected,
+            actual: out.len() as u64,
+        });
+    }
+    if !ended {
+        return Err(BlobError::Zlib {
+            message: "the compressed stream is truncated".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// One call into zlib, writing into the spare capacity of `out`: whether it made progress, and
+/// whether the stream ended.
+fn inflate_step(
+    zlib: &mut Decompress,
+    input: &mut &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(bool, bool), BlobError> {
+    let (in_before, out_before) = (zlib.total_in(), zlib.total_out());
+    let status = zlib
+        .decompress_vec(input, out, FlushDecompress::None)
+        .map_err(|e| BlobError::Zlib {
+            message: e.to_string(),
+        })?;
+    let consumed = usize::try_from(zlib.total_in() - in_before).unwrap_or(input.len());
+    *input = &input[consumed.min(input.len())..];
+    let progressed = zlib.total_in() != in_before || zlib.total_out() != out_before;
+    Ok((progressed, status == Status::StreamEnd))
 }
 
 fn decode_plain(blob: &[u8], options: DecodeOptions) -> Result<Item, BlobError> {
@@ -70,7 +156,7 @@ fn decode_plain(blob: &[u8], options: DecodeOptions) -> Result<Item, BlobError> 
         base: 0,
         dims32: options.legacy_32bit_dims,
     };
-    let item = r.item(0)?;
+    let item = r.item_tree()?;
     if r.pos != blob.len() {
         return Err(BlobError::TrailingBytes {
             offset: r.pos,
@@ -80,7 +166,134 @@ fn decode_plain(blob: &[u8], options: DecodeOptions) -> Result<Item, BlobError> 
     Ok(item)
 }
 
-const MAX_DEPTH: usize = 256;
+/// What [`Reader::begin`] read: a whole item, or a container whose items follow.
+enum Begun {
+    Done(Item),
+    Open(Open),
+}
+
+/// A container being read, with the items read so far and how many are still to come.
+enum Open {
+    Sequence {
+        code: u8,
+        items: Vec<Item>,
+        left: usize,
+    },
+    Dict {
+        pairs: Vec<(Item, Item)>,
+        key: Option<Item>,
+        /// Keys and values still to come.
+        left: usize,
+    },
+    Cell {
+        shape: Vec<u64>,
+        items: Vec<Item>,
+        left: usize,
+    },
+    Struct {
+        shape: Vec<u64>,
+        fields: Vec<String>,
+        elements: Vec<Vec<Item>>,
+        /// The element being filled, one item per field.
+        row: Vec<Item>,
+        n_fields: usize,
+        left: usize,
+    },
+    Object {
+        shape: Vec<u64>,
+        items: Vec<Item>,
+        left: usize,
+    },
+    Record {
+        fields: Vec<String>,
+        columns: Vec<Item>,
+        left: usize,
+    },
+}
+
+impl Open {
+    fn left(&self) -> usize {
+        match self {
+            Open::Sequence { left, .. }
+            | Open::Dict { left, .. }
+            | Open::Cell { left, .. }
+            | Open::Struct { left, .. }
+            | Open::Object { left, .. }
+            | Open::Record { left, .. } => *left,
+        }
+    }
+
+    fn push(&mut self, item: Item) {
+        match self {
+            Open::Sequence { items, left, .. }
+            | Open::Cell { items, left, .. }
+            | Open::Object { items, left, .. } => {
+                items.push(item);
+                *left -= 1;
+            }
+            Open::Dict { pairs, key, left } => {
+                match key.take() {
+                    None => *key = Some(item),
+                    Some(k) => pairs.push((k, item)),
+                }
+                *left -= 1;
+            }
+            Open::Struct {
+                elements,
+                row,
+                n_fields,
+                left,
+                ..
+            } => {
+                row.push(item);
+                if row.len() == *n_fields {
+                    elements.push(std::mem::replace(row, Vec::with_capacity(*n_fields)));
+                }
+                *left -= 1;
+            }
+            Open::Record { columns, left, .. } => {
+                columns.push(item);
+                *left -= 1;
+            }
+        }
+    }
+
+    fn finish(self) -> Item {
+        match self {
+            Open::Sequence { code, items, .. } => match code {
+                0x01 => Item::Tuple(items),
+                0x02 => Item::List(items),
+                _ => Item::Set(items),
+            },
+            Open::Dict { pairs, .. } => Item::Dict(pairs),
+            Open::Cell { shape, items, .. } => Item::Cell(CellArray { shape, items }),
+            Open::Struct {
+                shape,
+                fields,
+                elements,
+                ..
+            } => Item::Struct(StructArray {
+                shape,
+                fields,
+                elements,
+            }),
+            Open::Object { shape, items, .. } => Item::Array(Array {
+                shape,
+                data: ArrayData::Object(items),
+            }),
+            Open::Record {
+                fields, columns, ..
+            } => Item::Record(RecordArray { fields, columns }),
+        }
+    }
+}
+
+/// An open container and, while one of its items is being read, that item's length prefix:
+/// where it is, what it declares, and where the item starts.
+struct Frame {
+    container: Open,
+    child: Option<(usize, u64, usize)>,
+}
 
 struct Reader<'a> {
     buf: &'a [u8],
@@ -214,32 +427,6 @@ impl<'a> Reader<'a> {
         Ok(names)
     }
 
-    /// An item prefixed by its length (inside containers); the item must use exactly that length.
-    fn sized_item(&mut self, depth: usize) -> Result<Item, BlobError> {
-        let at = self.offset();
-        let len = self.size("an item length")?;
-        let start = self.pos;
-        let remaining = (self.buf.len() - self.pos) as u64;
-        if len > remaining {
-            return Err(BlobError::Truncated {
-                offset: at,
-                expected: "an item",
-                needed: len,
-                available: remaining,
-            });
-        }
-        let item = self.item(depth + 1)?;
-        let used = (self.pos - start) as u64;
-        if used != len {
-            return Err(BlobError::LengthMismatch {
-                offset: at,
-                declared: len,
-                actual: used,
-            });
-        }
-        Ok(item)
-    }
-
     fn numeric<T: bytemuck::Pod>(
         &mut self,
         n: usize,
@@ -283,7 +470,9 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn array(&mut self, depth: usize) -> Result<Array, BlobError> {
+    /// An array after its `A` code: the whole of a numeric one, or the header of an object array,
+    /// whose elements follow as items.
+    fn array(&mut self) -> Result<Begun, BlobError> {
         let at = self.offset();
         let shape = self.shape()?;
         let class = self.u32("the array class id")?;
@@ -291,11 +480,11 @@ impl<'a> Reader<'a> {
         let data = match class {
             5 => {
                 let n = self.elements(at, &shape, 9)?;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(self.sized_item(depth)?);
-                }
-                ArrayData::Object(items)
+                return Ok(Begun::Open(Open::Object {
+                    shape,
+                    items: Vec::with_capacity(n),
+                    left: n,
+                }));
             }
             4 => {
                 let n = self.elements(at, &shape, 2)?;
@@ -331,99 +520,167 @@ impl<'a> Reader<'a> {
                 }
             }
         };
-        Ok(Array { shape, data })
+        Ok(Begun::Done(Item::Array(Array { shape, data })))
     }
 
-    fn item(&mut self, depth: usize) -> Result<Item, BlobError> {
-        if depth > MAX_DEPTH {
-            return Err(BlobError::Malformed {
-                offset: self.offset(),
-                message: format!("nesting deeper than {MAX_DEPTH}"),
-            });
+    /// The item at the current position with everything inside it.
+    ///
+    /// Containers are read with a stack on the heap, not by recursion, so the native stack stays
+    /// flat whatever the input; an item inside more than [`MAX_DEPTH`] containers is an error.
+    fn item_tree(&mut self) -> Result<Item, BlobError> {
+        let mut open: Vec<Frame> = Vec::new();
+        loop {
+            // Read the next item, at the depth of the containers open around it.
+            if open.len() > MAX_DEPTH {
+                return Err(BlobError::Malformed {
+                    offset: self.offset(),
+                    message: format!("nesting deeper than {MAX_DEPTH}"),
+                });
+            }
+            let mut done = match self.begin()? {
+                Begun::Done(item) => item,
+                Begun::Open(container) if container.left() == 0 => container.finish(),
+                Begun::Open(container) => {
+                    open.push(Frame {
+                        container,
+                        child: None,
+                    });
+                    self.start_child(&mut open)?;
+                    continue;
+                }
+            };
+            // Hand finished items to their containers, closing those that are complete.
+            loop {
+                let Some(mut frame) = open.pop() else {
+                    return Ok(done);
+                };
+                if let Some((at, declared, start)) = frame.child.take() {
+                    let used = (self.pos - start) as u64;
+                    if used != declared {
+                        return Err(BlobError::LengthMismatch {
+                            offset: at,
+                            declared,
+                            actual: used,
+                        });
+                    }
+                }
+                frame.container.push(done);
+                if frame.container.left() > 0 {
+                    open.push(frame);
+                    self.start_child(&mut open)?;
+                    break;
+                }
+                done = frame.container.finish();
+            }
+        }
+    }
+
+    /// Before the next child of the innermost open container: read its length prefix when the
+    /// container's children have one (all but record columns) and check it against the input.
+    fn start_child(&mut self, open: &mut [Frame]) -> Result<(), BlobError> {
+        let Some(frame) = open.last_mut() else {
+            return Ok(());
+        };
+        if matches!(frame.container, Open::Record { .. }) {
+            return Ok(());
         }
         let at = self.offset();
+        let len = self.size("an item length")?;
+        let remaining = (self.buf.len() - self.pos) as u64;
+        if len > remaining {
+            return Err(BlobError::Truncated {
+                offset: at,
+                expected: "an item",
+                needed: len,
+                available: remaining,
+            });
+        }
+        frame.child = Some((at, len, self.pos));
+        Ok(())
+    }
+
+    /// Read an item's code and then either the whole item (scalars and numeric arrays) or a
+    /// container's header.
+    fn begin(&mut self) -> Result<Begun, BlobError> {
+        let at = self.offset();
         let code = self.u8("an item code")?;
+        match code {
+            b'A' => self.array(),
+            b'S' => {
+                let shape = self.shape()?;
+                let n_fields = self.u32("the number of struct fields")? as usize;
+                if n_fields == 0 {
+                    return Ok(Begun::Done(Item::Struct(StructArray {
+                        shape,
+                        fields: vec![],
+                        elements: vec![],
+                    })));
+                }
+                let fields = self.names(n_fields)?;
+                let n = self.elements(at, &shape, 9 * n_fields as u64)?;
+                Ok(Begun::Open(Open::Struct {
+                    shape,
+                    fields,
+                    elements: Vec::with_capacity(n),
+                    row: Vec::with_capacity(n_fields),
+                    n_fields,
+                    left: n * n_fields,
+                }))
+            }
+            b'C' => {
+                let shape = self.shape()?;
+                let n = self.elements(at, &shape, 9)?;
+                Ok(Begun::Open(Open::Cell {
+                    shape,
+                    items: Vec::with_capacity(n),
+                    left: n,
+                }))
+            }
+            b'F' => {
+                let n_fields = self.u32("the number of record fields")? as usize;
+                if n_fields == 0 {
+                    return Ok(Begun::Done(Item::Record(RecordArray {
+                        fields: vec![],
+                        columns: vec![],
+                    })));
+                }
+                let fields = self.names(n_fields)?;
+                Ok(Begun::Open(Open::Record {
+                    fields,
+                    columns: Vec::with_capacity(n_fields.min(4096)),
+                    left: n_fields,
+                }))
+            }
+            0x01..=0x03 => {
+                let n = self.count("the number of elements", 9)?;
+                Ok(Begun::Open(Open::Sequence {
+                    code,
+                    items: Vec::with_capacity(n),
+                    left: n,
+                }))
+            }
+            0x04 => {
+                let n = self.count("the number of dict entries", 18)?;
+                Ok(Begun::Open(Open::Dict {
+                    pairs: Vec::with_capacity(n),
+                    key: None,
+                    left: 2 * n,
+                }))
+            }
+            _ => self.scalar(code, at).map(Begun::Done),
+        }
+    }
+
+    /// An item that holds no other item, after its code.
+    fn scalar(&mut self, code: u8, at: usize) -> Result<Item, BlobError> {
         Ok(match code {
-            b'A' => Item::Array(self.array(depth)?),
             b'P' => {
                 return Err(BlobError::Unsupported {
                     offset: at,
                     what: "MATLAB sparse arrays".into(),
                 });
             }
-            b'S' => {
-                let shape = self.shape()?;
-                let n_fields = self.u32("the number of struct fields")? as usize;
-                if n_fields == 0 {
-                    return Ok(Item::Struct(StructArray {
-                        shape,
-                        fields: vec![],
-                        elements: vec![],
-                    }));
-                }
-                let fields = self.names(n_fields)?;
-                let n = self.elements(at, &shape, 9 * n_fields as u64)?;
-                let mut elements = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let mut values = Vec::with_capacity(n_fields);
-                    for _ in 0..n_fields {
-                        values.push(self.sized_item(depth)?);
-                    }
-                    elements.push(values);
-                }
-                Item::Struct(StructArray {
-                    shape,
-                    fields,
-                    elements,
-                })
-            }
-            b'C' => {
-                let shape = self.shape()?;
-                let n = self.elements(at, &shape, 9)?;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(self.sized_item(depth)?);
-                }
-                Item::Cell(CellArray { shape, items })
-            }
-            b'F' => {
-                let n_fields = self.u32("the number of record fields")? as usize;
-                if n_fields == 0 {
-                    return Ok(Item::Record(RecordArray {
-                        fields: vec![],
-                        columns: vec![],
-                    }));
-                }
-                let fields = self.names(n_fields)?;
-                let mut columns = Vec::with_capacity(n_fields.min(4096));
-                for _ in 0..n_fields {
-                    columns.push(self.item(depth + 1)?);
-                }
-                Item::Record(RecordArray { fields, columns })
-            }
             0xFF => Item::None,
-            0x01..=0x03 => {
-                let n = self.count("the number of elements", 9)?;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(self.sized_item(depth)?);
-                }
-                match code {
-                    0x01 => Item::Tuple(items),
-                    0x02 => Item::List(items),
-                    _ => Item::Set(items),
-                }
-            }
-            0x04 => {
-                let n = self.count("the number of dict entries", 18)?;
-                let mut pairs = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let k = self.sized_item(depth)?;
-                    let v = self.sized_item(depth)?;
-                    pairs.push((k, v));
-                }
-                Item::Dict(pairs)
-            }
             0x05 => {
                 let n = self.count("a string length", 1)?;
                 let s = self.take(n, "string bytes")?;

@@ -90,18 +90,33 @@ fn zlib(data: &[u8], level: Level) -> Result<Vec<u8>, BlobError> {
 /// dimension, char arrays, and cell and struct arrays of those. Anything else (Python scalars and
 /// containers, 0-d numeric arrays, object, unicode and `datetime64` arrays, record arrays) makes
 /// the blob `dj0`, exactly as DataJoint decides.
+///
+/// The walk uses a stack on the heap, so any depth is fine.
 pub fn is_classic(item: &Item) -> bool {
-    match item {
-        // DataJoint switches to dj0 for 0-d numeric arrays but not for 0-d char arrays.
-        Item::Array(a) => match a.data {
-            ArrayData::Object(_) | ArrayData::DateTime64 { .. } => false,
-            ArrayData::Char(_) => true,
-            _ => !a.shape.is_empty(),
-        },
-        Item::Cell(c) => c.items.iter().all(is_classic),
-        Item::Struct(s) => s.elements.iter().flatten().all(is_classic),
-        _ => false,
+    let mut pending = vec![item];
+    while let Some(item) = pending.pop() {
+        let classic = match item {
+            // DataJoint switches to dj0 for 0-d numeric arrays but not for 0-d char arrays.
+            Item::Array(a) => match a.data {
+                ArrayData::Object(_) | ArrayData::DateTime64 { .. } => false,
+                ArrayData::Char(_) => true,
+                _ => !a.shape.is_empty(),
+            },
+            Item::Cell(c) => {
+                pending.extend(&c.items);
+                true
+            }
+            Item::Struct(s) => {
+                pending.extend(s.elements.iter().flatten());
+                true
+            }
+            _ => false,
+        };
+        if !classic {
+            return false;
+        }
     }
+    true
 }
 
 fn encoded_len_hint(item: &Item) -> usize {
@@ -122,7 +137,14 @@ fn data_bytes(data: &ArrayData) -> usize {
         | ArrayData::U64(_)
         | ArrayData::F64(_)
         | ArrayData::DateTime64 { .. } => n.saturating_mul(8),
-        ArrayData::Complex(re, im) => data_bytes(re).saturating_add(data_bytes(im)),
+        // Only one level: parts that are complex themselves are refused when written.
+        ArrayData::Complex(re, im)
+            if !matches!(**re, ArrayData::Complex(..))
+                && !matches!(**im, ArrayData::Complex(..)) =>
+        {
+            data_bytes(re).saturating_add(data_bytes(im))
+        }
+        ArrayData::Complex(..) => 0,
         ArrayData::Object(_) => n.saturating_mul(16),
     }
 }
@@ -142,14 +164,10 @@ fn put_shape(out: &mut Vec<u8>, shape: &[u64]) {
     }
 }
 
-/// Write `item` preceded by its u64 length, patching the length in afterwards (no second buffer).
-fn write_sized(out: &mut Vec<u8>, item: &Item) -> Result<(), BlobError> {
-    let at = out.len();
-    put_u64(out, 0);
-    write_item(out, item)?;
+/// Fill in the u64 length reserved at `at`: the bytes written since.
+fn patch_length(out: &mut [u8], at: usize) {
     let len = (out.len() - at - 8) as u64;
     out[at..at + 8].copy_from_slice(&len.to_le_bytes());
-    Ok(())
 }
 
 fn put_names(out: &mut Vec<u8>, names: &[String]) -> Result<(), BlobError> {
@@ -238,6 +256,7 @@ fn put_numeric(out: &mut Vec<u8>, data: &ArrayData) {
     }
 }
 
+/// Write an array; for an object array only its header (the caller writes the elements).
 fn write_array(out: &mut Vec<u8>, a: &Array) -> Result<(), BlobError> {
     let n = element_count(&a.shape).ok_or(BlobError::Invalid {
         message: format!("shape {:?} overflows", a.shape),
@@ -256,11 +275,7 @@ fn write_array(out: &mut Vec<u8>, a: &Array) -> Result<(), BlobError> {
     put_u32(out, class_id(&a.data)?);
     put_u32(out, u32::from(matches!(a.data, ArrayData::Complex(..))));
     match &a.data {
-        ArrayData::Object(items) => {
-            for it in items {
-                write_sized(out, it)?;
-            }
-        }
+        ArrayData::Object(_) => {}
         data => {
             out.reserve(data_bytes(data));
             put_numeric(out, data);
@@ -269,7 +284,71 @@ fn write_array(out: &mut Vec<u8>, a: &Array) -> Result<(), BlobError> {
     Ok(())
 }
 
+/// The error for a value nested deeper than [`MAX_DEPTH`].
+pub(crate) fn too_deep() -> BlobError {
+    BlobError::Invalid {
+        message: format!(
+            "the value is nested more than {MAX_DEPTH} levels deep, deeper than a blob can be \
+             read back"
+        ),
+    }
+}
+
+/// A container being written: its remaining items, whether each is preceded by its length (all
+/// but record columns), and where its own length is to be filled in once it is complete.
+struct Frame<'a> {
+    items: Children<'a>,
+    sized: bool,
+    length_at: Option<usize>,
+}
+
+/// Write `item` and everything inside it. Containers are walked with a stack on the heap, so the
+/// native stack stays flat however deep the value; an item inside more than [`MAX_DEPTH`]
+/// containers is an error.
 fn write_item(out: &mut Vec<u8>, item: &Item) -> Result<(), BlobError> {
+    let mut open: Vec<Frame<'_>> = Vec::new();
+    if write_head(out, item)? {
+        open.push(Frame {
+            items: children(item),
+            sized: !matches!(item, Item::Record(_)),
+            length_at: None,
+        });
+    }
+    loop {
+        // The depth of the next item: inside every open container.
+        let child_depth = open.len();
+        let Some(frame) = open.last_mut() else { break };
+        let Some(child) = frame.items.next() else {
+            if let Some(at) = frame.length_at {
+                patch_length(out, at);
+            }
+            open.pop();
+            continue;
+        };
+        if child_depth > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        let length_at = frame.sized.then(|| {
+            let at = out.len();
+            put_u64(out, 0);
+            at
+        });
+        if write_head(out, child)? {
+            open.push(Frame {
+                items: children(child),
+                sized: !matches!(child, Item::Record(_)),
+                length_at,
+            });
+        } else if let Some(at) = length_at {
+            patch_length(out, at);
+        }
+    }
+    Ok(())
+}
+
+/// Write an item that holds no other item, and say `false`; or check a container and write its
+/// header, and say `true` (its items come next, in the order [`children`] gives them).
+fn write_head(out: &mut Vec<u8>, item: &Item) -> Result<bool, BlobError> {
     match item {
         Item::None => out.push(0xFF),
         Item::Bool(b) => {
@@ -332,19 +411,17 @@ fn write_item(out: &mut Vec<u8>, item: &Item) -> Result<(), BlobError> {
                 _ => 0x03,
             });
             put_u64(out, v.len() as u64);
-            for it in v {
-                write_sized(out, it)?;
-            }
+            return Ok(true);
         }
         Item::Dict(pairs) => {
             out.push(0x04);
             put_u64(out, pairs.len() as u64);
-            for (k, v) in pairs {
-                write_sized(out, k)?;
-                write_sized(out, v)?;
-            }
+            return Ok(true);
         }
-        Item::Array(a) => write_array(out, a)?,
+        Item::Array(a) => {
+            write_array(out, a)?;
+            return Ok(matches!(a.data, ArrayData::Object(_)));
+        }
         Item::Cell(c) => {
             let n = element_count(&c.shape).unwrap_or(u64::MAX);
             if n != c.items.len() as u64 {
@@ -358,9 +435,7 @@ fn write_item(out: &mut Vec<u8>, item: &Item) -> Result<(), BlobError> {
             }
             out.push(b'C');
             put_shape(out, &c.shape);
-            for it in &c.items {
-                write_sized(out, it)?;
-            }
+            return Ok(true);
         }
         Item::Struct(s) => {
             let n = element_count(&s.shape).unwrap_or(u64::MAX);
@@ -378,11 +453,7 @@ fn write_item(out: &mut Vec<u8>, item: &Item) -> Result<(), BlobError> {
             out.push(b'S');
             put_shape(out, &s.shape);
             put_names(out, &s.fields)?;
-            for element in &s.elements {
-                for v in element {
-                    write_sized(out, v)?;
-                }
-            }
+            return Ok(true);
         }
         Item::Record(r) => {
             if r.fields.len() != r.columns.len() {
@@ -390,19 +461,19 @@ fn write_item(out: &mut Vec<u8>, item: &Item) -> Result<(), BlobError> {
                     message: "record array needs one column per field".into(),
                 });
             }
+            if !r
+                .columns
+                .iter()
+                .all(|c| matches!(c, Item::Array(_) | Item::Record(_)))
+            {
+                return Err(BlobError::Invalid {
+                    message: "record columns must be arrays or record arrays".into(),
+                });
+            }
             out.push(b'F');
             put_names(out, &r.fields)?;
-            for c in &r.columns {
-                match c {
-                    Item::Array(_) | Item::Record(_) => write_item(out, c)?,
-                    _ => {
-                        return Err(BlobError::Invalid {
-                            message: "record columns must be arrays or record arrays".into(),
-                        });
-                    }
-                }
-            }
+            return Ok(true);
         }
     }
-    Ok(())
+    Ok(false)
 }

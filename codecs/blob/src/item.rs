@@ -1,6 +1,29 @@
 //! The blob value tree.
 
+/// The deepest nesting a blob holds, for encode and decode alike: an item may sit inside at most
+/// this many containers (tuples, lists, sets, dicts, object arrays, struct, cell and record
+/// arrays); the top-level item is at depth 0. Encoding a deeper value and decoding a deeper blob
+/// are errors, never a stack overflow. DataJoint Python has no explicit limit, but Python's
+/// default recursion limit stops DataJoint 2.3.5 at about 330 levels of lists when reading (and
+/// about 200 when writing), so everything within this limit that dj-rs writes, DataJoint reads.
+pub const MAX_DEPTH: usize = 256;
+
 /// A decoded blob item: everything DataJoint's blob format can hold.
+///
+/// Dropping an item never recurses, however deeply it is nested (a value built in memory may be
+/// nested deeper than [`MAX_DEPTH`]; encoding it is then an error). Because `Item` implements
+/// `Drop`, a pattern cannot move its contents out: match on `&item` or `&mut item` and take them
+/// with [`std::mem::take`] (`Item` and [`ArrayData`] implement `Default`), which moves without a
+/// copy:
+///
+/// ```
+/// use dj_codec_blob::Item;
+///
+/// let mut item = Item::List(vec![Item::from(1_i64), Item::from("a")]);
+/// let Item::List(items) = &mut item else { unreachable!() };
+/// let items: Vec<Item> = std::mem::take(items);
+/// assert_eq!(items.len(), 2);
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
     /// Python `None` (code `0xFF`).
@@ -39,6 +62,153 @@ pub enum Item {
     Cell(CellArray),
     /// A numpy record array (`F`).
     Record(RecordArray),
+}
+
+impl Default for Item {
+    /// [`Item::None`].
+    fn default() -> Self {
+        Item::None
+    }
+}
+
+impl Drop for Item {
+    fn drop(&mut self) {
+        // Items holding items that hold items are taken apart here, with a stack on the heap, so
+        // the drop glue only ever goes two levels down: dropping a value nested a million levels
+        // deep takes no more native stack than dropping a flat one. Shallow values (the common
+        // case) return at once.
+        if !has_great_grandchildren(self) {
+            return;
+        }
+        let mut stack = Vec::new();
+        detach_deep_children(self, &mut stack);
+        while let Some(mut item) = stack.pop() {
+            detach_deep_children(&mut item, &mut stack);
+        }
+    }
+}
+
+/// Whether an item is a complex array (its parts are boxed, so drop takes them apart too).
+fn is_complex(item: &Item) -> bool {
+    matches!(item, Item::Array(a) if matches!(a.data, ArrayData::Complex(..)))
+}
+
+/// Whether an item holds any item.
+fn has_children(item: &Item) -> bool {
+    is_complex(item) || children(item).next().is_some()
+}
+
+/// Whether an item holds an item that holds an item.
+fn has_grandchildren(item: &Item) -> bool {
+    is_complex(item) || children(item).any(has_children)
+}
+
+/// Whether an item is nested three or more levels deep.
+fn has_great_grandchildren(item: &Item) -> bool {
+    is_complex(item) || children(item).any(has_grandchildren)
+}
+
+/// Move every child of `item` that has grandchildren onto `stack` (leaving `None` in its place),
+/// so that dropping `item` afterwards goes at most two levels deep.
+fn detach_deep_children(item: &mut Item, stack: &mut Vec<Item>) {
+    let mut detach = |child: &mut Item| {
+        if has_grandchildren(child) {
+            stack.push(std::mem::take(child));
+        }
+    };
+    match item {
+        Item::Tuple(v) | Item::List(v) | Item::Set(v) => v.iter_mut().for_each(detach),
+        Item::Dict(p) => p.iter_mut().for_each(|(k, v)| {
+            detach(k);
+            detach(v);
+        }),
+        Item::Array(a) => match &mut a.data {
+            ArrayData::Object(v) => v.iter_mut().for_each(detach),
+            ArrayData::Complex(..) => {
+                // Complex parts that are themselves complex (or object arrays) are invalid but
+                // can be built; such a chain is taken apart the same way.
+                let mut parts = vec![std::mem::replace(&mut a.data, ArrayData::F64(Vec::new()))];
+                while let Some(part) = parts.pop() {
+                    match part {
+                        ArrayData::Complex(re, im) => {
+                            parts.push(*re);
+                            parts.push(*im);
+                        }
+                        ArrayData::Object(v) => stack.extend(v),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        },
+        Item::Struct(s) => s.elements.iter_mut().flatten().for_each(detach),
+        Item::Cell(c) => c.items.iter_mut().for_each(detach),
+        Item::Record(r) => r.columns.iter_mut().for_each(detach),
+        _ => {}
+    }
+}
+
+/// The items directly inside an item (none for scalars and numeric arrays), in encoding order.
+pub(crate) fn children(item: &Item) -> Children<'_> {
+    match item {
+        Item::Tuple(v) | Item::List(v) | Item::Set(v) => Children::Items(v.iter()),
+        Item::Dict(p) => Children::Pairs(p.iter(), None),
+        Item::Array(a) => match &a.data {
+            ArrayData::Object(v) => Children::Items(v.iter()),
+            _ => Children::Items([].iter()),
+        },
+        Item::Struct(s) => Children::Rows(s.elements.iter().flatten()),
+        Item::Cell(c) => Children::Items(c.items.iter()),
+        Item::Record(r) => Children::Items(r.columns.iter()),
+        _ => Children::Items([].iter()),
+    }
+}
+
+/// The iterator [`children`] returns.
+pub(crate) enum Children<'a> {
+    Items(std::slice::Iter<'a, Item>),
+    Pairs(std::slice::Iter<'a, (Item, Item)>, Option<&'a Item>),
+    Rows(std::iter::Flatten<std::slice::Iter<'a, Vec<Item>>>),
+}
+
+impl<'a> Iterator for Children<'a> {
+    type Item = &'a Item;
+
+    fn next(&mut self) -> Option<&'a Item> {
+        match self {
+            Children::Items(it) => it.next(),
+            Children::Pairs(it, pending) => pending.take().or_else(|| {
+                let (k, v) = it.next()?;
+                *pending = Some(v);
+                Some(k)
+            }),
+            Children::Rows(it) => it.next(),
+        }
+    }
+}
+
+impl Item {
+    /// How deeply the item is nested: 0 for a scalar or a numeric array, 1 for a list of scalars,
+    /// and so on. Encoding refuses items deeper than [`MAX_DEPTH`]. Found without recursion, with
+    /// memory proportional to the depth.
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![children(self)];
+        while let Some(top) = stack.last_mut() {
+            match top.next() {
+                Some(child) => {
+                    deepest = deepest.max(stack.len());
+                    if has_children(child) {
+                        stack.push(children(child));
+                    }
+                }
+                None => {
+                    stack.pop();
+                }
+            }
+        }
+        deepest
+    }
 }
 
 /// An arbitrary-size integer: little-endian two's complement bytes, minimal as DataJoint writes them
@@ -212,10 +382,23 @@ pub enum ArrayData {
     Object(Vec<Item>),
 }
 
+impl Default for ArrayData {
+    /// An empty `float64` vector's data, so that array data can be taken out of an [`Item`] with
+    /// [`std::mem::take`].
+    fn default() -> Self {
+        ArrayData::F64(Vec::new())
+    }
+}
+
 impl ArrayData {
     /// The number of elements.
     pub fn len(&self) -> usize {
-        match self {
+        // The real part decides; a chain of complex parts is followed without recursion.
+        let mut data = self;
+        while let ArrayData::Complex(re, _) = data {
+            data = re;
+        }
+        match data {
             ArrayData::Bool(v) | ArrayData::U8(v) => v.len(),
             ArrayData::Char(v) | ArrayData::U16(v) => v.len(),
             ArrayData::I8(v) => v.len(),
@@ -226,7 +409,7 @@ impl ArrayData {
             ArrayData::U64(v) => v.len(),
             ArrayData::F32(v) => v.len(),
             ArrayData::F64(v) => v.len(),
-            ArrayData::Complex(re, _) => re.len(),
+            ArrayData::Complex(..) => 0,
             ArrayData::DateTime64 { ticks, .. } => ticks.len(),
             ArrayData::Object(v) => v.len(),
         }

@@ -40,11 +40,11 @@ mod serde_conv;
 pub use serde_conv::{from_item, to_item};
 
 pub use codec::{BlobCodec, NAME};
-pub use decode::{DecodeOptions, decode, decode_with};
+pub use decode::{DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE, DecodeOptions, decode, decode_with};
 pub use encode::{Compression, EncodeOptions, encode, encode_into, encode_with, is_classic};
 pub use item::{
-    Array, ArrayData, CellArray, DATETIME64_UNITS, Item, PyInt, RecordArray, StructArray, Temporal,
-    element_count,
+    Array, ArrayData, CellArray, DATETIME64_UNITS, Item, MAX_DEPTH, PyInt, RecordArray,
+    StructArray, Temporal, element_count,
 };
 
 /// What can go wrong reading or writing a blob. Offsets count bytes from the start of the blob.
@@ -104,6 +104,17 @@ pub enum BlobError {
         expected: u64,
         /// After inflating.
         actual: u64,
+    },
+    /// A `ZL123` header announces more than the decompressed-size limit allows.
+    #[error(
+        "compressed blob would inflate to {declared} bytes, over the limit of {limit} bytes \
+         (configuration key `blob_max_decompressed_size`)"
+    )]
+    TooLarge {
+        /// The uncompressed length the header states.
+        declared: u64,
+        /// The limit in force.
+        limit: u64,
     },
     /// zlib failed.
     #[error("zlib: {message}")]

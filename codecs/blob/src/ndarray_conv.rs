@@ -83,15 +83,14 @@ mod tests {
     #[test]
     fn fortran_order_without_surprises() {
         let c = array![[1.0, 2.0], [3.0, 4.0]].into_dyn();
-        let Item::Array(a) = Item::from(c.clone()) else {
-            panic!()
-        };
+        let item = Item::from(c.clone());
+        let Item::Array(a) = &item else { panic!() };
         assert_eq!(
             a.data,
             ArrayData::F64(vec![1.0, 3.0, 2.0, 4.0]),
             "stored column-major, as DataJoint"
         );
-        let back = ArrayD::<f64>::try_from(&Item::Array(a)).unwrap();
+        let back = ArrayD::<f64>::try_from(&item).unwrap();
         assert_eq!(back, c);
 
         // A Fortran-ordered input and a transposed view give the same blob as their C copies.

@@ -27,7 +27,8 @@ use serde::ser::{self, Serialize};
 
 use crate::BlobError;
 use crate::convert::describe;
-use crate::item::{Array, ArrayData, Item, PyInt};
+use crate::encode::too_deep;
+use crate::item::{Array, ArrayData, Item, MAX_DEPTH, PyInt};
 
 impl ser::Error for BlobError {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
@@ -46,16 +47,60 @@ impl de::Error for BlobError {
 }
 
 /// Serialize a value into a blob item.
+///
+/// Values nested deeper than [`MAX_DEPTH`] are refused as the serializer reaches that depth,
+/// and so are chains of more than [`MAX_DEPTH`] `Option` and newtype wrappers, so a deeply
+/// nested (or recursive) value is an error, never a stack overflow.
 pub fn to_item<T: Serialize + ?Sized>(value: &T) -> Result<Item, BlobError> {
-    value.serialize(ItemSerializer)
+    value.serialize(ItemSerializer::default())
 }
 
 /// Read a value out of a blob item.
+///
+/// An item nested deeper than [`MAX_DEPTH`] (one built in memory; decoded blobs never are), or a
+/// target type that wraps itself in `Option` or newtypes more than [`MAX_DEPTH`] times, is an
+/// error as reading reaches that depth, never a stack overflow.
 pub fn from_item<T: DeserializeOwned>(item: &Item) -> Result<T, BlobError> {
     T::deserialize(item)
 }
 
-struct ItemSerializer;
+/// Where a serializer or deserializer is: the depth of the item it is at (how many containers
+/// enclose it) and how many `Option`/newtype wrappers it went through. Both are bounded by
+/// [`MAX_DEPTH`], which bounds the recursion.
+#[derive(Clone, Copy, Default)]
+struct Level {
+    depth: usize,
+    wrappers: usize,
+}
+
+impl Level {
+    /// `containers` containers further in, where an item must be: an error past [`MAX_DEPTH`].
+    fn inside(self, containers: usize) -> Result<Level, BlobError> {
+        let depth = self.depth + containers;
+        if depth > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        Ok(Level { depth, ..self })
+    }
+
+    /// One wrapper further in.
+    fn wrapped(self) -> Result<Level, BlobError> {
+        if self.wrappers >= MAX_DEPTH {
+            return Err(BlobError::Invalid {
+                message: format!(
+                    "more than {MAX_DEPTH} nested Option or newtype wrappers (a recursive type?)"
+                ),
+            });
+        }
+        Ok(Level {
+            wrappers: self.wrappers + 1,
+            ..self
+        })
+    }
+}
+
+#[derive(Default)]
+struct ItemSerializer(Level);
 
 /// Collects a sequence, tuple or map.
 #[doc(hidden)]
@@ -65,6 +110,8 @@ pub struct Collect {
     key: Option<Item>,
     kind: Kind,
     variant: Option<&'static str>,
+    /// Where the container is (its elements are one level further in, two for a variant).
+    at: Level,
 }
 
 #[derive(PartialEq)]
@@ -75,14 +122,22 @@ enum Kind {
 }
 
 impl Collect {
-    fn new(kind: Kind, variant: Option<&'static str>) -> Self {
-        Collect {
+    /// A container at `at` (for a variant, the one-entry dict around the container is at `at`).
+    fn new(kind: Kind, variant: Option<&'static str>, at: Level) -> Result<Self, BlobError> {
+        Ok(Collect {
             items: Vec::new(),
             pairs: Vec::new(),
             key: None,
             kind,
             variant,
-        }
+            // A variant's container sits inside a one-entry dict: it must fit too.
+            at: at.inside(usize::from(variant.is_some()))?,
+        })
+    }
+
+    /// Serialize one element (an error when it would be too deep, even if it is a scalar).
+    fn element<T: Serialize + ?Sized>(&self, value: &T) -> Result<Item, BlobError> {
+        value.serialize(ItemSerializer(self.at.inside(1)?))
     }
     fn finish(self) -> Item {
         let inner = match self.kind {
@@ -157,7 +212,7 @@ impl ser::Serializer for ItemSerializer {
         Ok(Item::None)
     }
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Item, BlobError> {
-        value.serialize(self)
+        value.serialize(ItemSerializer(self.0.wrapped()?))
     }
     fn serialize_unit(self) -> Result<Item, BlobError> {
         Ok(Item::None)
@@ -178,7 +233,7 @@ impl ser::Serializer for ItemSerializer {
         _: &'static str,
         value: &T,
     ) -> Result<Item, BlobError> {
-        value.serialize(self)
+        value.serialize(ItemSerializer(self.0.wrapped()?))
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -189,17 +244,17 @@ impl ser::Serializer for ItemSerializer {
     ) -> Result<Item, BlobError> {
         Ok(Item::Dict(vec![(
             Item::from(variant),
-            value.serialize(self)?,
+            value.serialize(ItemSerializer(self.0.inside(1)?))?,
         )]))
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Collect, BlobError> {
-        Ok(Collect::new(Kind::List, None))
+        Collect::new(Kind::List, None, self.0)
     }
     fn serialize_tuple(self, _: usize) -> Result<Collect, BlobError> {
-        Ok(Collect::new(Kind::Tuple, None))
+        Collect::new(Kind::Tuple, None, self.0)
     }
     fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Collect, BlobError> {
-        Ok(Collect::new(Kind::Tuple, None))
+        Collect::new(Kind::Tuple, None, self.0)
     }
     fn serialize_tuple_variant(
         self,
@@ -208,13 +263,13 @@ impl ser::Serializer for ItemSerializer {
         v: &'static str,
         _: usize,
     ) -> Result<Collect, BlobError> {
-        Ok(Collect::new(Kind::Tuple, Some(v)))
+        Collect::new(Kind::Tuple, Some(v), self.0)
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Collect, BlobError> {
-        Ok(Collect::new(Kind::Dict, None))
+        Collect::new(Kind::Dict, None, self.0)
     }
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Collect, BlobError> {
-        Ok(Collect::new(Kind::Dict, None))
+        Collect::new(Kind::Dict, None, self.0)
     }
     fn serialize_struct_variant(
         self,
@@ -223,7 +278,7 @@ impl ser::Serializer for ItemSerializer {
         v: &'static str,
         _: usize,
     ) -> Result<Collect, BlobError> {
-        Ok(Collect::new(Kind::Dict, Some(v)))
+        Collect::new(Kind::Dict, Some(v), self.0)
     }
 }
 
@@ -233,7 +288,8 @@ macro_rules! seq_like {
             type Ok = Item;
             type Error = BlobError;
             fn $m<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BlobError> {
-                self.items.push(value.serialize(ItemSerializer)?);
+                let item = self.element(value)?;
+                self.items.push(item);
                 Ok(())
             }
             fn end(self) -> Result<Item, BlobError> {
@@ -253,14 +309,15 @@ impl ser::SerializeMap for Collect {
     type Ok = Item;
     type Error = BlobError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), BlobError> {
-        self.key = Some(key.serialize(ItemSerializer)?);
+        self.key = Some(self.element(key)?);
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BlobError> {
         let key = self.key.take().ok_or(BlobError::Invalid {
             message: "map value without a key".into(),
         })?;
-        self.pairs.push((key, value.serialize(ItemSerializer)?));
+        let value = self.element(value)?;
+        self.pairs.push((key, value));
         Ok(())
     }
     fn end(self) -> Result<Item, BlobError> {
@@ -274,7 +331,8 @@ macro_rules! struct_like {
             type Ok = Item;
             type Error = BlobError;
             fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), BlobError> {
-                self.pairs.push((Item::from(key), value.serialize(ItemSerializer)?));
+                let value = self.element(value)?;
+                self.pairs.push((Item::from(key), value));
                 Ok(())
             }
             fn end(self) -> Result<Item, BlobError> {
@@ -291,8 +349,9 @@ fn mismatch(expected: &str, item: &Item) -> BlobError {
     }
 }
 
-/// The elements of a 1-D-like numeric array as items, for reading arrays as sequences.
-fn array_elements(a: &Array) -> Option<Vec<Item>> {
+/// The elements of a 1-D-like numeric array as items, for reading arrays as sequences (`None`
+/// for object arrays, whose elements are read in place, and for arrays serde cannot read).
+fn numeric_elements(a: &Array) -> Option<Vec<Item>> {
     Some(match &a.data {
         ArrayData::F64(v) => v.iter().map(|&x| Item::Float(x)).collect(),
         ArrayData::F32(v) => v.iter().map(|&x| Item::Float(f64::from(x))).collect(),
@@ -305,22 +364,58 @@ fn array_elements(a: &Array) -> Option<Vec<Item>> {
         ArrayData::I64(v) => v.iter().map(|&x| Item::from(x)).collect(),
         ArrayData::U64(v) => v.iter().map(|&x| Item::from(x)).collect(),
         ArrayData::Bool(v) => v.iter().map(|&x| Item::Bool(x != 0)).collect(),
-        ArrayData::Object(v) => v.clone(),
         _ => return None,
     })
 }
 
-impl<'de> de::Deserializer<'de> for &Item {
+/// An item being read, and where: every nested read goes through this, so the depth is known.
+#[derive(Clone, Copy)]
+struct Reading<'a> {
+    item: &'a Item,
+    at: Level,
+}
+
+impl<'a> Reading<'a> {
+    fn top(item: &'a Item) -> Self {
+        Reading {
+            item,
+            at: Level::default(),
+        }
+    }
+
+    /// The same item, through one more `Option` or newtype wrapper.
+    fn wrapped(self) -> Result<Self, BlobError> {
+        Ok(Reading {
+            item: self.item,
+            at: self.at.wrapped()?,
+        })
+    }
+
+    /// Where the items directly inside this one are: an error past [`MAX_DEPTH`], unless there
+    /// are none.
+    fn inside(self, any: bool) -> Result<Level, BlobError> {
+        if any { self.at.inside(1) } else { Ok(self.at) }
+    }
+
+    /// Readers for the items directly inside this one.
+    fn children(self, items: &'a [Item]) -> Result<impl Iterator<Item = Reading<'a>>, BlobError> {
+        let at = self.inside(!items.is_empty())?;
+        Ok(items.iter().map(move |item| Reading { item, at }))
+    }
+}
+
+impl<'de> de::Deserializer<'de> for Reading<'_> {
     type Error = BlobError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BlobError> {
-        match self {
+        let item = self.item;
+        match item {
             Item::None => visitor.visit_unit(),
             Item::Bool(b) => visitor.visit_bool(*b),
             Item::Int(i) => match (i.to_i64(), i.to_i128()) {
                 (Some(v), _) => visitor.visit_i64(v),
                 (None, Some(v)) => visitor.visit_i128(v),
-                _ => Err(mismatch("an integer that fits 128 bits", self)),
+                _ => Err(mismatch("an integer that fits 128 bits", item)),
             },
             Item::Float(f) => visitor.visit_f64(*f),
             Item::Complex(re, im) => {
@@ -333,32 +428,43 @@ impl<'de> de::Deserializer<'de> for &Item {
                 [i64::from(t.date), t.time].into_iter(),
             )),
             Item::Tuple(v) | Item::List(v) | Item::Set(v) => {
-                visitor.visit_seq(de::value::SeqDeserializer::new(v.iter()))
+                visitor.visit_seq(de::value::SeqDeserializer::new(self.children(v)?))
             }
-            Item::Dict(pairs) => visitor.visit_map(de::value::MapDeserializer::new(
-                pairs.iter().map(|(k, v)| (k, v)),
-            )),
-            Item::Array(a) => match (&a.data, a.shape.len()) {
-                (ArrayData::Char(units), _) => visitor.visit_string(
-                    String::from_utf16(units).map_err(|_| mismatch("a UTF-16 string", self))?,
+            Item::Dict(pairs) => {
+                let at = self.inside(!pairs.is_empty())?;
+                let entry = move |item| Reading { item, at };
+                visitor.visit_map(de::value::MapDeserializer::new(
+                    pairs.iter().map(move |(k, v)| (entry(k), entry(v))),
+                ))
+            }
+            Item::Array(a) => match &a.data {
+                ArrayData::Char(units) => visitor.visit_string(
+                    String::from_utf16(units).map_err(|_| mismatch("a UTF-16 string", item))?,
                 ),
-                _ => match array_elements(a) {
+                ArrayData::Object(v) => {
+                    visitor.visit_seq(de::value::SeqDeserializer::new(self.children(v)?))
+                }
+                _ => match numeric_elements(a) {
+                    // Numbers are not nested items: they stay at the array's level.
                     Some(items) => {
-                        visitor.visit_seq(de::value::SeqDeserializer::new(items.into_iter()))
+                        let at = self.at;
+                        visitor.visit_seq(de::value::SeqDeserializer::new(
+                            items.into_iter().map(move |item| OwnedItem { item, at }),
+                        ))
                     }
-                    None => Err(mismatch("a value serde can read", self)),
+                    None => Err(mismatch("a value serde can read", item)),
                 },
             },
             Item::Struct(_) | Item::Cell(_) | Item::Record(_) => {
-                Err(mismatch("a value serde can read", self))
+                Err(mismatch("a value serde can read", item))
             }
         }
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BlobError> {
-        match self {
+        match self.item {
             Item::None => visitor.visit_none(),
-            _ => visitor.visit_some(self),
+            _ => visitor.visit_some(self.wrapped()?),
         }
     }
 
@@ -367,7 +473,7 @@ impl<'de> de::Deserializer<'de> for &Item {
         _: &'static str,
         visitor: V,
     ) -> Result<V::Value, BlobError> {
-        visitor.visit_newtype_struct(self)
+        visitor.visit_newtype_struct(self.wrapped()?)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -376,16 +482,67 @@ impl<'de> de::Deserializer<'de> for &Item {
         _: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, BlobError> {
-        match self {
+        match self.item {
             Item::Str(s) => visitor.visit_enum(s.as_str().into_deserializer()),
             Item::Dict(pairs) if pairs.len() == 1 => {
-                visitor.visit_enum(EnumAccess(&pairs[0].0, &pairs[0].1))
+                let at = self.at.inside(1)?;
+                visitor.visit_enum(EnumAccess(
+                    Reading {
+                        item: &pairs[0].0,
+                        at,
+                    },
+                    Reading {
+                        item: &pairs[0].1,
+                        at,
+                    },
+                ))
             }
             _ => Err(mismatch(
                 "an enum variant (a name, or a one-entry dict)",
-                self,
+                self.item,
             )),
         }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit unit_struct seq
+        tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+impl<'de> IntoDeserializer<'de, BlobError> for Reading<'_> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> de::Deserializer<'de> for &Item {
+    type Error = BlobError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BlobError> {
+        Reading::top(self).deserialize_any(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BlobError> {
+        Reading::top(self).deserialize_option(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, BlobError> {
+        Reading::top(self).deserialize_newtype_struct(name, visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, BlobError> {
+        Reading::top(self).deserialize_enum(name, variants, visitor)
     }
 
     serde::forward_to_deserialize_any! {
@@ -404,42 +561,79 @@ impl<'de> IntoDeserializer<'de, BlobError> for &Item {
 impl<'de> IntoDeserializer<'de, BlobError> for Item {
     type Deserializer = OwnedItem;
     fn into_deserializer(self) -> OwnedItem {
-        OwnedItem(self)
+        OwnedItem {
+            item: self,
+            at: Level::default(),
+        }
     }
 }
 
 /// An owned item as a deserializer (for array elements).
 #[doc(hidden)]
-pub struct OwnedItem(Item);
+pub struct OwnedItem {
+    item: Item,
+    at: Level,
+}
+
+impl OwnedItem {
+    fn reading(&self) -> Reading<'_> {
+        Reading {
+            item: &self.item,
+            at: self.at,
+        }
+    }
+}
 
 impl<'de> de::Deserializer<'de> for OwnedItem {
     type Error = BlobError;
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BlobError> {
-        (&self.0).deserialize_any(visitor)
+        self.reading().deserialize_any(visitor)
     }
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BlobError> {
-        (&self.0).deserialize_option(visitor)
+        self.reading().deserialize_option(visitor)
+    }
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, BlobError> {
+        self.reading().deserialize_newtype_struct(name, visitor)
+    }
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, BlobError> {
+        self.reading().deserialize_enum(name, variants, visitor)
     }
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit unit_struct seq
-        tuple tuple_struct map struct identifier ignored_any newtype_struct enum
+        tuple tuple_struct map struct identifier ignored_any
     }
 }
 
-struct EnumAccess<'a>(&'a Item, &'a Item);
+impl<'de> IntoDeserializer<'de, BlobError> for OwnedItem {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+struct EnumAccess<'a>(Reading<'a>, Reading<'a>);
 
 impl<'de, 'a> de::EnumAccess<'de> for EnumAccess<'a> {
     type Error = BlobError;
-    type Variant = &'a Item;
+    type Variant = Reading<'a>;
     fn variant_seed<S: de::DeserializeSeed<'de>>(
         self,
         seed: S,
-    ) -> Result<(S::Value, &'a Item), BlobError> {
+    ) -> Result<(S::Value, Reading<'a>), BlobError> {
         Ok((seed.deserialize(self.0)?, self.1))
     }
 }
 
-impl<'de> de::VariantAccess<'de> for &Item {
+impl<'de> de::VariantAccess<'de> for Reading<'_> {
     type Error = BlobError;
     fn unit_variant(self) -> Result<(), BlobError> {
         Ok(())
@@ -459,6 +653,29 @@ impl<'de> de::VariantAccess<'de> for &Item {
         visitor: V,
     ) -> Result<V::Value, BlobError> {
         de::Deserializer::deserialize_any(self, visitor)
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for &Item {
+    type Error = BlobError;
+    fn unit_variant(self) -> Result<(), BlobError> {
+        Ok(())
+    }
+    fn newtype_variant_seed<S: de::DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<S::Value, BlobError> {
+        Reading::top(self).newtype_variant_seed(seed)
+    }
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, BlobError> {
+        Reading::top(self).tuple_variant(len, visitor)
+    }
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, BlobError> {
+        Reading::top(self).struct_variant(fields, visitor)
     }
 }
 

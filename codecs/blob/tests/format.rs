@@ -70,11 +70,21 @@ fn malformed_blobs_name_the_offset_and_the_problem() {
         "unsupported at byte 5: complex datetime64 arrays"
     );
 
-    // A compressed blob declaring an absurd size is a mismatch, not an allocation.
+    // A compressed blob declaring an absurd size is refused by the size limit before anything
+    // is allocated, and without the limit it is a mismatch, not an allocation.
     let mut lie = b"ZL123\0".to_vec();
     lie.extend_from_slice(&(1u64 << 50).to_le_bytes());
     lie.extend_from_slice(&big[14..]);
     let e = decode(&lie).unwrap_err();
+    assert!(
+        matches!(e, BlobError::TooLarge { declared, limit } if declared == 1 << 50 && limit == DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE),
+        "{e}"
+    );
+    let unlimited = DecodeOptions {
+        max_decompressed_size: u64::MAX,
+        ..DecodeOptions::default()
+    };
+    let e = decode_with(&lie, unlimited).unwrap_err();
     assert!(
         matches!(e, BlobError::SizeMismatch { expected, .. } if expected == 1 << 50),
         "{e}"
@@ -100,6 +110,7 @@ fn legacy_32bit_dims() {
         &b,
         DecodeOptions {
             legacy_32bit_dims: true,
+            ..DecodeOptions::default()
         },
     )
     .unwrap();
@@ -360,7 +371,7 @@ proptest! {
         let mut b = prefix.to_vec();
         b.append(&mut bytes);
         let _ = decode(&b);
-        let _ = decode_with(&b, DecodeOptions { legacy_32bit_dims: true });
+        let _ = decode_with(&b, DecodeOptions { legacy_32bit_dims: true, ..DecodeOptions::default() });
     }
 
     #[test]

@@ -15,6 +15,13 @@
 //! The size is recorded (not for folders) and checked by [`ObjectRef::verify`]. A bare `@` uses
 //! `stores.filepath_default`. Fetch returns an [`ObjectRef`] without any I/O.
 //!
+//! **Symbolic links in `file` stores.** A path in a `file` store is resolved (every symbolic link
+//! followed) and must end inside the store's directory: on insert, and again on every read,
+//! listing or write through the fetched [`ObjectRef`] (a link created after insert is caught when
+//! the file is read). Links that stay inside the directory work as usual. Other protocols have no
+//! links and are not affected. (A link swapped in between the check and the open is not caught:
+//! whoever can do that already writes to the store's directory.)
+//!
 //! ```
 //! use std::sync::Arc;
 //! use dj_core::codec::{CodecContext, ResolvedType};
@@ -46,16 +53,25 @@
 //! # Ok(()) }
 //! ```
 
-use std::sync::Arc;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use dj_core::codec::{Codec, CodecContext};
+use dj_core::config::StoreSpec;
 use dj_core::error::{Error, Result};
 use dj_core::layout::StoreLayout;
 use dj_core::object::{ObjectRef, python_timestamp_now};
+use dj_core::store::{
+    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
+    StorePath,
+};
 use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
-use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Map, json};
 
 /// The codec name.
@@ -107,6 +123,9 @@ impl Codec for FilepathCodec {
         let (name, store) = ctx.store(NAME)?;
         let spec = ctx.stores.spec(&name)?;
         let key = StoreLayout::from(spec).check_filepath(&path)?;
+        if let Some(root) = StoreRoot::of(spec) {
+            root.check(&name, &key).await?;
+        }
         let (size, is_dir) = match store.head(&key).await {
             Ok(meta) => (Some(meta.size), false),
             Err(Error::NotFound { .. }) => {
@@ -135,6 +154,197 @@ impl Codec for FilepathCodec {
 
     async fn decode(&self, stored: Value, ctx: &CodecContext) -> Result<Value> {
         let obj = ObjectRef::from_stored(&stored, &ctx.stores, ctx.store.as_deref(), NAME)?;
-        Ok(Value::domain(obj))
+        let root = ctx
+            .stores
+            .spec(obj.store_name())
+            .ok()
+            .and_then(StoreRoot::of);
+        let Some(root) = root else {
+            return Ok(Value::domain(obj));
+        };
+        // Reads of a `file` store go through a store that checks where each path resolves.
+        let confined = Confined {
+            inner: Arc::clone(obj.store()),
+            root: Arc::new(root),
+        };
+        Ok(Value::domain(ObjectRef::new(
+            obj.metadata().clone(),
+            Arc::new(confined),
+        )))
+    }
+}
+
+/// The directory of a `file` store, canonicalized on first use.
+#[derive(Debug)]
+struct StoreRoot {
+    location: PathBuf,
+    canonical: OnceLock<PathBuf>,
+}
+
+impl StoreRoot {
+    /// The root of `spec` when it is a `file` store.
+    fn of(spec: &StoreSpec) -> Option<StoreRoot> {
+        spec.protocol
+            .eq_ignore_ascii_case("file")
+            .then(|| StoreRoot {
+                location: PathBuf::from(&spec.location),
+                canonical: OnceLock::new(),
+            })
+    }
+
+    /// Check, off the async runtime, that `key` resolves inside the store's directory.
+    async fn check(&self, store: &str, key: &StorePath) -> Result<()> {
+        let location = self.location.clone();
+        let known = self.canonical.get().cloned();
+        let key = key.clone();
+        let store = store.to_string();
+        let root = dj_core::task::run_blocking(true, NAME, "path check", move || {
+            let root = match known {
+                Some(root) => root,
+                None => std::fs::canonicalize(&location).map_err(|source| Error::Io {
+                    path: location.display().to_string(),
+                    source,
+                })?,
+            };
+            check_inside(&root, &store, &key)?;
+            Ok::<_, Error>(root)
+        })
+        .await??;
+        let _ = self.canonical.set(root);
+        Ok(())
+    }
+}
+
+/// Whether the file or folder `key` names under `root` (canonical) ends inside `root` once every
+/// symbolic link is followed. A path that does not exist yet is judged by its nearest existing
+/// ancestor; a link that leads nowhere is refused.
+fn check_inside(root: &Path, store: &str, key: &StorePath) -> Result<()> {
+    let full = key
+        .as_str()
+        .split('/')
+        .fold(root.to_path_buf(), |p, segment| p.join(segment));
+    let escape = |reason: String| {
+        Error::invalid_path(
+            key.as_str(),
+            format!(
+                "{reason}, outside the directory of store `{store}`; <filepath@> follows no link out of its store"
+            ),
+        )
+    };
+    let mut at: &Path = &full;
+    loop {
+        match std::fs::canonicalize(at) {
+            Ok(real) if real.starts_with(root) => return Ok(()),
+            Ok(real) => return Err(escape(format!("resolves to {}", real.display()))),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                if std::fs::symlink_metadata(at).is_ok() {
+                    return Err(escape(format!(
+                        "passes through {}, a symbolic link to nothing",
+                        at.display()
+                    )));
+                }
+                match at.parent() {
+                    Some(parent) if parent.starts_with(root) => at = parent,
+                    _ => return Err(escape("cannot be resolved".into())),
+                }
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    path: at.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// A `file` store seen through a fetched `<filepath@>`: every path is checked to resolve inside
+/// the store's directory before the store is asked.
+struct Confined {
+    inner: Arc<dyn Store>,
+    root: Arc<StoreRoot>,
+}
+
+impl Confined {
+    async fn check(&self, key: &StorePath) -> Result<()> {
+        self.root.check(self.inner.name(), key).await
+    }
+}
+
+impl fmt::Debug for Confined {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Confined")
+            .field("inner", &self.inner)
+            .field("root", &self.root.location)
+            .finish()
+    }
+}
+
+impl fmt::Display for Confined {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+#[async_trait]
+impl Store for Confined {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
+        self.check(path).await?;
+        self.inner.put_opts(path, payload, mode).await
+    }
+    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
+        self.check(path).await?;
+        self.inner.get_opts(path, range).await
+    }
+    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
+        self.check(path).await?;
+        self.inner.head(path).await
+    }
+    async fn delete(&self, path: &StorePath) -> Result<()> {
+        self.check(path).await?;
+        self.inner.delete(path).await
+    }
+    fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {
+        // Each listed file is checked too: a link inside a folder may lead out of the store.
+        let root = Arc::clone(&self.root);
+        let name = self.inner.name().to_string();
+        let prefix_check = {
+            let root = Arc::clone(&root);
+            let name = name.clone();
+            let prefix = prefix.cloned();
+            async move {
+                match &prefix {
+                    Some(p) => root.check(&name, p).await,
+                    None => Ok(()),
+                }
+            }
+        };
+        let listing = self.inner.list(prefix).and_then(move |meta| {
+            let root = Arc::clone(&root);
+            let name = name.clone();
+            async move {
+                root.check(&name, &meta.path).await?;
+                Ok(meta)
+            }
+        });
+        futures::stream::once(prefix_check)
+            .try_filter_map(|()| futures::future::ready(Ok(None)))
+            .chain(listing)
+            .boxed()
+    }
+    async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>> {
+        self.check(path).await?;
+        self.inner.put_multipart(path).await
     }
 }

@@ -236,6 +236,9 @@ pub struct Config {
     pub transfer_concurrency: usize,
     /// How `<blob>` compresses what it writes (`blob_compression`: `fast`, `compat`, `none`).
     pub blob_compression: BlobCompression,
+    /// The largest size in bytes a compressed (`ZL123`) blob may inflate to on fetch
+    /// (`blob_max_decompressed_size`; default [`DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE`]).
+    pub blob_max_decompressed_size: u64,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
     /// The secrets directory that was read, if any.
@@ -251,6 +254,7 @@ impl Default for Config {
             safemode: true,
             transfer_concurrency: 16,
             blob_compression: BlobCompression::Fast,
+            blob_max_decompressed_size: DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE,
             source: None,
             secrets_dir: None,
         }
@@ -394,6 +398,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "safemode",
     "transfer_concurrency",
     "blob_compression",
+    "blob_max_decompressed_size",
 ];
 
 /// Dotted keys deeper than this are values, not further nesting (`stores.<name>.<attr>`).
@@ -498,6 +503,12 @@ impl std::str::FromStr for HashAlgorithm {
         }
     }
 }
+
+/// The default of `blob_max_decompressed_size`: 4 GiB, the most a MySQL/MariaDB `LONGBLOB`
+/// column holds (PostgreSQL's `bytea` holds 1 GiB). zlib expands up to about 1000 times, so without
+/// a limit a 4 MiB compressed blob could ask for 4 GiB of memory on fetch; larger blobs in stores
+/// need the setting raised.
+pub const DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE: u64 = 4 << 30;
 
 /// How the `<blob>` codec compresses blobs over 1000 bytes (config key `blob_compression`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -930,6 +941,7 @@ impl Config {
             "safemode": self.safemode,
             "transfer_concurrency": self.transfer_concurrency,
             "blob_compression": self.blob_compression.as_str(),
+            "blob_max_decompressed_size": self.blob_max_decompressed_size,
             "source": path(&self.source),
             "secrets_dir": path(&self.secrets_dir),
         })
@@ -1593,6 +1605,17 @@ fn build_config(
             "blob_compression" => {
                 if let Some(v) = opt_string("blob_compression", &value)? {
                     config.blob_compression = v.parse()?;
+                }
+            }
+            "blob_max_decompressed_size" => {
+                if let Some(n) = opt_int("blob_max_decompressed_size", &value)? {
+                    config.blob_max_decompressed_size =
+                        u64::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+                            Error::config(
+                                "blob_max_decompressed_size",
+                                "must be a positive number of bytes",
+                            )
+                        })?;
                 }
             }
             "transfer_concurrency" => {

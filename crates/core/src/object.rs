@@ -838,11 +838,9 @@ async fn download_file(store: &Arc<dyn Store>, key: &StorePath, target: &Path) -
             .await
             .map_err(|e| io_error(parent, e))?;
     }
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = target.with_file_name(format!(".{name}.{}.part", crate::layout::generate_token(8)));
+    // A short temporary name, independent of the target's (which may already be as long as the
+    // file system allows).
+    let tmp = target.with_file_name(format!(".dj-{}.part", crate::layout::generate_token(12)));
     let result: Result<()> = async {
         let mut file = tokio::fs::File::create(&tmp)
             .await

@@ -193,8 +193,10 @@ impl SpikeTrain {
 
     /// Read a train from the blob item of [`SpikeTrain::into_item`], or from what a Python codec
     /// of the same name wrote (see the crate docs). Unknown keys are ignored.
-    pub fn from_item(item: Item) -> Result<SpikeTrain> {
-        let Item::Dict(pairs) = item else {
+    pub fn from_item(mut item: Item) -> Result<SpikeTrain> {
+        // `Item` implements `Drop` (deep values drop without recursion), so its contents are
+        // taken out with `std::mem::take` rather than moved out by a pattern.
+        let Item::Dict(pairs) = &mut item else {
             return Err(Error::codec(
                 NAME,
                 format!(
@@ -205,8 +207,9 @@ impl SpikeTrain {
         };
         let (mut unit_id, mut sampling_rate, mut spike_times) = (None, None, None);
         let mut keys = Vec::new();
-        for (key, value) in pairs {
-            let Item::Str(key) = key else { continue };
+        for (mut key, value) in std::mem::take(pairs) {
+            let Item::Str(key) = &mut key else { continue };
+            let key = std::mem::take(key);
             match key.as_str() {
                 UNIT_ID => unit_id = Some(read_unit_id(&value)?),
                 SAMPLING_RATE => sampling_rate = Some(read_rate(&value)?),
@@ -312,13 +315,13 @@ fn read_rate(item: &Item) -> Result<f64> {
 }
 
 /// `spike_times`: a numeric vector (shape `(n,)`, `(n, 1)` or `(1, n)`) or a list of numbers.
-fn read_times(item: Item) -> Result<Vec<f64>> {
-    match item {
+fn read_times(mut item: Item) -> Result<Vec<f64>> {
+    match &mut item {
         Item::Array(Array { shape, data })
             if shape.iter().filter(|&&d| d != 1).count() <= 1 && !shape.is_empty() =>
         {
             let described = format!("an array of shape {shape:?}");
-            numbers(data).ok_or_else(|| {
+            numbers(std::mem::take(data)).ok_or_else(|| {
                 Error::codec(
                     NAME,
                     format!("stored `{SPIKE_TIMES}` must be numeric, found {described}"),
@@ -329,7 +332,7 @@ fn read_times(item: Item) -> Result<Vec<f64>> {
             .iter()
             .map(|i| f64::try_from(i).map_err(|_| field_error(SPIKE_TIMES, "a list of numbers", i)))
             .collect(),
-        other => Err(field_error(SPIKE_TIMES, "a numeric vector", &other)),
+        other => Err(field_error(SPIKE_TIMES, "a numeric vector", other)),
     }
 }
 
