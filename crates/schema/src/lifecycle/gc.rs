@@ -17,6 +17,7 @@ use crate::db::Connection;
 use crate::error::{Error, Result};
 
 use super::scan::{self, Catalog};
+use super::staging::{self, IncompleteReport};
 use super::{Phase, Progress, ProgressHook, StoreLock, report};
 
 /// How a collection runs. The default is a dry run with a 24-hour grace period.
@@ -135,6 +136,9 @@ pub struct GcReport {
     /// Orphans found referenced when the references were read again just before deleting (rows
     /// committed while the collection ran): kept.
     pub rescued: u64,
+    /// Leftovers of interrupted writes (staging files, unfinished uploads) in the sections
+    /// collected: removed, when older than the grace period, before orphans are deleted.
+    pub incomplete: IncompleteReport,
     /// Whether deletion was refused because of scan errors.
     pub refused: bool,
     /// Listings and queries that failed. Any of them makes the collection delete nothing.
@@ -403,8 +407,9 @@ impl Gc {
         let mut listed: HashMap<String, (Section, ObjectMeta)> = HashMap::new();
         let mut seen_other: HashSet<String> = HashSet::new();
         let mut count = 0u64;
+        let prefixes = listing_prefixes(prefixes);
         if !schemas.is_empty() {
-            for prefix in listing_prefixes(prefixes) {
+            for prefix in &prefixes {
                 let mut stream = store.list(prefix.as_ref());
                 while let Some(item) = stream.next().await {
                     let meta = match item {
@@ -457,6 +462,30 @@ impl Gc {
         let (refs, errors) = self.mark(&catalog, Phase::Mark).await;
         rep.scan_errors.extend(catalog.errors);
         rep.scan_errors.extend(errors);
+
+        // 2b. Leftovers of interrupted writes under the same prefixes, classified as the listed
+        // keys are; removed (only by a deleting run whose scan had no error) before orphans are
+        // deleted, so that a staging link and its object free their bytes once.
+        let in_sections = |p: &StorePath| match layout.classify(p) {
+            KeyClass::Hash { schema, .. } => in_scope.contains(schema.as_str()),
+            KeyClass::Schema { schema, .. } => {
+                in_scope.contains(schema.as_str())
+                    && (has_schema_prefix || has_key_segment(p.as_str(), &schema))
+            }
+            KeyClass::Other => false,
+        };
+        rep.incomplete = staging::collect_incomplete(
+            store,
+            &prefixes,
+            cutoff,
+            &in_sections,
+            &|key| covered(key, &refs),
+            deleting && rep.scan_errors.is_empty(),
+            self.conn.config().transfer_concurrency,
+        )
+        .await;
+        rep.scan_errors
+            .extend(rep.incomplete.scan_errors.iter().cloned());
         for r in &refs {
             let Ok(path) = StorePath::parse(r) else {
                 continue;
