@@ -308,24 +308,23 @@ async fn put_part_and_wait(
         .map(|w| w.size)
         .max()
         .unwrap_or(0);
-    up.put_part(Bytes::from(vec![
-        b'p';
-        usize::try_from(size - have.min(size))
-            .unwrap()
-            .max(1)
-    ]))
-    .await
-    .unwrap();
+    let len = usize::try_from(size.saturating_sub(have)).unwrap().max(1);
+    up.put_part(Bytes::from(vec![b'p'; len])).await.unwrap();
+    wait_for_size(store, k, size).await;
+}
+
+/// Wait until the store shows the upload to `k` holding `size` bytes.
+async fn wait_for_size(store: &dyn Store, k: &StorePath, size: u64) {
     let started = Instant::now();
     loop {
         let listed: Vec<IncompleteWrite> =
             store.list_incomplete(Some(k)).try_collect().await.unwrap();
-        if listed.iter().any(|w| w.path == *k && w.size >= size) {
+        if listed.iter().any(|w| w.path == *k && w.size == size) {
             return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "the part never arrived: {listed:?}"
+            "the upload to {k} never held {size} bytes: {listed:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -757,16 +756,15 @@ async fn a_write_in_progress_survives_a_concurrent_collection() {
                 tokio::spawn(async move {
                     // ...but a part every 100 ms while the collections run (from before the
                     // first one starts: idle for longer than the grace, it would be fair game).
-                    let mut size = 1000;
-                    let mut resumed = Some(resumed);
+                    let mut size = 1001;
+                    put_part_and_wait(store.as_ref(), up.as_mut(), &k, size).await;
+                    resumed.send(()).unwrap();
                     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                        size += 1;
-                        put_part_and_wait(store.as_ref(), up.as_mut(), &k, size).await;
-                        if let Some(tx) = resumed.take() {
-                            tx.send(()).unwrap();
-                        }
                         tokio::time::sleep(Duration::from_millis(100)).await;
+                        up.put_part(Bytes::from_static(b"p")).await.unwrap();
+                        size += 1;
                     }
+                    wait_for_size(store.as_ref(), &k, size).await;
                     (up, size)
                 })
             };
