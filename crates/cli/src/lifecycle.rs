@@ -62,6 +62,20 @@ fn print_gc(ctx: &mut Ctx<'_>, rep: &GcReport) -> Result<()> {
         "  other keys (never touched): {}   rescued: {}",
         rep.other_keys, rep.rescued
     ))?;
+    let inc = &rep.incomplete;
+    if inc.found > 0 {
+        ctx.line(format!(
+            "  leftovers of interrupted writes: {} found ({}), {} too young, {} stale ({}), \
+             {} removed (freed {})",
+            inc.found,
+            human_bytes(inc.found_bytes),
+            inc.skipped_young,
+            inc.stale,
+            human_bytes(inc.stale_bytes),
+            inc.removed,
+            human_bytes(inc.bytes_freed)
+        ))?;
+    }
     if ctx.verbose > 0 {
         let paths: Vec<&String> = rep
             .hash
@@ -75,6 +89,12 @@ fn print_gc(ctx: &mut Ctx<'_>, rep: &GcReport) -> Result<()> {
                 ctx.line(format!("  {p}"))?;
             }
         }
+        if !inc.stale_paths.is_empty() {
+            ctx.line("stale leftovers of interrupted writes:")?;
+            for p in &inc.stale_paths {
+                ctx.line(format!("  {p}"))?;
+            }
+        }
     }
     if !rep.scan_errors.is_empty() {
         ctx.line("scan errors (nothing is deleted while any scan fails):")?;
@@ -82,9 +102,9 @@ fn print_gc(ctx: &mut Ctx<'_>, rep: &GcReport) -> Result<()> {
             ctx.line(format!("  - {e}"))?;
         }
     }
-    if !rep.errors.is_empty() {
+    if !rep.errors.is_empty() || !inc.errors.is_empty() {
         ctx.line("deletions that failed:")?;
-        for e in &rep.errors {
+        for e in rep.errors.iter().chain(&inc.errors) {
             ctx.line(format!("  - {e}"))?;
         }
     }

@@ -775,6 +775,27 @@ fn gc_scenario(fx: &Fixture, schema_args: &[&str]) {
     let v = dj_json(fx.path(), &args, 0);
     assert_eq!(v["ok"], json!(1), "{v:#}");
 
+    // The staging file a writer killed mid-write leaves (listings hide it) is reported, and
+    // removed once it is older than the grace period.
+    let remaining = fx.files(store).pop().unwrap();
+    let staging = PathBuf::from(format!("{}#7", remaining.display()));
+    std::fs::write(&staging, vec![0u8; 1234]).unwrap();
+    let rep = run(&["--dry-run", "--grace", "0s"], 0);
+    assert_eq!(rep["incomplete"]["stale"], json!(1), "{rep:#}");
+    assert_eq!(rep["incomplete"]["stale_bytes"], json!(1234), "{rep:#}");
+    let mut args = vec!["gc", "--store", store, "--grace", "0s", "-v"];
+    args.extend_from_slice(schema_args);
+    let human = dj_ok(fx.path(), &args, 0);
+    assert!(
+        human.contains("leftovers of interrupted writes: 1 found") && human.contains("#7"),
+        "{human}"
+    );
+    let rep = run(&["--delete", "--grace", "0s", "--allow-zero-grace"], 0);
+    assert_eq!(rep["incomplete"]["removed"], json!(1), "{rep:#}");
+    assert_eq!(rep["incomplete"]["bytes_freed"], json!(1234), "{rep:#}");
+    assert!(!staging.exists());
+    assert_eq!(fx.files(store), [remaining]);
+
     // An unknown store is an error that names it.
     let o = dj(fx.path(), &["gc", "--store", "nostore"]);
     assert_eq!(o.status.code(), Some(1));

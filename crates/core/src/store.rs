@@ -1,7 +1,9 @@
 //! The object-store contract every storage backend implements.
 //!
 //! [`Store`] is narrow and object-safe: put (overwrite or create-if-absent), get (whole, ranged,
-//! streamed), head, delete, list by prefix, and multipart upload. Conveniences live in
+//! streamed), head, delete, list by prefix, and multipart upload; plus, for garbage collection,
+//! listing and removing the leftovers of writes that never finished ([`IncompleteWrite`]),
+//! which stores without such leftovers need not implement. Conveniences live in
 //! [`StoreExt`], implemented for every store. Keys are [`StorePath`]s, which are validated so that
 //! they can never escape the store root.
 //!
@@ -273,6 +275,107 @@ pub trait MultipartUpload: Send + fmt::Debug {
     async fn abort(self: Box<Self>) -> Result<()>;
 }
 
+/// What kind of leftover an [`IncompleteWrite`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IncompleteKind {
+    /// A staging file beside the target (`<key>#<digits>` on a file store): the write was killed
+    /// before the file was renamed into place, or after it was hard-linked into place but
+    /// before the staging name was removed.
+    StagingFile,
+    /// A multipart upload that was started and neither completed nor aborted (S3).
+    MultipartUpload,
+    /// An object a conditional delete ([`Store::delete_if_older`]) moved aside and a killed
+    /// process never put back nor removed (`<key>#gc<digits>` on a file store). Removing it puts
+    /// it back when its key is free (it may be an object a writer had just rewritten) and drops
+    /// it otherwise, whatever its age: that is always safe.
+    MovedAside,
+}
+
+/// A leftover of a write that never finished: a staging file a killed process left behind, or a
+/// multipart upload nobody completed or aborted. Ordinary listings ([`Store::list`]) never show
+/// these; [`Store::list_incomplete`] does, and [`Store::remove_incomplete`] removes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IncompleteWrite {
+    /// The key the write was for.
+    pub path: StorePath,
+    /// What kind of leftover this is.
+    pub kind: IncompleteKind,
+    /// The store's handle for it, which [`Store::remove_incomplete`] takes back: the staging
+    /// suffix (the digits after `#`) for a staging file, the upload id for a multipart upload.
+    pub id: String,
+    /// Bytes it holds: the staging file's size, or the uploaded parts' total.
+    pub size: u64,
+    /// How many names the data has, this one included: 1, unless the staging file is a hard link
+    /// of another file (the published object, when the write was killed after publishing it and
+    /// before removing the staging name). While another name lives, removing this one frees no
+    /// space, and deleting the other name frees none while this one lives.
+    pub links: u64,
+    /// Its last sign of life: the staging file's modification time (shared with every hard
+    /// link of it); for an upload, the later of its start and its newest part.
+    pub last_modified: DateTime<Utc>,
+}
+
+impl IncompleteWrite {
+    /// A leftover with one name (see [`IncompleteWrite::with_links`]).
+    pub fn new(
+        path: StorePath,
+        kind: IncompleteKind,
+        id: impl Into<String>,
+        size: u64,
+        last_modified: DateTime<Utc>,
+    ) -> Self {
+        IncompleteWrite {
+            path,
+            kind,
+            id: id.into(),
+            size,
+            links: 1,
+            last_modified,
+        }
+    }
+
+    /// Set how many names the data has (at least 1).
+    pub fn with_links(mut self, links: u64) -> Self {
+        self.links = links.max(1);
+        self
+    }
+
+    /// The bytes removing this leftover would free now: its size when no other name holds the
+    /// data, otherwise nothing.
+    pub fn exclusive_bytes(&self) -> u64 {
+        if self.links > 1 { 0 } else { self.size }
+    }
+}
+
+impl fmt::Display for IncompleteWrite {
+    /// The staging file's key (`<key>#<digits>`), or `<key> (upload <id>)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            IncompleteKind::StagingFile => write!(f, "{}#{}", self.path, self.id),
+            IncompleteKind::MultipartUpload => write!(f, "{} (upload {})", self.path, self.id),
+            IncompleteKind::MovedAside => write!(f, "{}#{}", self.path, self.id),
+        }
+    }
+}
+
+/// What [`Store::remove_incomplete`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IncompleteRemoval {
+    /// Removed (or aborted).
+    Removed {
+        /// The space the store got back, measured at the removal: the leftover's size when it
+        /// was the data's only name, otherwise 0.
+        bytes_freed: u64,
+    },
+    /// It was gone already (finished, aborted or removed meanwhile).
+    Gone,
+    /// It showed a sign of life after the cutoff: kept.
+    Young,
+}
+
 /// The narrow, object-safe store contract.
 ///
 /// Implementations map their native errors into [`Error`], with [`Error::NotFound`] for missing
@@ -329,6 +432,39 @@ pub trait Store: Send + Sync + fmt::Debug + fmt::Display + 'static {
         }
         self.delete(path).await?;
         Ok(ConditionalDelete::Deleted(meta.size))
+    }
+
+    /// List the leftovers of writes that never finished (see [`IncompleteWrite`]) whose target
+    /// key equals `prefix` or lies below it (segment-wise); `None` lists the whole store. Order
+    /// is unspecified.
+    ///
+    /// The default lists nothing: right for stores whose writes leave nothing behind when the
+    /// writer dies (memory) or that cannot tell. A store that can leave leftovers implements
+    /// this and [`Store::remove_incomplete`]; a store that wraps another forwards both.
+    fn list_incomplete(
+        &self,
+        prefix: Option<&StorePath>,
+    ) -> BoxStream<'static, Result<IncompleteWrite>> {
+        let _ = prefix;
+        futures::stream::empty().boxed()
+    }
+
+    /// Remove (or abort) one leftover that [`Store::list_incomplete`] reported, unless it showed
+    /// a sign of life after `not_after`: the store looks at it again just before removing it,
+    /// and answers [`IncompleteRemoval::Young`] without touching it when it is younger now, or
+    /// [`IncompleteRemoval::Gone`] when it is not there any more.
+    ///
+    /// The default (for stores whose listing is empty) answers [`Error::NotSupported`].
+    async fn remove_incomplete(
+        &self,
+        write: &IncompleteWrite,
+        not_after: DateTime<Utc>,
+    ) -> Result<IncompleteRemoval> {
+        let _ = (write, not_after);
+        Err(Error::NotSupported {
+            store: self.name().to_string(),
+            operation: "removing leftovers of interrupted writes".into(),
+        })
     }
 }
 

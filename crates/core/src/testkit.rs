@@ -30,14 +30,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::config::{Secret, StoreSpec};
 use crate::error::{Error, Result};
 use crate::store::{
-    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutOutcome, PutResult,
-    Store, StoreExt, StorePath,
+    Capabilities, GetRange, GetResult, IncompleteRemoval, IncompleteWrite, MultipartUpload,
+    ObjectMeta, PutMode, PutOutcome, PutResult, Store, StoreExt, StorePath,
 };
 
 fn key(prefix: &str, rest: &str) -> StorePath {
@@ -530,8 +531,10 @@ pub enum Fault {
     PutNth(usize),
     /// The Nth put (1-based) and every later one fail.
     PutFromNth(usize),
-    /// Every listing fails.
+    /// Every listing fails (of objects and of leftovers of interrupted writes).
     List,
+    /// Only listings of leftovers of interrupted writes ([`Store::list_incomplete`]) fail.
+    ListIncomplete,
     /// Every get fails.
     Get,
     /// The Nth multipart part (1-based, counted over all uploads) fails, half-way through an
@@ -623,7 +626,7 @@ impl Store for FaultyStore {
         let fail = match self.fault {
             Fault::PutNth(k) => n == k,
             Fault::PutFromNth(k) => n >= k,
-            Fault::List | Fault::Get | Fault::PartNth(_) => false,
+            Fault::List | Fault::ListIncomplete | Fault::Get | Fault::PartNth(_) => false,
         };
         if fail {
             return Err(self.injected("put", path.as_str()));
@@ -655,6 +658,26 @@ impl Store for FaultyStore {
             return futures::stream::once(async move { Err(err) }).boxed();
         }
         self.inner.list(prefix)
+    }
+    fn list_incomplete(
+        &self,
+        prefix: Option<&StorePath>,
+    ) -> BoxStream<'static, Result<IncompleteWrite>> {
+        if matches!(self.fault, Fault::List | Fault::ListIncomplete) {
+            let err = self.injected(
+                "list incomplete writes",
+                prefix.map_or("", StorePath::as_str),
+            );
+            return futures::stream::once(async move { Err(err) }).boxed();
+        }
+        self.inner.list_incomplete(prefix)
+    }
+    async fn remove_incomplete(
+        &self,
+        write: &IncompleteWrite,
+        not_after: DateTime<Utc>,
+    ) -> Result<IncompleteRemoval> {
+        self.inner.remove_incomplete(write, not_after).await
     }
     async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>> {
         let inner = self.inner.put_multipart(path).await?;
@@ -885,6 +908,19 @@ impl Store for CountingStore {
     }
     fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {
         self.inner.list(prefix)
+    }
+    fn list_incomplete(
+        &self,
+        prefix: Option<&StorePath>,
+    ) -> BoxStream<'static, Result<IncompleteWrite>> {
+        self.inner.list_incomplete(prefix)
+    }
+    async fn remove_incomplete(
+        &self,
+        write: &IncompleteWrite,
+        not_after: DateTime<Utc>,
+    ) -> Result<IncompleteRemoval> {
+        self.inner.remove_incomplete(write, not_after).await
     }
     async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>> {
         self.counts.multipart_uploads.fetch_add(1, Ordering::SeqCst);

@@ -17,6 +17,11 @@
 //!   calls) renames the object aside to a staging name, checks the modification time of the file
 //!   it moved, and puts it back when it is younger than the cutoff: a writer that rewrote the
 //!   object just before keeps it, and one that writes it just after creates a new file.
+//! - **Leftovers of killed writes.** A process killed mid-write leaves its staging file (one
+//!   killed after a create-if-absent published it leaves a hard link of the object), which
+//!   listings hide. [`Store::list_incomplete`] finds them below a prefix, with their size, hard
+//!   link count and modification time, and [`Store::remove_incomplete`] removes one, after
+//!   checking again that it was not modified after the cutoff. Symbolic links are not followed.
 //!
 //! The crate registers the protocol `file` for `dj_core::registry`. It has no error type of its
 //! own: everything is a [`dj_core::Error`] naming the store and the key (or the
@@ -40,6 +45,8 @@
 //! # Ok(()) }
 //! ```
 
+mod staging;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,9 +60,11 @@ use dj_core::config::{Config, StoreSpec};
 use dj_core::error::Error;
 use dj_core::object_store_adapter::ObjectStoreAdapter;
 use dj_core::store::{
-    Capabilities, ConditionalDelete, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode,
-    PutResult, Store, StorePath,
+    Capabilities, ConditionalDelete, GetRange, GetResult, IncompleteKind, IncompleteRemoval,
+    IncompleteWrite, MultipartUpload, ObjectMeta, PutMode, PutResult, Store, StorePath,
 };
+use dj_core::task::run_blocking;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 
@@ -144,9 +153,23 @@ impl FileStore {
 
     /// The local file an object lives in (whether or not it exists).
     pub fn file_path(&self, key: &StorePath) -> PathBuf {
-        key.as_str()
-            .split('/')
-            .fold(self.root.clone(), |p, segment| p.join(segment))
+        staging::local_path(&self.root, key.as_str())
+    }
+
+    /// An error of a leftover listing or removal, naming the store, the key and the local file.
+    fn staging_error(
+        &self,
+        operation: &'static str,
+        key: &str,
+        (local, e): staging::ScanError,
+    ) -> Error {
+        Error::Store {
+            store: self.inner.name().to_string(),
+            operation,
+            path: key.to_string(),
+            retryable: false,
+            source: format!("{}: {e}", local.display()).into(),
+        }
     }
 }
 
@@ -191,10 +214,100 @@ impl Store for FileStore {
             retryable: false,
             source: Box::new(e),
         };
-        tokio::task::spawn_blocking(move || delete_file_if_older(&root, &file, cutoff))
-            .await
-            .map_err(|e| io(std::io::Error::other(e)))?
-            .map_err(io)
+        run_blocking(true, "file store", "a conditional delete", move || {
+            delete_file_if_older(&root, &file, cutoff)
+        })
+        .await?
+        .map_err(io)
+    }
+    fn list_incomplete(
+        &self,
+        prefix: Option<&StorePath>,
+    ) -> BoxStream<'static, Result<IncompleteWrite>> {
+        let store = self.clone();
+        let prefix = prefix.cloned();
+        let scan = async move {
+            let root = store.root.clone();
+            let p = prefix.clone();
+            let (found, errors) = run_blocking(
+                true,
+                "file store",
+                "listing leftovers of interrupted writes",
+                move || staging::scan(&root, p.as_ref()),
+            )
+            .await?;
+            let prefix_str = prefix.as_ref().map_or("", StorePath::as_str);
+            let mut items: Vec<Result<IncompleteWrite>> = found
+                .into_iter()
+                .map(|f| {
+                    let kind = if staging::is_aside(&f.suffix) {
+                        IncompleteKind::MovedAside
+                    } else {
+                        IncompleteKind::StagingFile
+                    };
+                    Ok(
+                        IncompleteWrite::new(f.key, kind, f.suffix, f.size, f.modified.into())
+                            .with_links(f.links),
+                    )
+                })
+                .collect();
+            items.extend(errors.into_iter().map(|e| {
+                Err(store.staging_error(
+                    "list leftovers of interrupted writes under",
+                    prefix_str,
+                    e,
+                ))
+            }));
+            Ok::<_, Error>(items)
+        };
+        futures::stream::once(scan)
+            .flat_map(|r| futures::stream::iter(r.unwrap_or_else(|e| vec![Err(e)])))
+            .boxed()
+    }
+    async fn remove_incomplete(
+        &self,
+        write: &IncompleteWrite,
+        not_after: DateTime<Utc>,
+    ) -> Result<IncompleteRemoval> {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let known = match write.kind {
+            IncompleteKind::StagingFile => digits(&write.id),
+            IncompleteKind::MovedAside => write.id.strip_prefix("gc").is_some_and(digits),
+            _ => false,
+        };
+        if !known {
+            return Err(Error::invalid_path(
+                write.to_string(),
+                format!(
+                    "store `{}` (directory {}) has no such leftover: it removes only staging \
+                     files `<key>#<digits>` and files moved aside `<key>#gc<digits>`",
+                    self.inner.name(),
+                    self.root.display()
+                ),
+            ));
+        }
+        let root = self.root.clone();
+        let key = write.path.clone();
+        let suffix = write.id.clone();
+        let r = run_blocking(
+            true,
+            "file store",
+            "removing a leftover of an interrupted write",
+            move || staging::remove(&root, &key, &suffix, not_after.into()),
+        )
+        .await?;
+        match r {
+            Ok(staging::Removed::Freed(bytes_freed)) => {
+                Ok(IncompleteRemoval::Removed { bytes_freed })
+            }
+            Ok(staging::Removed::Gone) => Ok(IncompleteRemoval::Gone),
+            Ok(staging::Removed::Young) => Ok(IncompleteRemoval::Young),
+            Err(e) => Err(self.staging_error(
+                "remove the leftover of an interrupted write",
+                &write.to_string(),
+                e,
+            )),
+        }
     }
 }
 

@@ -135,3 +135,38 @@ fn a_move_aside_left_by_a_killed_process_is_recovered() {
     assert!(!aside.exists());
     assert!(!recover_aside(&dir.path().join("plain")).unwrap());
 }
+
+/// Garbage collection finds such a file among the leftovers of interrupted writes and puts it
+/// back, whatever its age (a young one may be a live object a writer had just rewritten).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_put_back_what_a_killed_collection_moved_aside() {
+    use dj_core::store::{IncompleteKind, IncompleteRemoval};
+    use futures::StreamExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new("main", dir.path()).unwrap();
+    let key = StorePath::parse("_hash/lab/abcdefghijklmnopqrstuvwxyz").unwrap();
+    store.put(&key, Bytes::from_static(b"live")).await.unwrap();
+    let file = store.file_path(&key);
+    let aside = file.with_file_name("abcdefghijklmnopqrstuvwxyz#gc777700000001");
+    std::fs::rename(&file, &aside).unwrap();
+    let prefix = StorePath::parse("_hash").unwrap();
+    let found: Vec<_> = store
+        .list_incomplete(Some(&prefix))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, IncompleteKind::MovedAside);
+    assert_eq!(found[0].path, key);
+    // Young (just written), and still put back.
+    let r = store
+        .remove_incomplete(&found[0], two_hours_ago())
+        .await
+        .unwrap();
+    assert_eq!(r, IncompleteRemoval::Removed { bytes_freed: 0 });
+    assert_eq!(&store.get(&key).await.unwrap()[..], b"live");
+    assert!(!aside.exists());
+}

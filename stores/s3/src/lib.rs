@@ -18,6 +18,16 @@
 //! Create-if-absent uses `If-None-Match: *`, so of several racing writers exactly one wins.
 //! Multipart uploads send up to four parts at once.
 //!
+//! **Unfinished uploads.** A process killed during a multipart upload leaves the upload and its
+//! parts in the bucket, invisible to listings (and billed). [`Store::list_incomplete`] lists
+//! them below a prefix (ListMultipartUploads, then ListParts for each: the parts' total size and
+//! the newest part's time), and [`Store::remove_incomplete`] aborts one after listing its parts
+//! again. An upload's last sign of life is the later of its start and its newest part, moved up
+//! by one second because S3 reports whole seconds; it is compared with this machine's clock.
+//! `object_store` has no listing of uploads: the two listing requests are signed by
+//! `object_store`'s own signer (SigV4, the store's credential provider) and sent with its HTTP
+//! client; the abort is `object_store`'s.
+//!
 //! **Ambient credentials.** With neither key set, credentials come from, in order: the
 //! `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`) environment variables,
 //! a web-identity token (`AWS_WEB_IDENTITY_TOKEN_FILE` with `AWS_ROLE_ARN`, as on EKS), ECS
@@ -47,14 +57,27 @@
 //! # Ok(()) }
 //! ```
 
+mod uploads;
+
+use std::fmt;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use dj_core::Result;
 use dj_core::config::{Config, StoreSpec};
 use dj_core::error::Error;
 use dj_core::object_store_adapter::ObjectStoreAdapter;
-use dj_core::store::{Capabilities, Store};
+use dj_core::store::{
+    Capabilities, GetRange, GetResult, IncompleteKind, IncompleteRemoval, IncompleteWrite,
+    MultipartUpload, ObjectMeta, PutMode, PutResult, Store, StorePath,
+};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::client::{ClientOptions, HttpConnector, ReqwestConnector};
 
 /// The endpoint URL for a spec: the endpoint as given when it has a scheme, otherwise
 /// `https://` or `http://` by `secure`.
@@ -169,8 +192,25 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
             format!("cannot configure the S3 client for {url}, bucket `{bucket}`: {e}"),
         )
     })?;
+    let s3 = Arc::new(s3);
+    let http = ReqwestConnector::default()
+        .connect(&ClientOptions::new().with_allow_http(url.starts_with("http://")))
+        .map_err(|e| {
+            Error::config(
+                key("endpoint"),
+                format!("cannot make an HTTP client for {url}: {e}"),
+            )
+        })?;
     let prefix = Some(spec.location.trim_matches('/')).filter(|l| !l.is_empty());
-    let adapter = ObjectStoreAdapter::new(name, Arc::new(s3), prefix)
+    let backend = format!("S3 bucket `{bucket}` at {url}");
+    let uploads = uploads::Uploads {
+        name: name.to_string(),
+        backend: backend.clone(),
+        s3: Arc::clone(&s3),
+        http,
+        location: prefix.map(str::to_string),
+    };
+    let adapter = ObjectStoreAdapter::new(name, s3 as Arc<dyn ObjectStore>, prefix)
         .map_err(|e| Error::config(key("location"), e))?
         .with_capabilities(Capabilities {
             create_if_absent: true,
@@ -179,9 +219,94 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
             durable_writes: true,
             min_part_size: 5 * 1024 * 1024,
         })
-        .with_backend_description(format!("S3 bucket `{bucket}` at {url}"))
+        .with_backend_description(backend)
         .with_retry_classifier(classify);
-    Ok(Arc::new(adapter))
+    Ok(Arc::new(S3Store {
+        inner: adapter,
+        uploads,
+    }))
+}
+
+/// An S3 store: the `object_store` adapter, plus the listing and aborting of unfinished
+/// multipart uploads.
+#[derive(Clone)]
+struct S3Store {
+    inner: ObjectStoreAdapter,
+    uploads: uploads::Uploads,
+}
+
+impl fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Store")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for S3Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
+        self.inner.put_opts(path, payload, mode).await
+    }
+    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
+        self.inner.get_opts(path, range).await
+    }
+    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
+        self.inner.head(path).await
+    }
+    async fn delete(&self, path: &StorePath) -> Result<()> {
+        self.inner.delete(path).await
+    }
+    fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart(path).await
+    }
+    fn list_incomplete(
+        &self,
+        prefix: Option<&StorePath>,
+    ) -> BoxStream<'static, Result<IncompleteWrite>> {
+        let uploads = self.uploads.clone();
+        let prefix = prefix.cloned();
+        futures::stream::once(async move { uploads.list(prefix.as_ref()).await })
+            .flat_map(|r| {
+                let items: Vec<Result<IncompleteWrite>> = match r {
+                    Ok(found) => found.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                futures::stream::iter(items)
+            })
+            .boxed()
+    }
+    async fn remove_incomplete(
+        &self,
+        write: &IncompleteWrite,
+        not_after: DateTime<Utc>,
+    ) -> Result<IncompleteRemoval> {
+        if write.kind != IncompleteKind::MultipartUpload {
+            return Err(Error::invalid_path(
+                write.to_string(),
+                format!(
+                    "{} has no such leftover: it aborts only unfinished multipart uploads",
+                    self.inner
+                ),
+            ));
+        }
+        self.uploads.abort(write, not_after).await
+    }
 }
 
 dj_core::submit_store_protocol!(

@@ -17,6 +17,7 @@ use crate::db::Connection;
 use crate::error::{Error, Result};
 
 use super::scan::{self, Catalog};
+use super::staging::{self, IncompleteReport};
 use super::{Phase, Progress, ProgressHook, StoreLock, report};
 
 /// How a collection runs. The default is a dry run with a 24-hour grace period.
@@ -187,6 +188,9 @@ pub struct GcReport {
     /// Orphans found referenced when the references were read again just before deleting (rows
     /// committed while the collection ran): kept.
     pub rescued: u64,
+    /// Leftovers of interrupted writes (staging files, unfinished uploads) in the sections
+    /// collected: removed, when older than the grace period, before orphans are deleted.
+    pub incomplete: IncompleteReport,
     /// Whether deletion was refused because of scan errors.
     pub refused: bool,
     /// Listings and queries that failed. Any of them makes the collection delete nothing.
@@ -492,7 +496,8 @@ impl Gc {
         let mut found: Vec<(Section, String, Option<String>, ObjectMeta)> = Vec::new();
         let mut others = 0u64;
         let mut count = 0u64;
-        for prefix in listing_prefixes(prefixes) {
+        let prefixes = listing_prefixes(prefixes);
+        for prefix in &prefixes {
             let mut stream = store.list(prefix.as_ref());
             while let Some(item) = stream.next().await {
                 let meta = match item {
@@ -578,25 +583,42 @@ impl Gc {
                 )
             })
             .collect();
+        let ours =
+            |path: &StorePath| match layout.classify(path) {
+                KeyClass::Hash { schema, .. } => in_scope.contains(schema.as_str()),
+                KeyClass::Schema { schema, table, .. } => {
+                    in_scope.contains(schema.as_str())
+                        && tables.get(&(schema.as_str(), table.as_str())).is_some_and(
+                            |(pk, fields)| layout.is_object_key(path, &schema, &table, pk, fields),
+                        )
+                }
+                KeyClass::Other => false,
+            };
         let mut listed: HashMap<String, (Section, ObjectMeta)> = HashMap::new();
-        for (section, schema, table, meta) in found {
-            let ours = in_scope.contains(schema.as_str())
-                && match (&section, &table) {
-                    (Section::Hash, _) => true,
-                    (Section::Schema, Some(table)) => tables
-                        .get(&(schema.as_str(), table.as_str()))
-                        .is_some_and(|(pk, fields)| {
-                            layout.is_object_key(&meta.path, &schema, table, pk, fields)
-                        }),
-                    (Section::Schema, None) => false,
-                };
-            if ours {
+        for (section, _, _, meta) in found {
+            if ours(&meta.path) {
                 listed.insert(meta.path.as_str().to_string(), (section, meta));
             } else {
                 others += 1;
             }
         }
         rep.other_keys = others;
+
+        // 2b. Leftovers of interrupted writes under the same prefixes, for the same keys as the
+        // objects; removed (only by a deleting run whose scan had no error) before orphans are
+        // deleted, so that a staging link and its object free their bytes once.
+        rep.incomplete = staging::collect_incomplete(
+            store,
+            &prefixes,
+            cutoff,
+            &ours,
+            &|key| covered(key, &refs),
+            deleting && rep.scan_errors.is_empty(),
+            self.conn.config().transfer_concurrency,
+        )
+        .await;
+        rep.scan_errors
+            .extend(rep.incomplete.scan_errors.iter().cloned());
         for r in &refs {
             let Ok(path) = StorePath::parse(r) else {
                 continue;

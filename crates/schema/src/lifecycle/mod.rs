@@ -62,6 +62,7 @@ mod gc;
 mod lock;
 mod migrate;
 mod scan;
+mod staging;
 mod verify;
 
 use std::sync::Arc;
@@ -71,6 +72,7 @@ use serde::Serialize;
 pub use gc::{Gc, GcOptions, GcReport, SectionStats};
 pub use lock::StoreLock;
 pub use migrate::{Migration, MigrationReport};
+pub use staging::IncompleteReport;
 pub use verify::{AttributeReport, Problem, Status, Verify, VerifyReport};
 
 /// The phase a long operation is in, for progress reports.
