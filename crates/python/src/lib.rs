@@ -43,7 +43,9 @@ fn offset_of(e: &BlobError) -> Option<usize> {
         | BlobError::TrailingBytes { offset, .. }
         | BlobError::Unsupported { offset, .. }
         | BlobError::Malformed { offset, .. } => Some(*offset),
-        BlobError::SizeMismatch { .. } => Some(0),
+        // The u64 uncompressed length of a `ZL123` blob, and the zlib stream after it.
+        BlobError::SizeMismatch { .. } => Some(6),
+        BlobError::Zlib { .. } => Some(14),
         _ => None,
     }
 }
@@ -55,7 +57,11 @@ pub(crate) fn blob_err(message: String, offset: Option<usize>) -> PyErr {
 
 fn from_blob_error(e: BlobError) -> PyErr {
     let offset = offset_of(&e);
-    blob_err(e.to_string(), offset)
+    let mut message = e.to_string();
+    if let Some(at) = offset.filter(|_| !message.contains(" at byte ")) {
+        message.push_str(&format!(" (at byte {at})"));
+    }
+    blob_err(message, offset)
 }
 
 /// Pack a Python value into a blob, as DataJoint's `blob.pack(obj, compress)`.
