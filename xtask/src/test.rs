@@ -128,6 +128,14 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             run_cmd(&mut cmd)
         })?;
     }
+    let package = root.join("crates").join("python");
+    if package.join("pyproject.toml").exists() {
+        let name = "python package dj_rs (maturin, pytest)";
+        match &python_bin {
+            None => eprintln!("xtask: SKIPPED {name}: no Python venv"),
+            Some(py) => steps.run(name, || python_package(root, &package, py, &with_env))?,
+        }
+    }
     if root.join("fuzz").join("Cargo.toml").exists() {
         steps.run("fuzz (brief)", || fuzz(root))?;
     }
@@ -152,6 +160,55 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Build the `dj_rs` wheel with maturin (a debug build: quicker to compile, and what the tests
+/// need), install it into the venv with pip, and run its pytest suite. pytest exits 5 when it
+/// collects no tests; like every non-zero exit, that fails the step.
+fn python_package(
+    root: &Path,
+    package: &Path,
+    python_bin: &str,
+    with_env: &dyn Fn(&mut Command),
+) -> Result<()> {
+    let py = Path::new(python_bin);
+    let bin = py
+        .parent()
+        .context("the venv python has no parent directory")?;
+    let wheels = root.join("target").join("python-wheels");
+    let _ = std::fs::remove_dir_all(&wheels);
+    run_cmd(
+        Command::new(bin.join("maturin"))
+            .current_dir(package)
+            .args(["build", "--interpreter"])
+            .arg(py)
+            .arg("--out")
+            .arg(&wheels),
+    )?;
+    let wheel = std::fs::read_dir(&wheels)
+        .with_context(|| format!("cannot list {}", wheels.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .with_context(|| format!("maturin left no wheel in {}", wheels.display()))?;
+    run_cmd(
+        Command::new(py)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--force-reinstall",
+                "--no-deps",
+            ])
+            .arg(&wheel),
+    )?;
+    let mut cmd = Command::new(py);
+    cmd.current_dir(package)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]);
+    with_env(&mut cmd);
+    run_cmd(&mut cmd)
 }
 
 /// Run every fuzz target for a few seconds with nightly and cargo-fuzz (installed if missing).

@@ -1,0 +1,146 @@
+"""dj-rs for Python: DataJoint's blob format, implemented in Rust.
+
+``pack`` and ``unpack`` behave as DataJoint 2.3.5's ``datajoint.blob.pack`` and
+``datajoint.blob.unpack``; ``install()`` makes DataJoint's own ``<blob>`` and ``<blob@>`` codecs
+use them. See docs/python.md in the dj-rs repository.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import metadata as _metadata
+
+from . import _native
+
+__all__ = [
+    "BlobError",
+    "MatCell",
+    "MatStruct",
+    "TESTED_DATAJOINT_VERSIONS",
+    "install",
+    "installed",
+    "max_blob_size",
+    "pack",
+    "set_max_blob_size",
+    "uninstall",
+    "unpack",
+]
+
+#: DataJoint versions ``install()`` was tested with; others need ``install(force=True)``.
+TESTED_DATAJOINT_VERSIONS = ("2.3.5",)
+
+try:  # Use DataJoint's own classes and error type when it is installed.
+    from datajoint.blob import MatCell, MatStruct
+    from datajoint.errors import DataJointError as _Base
+except ImportError:  # pragma: no cover - exercised only without DataJoint
+    import numpy as _np
+
+    class MatCell(_np.ndarray):
+        """A MATLAB cell array (an object array); DataJoint's ``MatCell`` when it is installed."""
+
+    class MatStruct(_np.recarray):
+        """A MATLAB struct array; DataJoint's ``MatStruct`` when it is installed."""
+
+    _Base = Exception
+
+
+class BlobError(_Base, ValueError):
+    """A blob that cannot be read, or a value that cannot be written.
+
+    A ``DataJointError`` (when DataJoint is installed) and a ``ValueError``. ``offset`` is the
+    byte offset in the blob where reading failed, or None.
+    """
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def pack(obj, compress: bool = True, *, compat: bool = True) -> bytes:
+    """Serialize ``obj`` as DataJoint's ``blob.pack(obj, compress)`` does.
+
+    With ``compat=True`` (the default) the bytes are identical to DataJoint's. ``compat=False``
+    compresses faster (zlib level 1, skipped when the data does not shrink); DataJoint reads
+    both.
+    """
+    try:
+        return _native.pack(obj, compress, compat, MatCell, MatStruct)
+    except _native.NativeBlobError as e:
+        raise BlobError(*e.args) from None
+
+
+def unpack(blob, squeeze: bool = False):
+    """Deserialize a blob as DataJoint's ``blob.unpack(blob, squeeze)`` does.
+
+    Returns None for None and, as DataJoint does, for a blob whose header is unknown. Malformed
+    blobs raise :class:`BlobError` with the byte offset; a blob larger than
+    :func:`max_blob_size` once inflated is refused before it is inflated.
+    """
+    if blob is None:
+        return None
+    if not isinstance(blob, bytes):
+        blob = bytes(blob)
+    # DataJoint's switch for legacy blobs from 32-bit MATLAB mYm, honoured as DataJoint does.
+    djblob = sys.modules.get("datajoint.blob")
+    dims32 = bool(getattr(djblob, "use_32bit_dims", False))
+    try:
+        return _native.unpack(blob, squeeze, MatCell, MatStruct, dims32)
+    except _native.NativeBlobError as e:
+        raise BlobError(*e.args) from None
+
+
+def set_max_blob_size(n: int) -> None:
+    """Set the largest (uncompressed) blob that ``unpack`` accepts, in bytes."""
+    _native.set_max_blob_size(int(n))
+
+
+def max_blob_size() -> int:
+    """The largest (uncompressed) blob that ``unpack`` accepts, in bytes (default 4 GiB)."""
+    return _native.max_blob_size()
+
+
+_env_limit = os.environ.get("DJ_RS_BLOB_MAX_SIZE")
+if _env_limit:
+    set_max_blob_size(int(_env_limit))
+
+_saved: dict | None = None
+
+
+def installed() -> bool:
+    """Whether ``install()`` is active."""
+    return _saved is not None
+
+
+def install(force: bool = False) -> None:
+    """Make DataJoint's ``datajoint.blob.pack``/``unpack`` (used by its ``<blob>`` and
+    ``<blob@>`` codecs) run on dj-rs, with byte-identical output. Undo with ``uninstall()``.
+
+    Refuses a DataJoint version not in :data:`TESTED_DATAJOINT_VERSIONS` unless ``force``.
+    """
+    global _saved
+    import datajoint.blob as djblob
+
+    version = _metadata.version("datajoint")
+    if version not in TESTED_DATAJOINT_VERSIONS and not force:
+        raise RuntimeError(
+            f"dj_rs was tested with DataJoint {', '.join(TESTED_DATAJOINT_VERSIONS)}, "
+            f"not {version}; use install(force=True) to install anyway"
+        )
+    if _saved is not None:
+        return
+    _saved = {"pack": djblob.pack, "unpack": djblob.unpack}
+    djblob.pack = pack
+    djblob.unpack = unpack
+
+
+def uninstall() -> None:
+    """Restore DataJoint's own ``pack``/``unpack``. Does nothing when not installed."""
+    global _saved
+    if _saved is None:
+        return
+    import datajoint.blob as djblob
+
+    djblob.pack = _saved["pack"]
+    djblob.unpack = _saved["unpack"]
+    _saved = None
