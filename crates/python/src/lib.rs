@@ -134,6 +134,7 @@ fn unpack<'py>(
     check_size(bytes, dims32)?;
     let options = DecodeOptions {
         legacy_32bit_dims: dims32,
+        max_decompressed_size: MAX_SIZE.load(Ordering::Relaxed),
     };
     let item = match py.detach(|| dj_codec_blob::decode_with(bytes, options)) {
         Ok(item) => item,

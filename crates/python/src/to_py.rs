@@ -71,11 +71,15 @@ impl<'py> Ctx<'py> {
     }
 
     /// The Python value of an item.
-    pub(crate) fn value(&self, item: Item) -> PyResult<Bound<'py, PyAny>> {
+    ///
+    /// `Item` drops its children without recursion (it implements `Drop`), so its contents are
+    /// taken out through `&mut` rather than moved out by the match.
+    pub(crate) fn value(&self, mut item: Item) -> PyResult<Bound<'py, PyAny>> {
+        use std::mem::take;
         let py = self.py;
-        Ok(match item {
+        Ok(match &mut item {
             Item::None => py.None().into_bound(py),
-            Item::Bool(b) => b.into_bound_py_any(py)?,
+            Item::Bool(b) => (*b).into_bound_py_any(py)?,
             Item::Int(i) => match i.to_i64() {
                 Some(v) => v.into_bound_py_any(py)?,
                 None => {
@@ -90,28 +94,33 @@ impl<'py> Ctx<'py> {
                     )?
                 }
             },
-            Item::Float(f) => f.into_bound_py_any(py)?,
-            Item::Complex(re, im) => PyComplex::from_doubles(py, re, im).into_any(),
-            Item::Str(s) => s.into_bound_py_any(py)?,
-            Item::Bytes(b) => PyBytes::new(py, &b).into_any(),
-            Item::Decimal(d) => DECIMAL.import(py, "decimal", "Decimal")?.call1((d,))?,
-            Item::Temporal(t) => self.temporal(t)?,
+            Item::Float(f) => (*f).into_bound_py_any(py)?,
+            Item::Complex(re, im) => PyComplex::from_doubles(py, *re, *im).into_any(),
+            Item::Str(s) => take(s).into_bound_py_any(py)?,
+            Item::Bytes(b) => PyBytes::new(py, b).into_any(),
+            Item::Decimal(d) => DECIMAL
+                .import(py, "decimal", "Decimal")?
+                .call1((d.as_str(),))?,
+            Item::Temporal(t) => self.temporal(*t)?,
             Item::Uuid(u) => {
                 let kwargs = PyDict::new(py);
                 kwargs.set_item("bytes", PyBytes::new(py, u.as_bytes()))?;
                 UUID.import(py, "uuid", "UUID")?.call((), Some(&kwargs))?
             }
-            Item::Tuple(v) => PyTuple::new(py, self.values(v)?)?.into_any(),
-            Item::List(v) => PyList::new(py, self.values(v)?)?.into_any(),
-            Item::Set(v) => PySet::new(py, self.values(v)?)?.into_any(),
+            Item::Tuple(v) => PyTuple::new(py, self.values(take(v))?)?.into_any(),
+            Item::List(v) => PyList::new(py, self.values(take(v))?)?.into_any(),
+            Item::Set(v) => PySet::new(py, self.values(take(v))?)?.into_any(),
             Item::Dict(pairs) => {
                 let d = PyDict::new(py);
-                for (k, v) in pairs {
+                for (k, v) in take(pairs) {
                     d.set_item(self.value(k)?, self.value(v)?)?;
                 }
                 d.into_any()
             }
-            Item::Array(a) => self.array(a)?,
+            Item::Array(a) => self.array(Array {
+                shape: take(&mut a.shape),
+                data: take(&mut a.data),
+            })?,
             Item::Cell(c) => {
                 let n = c.items.len();
                 let np = &self.numpy;
@@ -121,7 +130,7 @@ impl<'py> Ctx<'py> {
                 if n == 0 {
                     return arr.call_method1("view", (&self.cell,));
                 }
-                let items = PyList::new(py, self.values(c.items)?)?;
+                let items = PyList::new(py, self.values(take(&mut c.items))?)?;
                 arr.set_item(pyo3::types::PySlice::full(py), items)?;
                 let arr = self.reshape_f(&arr, &c.shape)?;
                 self.squeeze(arr, false)?
@@ -137,7 +146,7 @@ impl<'py> Ctx<'py> {
                     dtype.append((f.as_str(), "O"))?;
                 }
                 let rows = PyList::empty(py);
-                for element in s.elements {
+                for element in take(&mut s.elements) {
                     rows.append(PyTuple::new(py, self.values(element)?)?)?;
                 }
                 let kwargs = PyDict::new(py);
@@ -152,7 +161,7 @@ impl<'py> Ctx<'py> {
                 if r.fields.is_empty() {
                     return np.getattr("array")?.call1((py.None(),));
                 }
-                let columns = self.values(r.columns)?;
+                let columns = self.values(take(&mut r.columns))?;
                 let shape = columns
                     .first()
                     .ok_or_else(|| blob_err("record array without columns".into(), None))?
