@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
+mod gc_harness;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,9 +30,9 @@ use dj_core::testkit::{Fault, FaultyStore};
 use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
 use dj_schema::lifecycle::{
-    Gc, GcOptions, GcReport, Migration, Phase, Status, StoreLock, Verify, VerifyReport,
+    Gc, GcOptions, Migration, Phase, Status, StoreLock, Verify, VerifyReport,
 };
-use dj_schema::{Connection, Error, Row, Schema, Tier, row};
+use dj_schema::{Connection, Error, Row, Tier, row};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::{Value as Json, json};
@@ -41,6 +42,10 @@ use dj_codec_filepath as _;
 use dj_codec_hash as _;
 use dj_store_file as _;
 use dj_store_s3 as _;
+use gc_harness::{
+    Ctx, age_files, assert_nothing_deleted, deleting, file_spec, meta_of, no_wrap, noise, path_of,
+    store_kinds, wipe, zero_grace,
+};
 
 // ------------------------------------------------------------------------------------------------
 // Test codecs, registered at run time
@@ -73,34 +78,6 @@ impl Codec for Model {
     }
 }
 
-/// A store-only codec whose stored value is path-addressed JSON metadata (as `<object@>`'s is):
-/// it takes the metadata and adds the store; `referenced_paths` is the default (`path`, `store`).
-#[derive(Debug)]
-struct Ptr;
-
-#[async_trait]
-impl Codec for Ptr {
-    fn name(&self) -> &str {
-        "gcptr"
-    }
-    fn dtype(&self, is_store: bool) -> dj_core::Result<TypeSpec> {
-        if !is_store {
-            return Err(dj_core::Error::codec("gcptr", "store only"));
-        }
-        "json".parse()
-    }
-    async fn encode(&self, v: Value, cx: &CodecContext) -> dj_core::Result<Value> {
-        let Value::Json(mut j) = v else {
-            return Err(dj_core::Error::codec("gcptr", "takes JSON metadata"));
-        };
-        j["store"] = json!(cx.store);
-        Ok(Value::Json(j))
-    }
-    async fn decode(&self, v: Value, _cx: &CodecContext) -> dj_core::Result<Value> {
-        Ok(v)
-    }
-}
-
 /// A codec that exists only while one test declares its table, then is unregistered: its
 /// attribute cannot be resolved afterwards.
 #[derive(Debug)]
@@ -125,12 +102,21 @@ impl Codec for Vanishing {
     }
 }
 
+/// [`gc_harness::each_backend`], with this file's own test codec registered.
+async fn each_backend<W, F, Fut>(test: &str, specs: &[StoreSpec], wrap: W, body: F)
+where
+    W: Fn(&StoreSet),
+    F: Fn(Ctx) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    setup();
+    gc_harness::each_backend(test, specs, wrap, body).await;
+}
+
 fn setup() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
-        let reg = Registry::global();
-        reg.register_codec(Arc::new(Model)).unwrap();
-        reg.register_codec(Arc::new(Ptr)).unwrap();
+        Registry::global().register_codec(Arc::new(Model)).unwrap();
     });
 }
 
@@ -230,144 +216,6 @@ impl Store for Knobbed {
 // ------------------------------------------------------------------------------------------------
 // Harness
 // ------------------------------------------------------------------------------------------------
-
-/// The store kinds a test runs on: a file store always, S3 when the environment provides one
-/// (required under CI, as in objects.rs).
-fn store_kinds(name: &str, dir: &Path) -> Vec<(&'static str, StoreSpec)> {
-    let root = dir.join(name);
-    std::fs::create_dir_all(&root).unwrap();
-    let mut out = vec![("file", StoreSpec::new(name, "file", root.to_string_lossy()))];
-    if let Some(s3) = dj_core::testkit::s3_spec_from_env(
-        name,
-        "s3",
-        &dj_core::testkit::unique_prefix(&format!("gc-{name}")),
-    ) {
-        out.push(("s3", s3));
-    }
-    out
-}
-
-/// Remove everything a test left in a store (S3 runs share one bucket; file stores live in a
-/// temporary directory anyway).
-async fn wipe(spec: &StoreSpec) {
-    let mut config = dj_core::Config::default();
-    config.stores.specs.insert(spec.name.clone(), spec.clone());
-    let set = StoreSet::new(Arc::new(config));
-    let store = set.get(&spec.name).unwrap();
-    for m in store.list_all(None).await.unwrap() {
-        store.delete(&m.path).await.unwrap();
-    }
-}
-
-fn file_spec(name: &str, dir: &Path) -> StoreSpec {
-    let root = dir.join(name);
-    std::fs::create_dir_all(&root).unwrap();
-    StoreSpec::new(name, "file", root.to_string_lossy())
-}
-
-struct Ctx {
-    label: String,
-    conn: Connection,
-    schema: Schema,
-}
-
-impl Ctx {
-    fn store(&self, name: &str) -> Arc<dyn Store> {
-        self.conn.stores().get(name).unwrap()
-    }
-
-    /// Every key of the store under `prefix`, sorted.
-    async fn keys(&self, store: &str, prefix: &str) -> Vec<String> {
-        let p = StorePath::parse(prefix).unwrap();
-        let mut keys: Vec<String> = self
-            .store(store)
-            .list_all(Some(&p))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| m.path.as_str().to_string())
-            .collect();
-        keys.sort();
-        keys
-    }
-
-    fn gc(&self, store: &str) -> Gc {
-        Gc::new(&self.conn, store).schemas([self.schema.name()])
-    }
-}
-
-/// Run `body` on every database backend with `specs` configured; `wrap` may replace stores in
-/// the connection's store set (fault injection). The schema is dropped afterwards.
-async fn each_backend<W, F, Fut>(test: &str, specs: &[StoreSpec], wrap: W, body: F)
-where
-    W: Fn(&StoreSet),
-    F: Fn(Ctx) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    setup();
-    let downloads = tempfile::tempdir().unwrap();
-    for (label, mut config, _dir) in common::configs() {
-        for s in specs {
-            config.stores.specs.insert(s.name.clone(), s.clone());
-        }
-        config.download_path = downloads.path().to_path_buf();
-        config.transfer_concurrency = 4;
-        let config = Arc::new(config);
-        let set = StoreSet::new(Arc::clone(&config));
-        wrap(&set);
-        let conn = Connection::open_with(Arc::clone(&config), Arc::new(set))
-            .await
-            .unwrap_or_else(|e| panic!("{label}: {e}"));
-        let name = common::schema_name(test);
-        let schema = conn.schema(&name).await.unwrap();
-        eprintln!("--- {test} on {label} (schema {name})");
-        body(Ctx {
-            label: label.to_string(),
-            conn: conn.clone(),
-            schema: schema.clone(),
-        })
-        .await;
-        schema.drop().await.unwrap();
-        conn.close().await;
-    }
-}
-
-fn no_wrap(_: &StoreSet) {}
-
-fn zero_grace() -> GcOptions {
-    GcOptions::grace(Duration::ZERO)
-        .allow_zero_grace(true)
-        .dry_run(false)
-}
-
-fn meta_of(row: &Row, attr: &str) -> Json {
-    match &row[attr] {
-        Value::Json(j) => j.clone(),
-        Value::String(s) => serde_json::from_str(s).unwrap(),
-        other => panic!("{attr} stored as {other:?}"),
-    }
-}
-
-fn path_of(row: &Row, attr: &str) -> String {
-    meta_of(row, attr)["path"].as_str().unwrap().to_string()
-}
-
-fn assert_nothing_deleted(r: &GcReport, label: &str) {
-    assert_eq!(r.deleted(), 0, "{label}: {r:#?}");
-}
-
-/// Pseudo-random bytes (xorshift), distinct per seed.
-fn noise(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 // ------------------------------------------------------------------------------------------------
 // Live data survives
@@ -1459,30 +1307,6 @@ async fn path_addressed_objects_survive_and_their_orphans_are_reclaimed() {
 // ------------------------------------------------------------------------------------------------
 // Safety: missing schemas, short graces, random interleavings
 // ------------------------------------------------------------------------------------------------
-
-/// Move the modification time of every file under `root` back by `by`: what time passing does
-/// to a store (file stores only; S3 servers keep their own times).
-fn age_files(root: &Path, by: Duration) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            age_files(&path, by);
-        } else {
-            let f = std::fs::File::options().write(true).open(&path).unwrap();
-            let m = f.metadata().unwrap().modified().unwrap();
-            f.set_modified(m - by).unwrap();
-        }
-    }
-}
-
-fn deleting(grace: Duration) -> GcOptions {
-    GcOptions::grace(grace)
-        .allow_zero_grace(grace.is_zero())
-        .dry_run(false)
-}
 
 /// `(rid, raw bytes, object bytes)` of every row, sorted, read through the codecs (so every
 /// object is fetched and verified).

@@ -8,27 +8,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
+mod gc_harness;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use dj_codec_blob::Item;
-use dj_core::codec::{Codec, CodecContext};
-use dj_core::config::StoreSpec;
-use dj_core::registry::{Registry, StoreSet};
+use dj_core::registry::StoreSet;
 use dj_core::store::{
     Capabilities, GetRange, GetResult, IncompleteKind, IncompleteRemoval, IncompleteWrite,
     MultipartUpload, ObjectMeta, PutMode, PutResult, Store, StorePath,
 };
 use dj_core::testkit::{Fault, FaultyStore};
-use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
 use dj_schema::lifecycle::{Gc, GcOptions, GcReport};
-use dj_schema::{Connection, Row, Schema, Tier, row};
+use dj_schema::{Connection, Row, Tier, row};
 use dj_store_file::FileStore;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -36,43 +34,7 @@ use serde_json::{Value as Json, json};
 
 use dj_codec_hash as _;
 use dj_store_s3 as _;
-
-// ------------------------------------------------------------------------------------------------
-// A codec whose stored value is path-addressed JSON metadata, to reference a folder by hand
-// ------------------------------------------------------------------------------------------------
-
-#[derive(Debug)]
-struct Ptr;
-
-#[async_trait]
-impl Codec for Ptr {
-    fn name(&self) -> &str {
-        "gcsptr"
-    }
-    fn dtype(&self, is_store: bool) -> dj_core::Result<TypeSpec> {
-        if !is_store {
-            return Err(dj_core::Error::codec("gcsptr", "store only"));
-        }
-        "json".parse()
-    }
-    async fn encode(&self, v: Value, cx: &CodecContext) -> dj_core::Result<Value> {
-        let Value::Json(mut j) = v else {
-            return Err(dj_core::Error::codec("gcsptr", "takes JSON metadata"));
-        };
-        j["store"] = json!(cx.store);
-        Ok(Value::Json(j))
-    }
-    async fn decode(&self, v: Value, _cx: &CodecContext) -> dj_core::Result<Value> {
-        Ok(v)
-    }
-}
-
-fn setup() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        Registry::global().register_codec(Arc::new(Ptr)).unwrap();
-    });
-}
+use gc_harness::{age_file, each_backend, file_spec, no_wrap, path_of, store_kinds, zero_grace};
 
 // ------------------------------------------------------------------------------------------------
 // A store wrapper with hooks: start a write while leftovers are listed, revive one just before
@@ -180,88 +142,8 @@ impl Store for Hooked {
 /// The first part of every upload here: the smallest S3 accepts for a part that is not the last.
 const PART: u64 = 5 * 1024 * 1024;
 
-fn file_spec(name: &str, dir: &Path) -> StoreSpec {
-    let root = dir.join(name);
-    std::fs::create_dir_all(&root).unwrap();
-    StoreSpec::new(name, "file", root.to_string_lossy())
-}
-
-fn s3_spec(name: &str) -> Option<StoreSpec> {
-    dj_core::testkit::s3_spec_from_env(
-        name,
-        "s3",
-        &dj_core::testkit::unique_prefix(&format!("gcinc-{name}")),
-    )
-}
-
-/// The store kinds a test runs on: a file store always, S3 when the environment provides one.
-fn store_kinds(name: &str, dir: &Path) -> Vec<(&'static str, StoreSpec)> {
-    let mut out = vec![("file", file_spec(name, dir))];
-    if let Some(s3) = s3_spec(name) {
-        out.push(("s3", s3));
-    }
-    out
-}
-
-struct Ctx {
-    label: String,
-    conn: Connection,
-    schema: Schema,
-}
-
-impl Ctx {
-    fn store(&self, name: &str) -> Arc<dyn Store> {
-        self.conn.stores().get(name).unwrap()
-    }
-    fn gc(&self, store: &str) -> Gc {
-        Gc::new(&self.conn, store).schemas([self.schema.name()])
-    }
-}
-
-/// Run `body` on every database backend with `spec` configured; `wrap` may replace the store.
-async fn each_backend<W, F, Fut>(test: &str, spec: &StoreSpec, wrap: W, body: F)
-where
-    W: Fn(&StoreSet),
-    F: Fn(Ctx) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    setup();
-    for (label, mut config, _dir) in common::configs() {
-        config.stores.specs.insert(spec.name.clone(), spec.clone());
-        config.transfer_concurrency = 4;
-        let config = Arc::new(config);
-        let set = StoreSet::new(Arc::clone(&config));
-        wrap(&set);
-        let conn = Connection::open_with(Arc::clone(&config), Arc::new(set))
-            .await
-            .unwrap_or_else(|e| panic!("{label}: {e}"));
-        let name = common::schema_name(test);
-        let schema = conn.schema(&name).await.unwrap();
-        eprintln!("--- {test} on {label} (schema {name})");
-        body(Ctx {
-            label: label.to_string(),
-            conn: conn.clone(),
-            schema: schema.clone(),
-        })
-        .await;
-        schema.drop().await.unwrap();
-        conn.close().await;
-    }
-}
-
-fn no_wrap(_: &StoreSet) {}
-
 fn key(k: impl AsRef<str>) -> StorePath {
     StorePath::parse(k).unwrap()
-}
-
-fn path_of(row: &Row, attr: &str) -> String {
-    let meta = match &row[attr] {
-        Value::Json(j) => j.clone(),
-        Value::String(s) => serde_json::from_str(s).unwrap(),
-        other => panic!("{attr} stored as {other:?}"),
-    };
-    meta["path"].as_str().unwrap().to_string()
 }
 
 /// A hash-section key beside `like` (`_hash/{schema}/[folds/]{hash}`): the same folds, and a
@@ -275,12 +157,6 @@ fn hash_key_beside(like: &str, fill: char) -> StorePath {
         fill.to_string().repeat(hash.len() - folds.len())
     );
     key(format!("{}/{made_up}", head.join("/")))
-}
-
-/// Set a file's modification time (shared by all its hard links).
-fn age_file(path: &Path, by: Duration) {
-    let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(SystemTime::now() - by).unwrap();
 }
 
 async fn incomplete(store: &dyn Store, prefix: &str) -> Vec<IncompleteWrite> {
@@ -328,12 +204,6 @@ async fn wait_for_size(store: &dyn Store, k: &StorePath, size: u64) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn zero_grace() -> GcOptions {
-    GcOptions::grace(Duration::ZERO)
-        .allow_zero_grace(true)
-        .dry_run(false)
 }
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -400,7 +270,7 @@ async fn staging_files_of_killed_writes_are_collected_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
     let spec = file_spec("gcstage", dir.path());
     let root = std::fs::canonicalize(dir.path().join("gcstage")).unwrap();
-    each_backend("gcstage", &spec, no_wrap, |cx| {
+    each_backend("gcstage", std::slice::from_ref(&spec), no_wrap, |cx| {
         let root = root.clone();
         async move {
             let label = cx.label.clone();
@@ -410,7 +280,7 @@ async fn staging_files_of_killed_writes_are_collected_after_the_grace() {
                 .declare(
                     "Rec",
                     Tier::Manual,
-                    "rid : int32\n---\ndata : <blob@gcstage>\nobj = null : <gcsptr@gcstage>",
+                    "rid : int32\n---\ndata : <blob@gcstage>\nobj = null : <gcptr@gcstage>",
                 )
                 .await
                 .unwrap();
@@ -634,7 +504,7 @@ async fn unfinished_uploads_are_aborted_after_the_grace_and_live_ones_kept() {
             );
             hooks.lock().unwrap().push(h);
         };
-        each_backend("gcupl", &spec, wrap, |cx| {
+        each_backend("gcupl", std::slice::from_ref(&spec), wrap, |cx| {
             let hooks = hooks.lock().unwrap().last().cloned().unwrap();
             async move {
                 let label = format!("{} on {kind}", cx.label);
@@ -728,89 +598,94 @@ async fn a_write_in_progress_survives_a_concurrent_collection() {
     for (kind, spec) in store_kinds("gcrace", dir.path()) {
         eprintln!("=== store kind {kind}");
         let root = &root;
-        each_backend("gcrace", &spec, no_wrap, |cx| async move {
-            let label = format!("{} on {kind}", cx.label);
-            let s = cx.schema.name().to_string();
-            let t = cx
-                .schema
-                .declare(
-                    "Rec",
-                    Tier::Manual,
-                    "rid : int32\n---\ndata : <blob@gcrace>",
-                )
-                .await
-                .unwrap();
-            t.insert1(&row! {"rid" => 1, "data" => Value::domain(Item::from("live"))})
-                .await
-                .unwrap();
-            let live = path_of(&t.query().fetch_stored().await.unwrap()[0], "data");
-            let store = cx.store("gcrace");
-            let k = hash_key_beside(&live, 'd');
-            let mut up = store.put_multipart(&k).await.unwrap();
-            put_part_and_wait(store.as_ref(), up.as_mut(), &k, 1000).await;
-            // Older than the grace period by its start (the shortest a deleting collection
-            // accepts; moto reports every upload as started in 2010, and a file store's staging
-            // file is aged here)...
-            let grace = dj_core::reuse::MIN_GC_GRACE;
-            if kind == "file" {
-                for w in incomplete(store.as_ref(), k.as_str()).await {
-                    age_file(&root.join(w.to_string()), 3 * grace);
-                }
-            }
-            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let (resumed, has_resumed) = tokio::sync::oneshot::channel();
-            let writer = {
-                let store = Arc::clone(&store);
-                let k = k.clone();
-                let stop = Arc::clone(&stop);
-                tokio::spawn(async move {
-                    // ...but a part every 100 ms while the collections run (from before the
-                    // first one starts: idle for longer than the grace, it would be fair game).
-                    let mut size = 1001;
-                    put_part_and_wait(store.as_ref(), up.as_mut(), &k, size).await;
-                    resumed.send(()).unwrap();
-                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        up.put_part(Bytes::from_static(b"p")).await.unwrap();
-                        size += 1;
-                    }
-                    wait_for_size(store.as_ref(), &k, size).await;
-                    (up, size)
-                })
-            };
-            has_resumed.await.unwrap();
-            for _ in 0..3 {
-                let r = cx
-                    .gc("gcrace")
-                    .options(GcOptions::grace(grace).dry_run(false))
-                    .run()
+        each_backend(
+            "gcrace",
+            std::slice::from_ref(&spec),
+            no_wrap,
+            |cx| async move {
+                let label = format!("{} on {kind}", cx.label);
+                let s = cx.schema.name().to_string();
+                let t = cx
+                    .schema
+                    .declare(
+                        "Rec",
+                        Tier::Manual,
+                        "rid : int32\n---\ndata : <blob@gcrace>",
+                    )
                     .await
                     .unwrap();
-                assert!(r.is_clean(), "{label}: {r:#?}");
-                assert_eq!(r.incomplete.found, 1, "{label}: {r:#?}");
-                assert_eq!(r.incomplete.removed, 0, "{label}: {r:#?}");
-                assert_eq!(r.incomplete.skipped_young, 1, "{label}: {r:#?}");
-            }
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            let (up, size) = writer.await.unwrap();
-            // Every part is still there.
-            let left = incomplete(store.as_ref(), &format!("_hash/{s}")).await;
-            assert_eq!(left.len(), 1, "{label}: {left:#?}");
-            assert_eq!((&left[0].path, left[0].size), (&k, size), "{label}");
-            if kind == "file" {
-                up.complete().await.unwrap();
-                assert_eq!(store.head(&k).await.unwrap().size, size, "{label}");
-                store.delete(&k).await.unwrap();
-            } else {
-                // S3 completes only uploads whose parts but the last have 5 MiB.
-                up.abort().await.unwrap();
-            }
-            assert!(
-                incomplete(store.as_ref(), &format!("_hash/{s}"))
+                t.insert1(&row! {"rid" => 1, "data" => Value::domain(Item::from("live"))})
                     .await
-                    .is_empty()
-            );
-        })
+                    .unwrap();
+                let live = path_of(&t.query().fetch_stored().await.unwrap()[0], "data");
+                let store = cx.store("gcrace");
+                let k = hash_key_beside(&live, 'd');
+                let mut up = store.put_multipart(&k).await.unwrap();
+                put_part_and_wait(store.as_ref(), up.as_mut(), &k, 1000).await;
+                // Older than the grace period by its start (the shortest a deleting collection
+                // accepts; moto reports every upload as started in 2010, and a file store's staging
+                // file is aged here)...
+                let grace = dj_core::reuse::MIN_GC_GRACE;
+                if kind == "file" {
+                    for w in incomplete(store.as_ref(), k.as_str()).await {
+                        age_file(&root.join(w.to_string()), 3 * grace);
+                    }
+                }
+                let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let (resumed, has_resumed) = tokio::sync::oneshot::channel();
+                let writer = {
+                    let store = Arc::clone(&store);
+                    let k = k.clone();
+                    let stop = Arc::clone(&stop);
+                    tokio::spawn(async move {
+                        // ...but a part every 100 ms while the collections run (from before the
+                        // first one starts: idle for longer than the grace, it would be fair game).
+                        let mut size = 1001;
+                        put_part_and_wait(store.as_ref(), up.as_mut(), &k, size).await;
+                        resumed.send(()).unwrap();
+                        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            up.put_part(Bytes::from_static(b"p")).await.unwrap();
+                            size += 1;
+                        }
+                        wait_for_size(store.as_ref(), &k, size).await;
+                        (up, size)
+                    })
+                };
+                has_resumed.await.unwrap();
+                for _ in 0..3 {
+                    let r = cx
+                        .gc("gcrace")
+                        .options(GcOptions::grace(grace).dry_run(false))
+                        .run()
+                        .await
+                        .unwrap();
+                    assert!(r.is_clean(), "{label}: {r:#?}");
+                    assert_eq!(r.incomplete.found, 1, "{label}: {r:#?}");
+                    assert_eq!(r.incomplete.removed, 0, "{label}: {r:#?}");
+                    assert_eq!(r.incomplete.skipped_young, 1, "{label}: {r:#?}");
+                }
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                let (up, size) = writer.await.unwrap();
+                // Every part is still there.
+                let left = incomplete(store.as_ref(), &format!("_hash/{s}")).await;
+                assert_eq!(left.len(), 1, "{label}: {left:#?}");
+                assert_eq!((&left[0].path, left[0].size), (&k, size), "{label}");
+                if kind == "file" {
+                    up.complete().await.unwrap();
+                    assert_eq!(store.head(&k).await.unwrap().size, size, "{label}");
+                    store.delete(&k).await.unwrap();
+                } else {
+                    // S3 completes only uploads whose parts but the last have 5 MiB.
+                    up.abort().await.unwrap();
+                }
+                assert!(
+                    incomplete(store.as_ref(), &format!("_hash/{s}"))
+                        .await
+                        .is_empty()
+                );
+            },
+        )
         .await;
     }
 }
