@@ -143,14 +143,19 @@ impl Uploads {
             .as_str()
             .parse()
             .map_err(|e| self.error(operation, err_path, false, format!("bad URL: {e}")))?;
+        // HTTP errors may quote the URL, whose query holds the signature and the access key:
+        // show it without the query.
+        let mut shown = url.clone();
+        shown.set_query(None);
+        let redact = |text: String| text.replace(url.as_str(), shown.as_str());
         let response = self.http.execute(request).await.map_err(|e| {
             let retryable = crate::classify(&e).unwrap_or(false);
-            self.error(operation, err_path, retryable, e.to_string())
+            self.error(operation, err_path, retryable, redact(e.to_string()))
         })?;
         let status = response.status();
         let body = response.into_body().bytes().await.map_err(|e| {
             let retryable = crate::classify(&e).unwrap_or(false);
-            self.error(operation, err_path, retryable, e.to_string())
+            self.error(operation, err_path, retryable, redact(e.to_string()))
         })?;
         let text = String::from_utf8_lossy(&body).into_owned();
         if status.is_success() {

@@ -142,3 +142,35 @@ async fn a_failed_listing_names_the_store_and_bucket() {
         "{text}"
     );
 }
+
+/// A failed listing names the store and the request, never the signed URL's query (its
+/// signature and access key) nor the secret key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_listing_shows_no_signature() {
+    use dj_core::config::{Secret, StoreSpec};
+
+    // Nothing listens on the discard port of loopback: the request fails at once.
+    let mut spec = StoreSpec::new("s3dead", "s3", "prefix");
+    spec.endpoint = Some("http://127.0.0.1:9".into());
+    spec.bucket = Some("dj-test".into());
+    spec.access_key = Some(Secret::new("AKIDLEAKCHECK".to_string()));
+    spec.secret_key = Some(Secret::new("s3cr3t-leak-check".to_string()));
+    let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(120),
+        store.list_incomplete(None).try_collect::<Vec<_>>(),
+    )
+    .await
+    .expect("the listing gave up")
+    .unwrap_err()
+    .to_string();
+    for secret in [
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "AKIDLEAKCHECK",
+        "s3cr3t-leak-check",
+    ] {
+        assert!(!err.contains(secret), "{secret} in: {err}");
+    }
+    assert!(err.contains("s3dead"), "{err}");
+}
