@@ -109,6 +109,9 @@ impl Store for Hooked {
         let start = hooks.start_on_list.lock().unwrap().take();
         futures::stream::once(async move {
             if let Some(key) = start {
+                // File times come from the kernel's coarse clock, which may lag the collection's
+                // cutoff by a few milliseconds: start clearly after it.
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 let mut up = inner.put_multipart(&key).await.unwrap();
                 put_part_and_wait(inner.as_ref(), up.as_mut(), &key, PART).await;
                 *hooks.started.lock().await = Some(up);
