@@ -66,5 +66,37 @@ fn hundred_arrays(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, big_array, hundred_arrays);
+fn thousand_small_arrays(c: &mut Criterion) {
+    // 1000 random-normal 64 KiB float64 arrays: too noisy to compress, so `fast` should cost
+    // about a copy; and 1000 slowly varying integer arrays, which it must still compress.
+    let noisy: Vec<Item> = (0..1000)
+        .map(|i| Item::from(normal(64 * 1024 / 8, i + 7)))
+        .collect();
+    let smooth: Vec<Item> = (0..1000_i64)
+        .map(|i| Item::from((0..8192_i64).map(|j| (i + j) / 64).collect::<Vec<i64>>()))
+        .collect();
+    let mut g = c.benchmark_group("1000 x 64 KiB");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(1000 * 64 * 1024));
+    let fast = EncodeOptions {
+        compression: Compression::Fast,
+    };
+    for (name, items) in [("noisy float64", &noisy), ("smooth int64", &smooth)] {
+        let mut out = Vec::new();
+        g.bench_function(format!("encode fast {name}"), |b| {
+            b.iter(|| {
+                items
+                    .iter()
+                    .map(|i| {
+                        encode_into(i, fast, &mut out).unwrap();
+                        out.len()
+                    })
+                    .sum::<usize>()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, big_array, hundred_arrays, thousand_small_arrays);
 criterion_main!(benches);

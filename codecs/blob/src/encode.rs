@@ -19,8 +19,6 @@ pub struct EncodeOptions {
     pub compression: Compression,
 }
 
-const SAMPLE: usize = 64 * 1024;
-
 /// Encode an item with the default options ([`Compression::Fast`]).
 pub fn encode(item: &Item) -> Result<Vec<u8>, BlobError> {
     encode_with(item, EncodeOptions::default())
@@ -55,10 +53,10 @@ pub fn encode_into(
         Compression::None => return Ok(()),
         Compression::Compat => Level::new(6),
         Compression::Fast => {
-            let sample = &out[..out.len().min(SAMPLE)];
-            let packed = zlib(sample, Level::new(1))?;
-            // Less than 10% saved on the sample: not worth compressing.
-            if packed.len() * 10 >= sample.len() * 9 {
+            // Estimated from a sample at memory speed, so an incompressible blob costs about a
+            // copy (see `compressibility`); a blob that compresses worse than estimated is
+            // still kept raw below.
+            if !crate::compressibility::worth_compressing(out) {
                 return Ok(());
             }
             Level::new(1)

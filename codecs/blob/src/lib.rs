@@ -27,6 +27,7 @@
 //! ```
 
 mod codec;
+mod compressibility;
 mod convert;
 mod decode;
 mod encode;

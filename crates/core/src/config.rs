@@ -516,9 +516,9 @@ pub enum BlobCompression {
     /// Byte-identical to DataJoint Python: zlib level 6, kept only when smaller. Use it when the
     /// same content written from Python and Rust must deduplicate in a `<blob@>` store.
     Compat,
-    /// The default: compress at zlib level 1, and skip compression altogether when a 64 KiB
-    /// sample does not shrink (random floating-point data barely compresses, and zlib on it costs
-    /// far more than it saves). DataJoint Python reads the result.
+    /// The default: compress at zlib level 1, and skip compression altogether when a sample of
+    /// the blob is estimated not to shrink (random floating-point data barely compresses, and
+    /// zlib on it costs far more than it saves). DataJoint Python reads the result.
     #[default]
     Fast,
     /// Never compress.
