@@ -316,7 +316,7 @@ async fn joins_and_lineage() {
             "{label}"
         );
         // Three tables, a restriction and a renaming projection.
-        let q = (&trial * &session * &subject & "sex = 'F'").proj(["dur <- duration", "outcome"]);
+        let q = ((&trial * &session * &subject) & "sex = 'F'").proj(["dur <- duration", "outcome"]);
         // DataJoint's order: attributes in the order of the input heading.
         assert_eq!(
             names(&q),
