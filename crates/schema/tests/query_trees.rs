@@ -27,7 +27,7 @@ enum Tree {
 }
 
 fn tree() -> impl Strategy<Value = Tree> {
-    let leaf = prop_oneof![5 => (0usize..3), 1 => Just(3usize)].prop_map(Tree::Table);
+    let leaf = prop_oneof![5 => 0usize..3, 1 => Just(3usize)].prop_map(Tree::Table);
     leaf.prop_recursive(4, 24, 2, |inner| {
         prop_oneof![
             (inner.clone(), 0usize..8).prop_map(|(t, c)| Tree::Restrict(Box::new(t), c)),
