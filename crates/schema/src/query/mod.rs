@@ -442,7 +442,7 @@ impl Query {
             Ok(h) => h.clone(),
             Err(e) => return self.failed(e),
         };
-        match proj_items(&h, &strs(items)) {
+        match proj_items(&h, &strs(items), self.node.conn.backend()) {
             Ok((items, heading)) => self.make(
                 Kind::Proj {
                     src: self.clone(),
@@ -512,7 +512,7 @@ impl Query {
                 });
             }
         }
-        match proj_items(&joined, &expanded) {
+        match proj_items(&joined, &expanded, self.node.conn.backend()) {
             Ok((items, heading)) => self.make(
                 Kind::Aggr {
                     group_by: Some(self.clone()),
@@ -718,6 +718,7 @@ impl Query {
 fn proj_items(
     h: &QueryHeading,
     items: &[String],
+    backend: dj_core::typespec::Backend,
 ) -> Result<(Vec<(String, ProjSrc)>, QueryHeading)> {
     let label = format!("{}.proj(…)", h.label);
     let invalid = |message: String| Error::InvalidQuery {
@@ -785,8 +786,9 @@ fn proj_items(
         }
     }
     for (name, expr) in &computed {
-        crate::restrict::sql_names(expr)
+        crate::restrict::scan_sql(expr, backend)
             .map_err(|m| invalid(format!("`{expr} -> {name}`: {m}")))?
+            .0
             .iter()
             .try_for_each(|n| h.require(n).map(|_| ()))?;
     }

@@ -188,6 +188,16 @@ impl Sel {
     }
 }
 
+/// A computed expression in the backend's spelling (backtick-quoted names requoted).
+fn expr_sql(e: &str, backend: Backend) -> Result<String> {
+    crate::restrict::scan_sql(e, backend)
+        .map(|(_, text)| text)
+        .map_err(|message| Error::InvalidQuery {
+            expression: e.to_string(),
+            message,
+        })
+}
+
 /// Parse one order item: `attr [ASC|DESC]` or `KEY [ASC|DESC]`.
 pub(crate) fn parse_order(h: &QueryHeading, item: &str) -> Result<Vec<(String, &'static str)>> {
     let mut words = item.split_whitespace();
@@ -287,7 +297,7 @@ impl Query {
                 for (name, p) in items {
                     let e = match p {
                         ProjSrc::Attr(old) => s.col_expr(old).ok_or_else(|| h.unknown(old))?,
-                        ProjSrc::Expr(e) => format!("({e})"),
+                        ProjSrc::Expr(e) => format!("({})", expr_sql(e, backend)?),
                     };
                     cols.push((name.clone(), e));
                 }
@@ -328,7 +338,9 @@ impl Query {
                             }
                             cols.push((name.clone(), e));
                         }
-                        ProjSrc::Expr(e) => cols.push((name.clone(), format!("({e})"))),
+                        ProjSrc::Expr(e) => {
+                            cols.push((name.clone(), format!("({})", expr_sql(e, backend)?)))
+                        }
                     }
                 }
                 s.cols = cols;
