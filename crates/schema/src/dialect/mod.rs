@@ -44,6 +44,13 @@ pub(crate) trait Dialect: Send + Sync {
         false
     }
 
+    /// The statement that creates a schema when it is missing.
+    fn create_schema_sql(&self, schema: &str) -> Sql;
+
+    /// The statement that drops a schema with its tables, when the server has one (SQLite
+    /// drops a schema table by table).
+    fn drop_schema_sql(&self, schema: &str) -> Option<String>;
+
     /// A query with one row when the schema exists.
     fn schema_exists_sql(&self, schema: &str) -> Sql {
         let mut sql = Sql::new(self.backend());

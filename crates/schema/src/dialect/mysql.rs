@@ -15,6 +15,16 @@ impl Dialect for MySql {
         Backend::MySql
     }
 
+    fn create_schema_sql(&self, schema: &str) -> Sql {
+        let mut sql = Sql::new(Backend::MySql);
+        sql.push("CREATE DATABASE IF NOT EXISTS ").ident(schema);
+        sql
+    }
+
+    fn drop_schema_sql(&self, schema: &str) -> Option<String> {
+        Some(format!("DROP DATABASE IF EXISTS {}", self.quote(schema)))
+    }
+
     fn try_session_lock_sql(&self, store: &str) -> Option<Sql> {
         let mut sql = Sql::new(Backend::MySql);
         sql.push("SELECT GET_LOCK(")

@@ -15,6 +15,19 @@ impl Dialect for Postgres {
         Backend::Postgres
     }
 
+    fn create_schema_sql(&self, schema: &str) -> Sql {
+        let mut sql = Sql::new(Backend::Postgres);
+        sql.push("CREATE SCHEMA IF NOT EXISTS ").ident(schema);
+        sql
+    }
+
+    fn drop_schema_sql(&self, schema: &str) -> Option<String> {
+        Some(format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            self.quote(schema)
+        ))
+    }
+
     fn try_session_lock_sql(&self, store: &str) -> Option<Sql> {
         let mut sql = Sql::new(Backend::Postgres);
         sql.push("SELECT pg_try_advisory_lock(")

@@ -18,6 +18,21 @@ impl Dialect for Sqlite {
         true
     }
 
+    /// A schema is a row of the metadata table `~dj_schemas` (and a prefix of table names).
+    fn create_schema_sql(&self, schema: &str) -> Sql {
+        let mut sql = Sql::new(Backend::Sqlite);
+        sql.push("INSERT INTO ")
+            .ident(SQLITE_SCHEMAS)
+            .push(" (schema_name) VALUES (")
+            .bind(text(schema), None)
+            .push(") ON CONFLICT DO NOTHING");
+        sql
+    }
+
+    fn drop_schema_sql(&self, _schema: &str) -> Option<String> {
+        None
+    }
+
     fn schema_exists_sql(&self, schema: &str) -> Sql {
         let mut sql = Sql::new(Backend::Sqlite);
         sql.push("SELECT schema_name FROM ")
