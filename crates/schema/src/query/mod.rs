@@ -401,7 +401,15 @@ impl Query {
                 ),
             });
         }
-        let h = a.join(b, false, label);
+        let mut h = a.join(b, false, label);
+        if left_join {
+            // The right operand's own attributes are null where it has no match.
+            for attr in &mut h.attributes {
+                if a.attribute(&attr.name).is_none() {
+                    attr.nullable = true;
+                }
+            }
+        }
         self.make(
             Kind::Join {
                 left: self.clone(),
