@@ -371,7 +371,7 @@ impl Query {
 
     // ----- join -----
 
-    fn join_with(&self, other: &Query, semantic: bool, left_join: bool) -> Query {
+    pub(crate) fn join_with(&self, other: &Query, semantic: bool, left_join: bool) -> Query {
         let (a, b) = match (self.heading_ref(), other.heading_ref()) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return self.failed(e),
