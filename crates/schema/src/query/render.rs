@@ -371,7 +371,10 @@ impl Query {
                     let nulls: Vec<String> = std::iter::once("...".to_string())
                         .chain(ah.secondary().iter().map(|s| format!("NULL -> {s}")))
                         .collect();
-                    (a.join_with(b, false, true), b.exclude_unchecked(a).proj(nulls))
+                    (
+                        a.join_with(b, false, true),
+                        b.exclude_unchecked(a).proj(nulls),
+                    )
                 };
                 let mut from = Sql::fragment(backend);
                 from.push("(");
