@@ -1,0 +1,233 @@
+//! Per-backend SQL: one [`Dialect`] implementation per database, one file each.
+//!
+//! Everything that differs between SQLite, PostgreSQL and MySQL/MariaDB when the schema layer
+//! writes a statement goes through this trait: identifier quoting, string literals, parameter
+//! placeholders, the casts applied to selected columns so that every backend returns a value the
+//! decoder reads the same way, comparisons of enum and text columns, the clause that skips
+//! duplicate rows on insert, `LIMIT`/`OFFSET`, and the classification of server error codes.
+//! Adding a backend is one more file here plus its cargo feature and pool in `db.rs`.
+
+use dj_core::typespec::Backend;
+
+use crate::db::{Param, Sql};
+use crate::heading::ColKind;
+
+mod mysql;
+mod postgres;
+mod sqlite;
+
+pub(crate) use mysql::MySql;
+pub(crate) use postgres::Postgres;
+pub(crate) use sqlite::Sqlite;
+
+/// What a database error code means to the schema layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorClass {
+    /// A foreign-key constraint failed.
+    ForeignKey,
+    /// A unique or primary key constraint failed.
+    Duplicate,
+}
+
+fn text(s: &str) -> Option<Param> {
+    Some(Param::Text(s.to_string()))
+}
+
+/// The SQL spelling of one backend.
+pub(crate) trait Dialect: Send + Sync {
+    /// The backend.
+    fn backend(&self) -> Backend;
+
+    /// Whether schemas and headings live in metadata tables of the schema layer (SQLite)
+    /// rather than in the server's catalog; they are created before the first catalog query.
+    fn keeps_metadata_tables(&self) -> bool {
+        false
+    }
+
+    /// The statement that creates a schema when it is missing.
+    fn create_schema_sql(&self, schema: &str) -> Sql;
+
+    /// The statement that drops a schema with its tables, when the server has one (SQLite
+    /// drops a schema table by table).
+    fn drop_schema_sql(&self, schema: &str) -> Option<String>;
+
+    /// A query with one row when the schema exists.
+    fn schema_exists_sql(&self, schema: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT schema_name FROM information_schema.schemata WHERE schema_name = ")
+            .bind(text(schema), None);
+        sql
+    }
+
+    /// A query of the table names of a schema (hidden `~` tables included).
+    fn list_tables_sql(&self, schema: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT table_name FROM information_schema.tables WHERE table_schema = ")
+            .bind(text(schema), None);
+        sql
+    }
+
+    /// A query with one row when the table exists as the schema layer knows tables.
+    fn table_exists_sql(&self, schema: &str, table: &str) -> Sql {
+        self.raw_table_exists_sql(schema, table)
+    }
+
+    /// A query with one row when the table exists in the server's catalog.
+    fn raw_table_exists_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT table_name FROM information_schema.tables WHERE table_schema = ")
+            .bind(text(schema), None)
+            .push(" AND table_name = ")
+            .bind(text(table), None);
+        sql
+    }
+
+    /// The statement that takes a session-scoped lock at once or answers 0 (PostgreSQL
+    /// advisory locks, MySQL `GET_LOCK`); `None` where locks are rows of a table (SQLite).
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    fn try_session_lock_sql(&self, store: &str) -> Option<Sql> {
+        let _ = store;
+        None
+    }
+
+    /// The statement that releases the lock of [`Dialect::try_session_lock_sql`].
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    fn session_unlock_sql(&self, store: &str) -> Option<Sql> {
+        let _ = store;
+        None
+    }
+
+    /// A catalog default as the server reports it, without a type cast
+    /// (`'a'::character varying` on PostgreSQL).
+    fn strip_default_cast<'a>(&self, default: &'a str) -> &'a str {
+        default
+    }
+    /// Quote an identifier (quote characters inside are doubled).
+    fn quote(&self, name: &str) -> String;
+
+    /// The quoted, schema-qualified name of a table.
+    fn qualified(&self, schema: &str, table: &str) -> String {
+        format!("{}.{}", self.quote(schema), self.quote(table))
+    }
+
+    /// A string literal for DDL text (comments, defaults, enum values).
+    fn literal(&self, s: &str) -> String;
+
+    /// The placeholder of the `n`-th (1-based) parameter, with an optional type cast.
+    fn placeholder(&self, n: usize, cast: Option<&str>) -> String;
+
+    /// The cast a parameter of this kind always needs (PostgreSQL's numeric text for `u64`).
+    fn big_uint_cast(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// A selected column expression `expr` named `alias`, cast so that the decoder of `kind`
+    /// reads it (PostgreSQL returns decimals, unsigned and unusual types as text; MySQL decimals
+    /// as text).
+    fn select_column(&self, expr: &str, alias: &str, kind: ColKind) -> String {
+        let _ = kind;
+        if expr == self.quote(alias) {
+            expr.to_string()
+        } else {
+            format!("{expr} AS {}", self.quote(alias))
+        }
+    }
+
+    /// A column compared as text (PostgreSQL: enums and `LIKE` on non-text columns).
+    fn as_text(&self, expr: &str) -> String {
+        expr.to_string()
+    }
+
+    /// The clause appended to an `INSERT` that skips rows whose key exists. `pk` are the quoted
+    /// primary-key columns.
+    fn skip_duplicates(&self, pk: &[String]) -> String {
+        format!(" ON CONFLICT ({}) DO NOTHING", pk.join(", "))
+    }
+
+    /// `LIMIT`/`OFFSET` clause (an offset without a limit gets an unbounded limit).
+    fn limit_offset(&self, limit: Option<u64>, offset: Option<u64>) -> String {
+        match (limit, offset) {
+            (None, None) => String::new(),
+            (l, o) => {
+                let mut s = format!(" LIMIT {}", l.unwrap_or(i64::MAX as u64));
+                if let Some(o) = o {
+                    s.push_str(&format!(" OFFSET {o}"));
+                }
+                s
+            }
+        }
+    }
+
+    /// What a server error code means, beyond what the driver classifies.
+    fn classify_code(&self, code: &str) -> Option<ErrorClass> {
+        let _ = code;
+        None
+    }
+}
+
+/// The dialect of `backend`.
+pub(crate) fn dialect(backend: Backend) -> &'static dyn Dialect {
+    match backend {
+        Backend::Sqlite => &Sqlite,
+        Backend::Postgres => &Postgres,
+        Backend::MySql => &MySql,
+    }
+}
+
+/// Double every `q` inside `name` and wrap it in `q`.
+pub(crate) fn quote_with(q: char, name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push(q);
+    for c in name.chars() {
+        if c == q {
+            out.push(q);
+        }
+        out.push(c);
+    }
+    out.push(q);
+    out
+}
+
+/// A single-quoted literal with quotes doubled and, when asked, backslashes doubled.
+pub(crate) fn quote_literal(s: &str, escape_backslash: bool, prefix: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 3);
+    out.push_str(prefix);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' if escape_backslash => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_per_backend() {
+        assert_eq!(dialect(Backend::MySql).quote("a`b"), "`a``b`");
+        assert_eq!(dialect(Backend::Postgres).quote("a\"b"), "\"a\"\"b\"");
+        assert_eq!(dialect(Backend::Sqlite).qualified("s", "t"), "\"s.t\"");
+        assert_eq!(
+            dialect(Backend::Postgres).qualified("s", "t"),
+            "\"s\".\"t\""
+        );
+        assert_eq!(
+            dialect(Backend::Postgres).placeholder(3, Some("numeric")),
+            "$3::numeric"
+        );
+        assert_eq!(dialect(Backend::MySql).placeholder(3, None), "?");
+        assert_eq!(dialect(Backend::Postgres).literal("a\\b"), "E'a\\\\b'");
+        assert_eq!(dialect(Backend::MySql).literal("it's"), "'it''s'");
+        assert_eq!(dialect(Backend::Sqlite).literal("a\\b"), "'a\\b'");
+        assert_eq!(
+            dialect(Backend::Sqlite).limit_offset(None, Some(2)),
+            format!(" LIMIT {} OFFSET 2", i64::MAX)
+        );
+    }
+}
