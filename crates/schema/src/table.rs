@@ -1017,10 +1017,36 @@ impl Query {
         Ok(row)
     }
 
-    /// The matching rows as `T`: a [`Row`] or any `Deserialize` struct.
+    /// This query narrowed to the attributes a `T` reads, when it is a struct and no attribute
+    /// list was given: the columns it omits are neither selected nor decoded (a `<blob@>` it
+    /// omits is never downloaded). Fields the heading lacks are left to serde (`Option` and
+    /// `#[serde(default)]` fields read as absent).
+    fn for_type<T: DeserializeOwned + Any>(&self) -> Cow<'_, Query> {
+        if self.attrs.is_some() {
+            return Cow::Borrowed(self);
+        }
+        let Some(fields) = crate::serde_row::wanted_fields::<T>() else {
+            return Cow::Borrowed(self);
+        };
+        let h = self.table.heading();
+        let mut names: Vec<&str> = fields
+            .iter()
+            .copied()
+            .filter(|f| h.attribute(f).is_some())
+            .collect();
+        if names.is_empty() {
+            // Nothing the heading has: select the key, so the row count stays right.
+            names = h.primary_key();
+        }
+        Cow::Owned(self.clone().attrs(names))
+    }
+
+    /// The matching rows as `T`: a [`Row`] or any `Deserialize` struct. A struct reads only its
+    /// fields' attributes (see [`crate::serde_row::wanted_fields`]).
     pub async fn fetch<T: DeserializeOwned + Any>(&self) -> Result<Vec<T>> {
         let full = self.full();
-        self.fetch_rows()
+        self.for_type::<T>()
+            .fetch_rows()
             .await?
             .into_iter()
             .map(|r| from_row(r).map_err(|e| e.in_table(&full)))
@@ -1029,7 +1055,7 @@ impl Query {
 
     /// The one matching row; an error when there are none or several.
     pub async fn fetch1<T: DeserializeOwned + Any>(&self) -> Result<T> {
-        let mut rows = self.fetch_rows().await?;
+        let mut rows = self.for_type::<T>().fetch_rows().await?;
         if rows.len() != 1 {
             return Err(Error::NotOneRow {
                 table: self.full(),
