@@ -35,15 +35,21 @@
 //! the backends, and [`lifecycle`] (`docs/operations.md`) for garbage collection, verification
 //! and migration of stored objects.
 
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod catalog;
 mod coerce;
 mod db;
 mod ddl;
 pub mod definition;
 pub mod error;
+#[cfg(any(feature = "arrow", feature = "polars"))]
+mod frame;
 pub mod heading;
 pub mod lifecycle;
 pub mod naming;
+#[cfg(feature = "polars")]
+pub mod polars;
 pub mod restrict;
 mod schema;
 pub mod serde_row;
@@ -62,6 +68,11 @@ pub use table::{InsertOptions, Query, Table};
 
 /// A row: attribute name to value, in heading order when fetched.
 pub type Row = indexmap::IndexMap<String, dj_core::value::Value>;
+
+/// The examples of `docs/fetch-forms.md`, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/fetch-forms.md")]
+pub struct FetchFormsDoc;
 
 #[doc(hidden)]
 pub mod __private {

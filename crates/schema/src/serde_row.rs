@@ -690,7 +690,7 @@ impl<'de> de::Deserializer<'de> for FieldProbe {
 }
 
 #[cfg(feature = "blob")]
-mod blob_de {
+pub(crate) mod blob_de {
     //! Blob items (what `<blob>` and `<blob@>` decode to) into serde types.
     //!
     //! Numeric arrays read as sequences straight from their buffers (Fortran order, as stored),

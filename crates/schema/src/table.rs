@@ -760,7 +760,7 @@ impl Query {
         self.table.full_name()
     }
 
-    fn check_names(&self) -> Result<Vec<String>> {
+    pub(crate) fn check_names(&self) -> Result<Vec<String>> {
         let names = self.selected_names();
         for n in &names {
             if self.table.heading().attribute(n).is_none() {
@@ -959,10 +959,24 @@ impl Query {
     /// come back in query order.
     pub async fn fetch_rows(&self) -> Result<Vec<Row>> {
         let names = self.check_names()?;
-        let raw = self.fetch_raw(&names).await?;
+        self.fetch_rows_decoding(&names, |_| true).await
+    }
+
+    /// The rows of `names`, decoding the codec columns `decode` accepts (the others keep their
+    /// stored form).
+    pub(crate) async fn fetch_rows_decoding(
+        &self,
+        names: &[String],
+        decode: impl Fn(&AttrInfo) -> bool,
+    ) -> Result<Vec<Row>> {
+        let raw = self.fetch_raw(names).await?;
         let codec_columns: Vec<&String> = names
             .iter()
-            .filter(|n| self.table.attr_info(n).is_some_and(|i| i.has_codec))
+            .filter(|n| {
+                self.table
+                    .attr_info(n)
+                    .is_some_and(|i| i.has_codec && decode(i))
+            })
             .collect();
         // Every row has the same keys: clone one keyed template (a copy of its hash table, no
         // re-hashing) and fill in the values.

@@ -272,3 +272,201 @@ async fn numpy_arrays_read_into_vectors_ndarray_and_scalars() {
     })
     .await;
 }
+
+#[cfg(any(feature = "arrow", feature = "polars"))]
+const TYPED: &str = "item_id : int32\n---\nsmall : int8\ncount : int16\nratio : float32\n\
+     value : float64\nflag : bool\nname : varchar(16)\nkind : enum('a', 'b')\n\
+     price : decimal(8, 2)\nday : date\nmoment : datetime\nuid : uuid\ndoc : json\n\
+     raw : bytes\nvec : <blob>\nmat : <blob@>\nmisc : <blob>\nopt = null : float64";
+
+#[cfg(any(feature = "arrow", feature = "polars"))]
+async fn fill_typed(t: &dj_schema::Table) {
+    use dj_codec_blob::PyInt;
+    for i in 0..3_i32 {
+        let m = ArrayD::from_shape_fn(IxDyn(&[2, 3]), |ix| (ix[0] * 10 + ix[1]) as f64 + f64::from(i));
+        t.insert1(&row! {
+            "item_id" => i,
+            "small" => -i,
+            "count" => 1000 + i,
+            "ratio" => 0.5 * f64::from(i),
+            "value" => 1e10 + f64::from(i),
+            "flag" => i % 2 == 0,
+            "name" => format!("n{i}"),
+            "kind" => if i == 0 { "a" } else { "b" },
+            "price" => Value::Decimal(format!("{i}2.50")),
+            "day" => Value::Date(chrono::NaiveDate::from_ymd_opt(2024, 1, 1 + i as u32).unwrap()),
+            "moment" => Value::DateTime(
+                chrono::NaiveDate::from_ymd_opt(2024, 5, 6).unwrap().and_hms_opt(7, 8, i as u32).unwrap(),
+            ),
+            "uid" => Value::Uuid(uuid::Uuid::from_u128(0x1234_5678 + i as u128)),
+            "doc" => Value::Json(serde_json::json!({"i": i, "tags": ["x"]})),
+            "raw" => Value::Bytes(vec![i as u8; 3].into()),
+            "vec" => Value::domain(Item::from(vec![0.5; i as usize + 1])),
+            "mat" => Value::domain(Item::from(m)),
+            "misc" => Value::domain(Item::Dict(vec![(Item::from("k"), Item::Int(PyInt::from(i64::from(i))))])),
+            "opt" => if i == 1 { Value::Null } else { Value::Float(f64::from(i)) },
+        })
+        .await
+        .unwrap();
+    }
+}
+
+#[cfg(feature = "arrow")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrow_batches_have_native_types_and_insert_back() {
+    use dj_schema::arrow::arrow_array::cast::AsArray;
+    use dj_schema::arrow::arrow_array::types::*;
+    use dj_schema::arrow::arrow_schema::{DataType, TimeUnit};
+    let dir = tempfile::tempdir().unwrap();
+    each_backend_stored("arrow", &dir.path().join("store"), |label, s| async move {
+        let t = s.declare("Typed", Tier::Manual, TYPED).await.unwrap();
+        fill_typed(&t).await;
+        let batch = t.query().order_by(["item_id"]).to_arrow().await.unwrap();
+        assert_eq!(batch.num_rows(), 3, "{label}");
+        let schema = batch.schema();
+        let ty = |n: &str| schema.field_with_name(n).unwrap().data_type().clone();
+        let ext = |n: &str| {
+            schema
+                .field_with_name(n)
+                .unwrap()
+                .metadata()
+                .get("ARROW:extension:name")
+                .cloned()
+        };
+        assert_eq!(ty("item_id"), DataType::Int32, "{label}");
+        assert_eq!(ty("small"), DataType::Int8, "{label}");
+        assert_eq!(ty("count"), DataType::Int16, "{label}");
+        assert_eq!(ty("ratio"), DataType::Float32, "{label}");
+        assert_eq!(ty("value"), DataType::Float64, "{label}");
+        assert_eq!(ty("flag"), DataType::Boolean, "{label}");
+        assert_eq!(ty("name"), DataType::Utf8, "{label}");
+        assert_eq!(ty("kind"), DataType::Utf8, "{label}");
+        assert_eq!(ty("price"), DataType::Decimal128(8, 2), "{label}");
+        assert_eq!(ty("day"), DataType::Date32, "{label}");
+        assert_eq!(ty("moment"), DataType::Timestamp(TimeUnit::Microsecond, None), "{label}");
+        assert_eq!(ty("uid"), DataType::FixedSizeBinary(16), "{label}");
+        assert_eq!(ext("uid").as_deref(), Some("arrow.uuid"), "{label}");
+        assert_eq!(ty("doc"), DataType::Utf8, "{label}");
+        assert_eq!(ext("doc").as_deref(), Some("arrow.json"), "{label}");
+        assert_eq!(ty("raw"), DataType::Binary, "{label}");
+        assert!(matches!(ty("vec"), DataType::List(f) if f.data_type() == &DataType::Float64), "{label}");
+        assert!(
+            matches!(ty("mat"), DataType::FixedSizeList(f, 6) if f.data_type() == &DataType::Float64),
+            "{label}: {:?}", ty("mat")
+        );
+        assert_eq!(ext("mat").as_deref(), Some("arrow.fixed_shape_tensor"), "{label}");
+        assert_eq!(ty("misc"), DataType::Binary, "{label}");
+        assert_eq!(ext("misc").as_deref(), Some("datajoint.blob"), "{label}");
+        assert_eq!(ty("opt"), DataType::Float64, "{label}");
+
+        // Values.
+        let col = |n: &str| batch.column_by_name(n).unwrap().clone();
+        assert_eq!(col("small").as_primitive::<Int8Type>().values(), &[0, -1, -2], "{label}");
+        assert_eq!(col("count").as_primitive::<Int16Type>().value(2), 1002, "{label}");
+        assert_eq!(col("price").as_primitive::<Decimal128Type>().value(1), 1250, "{label}");
+        assert_eq!(col("flag").as_boolean().value(1), false, "{label}");
+        assert_eq!(col("name").as_string::<i32>().value(2), "n2", "{label}");
+        let day = col("day");
+        assert_eq!(day.as_primitive::<Date32Type>().value(0), 19723, "{label}"); // 2024-01-01
+        let moment = col("moment");
+        assert_eq!(
+            moment.as_primitive::<TimestampMicrosecondType>().value(2),
+            1_714_979_282_000_000,
+            "{label}"
+        ); // 2024-05-06T07:08:02
+        assert_eq!(
+            col("uid").as_fixed_size_binary().value(1),
+            uuid::Uuid::from_u128(0x1234_5679).as_bytes(),
+            "{label}"
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(col("doc").as_string::<i32>().value(2)).unwrap();
+        assert_eq!(doc, serde_json::json!({"i": 2, "tags": ["x"]}), "{label}");
+        let vec = col("vec");
+        let vec = vec.as_list::<i32>();
+        assert_eq!(vec.value(2).as_primitive::<Float64Type>().values(), &[0.5, 0.5, 0.5], "{label}");
+        // Row-major, as numpy shows [[0, 1, 2], [10, 11, 12]] (+ the row number).
+        let mat = col("mat");
+        assert_eq!(
+            mat.as_fixed_size_list().value(1).as_primitive::<Float64Type>().values(),
+            &[1.0, 2.0, 3.0, 11.0, 12.0, 13.0],
+            "{label}"
+        );
+        assert_eq!(
+            dj_codec_blob::decode(col("misc").as_binary::<i32>().value(2)).unwrap(),
+            Item::Dict(vec![(Item::from("k"), Item::from(2_i64))]),
+            "{label}"
+        );
+        assert!(col("opt").is_null(1), "{label}");
+
+        // Insert the batch into a twin table: the same batch comes back.
+        let twin = s.declare("Twin", Tier::Manual, TYPED).await.unwrap();
+        assert_eq!(twin.insert_arrow(&batch).await.unwrap(), 3, "{label}");
+        let again = twin.query().order_by(["item_id"]).to_arrow().await.unwrap();
+        assert_eq!(again, batch, "{label}");
+        let m: ArrayD<f64> = {
+            #[derive(Deserialize)]
+            struct M {
+                mat: ArrayD<f64>,
+            }
+            twin.restrict(row! {"item_id" => 1}).fetch1::<M>().await.unwrap().mat
+        };
+        assert_eq!(m[IxDyn(&[1, 2])], 13.0, "{label}");
+
+        // A projection: only the attributes asked for, and no download of the others.
+        let part = t.query().attrs(["item_id", "name"]).to_arrow().await.unwrap();
+        assert_eq!(part.num_columns(), 2, "{label}");
+
+        // Bad input names the attribute.
+        let err = twin.insert_arrow(&part.project(&[0]).unwrap()).await.unwrap_err().to_string();
+        assert!(err.contains("small") || err.contains("required"), "{label}: {err}");
+    })
+    .await;
+}
+
+#[cfg(feature = "polars")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polars_frames_have_native_types_and_insert_back() {
+    use dj_schema::polars::polars_core::prelude::{DataType, TimeUnit};
+    let dir = tempfile::tempdir().unwrap();
+    each_backend_stored("polars", &dir.path().join("store"), |label, s| async move {
+        let t = s.declare("Typed", Tier::Manual, TYPED).await.unwrap();
+        fill_typed(&t).await;
+        let df = t.query().order_by(["item_id"]).to_polars().await.unwrap();
+        assert_eq!(df.height(), 3, "{label}");
+        let ty = |n: &str| df.column(n).unwrap().dtype().clone();
+        assert_eq!(ty("item_id"), DataType::Int32, "{label}");
+        assert_eq!(ty("small"), DataType::Int8, "{label}");
+        assert_eq!(ty("count"), DataType::Int16, "{label}");
+        assert_eq!(ty("ratio"), DataType::Float32, "{label}");
+        assert_eq!(ty("flag"), DataType::Boolean, "{label}");
+        assert_eq!(ty("name"), DataType::String, "{label}");
+        assert_eq!(ty("price"), DataType::Decimal(8, 2), "{label}");
+        assert_eq!(ty("day"), DataType::Date, "{label}");
+        assert_eq!(ty("moment"), DataType::Datetime(TimeUnit::Microseconds, None), "{label}");
+        assert_eq!(ty("uid"), DataType::String, "{label}");
+        assert_eq!(ty("doc"), DataType::String, "{label}");
+        assert_eq!(ty("raw"), DataType::Binary, "{label}");
+        assert_eq!(ty("vec"), DataType::List(Box::new(DataType::Float64)), "{label}");
+        assert_eq!(ty("mat"), DataType::List(Box::new(DataType::Float64)), "{label}");
+        assert_eq!(ty("misc"), DataType::Binary, "{label}");
+        let c = |n: &str| df.column(n).unwrap().as_materialized_series().clone();
+        assert_eq!(c("small").i8().unwrap().get(2), Some(-2), "{label}");
+        assert_eq!(c("name").str().unwrap().get(1), Some("n1"), "{label}");
+        assert_eq!(
+            c("uid").str().unwrap().get(0),
+            Some(uuid::Uuid::from_u128(0x1234_5678).hyphenated().to_string().as_str()),
+            "{label}"
+        );
+        let mat = c("mat").list().unwrap().get_as_series(2).unwrap();
+        let mat: Vec<f64> = mat.f64().unwrap().iter().flatten().collect();
+        assert_eq!(mat, [2.0, 3.0, 4.0, 12.0, 13.0, 14.0], "{label}");
+        assert_eq!(c("opt").f64().unwrap().get(1), None, "{label}");
+
+        let twin = s.declare("Twin", Tier::Manual, TYPED).await.unwrap();
+        assert_eq!(twin.insert_polars(&df).await.unwrap(), 3, "{label}");
+        let again = twin.query().order_by(["item_id"]).to_polars().await.unwrap();
+        assert!(again.equals_missing(&df), "{label}: {again:?} vs {df:?}");
+    })
+    .await;
+}
