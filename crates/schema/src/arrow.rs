@@ -54,7 +54,8 @@ use crate::error::{Error, Result};
 use crate::frame::{
     self, BLOB_EXTENSION, ColData, Column, EXTENSION_METADATA, EXTENSION_NAME, Prims,
 };
-use crate::table::{InsertOptions, Query, Table};
+use crate::query::Query;
+use crate::table::{InsertOptions, Table};
 
 pub use arrow_array;
 pub use arrow_schema;
@@ -229,7 +230,7 @@ impl Query {
     /// ```
     pub async fn to_arrow(&self) -> Result<RecordBatch> {
         let columns = frame::fetch_columns(self).await?;
-        batch_of(&self.table().full_name(), columns)
+        batch_of(&self.label(), columns)
     }
 }
 

@@ -1,7 +1,6 @@
 //! Database plumbing: pools per backend, parameter binding, statement building and decoding of
 //! result columns into [`Value`]s. Everything here is crate-internal except [`Connection`].
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use dj_core::value::Value;
 use futures::TryStreamExt as _;
 use sqlx::{AssertSqlSafe, Column as _, Row as _, TypeInfo as _, ValueRef as _};
 
+use crate::dialect::dialect;
 use crate::error::{Error, Result};
 use crate::heading::ColKind;
 
@@ -34,12 +34,17 @@ pub(crate) enum Param {
 }
 
 /// SQL text with its parameters, built for one backend.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Sql {
     pub backend: Backend,
     pub text: String,
     pub params: Vec<Param>,
+    /// A fragment (see [`Sql::fragment`]): placeholders are markers, casts kept aside.
+    deferred: Option<Vec<Option<String>>>,
 }
+
+/// The placeholder marker of a fragment.
+const MARK: char = '\u{1}';
 
 impl Sql {
     pub fn new(backend: Backend) -> Self {
@@ -47,6 +52,78 @@ impl Sql {
             backend,
             text: String::new(),
             params: Vec::new(),
+            deferred: None,
+        }
+    }
+
+    /// A fragment of a statement built out of order (queries render their parts separately and
+    /// assemble them): placeholders are numbered when [`Sql::finish`] makes the statement.
+    pub fn fragment(backend: Backend) -> Self {
+        Sql {
+            deferred: Some(Vec::new()),
+            ..Sql::new(backend)
+        }
+    }
+
+    /// Append another fragment (or a statement without parameters), parameters and all. A
+    /// fragment appended to a statement has its placeholders numbered after the statement's.
+    pub fn append(&mut self, other: Sql) -> &mut Self {
+        match (&mut self.deferred, other.deferred) {
+            (Some(mine), Some(theirs)) => {
+                self.text.push_str(&other.text);
+                mine.extend(theirs);
+            }
+            (None, Some(theirs)) => {
+                let d = dialect(self.backend);
+                let mut n = self.params.len();
+                let mut k = 0;
+                for c in other.text.chars() {
+                    if c == MARK {
+                        let cast = theirs.get(k).cloned().flatten();
+                        k += 1;
+                        n += 1;
+                        self.text.push_str(&d.placeholder(n, cast.as_deref()));
+                    } else {
+                        self.text.push(c);
+                    }
+                }
+            }
+            (_, None) => {
+                debug_assert!(other.params.is_empty());
+                self.text.push_str(&other.text);
+            }
+        }
+        self.params.extend(other.params);
+        self
+    }
+
+    /// Append a copy of a fragment.
+    pub fn append_ref(&mut self, other: &Sql) -> &mut Self {
+        self.append(other.clone())
+    }
+
+    /// The statement of a fragment, placeholders numbered in text order.
+    pub fn finish(self) -> Sql {
+        let Some(casts) = self.deferred else {
+            return self;
+        };
+        let d = dialect(self.backend);
+        let mut text = String::with_capacity(self.text.len() + casts.len() * 3);
+        let mut n = 0;
+        for c in self.text.chars() {
+            if c == MARK {
+                let cast = casts.get(n).cloned().flatten();
+                n += 1;
+                text.push_str(&d.placeholder(n, cast.as_deref()));
+            } else {
+                text.push(c);
+            }
+        }
+        Sql {
+            backend: self.backend,
+            text,
+            params: self.params,
+            deferred: None,
         }
     }
 
@@ -61,23 +138,19 @@ impl Sql {
             self.text.push_str("NULL");
             return self;
         };
-        let cast = match (&p, self.backend) {
-            (Param::BigUInt(_), Backend::Postgres) => Some("numeric"),
-            (_, Backend::Postgres) => pg_cast,
-            _ => None,
+        let d = dialect(self.backend);
+        let cast = match &p {
+            Param::BigUInt(_) => d.big_uint_cast().or(pg_cast),
+            _ => pg_cast,
         };
         self.params.push(p);
-        match self.backend {
-            Backend::Postgres => {
-                // Writing to a String cannot fail.
-                let _ = write!(self.text, "${}", self.params.len());
-                if let Some(c) = cast {
-                    self.text.push_str("::");
-                    self.text.push_str(c);
-                }
-            }
-            Backend::Sqlite | Backend::MySql => self.text.push('?'),
+        if let Some(casts) = &mut self.deferred {
+            casts.push(cast.map(str::to_string));
+            self.text.push(MARK);
+            return self;
         }
+        let ph = d.placeholder(self.params.len(), cast);
+        self.text.push_str(&ph);
         self
     }
 
@@ -89,46 +162,25 @@ impl Sql {
     }
 }
 
-/// Quote an identifier for `backend`. Names reaching this point are validated to contain no
-/// quote characters; any that slip through are doubled.
+/// Quote an identifier for `backend` ([`Dialect::quote`]). Names reaching this point are
+/// validated to contain no quote characters; any that slip through are doubled.
 pub(crate) fn quote(backend: Backend, name: &str) -> String {
-    match backend {
-        Backend::MySql => format!("`{}`", name.replace('`', "``")),
-        Backend::Postgres | Backend::Sqlite => format!("\"{}\"", name.replace('"', "\"\"")),
-    }
+    dialect(backend).quote(name)
 }
 
-/// The quoted, schema-qualified name of a table. On SQLite a schema is a name prefix:
-/// `"schema.table"` is one identifier.
+/// The quoted, schema-qualified name of a table ([`Dialect::qualified`]). On SQLite a schema is
+/// a name prefix: `"schema.table"` is one identifier.
 pub(crate) fn qualified(backend: Backend, schema: &str, table: &str) -> String {
-    match backend {
-        Backend::Sqlite => quote(backend, &format!("{schema}.{table}")),
-        _ => format!("{}.{}", quote(backend, schema), quote(backend, table)),
-    }
+    dialect(backend).qualified(schema, table)
 }
 
-/// A string literal for DDL (comments, defaults, enum values), escaped for `backend`: quotes
-/// doubled; on MySQL (whose session `sql_mode` keeps backslash escapes) backslashes doubled; on
-/// PostgreSQL a text with a backslash is written `E'…'` with backslashes doubled, which reads
-/// the same whatever the server's `standard_conforming_strings`. Callers keep NUL characters out
-/// ([`crate::ddl::check_literals`]); none of the backends takes them in DDL text.
+/// A string literal for DDL (comments, defaults, enum values), escaped for `backend`
+/// ([`Dialect::literal`]): quotes doubled; on MySQL (whose session `sql_mode` keeps backslash
+/// escapes) backslashes doubled; on PostgreSQL a text with a backslash is written `E'…'` with
+/// backslashes doubled. Callers keep NUL characters out ([`crate::ddl::check_literals`]); none of
+/// the backends takes them in DDL text.
 pub(crate) fn literal(backend: Backend, s: &str) -> String {
-    let escape_backslash =
-        backend == Backend::MySql || (backend == Backend::Postgres && s.contains('\\'));
-    let mut out = String::with_capacity(s.len() + 3);
-    if backend == Backend::Postgres && escape_backslash {
-        out.push('E');
-    }
-    out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' if escape_backslash => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
+    dialect(backend).literal(s)
 }
 
 #[derive(Debug)]
@@ -597,6 +649,44 @@ impl Exec<'_> {
     }
 }
 
+impl PConn {
+    /// Run a query and send each decoded row to `tx` as it arrives; stops early when the
+    /// receiver is gone. Memory stays bounded by the channel's capacity.
+    pub async fn fetch_into(
+        mut self,
+        sql: Sql,
+        kinds: Vec<ColKind>,
+        tx: tokio::sync::mpsc::Sender<Result<Vec<Value>>>,
+    ) {
+        tracing::trace!(sql = %sql.text, params = sql.params.len(), "fetch stream");
+        let text = AssertSqlSafe(sql.text.clone());
+        macro_rules! pump {
+            ($c:expr, $bind:ident, $decode:ident) => {{
+                let mut rows = bind_all!(sqlx::query(text), &sql.params, $bind).fetch(&mut **$c);
+                loop {
+                    let item = match rows.try_next().await {
+                        Ok(Some(row)) => decode_row(&row, &kinds, $decode),
+                        Ok(None) => break,
+                        Err(e) => Err(Error::from(e)),
+                    };
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        break;
+                    }
+                }
+            }};
+        }
+        match &mut self {
+            #[cfg(feature = "sqlite")]
+            PConn::Sqlite(c) => pump!(c, bind_sqlite, decode_sqlite),
+            #[cfg(feature = "postgres")]
+            PConn::Postgres(c) => pump!(c, bind_pg, decode_pg),
+            #[cfg(feature = "mysql")]
+            PConn::MySql(c) => pump!(c, bind_mysql, decode_mysql),
+        }
+    }
+}
+
 type DecodeFn<R> = fn(&R, usize, ColKind) -> std::result::Result<Value, sqlx::Error>;
 
 fn decode_row<R: sqlx::Row>(row: &R, kinds: &[ColKind], f: DecodeFn<R>) -> Result<Vec<Value>> {
@@ -686,7 +776,7 @@ fn decode_sqlite(
         ColKind::Bool => Value::Bool(row.try_get_unchecked::<i64, _>(i)? != 0),
         ColKind::Decimal => Value::Decimal(text(row)?),
         ColKind::Text => Value::String(text(row)?),
-        ColKind::Other => match storage {
+        ColKind::Other | ColKind::Dynamic => match storage {
             "INTEGER" => Value::Int(row.try_get_unchecked::<i64, _>(i)?),
             "REAL" => Value::Float(row.try_get_unchecked::<f64, _>(i)?),
             "BLOB" => Value::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i)?.into()),
@@ -767,6 +857,27 @@ fn decode_pg(
         },
         ColKind::Decimal => Value::Decimal(row.try_get_unchecked::<String, _>(i)?),
         ColKind::Text | ColKind::Other => Value::String(dec!(String)),
+        ColKind::Dynamic => match ty {
+            "INT2" | "INT4" | "INT8" => Value::Int(int(row)?),
+            "FLOAT4" => Value::Float(f64::from(dec!(f32))),
+            "FLOAT8" => Value::Float(dec!(f64)),
+            "BOOL" => Value::Bool(dec!(bool)),
+            "NUMERIC" => Value::Decimal(pg_numeric_text(
+                raw.as_bytes().map_err(sqlx::Error::Decode)?,
+            )?),
+            "BYTEA" => Value::Bytes(row.try_get::<Vec<u8>, _>(i)?.into()),
+            "UUID" => Value::Uuid(row.try_get::<uuid::Uuid, _>(i)?),
+            "JSON" | "JSONB" => {
+                Value::Json(row.try_get::<sqlx::types::Json<serde_json::Value>, _>(i)?.0)
+            }
+            "DATE" => Value::Date(row.try_get::<NaiveDate, _>(i)?),
+            "TIMESTAMP" => Value::DateTime(row.try_get::<NaiveDateTime, _>(i)?),
+            "TIMESTAMPTZ" => Value::DateTime(
+                row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)?
+                    .naive_utc(),
+            ),
+            _ => Value::String(row.try_get_unchecked::<String, _>(i)?),
+        },
         ColKind::Bytes => Value::Bytes(row.try_get::<Vec<u8>, _>(i)?.into()),
         ColKind::Uuid => match ty {
             "UUID" => Value::Uuid(row.try_get::<uuid::Uuid, _>(i)?),
@@ -796,6 +907,60 @@ fn decode_pg(
             _ => Value::DateTime(row.try_get::<NaiveDateTime, _>(i)?),
         },
     })
+}
+
+/// The text of a PostgreSQL `NUMERIC` in binary format: digit count, weight, sign and display
+/// scale, then base-10000 digits.
+#[cfg(feature = "postgres")]
+fn pg_numeric_text(b: &[u8]) -> std::result::Result<String, sqlx::Error> {
+    let word = |k: usize| -> std::result::Result<u16, sqlx::Error> {
+        b.get(k..k + 2)
+            .map(|w| u16::from_be_bytes([w[0], w[1]]))
+            .ok_or_else(|| decode_err("truncated NUMERIC"))
+    };
+    let ndigits = usize::from(word(0)?);
+    let weight = i32::from(word(2)? as i16);
+    let sign = word(4)?;
+    let dscale = usize::from(word(6)?);
+    if sign == 0xC000 {
+        return Ok("NaN".into());
+    }
+    let digits = (0..ndigits)
+        .map(|k| word(8 + 2 * k))
+        .collect::<std::result::Result<Vec<u16>, _>>()?;
+    let digit = |k: i32| -> u16 {
+        usize::try_from(k)
+            .ok()
+            .and_then(|k| digits.get(k).copied())
+            .unwrap_or(0)
+    };
+    let mut out = String::new();
+    if sign == 0x4000 {
+        out.push('-');
+    }
+    if weight < 0 {
+        out.push('0');
+    } else {
+        for k in 0..=weight {
+            if k == 0 {
+                out.push_str(&digit(k).to_string());
+            } else {
+                out.push_str(&format!("{:04}", digit(k)));
+            }
+        }
+    }
+    if dscale > 0 {
+        let mut frac = String::new();
+        let mut k = weight + 1;
+        while frac.len() < dscale {
+            frac.push_str(&format!("{:04}", digit(k)));
+            k += 1;
+        }
+        frac.truncate(dscale);
+        out.push('.');
+        out.push_str(&frac);
+    }
+    Ok(out)
 }
 
 #[cfg(feature = "mysql")]
@@ -849,6 +1014,29 @@ fn decode_mysql(
         ColKind::Other => {
             if is_int {
                 Value::Int(row.try_get_unchecked::<i64, _>(i)?)
+            } else if ty.contains("BLOB") || ty.contains("BINARY") {
+                Value::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i)?.into())
+            } else {
+                Value::String(text(row)?)
+            }
+        }
+        ColKind::Dynamic => {
+            if is_int && ty.contains("UNSIGNED") {
+                Value::from(row.try_get_unchecked::<u64, _>(i)?)
+            } else if is_int {
+                Value::Int(row.try_get_unchecked::<i64, _>(i)?)
+            } else if ty == "DOUBLE" {
+                Value::Float(row.try_get_unchecked::<f64, _>(i)?)
+            } else if ty == "FLOAT" {
+                Value::Float(f64::from(row.try_get_unchecked::<f32, _>(i)?))
+            } else if ty.contains("DECIMAL") {
+                Value::Decimal(text(row)?)
+            } else if ty == "DATE" {
+                Value::Date(row.try_get_unchecked::<NaiveDate, _>(i)?)
+            } else if ty == "DATETIME" || ty == "TIMESTAMP" {
+                Value::DateTime(row.try_get_unchecked::<NaiveDateTime, _>(i)?)
+            } else if ty == "JSON" {
+                parse_json(&text(row)?)?
             } else if ty.contains("BLOB") || ty.contains("BINARY") {
                 Value::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i)?.into())
             } else {

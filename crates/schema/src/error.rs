@@ -1,5 +1,9 @@
 //! The one error type of `dj-schema`.
 
+use dj_core::typespec::Backend;
+
+use crate::dialect::{ErrorClass, dialect};
+
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -52,13 +56,60 @@ pub enum Error {
         reason: String,
     },
 
-    /// An attribute was named that the table does not have.
-    #[error("table `{table}` has no attribute `{attribute}`")]
+    /// An attribute was named that the table or query does not have.
+    #[error("table `{table}` has no attribute `{attribute}`{}", heading_suffix(.heading))]
     UnknownAttribute {
-        /// The table, `schema.table`.
+        /// The table, `schema.table`, or a summary of the query expression.
         table: String,
         /// The attribute.
         attribute: String,
+        /// The attributes there are (empty when not listed).
+        heading: Vec<String>,
+    },
+
+    /// A join or restriction by a query matched namesake attributes of different (or unknown)
+    /// lineage: DataJoint's semantic check.
+    #[error(
+        "cannot match `{left}` with `{right}` on namesake attributes of different lineage: {}; rename one side with proj, or use join_unchecked/restrict_unchecked",
+        .attributes.join(", ")
+    )]
+    LineageConflict {
+        /// The left operand.
+        left: String,
+        /// The right operand.
+        right: String,
+        /// Each conflicting attribute with both lineages: `name (left vs right)`.
+        attributes: Vec<String>,
+    },
+
+    /// The operands of a union do not fit DataJoint's rules.
+    #[error("cannot union `{left}` and `{right}`: {message}")]
+    IncompatibleUnion {
+        /// The left operand.
+        left: String,
+        /// The right operand.
+        right: String,
+        /// Which rule is broken.
+        message: String,
+    },
+
+    /// A query operation is invalid (a projection naming an attribute twice, an aggregation
+    /// whose group lacks the key, a delete through a join, ...).
+    #[error("query `{expression}`: {message}")]
+    InvalidQuery {
+        /// The expression, summarized.
+        expression: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The database rejected a query's SQL (an aggregate or condition written as SQL).
+    #[error("the database rejected the query: {message}; SQL: {sql}")]
+    BadExpression {
+        /// The statement sent.
+        sql: String,
+        /// The server's message.
+        message: String,
     },
 
     /// A primary-key attribute is missing from a row.
@@ -211,6 +262,14 @@ fn context_prefix(table: &Option<String>, attribute: &Option<String>) -> String 
     }
 }
 
+fn heading_suffix(heading: &[String]) -> String {
+    if heading.is_empty() {
+        String::new()
+    } else {
+        format!(" (its attributes: {})", heading.join(", "))
+    }
+}
+
 fn key_suffix(key: &Option<String>) -> String {
     key.as_ref().map(|k| format!(" {k}")).unwrap_or_default()
 }
@@ -302,14 +361,27 @@ pub(crate) fn classify_db(table: &str, source: sqlx::Error) -> Error {
             }
             _ => {}
         }
-        // MySQL reports some FK failures with codes sqlx does not classify.
-        if let Some(code) = db.code()
-            && matches!(code.as_ref(), "1451" | "1452" | "1216" | "1217" | "23503")
-        {
-            return Error::ForeignKey {
-                table: table.to_string(),
-                message,
-            };
+        // Some servers report constraint failures with codes the driver does not classify.
+        if let Some(code) = db.code() {
+            let class = [Backend::MySql, Backend::Postgres, Backend::Sqlite]
+                .into_iter()
+                .find_map(|b| dialect(b).classify_code(code.as_ref()));
+            match class {
+                Some(ErrorClass::ForeignKey) => {
+                    return Error::ForeignKey {
+                        table: table.to_string(),
+                        message,
+                    };
+                }
+                Some(ErrorClass::Duplicate) => {
+                    return Error::Duplicate {
+                        table: table.to_string(),
+                        key: None,
+                        message,
+                    };
+                }
+                None => {}
+            }
         }
     }
     Error::Database {

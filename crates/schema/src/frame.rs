@@ -24,7 +24,8 @@ use dj_core::value::Value;
 use crate::Row;
 use crate::error::{Error, Result};
 use crate::serde_row::blob_de::reorder;
-use crate::table::{AttrInfo, Query};
+use crate::query::Query;
+use crate::table::AttrInfo;
 
 /// Codecs whose values are references to objects or files: a frame carries their stored form.
 const STORED_FORM: &[&str] = &["object", "npy", "filepath", "attach"];
@@ -285,24 +286,24 @@ fn stored_form(info: &AttrInfo) -> bool {
 /// Fetch a query's rows as typed columns (codec columns decoded where frames show their
 /// values, see the module docs).
 pub(crate) async fn fetch_columns(q: &Query) -> Result<Vec<Column>> {
-    let names = q.check_names()?;
-    let table = q.table();
+    let names = q.selected_names()?;
     let rows = q
         .fetch_rows_decoding(&names, |i| !stored_form(i))
         .await?;
+    let h = q.heading_ref()?;
     let hints: Vec<Option<TypeSpec>> = names
         .iter()
         .map(|n| {
-            table.attr_info(n).and_then(|i| {
-                if i.has_codec && !stored_form(i) {
-                    None
-                } else {
-                    Some(i.final_type.clone())
-                }
-            })
+            let a = h.any_attribute(n)?;
+            let info = a.source.as_ref().and_then(|s| s.info())?;
+            if info.has_codec && !stored_form(info) {
+                None
+            } else {
+                Some(info.final_type.clone())
+            }
         })
         .collect();
-    columns_from_rows(&table.full_name(), &names, &hints, rows)
+    columns_from_rows(&q.label(), &names, &hints, rows)
 }
 
 /// Typed columns from rows whose values come in `names` order. `hints` gives each column's

@@ -42,6 +42,8 @@ mod coerce;
 mod db;
 mod ddl;
 pub mod definition;
+mod delete;
+mod dialect;
 pub mod error;
 #[cfg(any(feature = "arrow", feature = "polars"))]
 mod frame;
@@ -50,6 +52,7 @@ pub mod lifecycle;
 pub mod naming;
 #[cfg(feature = "polars")]
 pub mod polars;
+pub mod query;
 pub mod restrict;
 mod schema;
 pub mod serde_row;
@@ -61,10 +64,11 @@ pub use error::{Error, Result};
 pub use heading::{Attribute, ForeignKey, Heading, Index};
 pub use lifecycle::{Gc, GcOptions, GcReport, Migration, MigrationReport, Verify, VerifyReport};
 pub use naming::Tier;
+pub use query::{IntoQuery, Preview, Query, QueryAttribute, QueryHeading, RowStream, U};
 pub use restrict::{Op, Restriction};
 pub use schema::Schema;
 pub use staged::StagedInsert;
-pub use table::{InsertOptions, Query, Table};
+pub use table::{InsertOptions, Table};
 
 /// A row: attribute name to value, in heading order when fetched.
 pub type Row = indexmap::IndexMap<String, dj_core::value::Value>;

@@ -23,7 +23,8 @@ use dj_core::value::Value;
 use crate::Row;
 use crate::error::{Error, Result};
 use crate::frame::{self, ColData, Column, Prims};
-use crate::table::{InsertOptions, Query, Table};
+use crate::query::Query;
+use crate::table::{InsertOptions, Table};
 
 pub use polars_core;
 
@@ -135,7 +136,7 @@ impl Query {
     /// # }).unwrap();
     /// ```
     pub async fn to_polars(&self) -> Result<DataFrame> {
-        let full = self.table().full_name();
+        let full = self.label();
         let columns = frame::fetch_columns(self).await?;
         let height = columns.first().map_or(0, |c| c.data.len());
         let columns = columns
