@@ -470,3 +470,96 @@ async fn polars_frames_have_native_types_and_insert_back() {
     })
     .await;
 }
+
+#[derive(Deserialize, Debug, PartialEq)]
+struct SessionOfSubject {
+    subject_id: i32,
+    session_id: i32,
+    species: String,
+    duration: f64,
+}
+
+/// Derived queries (joins, projections, aggregates): structs still read only their fields, and
+/// computed attributes take the type of their values in frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derived_queries_into_structs_streams_and_frames() {
+    use futures::TryStreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    each_backend_stored("derived", &store, |label, s| {
+        let store = store.clone();
+        async move {
+            let subject = s
+                .declare("Subject", Tier::Manual, "subject_id : int32\n---\nspecies : varchar(16)")
+                .await
+                .unwrap();
+            let session = s
+                .declare(
+                    "Session",
+                    Tier::Manual,
+                    "-> Subject\nsession_id : int32\n---\nduration : float64\nraw : <blob@>",
+                )
+                .await
+                .unwrap();
+            subject.insert1(&row! {"subject_id" => 1, "species" => "mouse"}).await.unwrap();
+            subject.insert1(&row! {"subject_id" => 2, "species" => "rat"}).await.unwrap();
+            for (sub, ses, d) in [(1, 1, 10.0), (1, 2, 20.0), (2, 1, 5.0)] {
+                session
+                    .insert1(&row! {
+                        "subject_id" => sub, "session_id" => ses, "duration" => d,
+                        "raw" => Value::domain(Item::from(vec![d; 100])),
+                    })
+                    .await
+                    .unwrap();
+            }
+            for f in files_under(&store) {
+                std::fs::remove_file(f).unwrap();
+            }
+            let joined = subject.query().join(&session);
+            let mut got: Vec<SessionOfSubject> = joined.fetch().await.unwrap();
+            got.sort_by_key(|r| (r.subject_id, r.session_id));
+            assert_eq!(got.len(), 3, "{label}");
+            assert_eq!(got[2].species, "rat", "{label}");
+            let mut streamed: Vec<SessionOfSubject> =
+                joined.stream().try_collect().await.unwrap();
+            streamed.sort_by_key(|r| (r.subject_id, r.session_id));
+            assert_eq!(streamed, got, "{label}");
+            // A Row reads everything, and the missing objects are an error.
+            assert!(joined.fetch::<Row>().await.is_err(), "{label}");
+
+            #[cfg(feature = "arrow")]
+            {
+                use dj_schema::arrow::arrow_array::cast::AsArray;
+                use dj_schema::arrow::arrow_array::types::{Float64Type, Int64Type};
+                use dj_schema::arrow::arrow_schema::DataType;
+                let agg = subject
+                    .query()
+                    .aggr(&session, ["count(*) -> n", "sum(duration) * 2 -> twice"])
+                    .order_by(["subject_id"]);
+                let batch = agg.to_arrow().await.unwrap();
+                let schema = batch.schema();
+                assert_eq!(
+                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(),
+                    ["subject_id", "n", "twice"],
+                    "{label}"
+                );
+                assert_eq!(schema.field(0).data_type(), &DataType::Int32, "{label}");
+                assert_eq!(schema.field(1).data_type(), &DataType::Int64, "{label}");
+                let n = batch.column(1).as_primitive::<Int64Type>();
+                assert_eq!(n.values(), &[2, 1], "{label}");
+                let twice: Vec<f64> = match schema.field(2).data_type() {
+                    DataType::Float64 => {
+                        batch.column(2).as_primitive::<Float64Type>().values().to_vec()
+                    }
+                    other => panic!("{label}: sum of float64 as {other}"),
+                };
+                assert_eq!(twice, [60.0, 10.0], "{label}");
+                // A join without the blob column: no download, a frame of the joined heading.
+                let frame = joined.proj(["duration"]).to_arrow().await.unwrap();
+                assert_eq!(frame.num_rows(), 3, "{label}");
+                assert_eq!(frame.num_columns(), 3, "{label}");
+            }
+        }
+    })
+    .await;
+}
