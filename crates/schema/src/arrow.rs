@@ -36,8 +36,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Date32Type, Date64Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type,
     Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type,
-    UInt64Type,
+    TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{
     Array as _, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array,
@@ -244,7 +243,13 @@ fn column_values(table: &str, field: &Field, a: &ArrayRef) -> Result<Vec<Value>>
         ($t:ty, $f:expr) => {{
             let p = a.as_primitive::<$t>();
             (0..n)
-                .map(|i| if p.is_null(i) { Value::Null } else { $f(p.value(i)) })
+                .map(|i| {
+                    if p.is_null(i) {
+                        Value::Null
+                    } else {
+                        $f(p.value(i))
+                    }
+                })
                 .collect::<Vec<Value>>()
         }};
     }
@@ -296,9 +301,9 @@ fn column_values(table: &str, field: &Field, a: &ArrayRef) -> Result<Vec<Value>>
         DataType::Float64 => prim!(Float64Type, Value::Float),
         DataType::Decimal128(_, s) => {
             let s = u8::try_from(*s).map_err(|_| err(format!("negative scale {s}")))?;
-            prim!(Decimal128Type, |x: i128| Value::Decimal(frame::decimal_text(
-                x, s
-            )))
+            prim!(Decimal128Type, |x: i128| Value::Decimal(
+                frame::decimal_text(x, s)
+            ))
         }
         DataType::Date32 => {
             let p = a.as_primitive::<Date32Type>();
@@ -329,12 +334,14 @@ fn column_values(table: &str, field: &Field, a: &ArrayRef) -> Result<Vec<Value>>
         DataType::Timestamp(unit, _) => {
             let raw: Vec<Option<i64>> = match unit {
                 TimeUnit::Second => a.as_primitive::<TimestampSecondType>().iter().collect(),
-                TimeUnit::Millisecond => {
-                    a.as_primitive::<TimestampMillisecondType>().iter().collect()
-                }
-                TimeUnit::Microsecond => {
-                    a.as_primitive::<TimestampMicrosecondType>().iter().collect()
-                }
+                TimeUnit::Millisecond => a
+                    .as_primitive::<TimestampMillisecondType>()
+                    .iter()
+                    .collect(),
+                TimeUnit::Microsecond => a
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .iter()
+                    .collect(),
                 TimeUnit::Nanosecond => {
                     a.as_primitive::<TimestampNanosecondType>().iter().collect()
                 }
@@ -401,11 +408,21 @@ fn column_values(table: &str, field: &Field, a: &ArrayRef) -> Result<Vec<Value>>
         }
         DataType::List(_) => {
             let l = a.as_list::<i32>();
-            cells(table, name, (0..n).map(|i| (!l.is_null(i)).then(|| l.value(i))), None)?
+            cells(
+                table,
+                name,
+                (0..n).map(|i| (!l.is_null(i)).then(|| l.value(i))),
+                None,
+            )?
         }
         DataType::LargeList(_) => {
             let l = a.as_list::<i64>();
-            cells(table, name, (0..n).map(|i| (!l.is_null(i)).then(|| l.value(i))), None)?
+            cells(
+                table,
+                name,
+                (0..n).map(|i| (!l.is_null(i)).then(|| l.value(i))),
+                None,
+            )?
         }
         DataType::FixedSizeList(..) => {
             let l = a.as_fixed_size_list();

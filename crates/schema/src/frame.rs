@@ -23,8 +23,8 @@ use dj_core::value::Value;
 
 use crate::Row;
 use crate::error::{Error, Result};
-use crate::serde_row::blob_de::reorder;
 use crate::query::Query;
+use crate::serde_row::blob_de::reorder;
 use crate::table::AttrInfo;
 
 /// Codecs whose values are references to objects or files: a frame carries their stored form.
@@ -178,7 +178,10 @@ fn numeric(item: &Item) -> Option<(Prims, Vec<u64>)> {
                     ),
                     vec![n],
                 ))
-            } else if v.iter().all(|i| matches!(i, Item::Int(x) if x.to_i64().is_some())) {
+            } else if v
+                .iter()
+                .all(|i| matches!(i, Item::Int(x) if x.to_i64().is_some()))
+            {
                 Some((
                     Prims::I64(
                         v.iter()
@@ -287,9 +290,7 @@ fn stored_form(info: &AttrInfo) -> bool {
 /// values, see the module docs).
 pub(crate) async fn fetch_columns(q: &Query) -> Result<Vec<Column>> {
     let names = q.selected_names()?;
-    let rows = q
-        .fetch_rows_decoding(&names, |i| !stored_form(i))
-        .await?;
+    let rows = q.fetch_rows_decoding(&names, |i| !stored_form(i)).await?;
     let h = q.heading_ref()?;
     let hints: Vec<Option<TypeSpec>> = names
         .iter()
@@ -670,16 +671,10 @@ fn infer(values: Vec<Value>) -> Result<ColData, String> {
 
 /// A column of blob items (and nulls).
 fn blob_column(values: &[Value]) -> Result<ColData, String> {
-    let items: Vec<Option<&Item>> = values
-        .iter()
-        .map(|v| v.as_domain::<Item>())
-        .collect();
+    let items: Vec<Option<&Item>> = values.iter().map(|v| v.as_domain::<Item>()).collect();
     let present = || items.iter().flatten();
     // Numeric arrays of one element type: a list column.
-    let nums: Vec<Option<(Prims, Vec<u64>)>> = items
-        .iter()
-        .map(|i| i.and_then(numeric))
-        .collect();
+    let nums: Vec<Option<(Prims, Vec<u64>)>> = items.iter().map(|i| i.and_then(numeric)).collect();
     let numeric_rows = nums.iter().flatten().count();
     if numeric_rows > 0 && numeric_rows == present().count() {
         let kinds_agree = {

@@ -265,7 +265,11 @@ fn series_values(table: &str, s: &Series) -> Result<Vec<Value>> {
                 .map_err(|e| err(&e))?
                 .physical()
                 .iter()
-                .map(|v| v.map_or(Value::Null, |v| Value::Decimal(frame::decimal_text(v, scale))))
+                .map(|v| {
+                    v.map_or(Value::Null, |v| {
+                        Value::Decimal(frame::decimal_text(v, scale))
+                    })
+                })
                 .collect()
         }
         DataType::List(_) => list_values(table, &name, s)?,

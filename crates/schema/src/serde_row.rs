@@ -569,6 +569,7 @@ impl<'de> de::Deserializer<'de> for ValueDe {
         visitor: V,
     ) -> Result<V::Value, SerdeError> {
         item_first!(self, deserialize_struct(name, fields, visitor));
+        let _ = (name, fields);
         self.deserialize_any(visitor)
     }
     fn deserialize_unit_struct<V: de::Visitor<'de>>(
@@ -957,11 +958,10 @@ pub(crate) mod blob_de {
             seq: bool,
         ) -> Result<V::Value, SerdeError> {
             match self.0 {
-                Item::Array(a) if is_numeric(&a.data) => {
-                    numeric_seq(a, false, visitor).unwrap_or_else(|| {
+                Item::Array(a) if is_numeric(&a.data) => numeric_seq(a, false, visitor)
+                    .unwrap_or_else(|| {
                         Err(SerdeError("internal: numeric array lost its type".into()))
-                    })
-                }
+                    }),
                 item if seq => item.deserialize_seq(visitor).map_err(blob_err),
                 item => item.deserialize_any(visitor).map_err(blob_err),
             }

@@ -283,7 +283,9 @@ const TYPED: &str = "item_id : int32\n---\nsmall : int8\ncount : int16\nratio : 
 async fn fill_typed(t: &dj_schema::Table) {
     use dj_codec_blob::PyInt;
     for i in 0..3_i32 {
-        let m = ArrayD::from_shape_fn(IxDyn(&[2, 3]), |ix| (ix[0] * 10 + ix[1]) as f64 + f64::from(i));
+        let m = ArrayD::from_shape_fn(IxDyn(&[2, 3]), |ix| {
+            (ix[0] * 10 + ix[1]) as f64 + f64::from(i)
+        });
         t.insert1(&row! {
             "item_id" => i,
             "small" => -i,
@@ -364,7 +366,7 @@ async fn arrow_batches_have_native_types_and_insert_back() {
         assert_eq!(col("small").as_primitive::<Int8Type>().values(), &[0, -1, -2], "{label}");
         assert_eq!(col("count").as_primitive::<Int16Type>().value(2), 1002, "{label}");
         assert_eq!(col("price").as_primitive::<Decimal128Type>().value(1), 1250, "{label}");
-        assert_eq!(col("flag").as_boolean().value(1), false, "{label}");
+        assert!(!col("flag").as_boolean().value(1), "{label}");
         assert_eq!(col("name").as_string::<i32>().value(2), "n2", "{label}");
         let day = col("day");
         assert_eq!(day.as_primitive::<Date32Type>().value(0), 19723, "{label}"); // 2024-01-01
@@ -443,19 +445,36 @@ async fn polars_frames_have_native_types_and_insert_back() {
         assert_eq!(ty("name"), DataType::String, "{label}");
         assert_eq!(ty("price"), DataType::Decimal(8, 2), "{label}");
         assert_eq!(ty("day"), DataType::Date, "{label}");
-        assert_eq!(ty("moment"), DataType::Datetime(TimeUnit::Microseconds, None), "{label}");
+        assert_eq!(
+            ty("moment"),
+            DataType::Datetime(TimeUnit::Microseconds, None),
+            "{label}"
+        );
         assert_eq!(ty("uid"), DataType::String, "{label}");
         assert_eq!(ty("doc"), DataType::String, "{label}");
         assert_eq!(ty("raw"), DataType::Binary, "{label}");
-        assert_eq!(ty("vec"), DataType::List(Box::new(DataType::Float64)), "{label}");
-        assert_eq!(ty("mat"), DataType::List(Box::new(DataType::Float64)), "{label}");
+        assert_eq!(
+            ty("vec"),
+            DataType::List(Box::new(DataType::Float64)),
+            "{label}"
+        );
+        assert_eq!(
+            ty("mat"),
+            DataType::List(Box::new(DataType::Float64)),
+            "{label}"
+        );
         assert_eq!(ty("misc"), DataType::Binary, "{label}");
         let c = |n: &str| df.column(n).unwrap().as_materialized_series().clone();
         assert_eq!(c("small").i8().unwrap().get(2), Some(-2), "{label}");
         assert_eq!(c("name").str().unwrap().get(1), Some("n1"), "{label}");
         assert_eq!(
             c("uid").str().unwrap().get(0),
-            Some(uuid::Uuid::from_u128(0x1234_5678).hyphenated().to_string().as_str()),
+            Some(
+                uuid::Uuid::from_u128(0x1234_5678)
+                    .hyphenated()
+                    .to_string()
+                    .as_str()
+            ),
             "{label}"
         );
         let mat = c("mat").list().unwrap().get_as_series(2).unwrap();
@@ -465,7 +484,12 @@ async fn polars_frames_have_native_types_and_insert_back() {
 
         let twin = s.declare("Twin", Tier::Manual, TYPED).await.unwrap();
         assert_eq!(twin.insert_polars(&df).await.unwrap(), 3, "{label}");
-        let again = twin.query().order_by(["item_id"]).to_polars().await.unwrap();
+        let again = twin
+            .query()
+            .order_by(["item_id"])
+            .to_polars()
+            .await
+            .unwrap();
         assert!(again.equals_missing(&df), "{label}: {again:?} vs {df:?}");
     })
     .await;
@@ -490,7 +514,11 @@ async fn derived_queries_into_structs_streams_and_frames() {
         let store = store.clone();
         async move {
             let subject = s
-                .declare("Subject", Tier::Manual, "subject_id : int32\n---\nspecies : varchar(16)")
+                .declare(
+                    "Subject",
+                    Tier::Manual,
+                    "subject_id : int32\n---\nspecies : varchar(16)",
+                )
                 .await
                 .unwrap();
             let session = s
@@ -501,8 +529,14 @@ async fn derived_queries_into_structs_streams_and_frames() {
                 )
                 .await
                 .unwrap();
-            subject.insert1(&row! {"subject_id" => 1, "species" => "mouse"}).await.unwrap();
-            subject.insert1(&row! {"subject_id" => 2, "species" => "rat"}).await.unwrap();
+            subject
+                .insert1(&row! {"subject_id" => 1, "species" => "mouse"})
+                .await
+                .unwrap();
+            subject
+                .insert1(&row! {"subject_id" => 2, "species" => "rat"})
+                .await
+                .unwrap();
             for (sub, ses, d) in [(1, 1, 10.0), (1, 2, 20.0), (2, 1, 5.0)] {
                 session
                     .insert1(&row! {
@@ -520,8 +554,7 @@ async fn derived_queries_into_structs_streams_and_frames() {
             got.sort_by_key(|r| (r.subject_id, r.session_id));
             assert_eq!(got.len(), 3, "{label}");
             assert_eq!(got[2].species, "rat", "{label}");
-            let mut streamed: Vec<SessionOfSubject> =
-                joined.stream().try_collect().await.unwrap();
+            let mut streamed: Vec<SessionOfSubject> = joined.stream().try_collect().await.unwrap();
             streamed.sort_by_key(|r| (r.subject_id, r.session_id));
             assert_eq!(streamed, got, "{label}");
             // A Row reads everything, and the missing objects are an error.
@@ -539,7 +572,11 @@ async fn derived_queries_into_structs_streams_and_frames() {
                 let batch = agg.to_arrow().await.unwrap();
                 let schema = batch.schema();
                 assert_eq!(
-                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(),
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>(),
                     ["subject_id", "n", "twice"],
                     "{label}"
                 );
@@ -548,9 +585,11 @@ async fn derived_queries_into_structs_streams_and_frames() {
                 let n = batch.column(1).as_primitive::<Int64Type>();
                 assert_eq!(n.values(), &[2, 1], "{label}");
                 let twice: Vec<f64> = match schema.field(2).data_type() {
-                    DataType::Float64 => {
-                        batch.column(2).as_primitive::<Float64Type>().values().to_vec()
-                    }
+                    DataType::Float64 => batch
+                        .column(2)
+                        .as_primitive::<Float64Type>()
+                        .values()
+                        .to_vec(),
                     other => panic!("{label}: sum of float64 as {other}"),
                 };
                 assert_eq!(twice, [60.0, 10.0], "{label}");
