@@ -1,8 +1,8 @@
 //! Polars data frames (feature `polars`): [`Query::to_polars`] and [`Table::insert_polars`].
 //!
-//! The frame has one column per fetched attribute, in heading order, typed as for Arrow (see
-//! [`crate::frame`]'s rules, listed in `docs/fetch-forms.md`) with these differences, since Polars
-//! has no extension types: a `uuid` is a `String` (hyphenated), JSON (`json` attributes and the
+//! The frame has one column per fetched attribute, in heading order, typed as for Arrow (the
+//! table is in `docs/fetch-forms.md`) with these differences, since Polars has no extension
+//! types: a `uuid` is a `String` (hyphenated), JSON (`json` attributes and the
 //! stored metadata of `<object@>`, `<npy@>`, `<filepath@>`, `<attach@>`) is a `String` of JSON
 //! text, numeric `<blob>` arrays are always `List` columns (elements row-major; the shape of a
 //! matrix is not kept), other blob values are `Binary` DataJoint blob bytes. `date` is `Date`,
