@@ -968,6 +968,38 @@ pub(crate) mod blob_de {
         }
     }
 
+    /// The numeric array ndarray's serde form describes (`v` 1, `dim` the shape, `data` the
+    /// elements in row-major order), or `None` when `j` is not that form.
+    pub(crate) fn ndarray_item(j: &serde_json::Value) -> Option<Item> {
+        let obj = j.as_object()?;
+        if obj.len() != 3 || obj.get("v")?.as_u64()? != 1 {
+            return None;
+        }
+        let dim: Vec<u64> = obj
+            .get("dim")?
+            .as_array()?
+            .iter()
+            .map(serde_json::Value::as_u64)
+            .collect::<Option<_>>()?;
+        let data = obj.get("data")?.as_array()?;
+        let n = dim.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))?;
+        if n != data.len() as u64 {
+            return None;
+        }
+        let reversed: Vec<u64> = dim.iter().rev().copied().collect();
+        let array_data = if data.iter().all(|x| x.is_i64()) {
+            let v: Vec<i64> = data.iter().filter_map(serde_json::Value::as_i64).collect();
+            ArrayData::I64(reorder(&v, &reversed))
+        } else {
+            let v: Vec<f64> = data
+                .iter()
+                .map(serde_json::Value::as_f64)
+                .collect::<Option<_>>()?;
+            ArrayData::F64(reorder(&v, &reversed))
+        };
+        Array::new(dim, array_data).ok().map(Item::Array)
+    }
+
     /// Whether [`numeric_seq`] reads this array.
     pub(crate) fn is_numeric(data: &ArrayData) -> bool {
         !matches!(
@@ -1013,4 +1045,30 @@ pub(crate) mod blob_de {
             tuple_struct map struct enum identifier ignored_any
         }
     }
+}
+
+/// A value bound for a codec attribute, as that codec should see it. For `<blob>` (and
+/// `<blob@>`): ndarray's serde form (the `{"v": 1, "dim": [..], "data": [..]}` document an
+/// `ndarray::ArrayD` field serializes to, with ndarray's `serde` feature) becomes the numeric
+/// array it describes, so that DataJoint reads a numpy array of that shape rather than a dict.
+/// The elements are `float64` when any is a float, `int64` otherwise (serde does not carry the
+/// element type through). Anything else passes unchanged.
+pub(crate) fn for_codec(info: &crate::table::AttrInfo, value: Value) -> Value {
+    #[cfg(feature = "blob")]
+    {
+        let is_blob = info
+            .resolved
+            .as_ref()
+            .and_then(|r| r.chain.first())
+            .is_some_and(|c| c.name() == "blob");
+        if is_blob
+            && let Value::Json(j) = &value
+            && let Some(item) = blob_de::ndarray_item(j)
+        {
+            return Value::domain(item);
+        }
+    }
+    #[cfg(not(feature = "blob"))]
+    let _ = info;
+    value
 }

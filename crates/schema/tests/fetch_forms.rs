@@ -602,3 +602,80 @@ async fn derived_queries_into_structs_streams_and_frames() {
     })
     .await;
 }
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Image {
+    image_id: i32,
+    pixels: ArrayD<f64>,
+    stored: ArrayD<f64>,
+    labels: ArrayD<i64>,
+}
+
+/// An `ndarray` field is written as the numpy array DataJoint writes for the same array (not as
+/// ndarray's serde dict), and reads back into the same struct.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ndarray_fields_round_trip_as_numpy_arrays() {
+    let dir = tempfile::tempdir().unwrap();
+    each_backend_stored(
+        "ndarray",
+        &dir.path().join("store"),
+        |label, s| async move {
+            let t = s
+                .declare(
+                    "Image",
+                    Tier::Manual,
+                    "image_id : int32\n---\npixels : <blob>\nstored : <blob@>\nlabels : <blob>\n\
+                 meta = null : json",
+                )
+                .await
+                .unwrap();
+            let pixels =
+                ArrayD::from_shape_fn(IxDyn(&[2, 3]), |ix| (ix[0] * 3 + ix[1]) as f64 * 0.5);
+            let image = Image {
+                image_id: 1,
+                pixels: pixels.clone(),
+                stored: ArrayD::from_shape_fn(IxDyn(&[4, 2, 3]), |ix| {
+                    (ix[0] + ix[1] * 10 + ix[2] * 100) as f64
+                }),
+                labels: ArrayD::from_shape_vec(IxDyn(&[3]), vec![7, -8, 9]).unwrap(),
+            };
+            t.insert1(&image).await.unwrap();
+            assert_eq!(t.fetch1::<Image>().await.unwrap(), image, "{label}");
+            let stored = t.query().fetch_stored().await.unwrap();
+            let Value::Bytes(b) = &stored[0]["pixels"] else {
+                panic!("{label}: {:?}", stored[0]["pixels"]);
+            };
+            // The blob numpy.array([[0, .5, 1], [1.5, 2, 2.5]]) packs to: a 2x3 float64 array.
+            assert_eq!(decode(b.as_ref()).unwrap(), Item::from(pixels), "{label}");
+            // A `json` attribute keeps ndarray's document as it is.
+            #[derive(Serialize)]
+            struct Meta {
+                image_id: i32,
+                pixels: ArrayD<f64>,
+                stored: ArrayD<f64>,
+                labels: ArrayD<i64>,
+                meta: ArrayD<i64>,
+            }
+            t.insert1(&Meta {
+                image_id: 2,
+                pixels: image.pixels.clone(),
+                stored: image.stored.clone(),
+                labels: image.labels.clone(),
+                meta: image.labels.clone(),
+            })
+            .await
+            .unwrap();
+            let row = t
+                .restrict(row! {"image_id" => 2})
+                .fetch1::<Row>()
+                .await
+                .unwrap();
+            assert_eq!(
+                row["meta"],
+                Value::Json(serde_json::json!({"v": 1, "dim": [3], "data": [7, -8, 9]})),
+                "{label}"
+            );
+        },
+    )
+    .await;
+}
