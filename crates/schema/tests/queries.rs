@@ -796,3 +796,46 @@ async fn deleting_through_queries() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn streaming_many_rows() {
+    each_backend("q_stream", |label, schema| async move {
+        let t = schema
+            .declare(
+                "Sample",
+                Tier::Manual,
+                "sample_id : int32\n---\nvalue : float64",
+            )
+            .await
+            .unwrap();
+        let rows: Vec<Row> = (0..5000)
+            .map(|i| row! {"sample_id" => i, "value" => f64::from(i) / 2.0})
+            .collect();
+        t.insert(&rows).await.unwrap();
+        #[derive(Deserialize)]
+        struct Sample {
+            sample_id: i32,
+            value: f64,
+        }
+        let q = (&t & "value >= 100").order_by(["KEY"]);
+        let mut stream = q.stream::<Sample>();
+        let mut n = 0i32;
+        let mut sum = 0.0;
+        while let Some(s) = stream.next().await {
+            let s = s.unwrap();
+            assert_eq!(s.sample_id, 200 + n, "{label}: order");
+            sum += s.value;
+            n += 1;
+        }
+        assert_eq!(u64::try_from(n).unwrap(), q.len().await.unwrap(), "{label}");
+        assert!((sum - (200..5000).map(|i| f64::from(i) / 2.0).sum::<f64>()).abs() < 1e-6);
+        // Dropping a stream early stops its reader and gives its connection back: more streams
+        // than the pool has connections still run.
+        for _ in 0..8 {
+            let mut s = t.query().stream::<Row>();
+            assert!(s.next().await.unwrap().is_ok(), "{label}");
+        }
+        assert_eq!(t.len().await.unwrap(), 5000, "{label}");
+    })
+    .await;
+}
