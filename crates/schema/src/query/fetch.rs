@@ -299,7 +299,8 @@ impl Query {
         Ok(probe.len().await? > 0)
     }
 
-    /// The matching rows as an async stream of `T` (a [`Row`] or a `Deserialize` struct),
+    /// The matching rows as an async stream of `T` (a [`Row`] or a `Deserialize` struct, which
+    /// reads only its fields' attributes, as [`Query::fetch`] does),
     /// read from the database as they are consumed: a bounded buffer of rows sits between the
     /// reader (a task holding one pooled connection) and the consumer, so a query of millions
     /// of rows never holds them all in memory. Codec columns are decoded per row, up to
