@@ -32,9 +32,9 @@
 //! ```
 //!
 //! See `docs/tables.md` for the definition language, tiers, foreign keys, restrictions and
-//! the backends, `docs/fetch-forms.md` for fetching into structs, plain Rust types (`Vec<f64>`,
-//! `ndarray`), Arrow and Polars (features `arrow`, `polars`), and [`lifecycle`] (`docs/operations.md`) for garbage collection, verification
-//! and migration of stored objects.
+//! the backends, `docs/fetch-forms.md` for fetching into structs, plain Rust types
+//! (`Vec<f64>`, `ndarray`), Arrow and Polars (features `arrow`, `polars`), and [`lifecycle`]
+//! (`docs/operations.md`) for garbage collection, verification and migration of stored objects.
 
 #[cfg(feature = "arrow")]
 pub mod arrow;
