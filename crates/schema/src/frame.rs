@@ -74,6 +74,10 @@ impl Prims {
         }
     }
 
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn empty_like(&self) -> Prims {
         match self {
             Prims::Bool(_) => Prims::Bool(Vec::new()),
@@ -164,7 +168,9 @@ fn numeric(item: &Item) -> Option<(Prims, Vec<u64>)> {
             };
             Some((p, a.shape.clone()))
         }
-        Item::List(v) | Item::Tuple(v) if !v.is_empty() => {
+        // An empty list (an empty Rust `Vec` is written as one): no elements of any kind.
+        Item::List(v) | Item::Tuple(v) if v.is_empty() => Some((Prims::F64(Vec::new()), vec![0])),
+        Item::List(v) | Item::Tuple(v) => {
             let n = v.len() as u64;
             if v.iter().all(|i| matches!(i, Item::Float(_))) {
                 Some((
@@ -677,12 +683,17 @@ fn blob_column(values: &[Value]) -> Result<ColData, String> {
     let nums: Vec<Option<(Prims, Vec<u64>)>> = items.iter().map(|i| i.and_then(numeric)).collect();
     let numeric_rows = nums.iter().flatten().count();
     if numeric_rows > 0 && numeric_rows == present().count() {
-        let kinds_agree = {
-            let mut it = nums.iter().flatten();
-            let first = it.next().map(|(p, _)| p);
-            it.all(|(p, _)| first.is_some_and(|f| f.same_kind(p)))
-        };
-        if kinds_agree && let Some((first, first_shape)) = nums.iter().flatten().next() {
+        // Empty arrays hold no elements: they take the kind of the others.
+        let first = nums
+            .iter()
+            .flatten()
+            .find(|(p, _)| !p.is_empty())
+            .or_else(|| nums.iter().flatten().next());
+        let kinds_agree = nums
+            .iter()
+            .flatten()
+            .all(|(p, _)| p.is_empty() || first.is_some_and(|(f, _)| f.same_kind(p)));
+        if kinds_agree && let Some((first, first_shape)) = first {
             let mut values = first.empty_like();
             let mut lengths = Vec::with_capacity(nums.len());
             let mut same_shape = true;
@@ -831,4 +842,105 @@ pub(crate) fn adapt_to(table: &crate::table::Table, rows: &mut [Row]) -> Result<
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn decimals_scale_both_ways() {
+        assert_eq!(scaled_decimal("12.5", 2), Ok(1250));
+        assert_eq!(scaled_decimal("-0.05", 2), Ok(-5));
+        assert_eq!(scaled_decimal("3", 3), Ok(3000));
+        assert_eq!(scaled_decimal("1.230", 2), Ok(123));
+        assert!(scaled_decimal("1.234", 2).is_err());
+        assert!(scaled_decimal("1e3", 2).is_err());
+        assert!(scaled_decimal("", 2).is_err());
+        assert_eq!(decimal_text(1250, 2), "12.50");
+        assert_eq!(decimal_text(-5, 2), "-0.05");
+        assert_eq!(decimal_text(7, 0), "7");
+    }
+
+    #[test]
+    fn dates_and_times_from_the_epoch() {
+        let d = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        assert_eq!(date_days(d), 19723);
+        assert_eq!(days_date(19723), Some(d));
+        let t = d.and_hms_micro_opt(1, 2, 3, 4).unwrap();
+        assert_eq!(micros_datetime(datetime_micros(t)), Some(t));
+    }
+
+    #[test]
+    fn blob_columns_by_content() {
+        let v = |i: Item| Value::domain(i);
+        // Vectors of one kind, an empty one among them: a list column.
+        let data = infer(vec![
+            v(Item::from(vec![1.0, 2.0])),
+            Value::Null,
+            v(Item::List(vec![])),
+            v(Item::List(vec![Item::Float(3.0)])),
+        ])
+        .unwrap();
+        let ColData::List {
+            values,
+            lengths,
+            fixed,
+            ..
+        } = data
+        else {
+            panic!("{data:?}");
+        };
+        assert_eq!(values, Prims::F64(vec![1.0, 2.0, 3.0]));
+        assert_eq!(lengths, [Some(2), None, Some(0), Some(1)]);
+        assert_eq!(fixed, None);
+        // Matrices of one shape: fixed size, row-major, with the shape.
+        let m = |k: f64| {
+            Item::Array(
+                Array::new(
+                    vec![2, 2],
+                    ArrayData::F64(vec![k, k + 2.0, k + 1.0, k + 3.0]),
+                )
+                .unwrap(),
+            )
+        };
+        let ColData::List {
+            values,
+            fixed,
+            shape,
+            ..
+        } = infer(vec![v(m(0.0)), v(m(10.0))]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            values,
+            Prims::F64(vec![0.0, 1.0, 2.0, 3.0, 10.0, 11.0, 12.0, 13.0])
+        );
+        assert_eq!(fixed, Some(4));
+        assert_eq!(shape, Some(vec![2, 2]));
+        // And back: row-major values of a shape give the same blob array.
+        let back = Prims::F64(vec![0.0, 1.0, 2.0, 3.0])
+            .into_item(vec![2, 2])
+            .unwrap();
+        assert_eq!(back, m(0.0));
+        // Mixed kinds, dicts: blob bytes.
+        let ColData::Blob(b) =
+            infer(vec![v(Item::from(vec![1_i32])), v(Item::from(vec![1.0]))]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            dj_codec_blob::decode(b[0].as_ref().unwrap()).unwrap(),
+            Item::from(vec![1_i32])
+        );
+        // Python scalars.
+        assert_eq!(
+            infer(vec![v(Item::Float(0.5)), v(Item::from(2_i64))]).unwrap(),
+            ColData::Float64(vec![Some(0.5), Some(2.0)])
+        );
+        // Other domain values have no column form.
+        assert!(infer(vec![Value::domain(7_u8)]).is_err());
+    }
 }

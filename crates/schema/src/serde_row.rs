@@ -1072,3 +1072,73 @@ pub(crate) fn for_codec(info: &crate::table::AttrInfo, value: Value) -> Value {
     let _ = info;
     value
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::HashMap;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        a: i32,
+        #[serde(rename = "bee")]
+        b: i32,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Wrapper(Inner);
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Flat {
+        a: i32,
+        #[serde(flatten)]
+        rest: HashMap<String, i32>,
+    }
+
+    #[test]
+    fn wanted_fields_of_structs_only() {
+        assert_eq!(wanted_fields::<Inner>(), Some(&["a", "bee"][..]));
+        assert_eq!(wanted_fields::<Wrapper>(), Some(&["a", "bee"][..]));
+        assert_eq!(wanted_fields::<Flat>(), None);
+        assert_eq!(wanted_fields::<HashMap<String, i32>>(), None);
+        assert_eq!(wanted_fields::<Row>(), None);
+        assert_eq!(wanted_fields::<i32>(), None);
+    }
+
+    #[cfg(feature = "blob")]
+    #[test]
+    fn orders_and_ndarray_documents() {
+        use dj_codec_blob::{Array, ArrayData, Item};
+        // Column-major 2x3 [[1, 2, 3], [4, 5, 6]] is 1 4 2 5 3 6.
+        assert_eq!(
+            blob_de::reorder(&[1, 4, 2, 5, 3, 6], &[2, 3]),
+            [1, 2, 3, 4, 5, 6]
+        );
+        assert_eq!(blob_de::reorder(&[1, 2, 3], &[3]), [1, 2, 3]);
+        let j = serde_json::json!({"v": 1, "dim": [2, 3], "data": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]});
+        assert_eq!(
+            blob_de::ndarray_item(&j),
+            Some(Item::Array(
+                Array::new(
+                    vec![2, 3],
+                    ArrayData::F64(vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0])
+                )
+                .unwrap()
+            ))
+        );
+        let wrong = serde_json::json!({"v": 1, "dim": [2, 2], "data": [1.0]});
+        assert_eq!(blob_de::ndarray_item(&wrong), None);
+        let ints = serde_json::json!({"v": 1, "dim": [2], "data": [1, -2]});
+        assert_eq!(
+            blob_de::ndarray_item(&ints),
+            Some(Item::from(vec![1_i64, -2]))
+        );
+    }
+}
