@@ -517,6 +517,11 @@ pub(crate) fn rows_of(table: &str, batch: &RecordBatch) -> Result<Vec<Row>> {
 }
 
 impl Table {
+    /// Every row as one Arrow [`RecordBatch`]: `self.query().to_arrow()`.
+    pub async fn to_arrow(&self) -> Result<RecordBatch> {
+        self.query().to_arrow().await
+    }
+
     /// Insert the rows of an Arrow [`RecordBatch`] (fields named as attributes) in one
     /// transaction, through the normal insert path. Returns the number of rows written.
     /// The forms are those [`Query::to_arrow`] produces (see the [module docs](crate::arrow)).

@@ -301,6 +301,11 @@ fn rows_of(table: &str, df: &DataFrame) -> Result<Vec<Row>> {
 }
 
 impl Table {
+    /// Every row as a Polars `DataFrame`: `self.query().to_polars()`.
+    pub async fn to_polars(&self) -> Result<DataFrame> {
+        self.query().to_polars().await
+    }
+
     /// Insert the rows of a Polars `DataFrame` (columns named as attributes) in one
     /// transaction, through the normal insert path. Returns the number of rows written.
     /// `List` cells become numeric blob arrays; `Binary` bound for a `<blob>` attribute that

@@ -415,6 +415,7 @@ async fn arrow_batches_have_native_types_and_insert_back() {
         };
         assert_eq!(m[IxDyn(&[1, 2])], 13.0, "{label}");
 
+        assert_eq!(t.to_arrow().await.unwrap().num_rows(), 3, "{label}");
         // A projection: only the attributes asked for, and no download of the others.
         let part = t.query().attrs(["item_id", "name"]).to_arrow().await.unwrap();
         assert_eq!(part.num_columns(), 2, "{label}");
@@ -482,6 +483,7 @@ async fn polars_frames_have_native_types_and_insert_back() {
         assert_eq!(mat, [2.0, 3.0, 4.0, 12.0, 13.0, 14.0], "{label}");
         assert_eq!(c("opt").f64().unwrap().get(1), None, "{label}");
 
+        assert_eq!(t.to_polars().await.unwrap().height(), 3, "{label}");
         let twin = s.declare("Twin", Tier::Manual, TYPED).await.unwrap();
         assert_eq!(twin.insert_polars(&df).await.unwrap(), 3, "{label}");
         let again = twin
