@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::catalog;
-use crate::db::Sql;
+use crate::db::{Exec, Sql, Tx};
 use crate::error::{Error, Result, classify_db};
 use crate::naming::{Tier, master_of};
 use crate::query::{FkLink, Query};
@@ -17,13 +17,22 @@ impl Query {
     /// would remove part rows while keeping their master rows is rolled back.
     pub async fn delete(&self) -> Result<u64> {
         let full = self.full();
+        let mut tx = self.table.inner.conn.begin_tx().await?;
+        let n = self.delete_in(&mut tx).await?;
+        tx.commit().await.map_err(|e| e.in_table(&full))?;
+        Ok(n)
+    }
+
+    /// [`delete`](Self::delete) inside an open transaction (which the caller commits).
+    pub(crate) async fn delete_in(&self, tx: &mut Tx) -> Result<u64> {
+        let full = self.full();
         if self.table.tier() == Some(Tier::Part) {
             return Err(Error::Refused {
                 table: full,
                 message: "rows of a part table are deleted through its master".into(),
             });
         }
-        let graph = Graph::load(&self.table).await?;
+        let graph = Graph::load_with(&self.table, &mut tx.exec()).await?;
         // Build each table's restriction, parents before children.
         let mut queries: HashMap<String, Query> = HashMap::new();
         queries.insert(full.clone(), self.clone());
@@ -49,7 +58,6 @@ impl Query {
         }
         let backend = self.table.backend();
         let mut deleted: HashMap<String, u64> = HashMap::new();
-        let mut tx = self.table.inner.conn.begin().await?;
         for name in graph.order.iter().rev() {
             let q = &queries[name];
             let mut sql = Sql::new(backend);
@@ -78,7 +86,6 @@ impl Query {
                 }
             }
         }
-        tx.commit().await.map_err(|e| e.in_table(&full))?;
         Ok(deleted.get(&full).copied().unwrap_or(0))
     }
 }
@@ -94,31 +101,35 @@ pub(crate) struct Graph {
 
 impl Graph {
     pub(crate) async fn load(seed: &Table) -> Result<Graph> {
+        let mut pc = seed.connection().acquire().await?;
+        Graph::load_with(seed, &mut pc.exec()).await
+    }
+
+    /// [`load`](Self::load) through `ex` (an open transaction's connection, say: an in-memory
+    /// SQLite database has only one).
+    pub(crate) async fn load_with(seed: &Table, ex: &mut Exec<'_>) -> Result<Graph> {
         let conn = seed.connection().clone();
         let backend = conn.backend();
         let mut tables: HashMap<String, Table> = HashMap::new();
         let mut edges = Vec::new();
         tables.insert(seed.full_name(), seed.clone());
         let mut queue = VecDeque::from([seed.full_name()]);
-        let mut pc = conn.acquire().await?;
-        let mut ex = pc.exec();
         while let Some(name) = queue.pop_front() {
             let (schema, table) = {
                 let t = &tables[&name];
                 (t.schema_name().to_string(), t.name().to_string())
             };
-            let children = catalog::foreign_keys(&mut ex, backend, &schema, &table, true).await?;
+            let children = catalog::foreign_keys(ex, backend, &schema, &table, true).await?;
             for (cs, ct, fk) in children {
                 let child_full = format!("{cs}.{ct}");
                 if !tables.contains_key(&child_full) {
-                    let h = catalog::load_heading(&mut ex, backend, &cs, &ct, 0).await?;
+                    let h = catalog::load_heading(ex, backend, &cs, &ct, 0).await?;
                     tables.insert(child_full.clone(), Table::from_heading(conn.clone(), h));
                     queue.push_back(child_full.clone());
                 }
                 edges.push((name.clone(), child_full, fk));
             }
         }
-        drop(pc);
         // Kahn's algorithm over the loaded subgraph.
         let mut indegree: HashMap<&String, usize> = tables.keys().map(|k| (k, 0)).collect();
         for (p, c, _) in &edges {
