@@ -8,7 +8,8 @@
 //! ```
 //! # #[cfg(feature = "schema")]
 //! async fn count_subjects() -> datajoint::Result<u64> {
-//!     let config = datajoint::Config::from_json_str(r#"{"database": {"path": ":memory:"}}"#, ".")?; // dj_core::Error
+//!     let mut config = datajoint::Config::from_json_str(r#"{"loglevel": "WARNING"}"#, ".")?; // dj_core::Error
+//!     config.database.path = Some(":memory:".into()); // SQLite, in memory
 //!     let conn = datajoint::schema::Connection::open(&config).await?; // dj_schema::Error
 //!     let lab = conn.schema("lab").await?;
 //!     let subject = lab
