@@ -34,6 +34,7 @@ __all__ = [
     "installed",
     "max_blob_size",
     "pack",
+    "pack_fast",
     "set_max_blob_size",
     "uninstall",
     "unpack",
@@ -161,11 +162,20 @@ def installed() -> bool:
     return _saved is not None
 
 
-def install(force: bool = False) -> None:
+def pack_fast(obj, compress: bool = True) -> bytes:
+    """``pack(obj, compress, compat=False)``: what ``install(compat=False)`` installs."""
+    return pack(obj, compress, compat=False)
+
+
+def install(force: bool = False, *, compat: bool = True) -> None:
     """Make DataJoint's ``datajoint.blob.pack``/``unpack`` (used by its ``<blob>`` and
     ``<blob@>`` codecs) run on dj-rs, with byte-identical output. Undo with ``uninstall()``.
 
-    Refuses a DataJoint version not in :data:`TESTED_DATAJOINT_VERSIONS` unless ``force``.
+    ``compat=False`` installs :func:`pack_fast` instead: faster compression and other bytes,
+    which DataJoint reads, but a ``<blob@>`` value then gets another content hash than DataJoint
+    would give it, so it is stored again beside an identical value DataJoint wrote. Calling
+    ``install`` again switches between the two. Refuses a DataJoint version not in
+    :data:`TESTED_DATAJOINT_VERSIONS` unless ``force``.
     """
     global _saved
     import datajoint.blob as djblob
@@ -176,10 +186,9 @@ def install(force: bool = False) -> None:
             f"dj_rs was tested with DataJoint {', '.join(TESTED_DATAJOINT_VERSIONS)}, "
             f"not {version}; use install(force=True) to install anyway"
         )
-    if _saved is not None:
-        return
-    _saved = {"pack": djblob.pack, "unpack": djblob.unpack}
-    djblob.pack = pack
+    if _saved is None:
+        _saved = {"pack": djblob.pack, "unpack": djblob.unpack}
+    djblob.pack = pack if compat else pack_fast
     djblob.unpack = unpack
 
 
