@@ -133,7 +133,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         let name = "python package dj_rs (maturin, pytest)";
         match &python_bin {
             None => eprintln!("xtask: SKIPPED {name}: no Python venv"),
-            Some(py) => steps.run(name, || python_package(root, &package, py, &with_env))?,
+            Some(py) => {
+                steps.run(name, || python_package(root, &package, py, &with_env))?;
+                steps.run("DataJoint 2.3.5's own tests with dj_rs installed", || {
+                    datajoint_suite(root, &package, py, &with_env)
+                })?;
+            }
         }
     }
     if root.join("fuzz").join("Cargo.toml").exists() {
@@ -207,6 +212,22 @@ fn python_package(
     let mut cmd = Command::new(py);
     cmd.current_dir(package)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]);
+    with_env(&mut cmd);
+    run_cmd(&mut cmd)
+}
+
+/// Run DataJoint 2.3.5's tests for blobs, stored blobs and attachments with `dj_rs.install()`
+/// active (the wheel `python_package` installed): the script downloads them from PyPI into
+/// `.cache` and runs them with pytest against the test servers.
+fn datajoint_suite(
+    root: &Path,
+    package: &Path,
+    python_bin: &str,
+    with_env: &dyn Fn(&mut Command),
+) -> Result<()> {
+    let mut cmd = Command::new(python_bin);
+    cmd.current_dir(root)
+        .arg(package.join("upstream").join("run_datajoint_suite.py"));
     with_env(&mut cmd);
     run_cmd(&mut cmd)
 }

@@ -132,7 +132,11 @@ impl Ctx<'_> {
     }
 }
 
-fn execute(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
+/// Run a parsed command line, writing its output (text, or JSON with `--json`) to `out`, and
+/// return the exit code of a command that ran, or the error that stopped it (see
+/// [`CliError::exit_code`]). Unlike [`run`], nothing is printed for an error: this is the entry
+/// point for programs that embed the command (the `dj_rs` Python package does).
+pub fn execute(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
     let mut ctx = Ctx {
         json: cli.json,
         verbose: cli.verbose,

@@ -1,6 +1,7 @@
 //! # dj-rs-python: the `dj_rs._native` extension module
 //!
-//! DataJoint 2.3.5's `blob.pack` / `blob.unpack` for Python, on top of `dj-codec-blob`. Python
+//! DataJoint 2.3.5's `blob.pack` / `blob.unpack` for Python, on top of `dj-codec-blob`, and the
+//! `dj` command (`dj-cli`) for `dj_rs.gc`/`verify`/`migrate` and the `dj` console script. Python
 //! values become a [`dj_codec_blob::Item`] (under the GIL, following DataJoint's `pack_blob`
 //! dispatch order), the item is encoded with the GIL released, and the other way round for
 //! reading. The Python package `dj_rs` (in `python/`) wraps this module; see `docs/python.md`.
@@ -15,6 +16,7 @@ use pyo3::types::PyBytes;
 
 mod from_py;
 mod to_py;
+mod tools;
 
 create_exception!(
     _native,
@@ -166,6 +168,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_max_blob_size, m)?)?;
     m.add_function(wrap_pyfunction!(max_blob_size, m)?)?;
     m.add("NativeBlobError", m.py().get_type::<NativeBlobError>())?;
+    m.add_function(wrap_pyfunction!(tools::cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::run_json, m)?)?;
+    m.add(
+        "NativeToolError",
+        m.py().get_type::<tools::NativeToolError>(),
+    )?;
     m.add("DEFAULT_MAX_BLOB_SIZE", DEFAULT_MAX_SIZE)?;
     m.add("MAX_DEPTH", MAX_DEPTH)?;
     Ok(())

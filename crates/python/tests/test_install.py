@@ -75,3 +75,30 @@ def test_environment_switch(switch, expected):
         [sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == [expected, expected], out
+
+
+def test_environment_switch_fast():
+    env = dict(os.environ, DJ_RS_BLOB="fast")
+    code = ("import datajoint.blob as b, dj_rs; "
+            "print(b.pack is dj_rs.pack_fast, b.unpack is dj_rs.unpack, dj_rs.installed())")
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["True", "True", "True"], out
+
+
+def test_install_fast_mode_writes_what_datajoint_reads_and_switches_back():
+    value = np.random.default_rng(1).standard_normal(20000)
+    try:
+        dj_rs.install(compat=False)
+        assert djblob.pack is dj_rs.pack_fast and dj_rs.installed()
+        stored = BlobCodec().encode(value)
+        assert stored == dj_rs.pack(value, compat=False)
+        assert_same(DJ_UNPACK(stored), value)
+        # Installing again switches mode; uninstall still restores DataJoint's own.
+        dj_rs.install()
+        assert djblob.pack is dj_rs.pack
+        assert BlobCodec().encode(value) == DJ_PACK(value)
+    finally:
+        dj_rs.uninstall()
+    assert djblob.pack is DJ_PACK and djblob.unpack is DJ_UNPACK

@@ -2,7 +2,9 @@
 
 ``pack`` and ``unpack`` behave as DataJoint 2.3.5's ``datajoint.blob.pack`` and
 ``datajoint.blob.unpack``; ``install()`` makes DataJoint's own ``<blob>`` and ``<blob@>`` codecs
-use them. See docs/python.md in the dj-rs repository.
+use them. ``gc``, ``verify`` and ``migrate`` run the ``dj`` command's storage tools (see
+``dj_rs.tools``), and the wheel installs ``dj`` itself as a console script. See docs/python.md in
+the dj-rs repository.
 """
 
 from __future__ import annotations
@@ -12,9 +14,19 @@ import sys
 from importlib import metadata as _metadata
 
 from . import _native
+from . import tools as _tools
+from .tools import GcReport, MigrationReport, Report, VerifyReport, gc, migrate, verify
 
 __all__ = [
     "BlobError",
+    "GcReport",
+    "MigrationReport",
+    "Report",
+    "ToolError",
+    "VerifyReport",
+    "gc",
+    "migrate",
+    "verify",
     "MatCell",
     "MatStruct",
     "TESTED_DATAJOINT_VERSIONS",
@@ -22,6 +34,7 @@ __all__ = [
     "installed",
     "max_blob_size",
     "pack",
+    "pack_fast",
     "set_max_blob_size",
     "uninstall",
     "unpack",
@@ -30,31 +43,68 @@ __all__ = [
 #: DataJoint versions ``install()`` was tested with; others need ``install(force=True)``.
 TESTED_DATAJOINT_VERSIONS = ("2.3.5",)
 
-try:  # Use DataJoint's own classes and error type when it is installed.
-    from datajoint.blob import MatCell, MatStruct
-    from datajoint.errors import DataJointError as _Base
-except ImportError:  # pragma: no cover - exercised only without DataJoint
-    import numpy as _np
-
-    class MatCell(_np.ndarray):
-        """A MATLAB cell array (an object array); DataJoint's ``MatCell`` when it is installed."""
-
-    class MatStruct(_np.recarray):
-        """A MATLAB struct array; DataJoint's ``MatStruct`` when it is installed."""
-
-    _Base = Exception
+# DataJoint is imported on first use, not here: the `dj` console script imports this package and
+# must start quickly and work whatever state DataJoint's own configuration is in.
+_lazy: dict = {}
 
 
-class BlobError(_Base, ValueError):
-    """A blob that cannot be read, or a value that cannot be written.
+def _datajoint_error() -> type:
+    """DataJoint's ``DataJointError`` when DataJoint is installed, else ``Exception``."""
+    try:
+        from datajoint.errors import DataJointError
+    except ImportError:  # pragma: no cover - exercised only without DataJoint
+        return Exception
+    return DataJointError
 
-    A ``DataJointError`` (when DataJoint is installed) and a ``ValueError``. ``offset`` is the
-    byte offset in the blob where reading failed, or None.
-    """
 
-    def __init__(self, message: str, offset: int | None = None) -> None:
-        super().__init__(message)
-        self.offset = offset
+def _mat_classes() -> tuple:
+    """``(MatCell, MatStruct)``: DataJoint's classes when it is installed."""
+    if "mat" not in _lazy:
+        try:
+            from datajoint.blob import MatCell, MatStruct
+        except ImportError:  # pragma: no cover - exercised only without DataJoint
+            import numpy as _np
+
+            class MatCell(_np.ndarray):
+                """A MATLAB cell array (an object array)."""
+
+            class MatStruct(_np.recarray):
+                """A MATLAB struct array."""
+
+        _lazy["mat"] = (MatCell, MatStruct)
+    return _lazy["mat"]
+
+
+def _blob_error() -> type:
+    if "BlobError" not in _lazy:
+
+        class BlobError(_datajoint_error(), ValueError):
+            """A blob that cannot be read, or a value that cannot be written.
+
+            A ``DataJointError`` (when DataJoint is installed) and a ``ValueError``. ``offset``
+            is the byte offset in the blob where reading failed, or None.
+            """
+
+            __module__ = "dj_rs"
+            __qualname__ = "BlobError"
+
+            def __init__(self, message: str, offset: int | None = None) -> None:
+                super().__init__(message)
+                self.offset = offset
+
+        _lazy["BlobError"] = BlobError
+    return _lazy["BlobError"]
+
+
+def __getattr__(name: str):
+    # BlobError, ToolError, MatCell and MatStruct are made on first use (see _lazy above).
+    if name == "BlobError":
+        return _blob_error()
+    if name == "ToolError":
+        return _tools._tool_error()
+    if name in ("MatCell", "MatStruct"):
+        return _mat_classes()[name == "MatStruct"]
+    raise AttributeError(f"module 'dj_rs' has no attribute {name!r}")
 
 
 def pack(obj, compress: bool = True, *, compat: bool = True) -> bytes:
@@ -65,16 +115,16 @@ def pack(obj, compress: bool = True, *, compat: bool = True) -> bytes:
     both.
     """
     try:
-        return _native.pack(obj, compress, compat, MatCell, MatStruct)
+        return _native.pack(obj, compress, compat, *_mat_classes())
     except _native.NativeBlobError as e:
-        raise BlobError(*e.args) from None
+        raise _blob_error()(*e.args) from None
 
 
 def unpack(blob, squeeze: bool = False):
     """Deserialize a blob as DataJoint's ``blob.unpack(blob, squeeze)`` does.
 
     Returns None for None and, as DataJoint does, for a blob whose header is unknown. Malformed
-    blobs raise :class:`BlobError` with the byte offset; a blob larger than
+    blobs raise :class:`BlobError <dj_rs.BlobError>` with the byte offset; a blob larger than
     :func:`max_blob_size` once inflated is refused before it is inflated.
     """
     if blob is None:
@@ -85,9 +135,9 @@ def unpack(blob, squeeze: bool = False):
     djblob = sys.modules.get("datajoint.blob")
     dims32 = bool(getattr(djblob, "use_32bit_dims", False))
     try:
-        return _native.unpack(blob, squeeze, MatCell, MatStruct, dims32)
+        return _native.unpack(blob, squeeze, *_mat_classes(), dims32)
     except _native.NativeBlobError as e:
-        raise BlobError(*e.args) from None
+        raise _blob_error()(*e.args) from None
 
 
 def set_max_blob_size(n: int) -> None:
@@ -112,11 +162,20 @@ def installed() -> bool:
     return _saved is not None
 
 
-def install(force: bool = False) -> None:
+def pack_fast(obj, compress: bool = True) -> bytes:
+    """``pack(obj, compress, compat=False)``: what ``install(compat=False)`` installs."""
+    return pack(obj, compress, compat=False)
+
+
+def install(force: bool = False, *, compat: bool = True) -> None:
     """Make DataJoint's ``datajoint.blob.pack``/``unpack`` (used by its ``<blob>`` and
     ``<blob@>`` codecs) run on dj-rs, with byte-identical output. Undo with ``uninstall()``.
 
-    Refuses a DataJoint version not in :data:`TESTED_DATAJOINT_VERSIONS` unless ``force``.
+    ``compat=False`` installs :func:`pack_fast` instead: faster compression and other bytes,
+    which DataJoint reads, but a ``<blob@>`` value then gets another content hash than DataJoint
+    would give it, so it is stored again beside an identical value DataJoint wrote. Calling
+    ``install`` again switches between the two. Refuses a DataJoint version not in
+    :data:`TESTED_DATAJOINT_VERSIONS` unless ``force``.
     """
     global _saved
     import datajoint.blob as djblob
@@ -127,10 +186,9 @@ def install(force: bool = False) -> None:
             f"dj_rs was tested with DataJoint {', '.join(TESTED_DATAJOINT_VERSIONS)}, "
             f"not {version}; use install(force=True) to install anyway"
         )
-    if _saved is not None:
-        return
-    _saved = {"pack": djblob.pack, "unpack": djblob.unpack}
-    djblob.pack = pack
+    if _saved is None:
+        _saved = {"pack": djblob.pack, "unpack": djblob.unpack}
+    djblob.pack = pack if compat else pack_fast
     djblob.unpack = unpack
 
 
