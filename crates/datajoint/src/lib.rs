@@ -20,6 +20,47 @@
 //! | `memory` | the `memory` store protocol | yes |
 //! | `s3` | the `s3` store protocol (S3 and S3-compatible) | no |
 //!
+//! Tables and queries, as DataJoint users write them in Python (`docs/queries.md` has every
+//! operator side by side with its Python form):
+//!
+//! ```
+//! # #[cfg(feature = "schema")] {
+//! use datajoint::prelude::*;
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize, Debug, PartialEq)]
+//! struct Count { subject_id: i32, n: i64 }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let mut config = Config::default();
+//! config.database.path = Some(":memory:".into()); // SQLite in memory; PostgreSQL and MySQL too
+//! let conn = Connection::open(&config).await?;
+//! let lab = conn.schema("lab").await?;
+//! let subject = lab
+//!     .declare("Subject", Tier::Manual, "subject_id : int32\n---\nsex : enum('F', 'M')")
+//!     .await?;
+//! let session = lab
+//!     .declare("Session", Tier::Manual, "-> Subject\nsession : int16\n---\nduration : float64")
+//!     .await?;
+//! subject.insert(&[row! {"subject_id" => 1, "sex" => "F"}, row! {"subject_id" => 2, "sex" => "M"}]).await?;
+//! session.insert(&[
+//!     row! {"subject_id" => 1, "session" => 1, "duration" => 12.5},
+//!     row! {"subject_id" => 1, "session" => 2, "duration" => 30.0},
+//! ]).await?;
+//!
+//! // (Session * Subject & 'sex="F"').proj(dur='duration')
+//! let female = (&session * &subject & "sex = 'F'").proj(["dur <- duration"]);
+//! assert_eq!(female.len().await?, 2);
+//! // Subject.aggr(Session, n='count(session)')
+//! let counts: Vec<Count> = subject.query().aggr(&session, ["count(session) -> n"]).fetch().await?;
+//! assert_eq!(counts, [Count { subject_id: 1, n: 2 }, Count { subject_id: 2, n: 0 }]);
+//! // Subject - Session: subjects without sessions
+//! assert_eq!((&subject - &session).keys().await?.len(), 1);
+//! # Ok::<(), datajoint::Error>(())
+//! # }).unwrap();
+//! # }
+//! ```
+//!
 //! ```
 //! // Every plugin this build enables is registered.
 //! datajoint::check_registry().unwrap();
@@ -164,7 +205,7 @@ pub mod prelude {
     };
     #[cfg(feature = "schema")]
     pub use dj_schema::{
-        Connection, InsertOptions, Op, Query, Restriction, Row, Schema, Table, Tier, Transaction,
-        row,
+        Connection, InsertOptions, IntoQuery, Op, Query, Restriction, Row, Schema, Table, Tier,
+        Transaction, U, row,
     };
 }
