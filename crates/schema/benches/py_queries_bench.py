@@ -34,10 +34,10 @@ def median_time(op):
     return statistics.median(times)
 
 
-def series(backend, n):
+def series(backend, schema, n):
     if backend == "postgresql":
         return f"(SELECT i FROM generate_series(0, {n - 1}) AS s(i)) AS s"
-    return f"(SELECT seq AS i FROM seq_0_to_{n - 1}) AS s"
+    return f"(SELECT seq AS i FROM `{schema}`.seq_0_to_{n - 1}) AS s"
 
 
 def main():
@@ -82,11 +82,11 @@ def main():
             q = (lambda t: f'"{name}"."{t}"') if backend == "postgresql" else (lambda t: f"`{name}`.`{t}`")
             concat = "'p' || i" if backend == "postgresql" else "CONCAT('p', i)"
             conn.query(f"INSERT INTO {q('parent')} (parent_id, label, grp) "
-                       f"SELECT i, {concat}, i %% 10 FROM {series(backend, 1000)}")
+                       f"SELECT i, {concat}, i %% 10 FROM {series(backend, name, 1000)}")
             conn.query(f"INSERT INTO {q('child')} (parent_id, child_id, value, flag) "
-                       f"SELECT i %% 1000, i, ((i * 7919) %% 1000) / 1000.0, i %% 3 FROM {series(backend, 100_000)}")
+                       f"SELECT i %% 1000, i, ((i * 7919) %% 1000) / 1000.0, i %% 3 FROM {series(backend, name, 100_000)}")
             conn.query(f"INSERT INTO {q('big')} (id, grp, x) "
-                       f"SELECT i, i %% 1000, ((i * 37) %% 10007) / 100.0 FROM {series(backend, 1_000_000)}")
+                       f"SELECT i, i %% 1000, ((i * 37) %% 10007) / 100.0 FROM {series(backend, name, 1_000_000)}")
             if backend == "postgresql":
                 conn.query("ANALYZE")
 

@@ -128,12 +128,12 @@ impl Raw {
 }
 
 /// `n` integers 0..n as a row source on this server.
-fn series(backend: DatabaseBackend, n: u64) -> String {
+fn series(backend: DatabaseBackend, schema: &str, n: u64) -> String {
     match backend {
         DatabaseBackend::Postgresql => {
             format!("(SELECT i FROM generate_series(0, {}) AS s(i)) AS s", n - 1)
         }
-        _ => format!("(SELECT seq AS i FROM seq_0_to_{}) AS s", n - 1),
+        _ => format!("(SELECT seq AS i FROM `{schema}`.seq_0_to_{}) AS s", n - 1),
     }
 }
 
@@ -199,27 +199,27 @@ async fn declare_and_fill(
     raw.exec(&format!(
         "INSERT INTO {} (parent_id, label, grp) SELECT i, {concat}, i % 10 FROM {}",
         q("parent"),
-        series(backend, PARENTS)
+        series(backend, name, PARENTS)
     ))
     .await;
     raw.exec(&format!(
         "INSERT INTO {} (parent_id, child_id, value, flag) \
          SELECT i % {PARENTS}, i, ((i * 7919) % 1000) / 1000.0, i % 3 FROM {}",
         q("child"),
-        series(backend, CHILDREN)
+        series(backend, name, CHILDREN)
     ))
     .await;
     raw.exec(&format!(
         "INSERT INTO {} (id, grp, x) SELECT i, i % 1000, ((i * 37) % 10007) / 100.0 FROM {}",
         q("big"),
-        series(backend, BIG)
+        series(backend, name, BIG)
     ))
     .await;
     let rows = stream_rows();
     raw.exec(&format!(
         "INSERT INTO {} (id, a, b) SELECT i, i % 1000, i * 0.5 FROM {}",
         q("stream"),
-        series(backend, rows)
+        series(backend, name, rows)
     ))
     .await;
     if backend == DatabaseBackend::Postgresql {
