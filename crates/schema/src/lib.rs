@@ -63,6 +63,11 @@ pub use table::{InsertOptions, Query, Table};
 /// A row: attribute name to value, in heading order when fetched.
 pub type Row = indexmap::IndexMap<String, dj_core::value::Value>;
 
+/// The examples of `docs/queries.md`, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/queries.md")]
+pub struct QueriesDoc;
+
 #[doc(hidden)]
 pub mod __private {
     pub use dj_core::value::Value;
