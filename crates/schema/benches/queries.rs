@@ -24,6 +24,7 @@ use dj_core::config::{DatabaseBackend, Secret};
 use dj_schema::{Connection, Query, Schema, Table, Tier, U};
 use futures::StreamExt;
 use serde::Deserialize;
+use sqlx::AssertSqlSafe;
 
 const PARENTS: u64 = 1_000;
 const CHILDREN: u64 = 100_000;
@@ -93,10 +94,10 @@ impl Raw {
     async fn exec(&self, sql: &str) {
         match self {
             Raw::Pg(p) => {
-                sqlx::raw_sql(sql).execute(p).await.unwrap();
+                sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(p).await.unwrap();
             }
             Raw::My(p) => {
-                sqlx::raw_sql(sql).execute(p).await.unwrap();
+                sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(p).await.unwrap();
             }
         }
     }
@@ -104,15 +105,15 @@ impl Raw {
     /// The aggregate by hand: every group's row decoded into native values.
     async fn aggregate(&self, schema: &str) -> Vec<(i32, i64, f64)> {
         match self {
-            Raw::Pg(p) => sqlx::query_as(&format!(
+            Raw::Pg(p) => sqlx::query_as(AssertSqlSafe(format!(
                 "SELECT grp, count(*), avg(x) FROM \"{schema}\".\"big\" GROUP BY grp"
-            ))
+            )))
             .fetch_all(p)
             .await
             .unwrap(),
-            Raw::My(p) => sqlx::query_as(&format!(
+            Raw::My(p) => sqlx::query_as(AssertSqlSafe(format!(
                 "SELECT grp, count(*), CAST(avg(x) AS DOUBLE) FROM `{schema}`.`big` GROUP BY grp"
-            ))
+            )))
             .fetch_all(p)
             .await
             .unwrap(),
