@@ -1,7 +1,6 @@
 //! Database plumbing: pools per backend, parameter binding, statement building and decoding of
 //! result columns into [`Value`]s. Everything here is crate-internal except [`Connection`].
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use dj_core::value::Value;
 use futures::TryStreamExt as _;
 use sqlx::{AssertSqlSafe, Column as _, Row as _, TypeInfo as _, ValueRef as _};
 
+use crate::dialect::dialect;
 use crate::error::{Error, Result};
 use crate::heading::ColKind;
 
@@ -61,23 +61,14 @@ impl Sql {
             self.text.push_str("NULL");
             return self;
         };
-        let cast = match (&p, self.backend) {
-            (Param::BigUInt(_), Backend::Postgres) => Some("numeric"),
-            (_, Backend::Postgres) => pg_cast,
-            _ => None,
+        let d = dialect(self.backend);
+        let cast = match &p {
+            Param::BigUInt(_) => d.big_uint_cast().or(pg_cast),
+            _ => pg_cast,
         };
         self.params.push(p);
-        match self.backend {
-            Backend::Postgres => {
-                // Writing to a String cannot fail.
-                let _ = write!(self.text, "${}", self.params.len());
-                if let Some(c) = cast {
-                    self.text.push_str("::");
-                    self.text.push_str(c);
-                }
-            }
-            Backend::Sqlite | Backend::MySql => self.text.push('?'),
-        }
+        let ph = d.placeholder(self.params.len(), cast);
+        self.text.push_str(&ph);
         self
     }
 
@@ -89,46 +80,25 @@ impl Sql {
     }
 }
 
-/// Quote an identifier for `backend`. Names reaching this point are validated to contain no
-/// quote characters; any that slip through are doubled.
+/// Quote an identifier for `backend` ([`Dialect::quote`]). Names reaching this point are
+/// validated to contain no quote characters; any that slip through are doubled.
 pub(crate) fn quote(backend: Backend, name: &str) -> String {
-    match backend {
-        Backend::MySql => format!("`{}`", name.replace('`', "``")),
-        Backend::Postgres | Backend::Sqlite => format!("\"{}\"", name.replace('"', "\"\"")),
-    }
+    dialect(backend).quote(name)
 }
 
-/// The quoted, schema-qualified name of a table. On SQLite a schema is a name prefix:
-/// `"schema.table"` is one identifier.
+/// The quoted, schema-qualified name of a table ([`Dialect::qualified`]). On SQLite a schema is
+/// a name prefix: `"schema.table"` is one identifier.
 pub(crate) fn qualified(backend: Backend, schema: &str, table: &str) -> String {
-    match backend {
-        Backend::Sqlite => quote(backend, &format!("{schema}.{table}")),
-        _ => format!("{}.{}", quote(backend, schema), quote(backend, table)),
-    }
+    dialect(backend).qualified(schema, table)
 }
 
-/// A string literal for DDL (comments, defaults, enum values), escaped for `backend`: quotes
-/// doubled; on MySQL (whose session `sql_mode` keeps backslash escapes) backslashes doubled; on
-/// PostgreSQL a text with a backslash is written `E'…'` with backslashes doubled, which reads
-/// the same whatever the server's `standard_conforming_strings`. Callers keep NUL characters out
-/// ([`crate::ddl::check_literals`]); none of the backends takes them in DDL text.
+/// A string literal for DDL (comments, defaults, enum values), escaped for `backend`
+/// ([`Dialect::literal`]): quotes doubled; on MySQL (whose session `sql_mode` keeps backslash
+/// escapes) backslashes doubled; on PostgreSQL a text with a backslash is written `E'…'` with
+/// backslashes doubled. Callers keep NUL characters out ([`crate::ddl::check_literals`]); none of
+/// the backends takes them in DDL text.
 pub(crate) fn literal(backend: Backend, s: &str) -> String {
-    let escape_backslash =
-        backend == Backend::MySql || (backend == Backend::Postgres && s.contains('\\'));
-    let mut out = String::with_capacity(s.len() + 3);
-    if backend == Backend::Postgres && escape_backslash {
-        out.push('E');
-    }
-    out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' if escape_backslash => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
+    dialect(backend).literal(s)
 }
 
 #[derive(Debug)]

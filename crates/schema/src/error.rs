@@ -1,5 +1,9 @@
 //! The one error type of `dj-schema`.
 
+use dj_core::typespec::Backend;
+
+use crate::dialect::{ErrorClass, dialect};
+
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -302,14 +306,27 @@ pub(crate) fn classify_db(table: &str, source: sqlx::Error) -> Error {
             }
             _ => {}
         }
-        // MySQL reports some FK failures with codes sqlx does not classify.
-        if let Some(code) = db.code()
-            && matches!(code.as_ref(), "1451" | "1452" | "1216" | "1217" | "23503")
-        {
-            return Error::ForeignKey {
-                table: table.to_string(),
-                message,
-            };
+        // Some servers report constraint failures with codes the driver does not classify.
+        if let Some(code) = db.code() {
+            let class = [Backend::MySql, Backend::Postgres, Backend::Sqlite]
+                .into_iter()
+                .find_map(|b| dialect(b).classify_code(code.as_ref()));
+            match class {
+                Some(ErrorClass::ForeignKey) => {
+                    return Error::ForeignKey {
+                        table: table.to_string(),
+                        message,
+                    };
+                }
+                Some(ErrorClass::Duplicate) => {
+                    return Error::Duplicate {
+                        table: table.to_string(),
+                        key: None,
+                        message,
+                    };
+                }
+                None => {}
+            }
         }
     }
     Error::Database {

@@ -40,10 +40,13 @@ mod coerce;
 mod db;
 mod ddl;
 pub mod definition;
+mod delete;
+mod dialect;
 pub mod error;
 pub mod heading;
 pub mod lifecycle;
 pub mod naming;
+pub mod query;
 pub mod restrict;
 mod schema;
 pub mod serde_row;
@@ -55,10 +58,11 @@ pub use error::{Error, Result};
 pub use heading::{Attribute, ForeignKey, Heading, Index};
 pub use lifecycle::{Gc, GcOptions, GcReport, Migration, MigrationReport, Verify, VerifyReport};
 pub use naming::Tier;
+pub use query::Query;
 pub use restrict::{Op, Restriction};
 pub use schema::Schema;
 pub use staged::StagedInsert;
-pub use table::{InsertOptions, Query, Table};
+pub use table::{InsertOptions, Table};
 
 /// A row: attribute name to value, in heading order when fetched.
 pub type Row = indexmap::IndexMap<String, dj_core::value::Value>;

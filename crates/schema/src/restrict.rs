@@ -21,10 +21,12 @@ use dj_core::value::Value;
 
 use crate::Row;
 use crate::coerce::to_param;
-use crate::db::{Param, Sql};
+use crate::db::{Param, Sql, quote};
+use crate::dialect::dialect;
 use crate::error::{Error, Result};
 use crate::heading::ColKind;
-use crate::table::{Query, Table};
+use crate::query::Query;
+use crate::table::Table;
 
 /// A comparison operator of a condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,9 +313,11 @@ fn column_expr(table: &Table, sql: &mut Sql, attr: &str, like: bool) {
                 table.final_type(attr),
                 Some(TypeSpec::Core(CoreType::Enum(_)))
             ));
-    sql.ident(attr);
+    let col = quote(backend, attr);
     if as_text {
-        sql.push("::text");
+        sql.push(&dialect(backend).as_text(&col));
+    } else {
+        sql.push(&col);
     }
 }
 

@@ -1,0 +1,171 @@
+//! Cascading deletes: a query's rows and every row that depends on them through foreign keys.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::catalog;
+use crate::db::Sql;
+use crate::error::{Error, Result, classify_db};
+use crate::naming::{Tier, master_of};
+use crate::query::{FkLink, Query};
+use crate::table::Table;
+
+impl Query {
+    /// Delete the matching rows and, first, every row that depends on them through foreign
+    /// keys, in one transaction. Returns the number of rows deleted from this table.
+    ///
+    /// Deleting from a part table directly is refused (delete from its master); a delete that
+    /// would remove part rows while keeping their master rows is rolled back.
+    pub async fn delete(&self) -> Result<u64> {
+        let full = self.full();
+        if self.table.tier() == Some(Tier::Part) {
+            return Err(Error::Refused {
+                table: full,
+                message: "rows of a part table are deleted through its master".into(),
+            });
+        }
+        let graph = Graph::load(&self.table).await?;
+        // Build each table's restriction, parents before children.
+        let mut queries: HashMap<String, Query> = HashMap::new();
+        queries.insert(full.clone(), self.clone());
+        for name in graph.order.iter().skip(1) {
+            let table = &graph.tables[name];
+            let mut alternatives = Vec::new();
+            for (parent, child, fk) in &graph.edges {
+                if child != name {
+                    continue;
+                }
+                let Some(pq) = queries.get(parent) else {
+                    continue;
+                };
+                alternatives.push(FkLink {
+                    child_cols: fk.attr_map.iter().map(|(c, _)| c.clone()).collect(),
+                    parent: pq.clone(),
+                    parent_cols: fk.attr_map.iter().map(|(_, p)| p.clone()).collect(),
+                });
+            }
+            let mut q = table.query();
+            q.cascade.push(alternatives);
+            queries.insert(name.clone(), q);
+        }
+        let backend = self.table.backend();
+        let mut deleted: HashMap<String, u64> = HashMap::new();
+        let mut tx = self.table.inner.conn.begin().await?;
+        for name in graph.order.iter().rev() {
+            let q = &queries[name];
+            let mut sql = Sql::new(backend);
+            sql.push("DELETE FROM ").push(&q.table.qualified());
+            q.render_where(&mut sql)?;
+            let n = tx
+                .exec()
+                .execute(&sql)
+                .await
+                .map_err(|e| classify_db(name, e))?;
+            deleted.insert(name.clone(), n);
+        }
+        for (name, n) in &deleted {
+            let t = &graph.tables[name];
+            if *n > 0
+                && let Some(master) = master_of(t.name())
+            {
+                let master_full = format!("{}.{}", t.schema_name(), master);
+                if deleted.get(&master_full).copied().unwrap_or(0) == 0 {
+                    return Err(Error::Refused {
+                        table: name.clone(),
+                        message: format!(
+                            "the delete would remove part rows but keep their master rows in `{master_full}`; delete from the master"
+                        ),
+                    });
+                }
+            }
+        }
+        tx.commit().await.map_err(|e| e.in_table(&full))?;
+        Ok(deleted.get(&full).copied().unwrap_or(0))
+    }
+}
+
+/// A table and all its descendants through foreign keys, topologically ordered.
+pub(crate) struct Graph {
+    pub(crate) tables: HashMap<String, Table>,
+    /// `(parent, child, fk)` by full names.
+    pub(crate) edges: Vec<(String, String, crate::heading::ForeignKey)>,
+    /// The seed first, parents before children.
+    pub(crate) order: Vec<String>,
+}
+
+impl Graph {
+    pub(crate) async fn load(seed: &Table) -> Result<Graph> {
+        let conn = seed.connection().clone();
+        let backend = conn.backend();
+        let mut tables: HashMap<String, Table> = HashMap::new();
+        let mut edges = Vec::new();
+        tables.insert(seed.full_name(), seed.clone());
+        let mut queue = VecDeque::from([seed.full_name()]);
+        let mut pc = conn.acquire().await?;
+        let mut ex = pc.exec();
+        while let Some(name) = queue.pop_front() {
+            let (schema, table) = {
+                let t = &tables[&name];
+                (t.schema_name().to_string(), t.name().to_string())
+            };
+            let children = catalog::foreign_keys(&mut ex, backend, &schema, &table, true).await?;
+            for (cs, ct, fk) in children {
+                let child_full = format!("{cs}.{ct}");
+                if !tables.contains_key(&child_full) {
+                    let h = catalog::load_heading(&mut ex, backend, &cs, &ct, 0).await?;
+                    tables.insert(child_full.clone(), Table::from_heading(conn.clone(), h));
+                    queue.push_back(child_full.clone());
+                }
+                edges.push((name.clone(), child_full, fk));
+            }
+        }
+        drop(pc);
+        // Kahn's algorithm over the loaded subgraph.
+        let mut indegree: HashMap<&String, usize> = tables.keys().map(|k| (k, 0)).collect();
+        for (p, c, _) in &edges {
+            if p != c
+                && let Some(d) = indegree.get_mut(c)
+            {
+                *d += 1;
+            }
+        }
+        let mut ready: Vec<&String> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(k, _)| *k)
+            .collect();
+        ready.sort();
+        let mut order = Vec::new();
+        let mut seen = HashSet::new();
+        while let Some(n) = ready.pop() {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            order.push(n.clone());
+            let mut next = Vec::new();
+            for (p, c, _) in &edges {
+                if p == n
+                    && p != c
+                    && let Some(d) = indegree.get_mut(c)
+                {
+                    *d -= 1;
+                    if *d == 0 {
+                        next.push(c);
+                    }
+                }
+            }
+            next.sort();
+            ready.extend(next);
+        }
+        if order.len() != tables.len() {
+            return Err(Error::Refused {
+                table: seed.full_name(),
+                message: "the foreign keys below this table form a cycle".into(),
+            });
+        }
+        Ok(Graph {
+            tables,
+            edges,
+            order,
+        })
+    }
+}
