@@ -458,8 +458,13 @@ async fn run_backend(label: &str, py: &str, url: &str, backend: DatabaseBackend)
                     .find(|(n, _)| n == id)
                     .map(|(_, s)| format!(" (note: {s})"))
                     .unwrap_or_default();
+                let order = if want["ordered"].as_bool() == Some(true) {
+                    " (fetched in order, with the options of query_corpus.py)"
+                } else {
+                    ""
+                };
                 failures.push(format!(
-                    "{label} {id}{note}\n  Python: {}\n  {why}",
+                    "{label} {id}{note}\n  Python: {}{order}\n  {why}",
                     want["python"].as_str().unwrap_or("?")
                 ));
             }
