@@ -696,6 +696,34 @@ pub(crate) async fn lineage_of(
         .and_then(|r| r.into_iter().next().flatten()))
 }
 
+/// Every `~lineage` row of a table, attribute to lineage; `None` when the schema has no
+/// `~lineage` table (then the semantic check of joins is off, as in DataJoint).
+pub(crate) async fn table_lineages(
+    ex: &mut Exec<'_>,
+    backend: Backend,
+    schema: &str,
+    table: &str,
+) -> Result<Option<std::collections::HashMap<String, String>>> {
+    if !table_exists_raw(ex, backend, schema, "~lineage").await? {
+        return Ok(None);
+    }
+    let mut sql = q(backend);
+    sql.push("SELECT attribute_name, lineage FROM ")
+        .push(&qualified(backend, schema, "~lineage"))
+        .push(" WHERE table_name = ")
+        .bind(text(table), None);
+    Ok(Some(
+        text_rows(ex, &sql, 2)
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                let mut it = r.into_iter();
+                Some((it.next().flatten()?, it.next().flatten()?))
+            })
+            .collect(),
+    ))
+}
+
 /// Whether a table exists in the server catalog (SQLite: in `sqlite_master`), metadata aside.
 pub(crate) async fn table_exists_raw(
     ex: &mut Exec<'_>,

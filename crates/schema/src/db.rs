@@ -34,12 +34,17 @@ pub(crate) enum Param {
 }
 
 /// SQL text with its parameters, built for one backend.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Sql {
     pub backend: Backend,
     pub text: String,
     pub params: Vec<Param>,
+    /// A fragment (see [`Sql::fragment`]): placeholders are markers, casts kept aside.
+    deferred: Option<Vec<Option<String>>>,
 }
+
+/// The placeholder marker of a fragment.
+const MARK: char = '\u{1}';
 
 impl Sql {
     pub fn new(backend: Backend) -> Self {
@@ -47,6 +52,78 @@ impl Sql {
             backend,
             text: String::new(),
             params: Vec::new(),
+            deferred: None,
+        }
+    }
+
+    /// A fragment of a statement built out of order (queries render their parts separately and
+    /// assemble them): placeholders are numbered when [`Sql::finish`] makes the statement.
+    pub fn fragment(backend: Backend) -> Self {
+        Sql {
+            deferred: Some(Vec::new()),
+            ..Sql::new(backend)
+        }
+    }
+
+    /// Append another fragment (or a statement without parameters), parameters and all. A
+    /// fragment appended to a statement has its placeholders numbered after the statement's.
+    pub fn append(&mut self, other: Sql) -> &mut Self {
+        match (&mut self.deferred, other.deferred) {
+            (Some(mine), Some(theirs)) => {
+                self.text.push_str(&other.text);
+                mine.extend(theirs);
+            }
+            (None, Some(theirs)) => {
+                let d = dialect(self.backend);
+                let mut n = self.params.len();
+                let mut k = 0;
+                for c in other.text.chars() {
+                    if c == MARK {
+                        let cast = theirs.get(k).cloned().flatten();
+                        k += 1;
+                        n += 1;
+                        self.text.push_str(&d.placeholder(n, cast.as_deref()));
+                    } else {
+                        self.text.push(c);
+                    }
+                }
+            }
+            (_, None) => {
+                debug_assert!(other.params.is_empty());
+                self.text.push_str(&other.text);
+            }
+        }
+        self.params.extend(other.params);
+        self
+    }
+
+    /// Append a copy of a fragment.
+    pub fn append_ref(&mut self, other: &Sql) -> &mut Self {
+        self.append(other.clone())
+    }
+
+    /// The statement of a fragment, placeholders numbered in text order.
+    pub fn finish(self) -> Sql {
+        let Some(casts) = self.deferred else {
+            return self;
+        };
+        let d = dialect(self.backend);
+        let mut text = String::with_capacity(self.text.len() + casts.len() * 3);
+        let mut n = 0;
+        for c in self.text.chars() {
+            if c == MARK {
+                let cast = casts.get(n).cloned().flatten();
+                n += 1;
+                text.push_str(&d.placeholder(n, cast.as_deref()));
+            } else {
+                text.push(c);
+            }
+        }
+        Sql {
+            backend: self.backend,
+            text,
+            params: self.params,
+            deferred: None,
         }
     }
 
@@ -67,6 +144,11 @@ impl Sql {
             _ => pg_cast,
         };
         self.params.push(p);
+        if let Some(casts) = &mut self.deferred {
+            casts.push(cast.map(str::to_string));
+            self.text.push(MARK);
+            return self;
+        }
         let ph = d.placeholder(self.params.len(), cast);
         self.text.push_str(&ph);
         self
@@ -567,6 +649,44 @@ impl Exec<'_> {
     }
 }
 
+impl PConn {
+    /// Run a query and send each decoded row to `tx` as it arrives; stops early when the
+    /// receiver is gone. Memory stays bounded by the channel's capacity.
+    pub async fn fetch_into(
+        mut self,
+        sql: Sql,
+        kinds: Vec<ColKind>,
+        tx: tokio::sync::mpsc::Sender<Result<Vec<Value>>>,
+    ) {
+        tracing::trace!(sql = %sql.text, params = sql.params.len(), "fetch stream");
+        let text = AssertSqlSafe(sql.text.clone());
+        macro_rules! pump {
+            ($c:expr, $bind:ident, $decode:ident) => {{
+                let mut rows = bind_all!(sqlx::query(text), &sql.params, $bind).fetch(&mut **$c);
+                loop {
+                    let item = match rows.try_next().await {
+                        Ok(Some(row)) => decode_row(&row, &kinds, $decode),
+                        Ok(None) => break,
+                        Err(e) => Err(Error::from(e)),
+                    };
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        break;
+                    }
+                }
+            }};
+        }
+        match &mut self {
+            #[cfg(feature = "sqlite")]
+            PConn::Sqlite(c) => pump!(c, bind_sqlite, decode_sqlite),
+            #[cfg(feature = "postgres")]
+            PConn::Postgres(c) => pump!(c, bind_pg, decode_pg),
+            #[cfg(feature = "mysql")]
+            PConn::MySql(c) => pump!(c, bind_mysql, decode_mysql),
+        }
+    }
+}
+
 type DecodeFn<R> = fn(&R, usize, ColKind) -> std::result::Result<Value, sqlx::Error>;
 
 fn decode_row<R: sqlx::Row>(row: &R, kinds: &[ColKind], f: DecodeFn<R>) -> Result<Vec<Value>> {
@@ -656,7 +776,7 @@ fn decode_sqlite(
         ColKind::Bool => Value::Bool(row.try_get_unchecked::<i64, _>(i)? != 0),
         ColKind::Decimal => Value::Decimal(text(row)?),
         ColKind::Text => Value::String(text(row)?),
-        ColKind::Other => match storage {
+        ColKind::Other | ColKind::Dynamic => match storage {
             "INTEGER" => Value::Int(row.try_get_unchecked::<i64, _>(i)?),
             "REAL" => Value::Float(row.try_get_unchecked::<f64, _>(i)?),
             "BLOB" => Value::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i)?.into()),
@@ -737,6 +857,27 @@ fn decode_pg(
         },
         ColKind::Decimal => Value::Decimal(row.try_get_unchecked::<String, _>(i)?),
         ColKind::Text | ColKind::Other => Value::String(dec!(String)),
+        ColKind::Dynamic => match ty {
+            "INT2" | "INT4" | "INT8" => Value::Int(int(row)?),
+            "FLOAT4" => Value::Float(f64::from(dec!(f32))),
+            "FLOAT8" => Value::Float(dec!(f64)),
+            "BOOL" => Value::Bool(dec!(bool)),
+            "NUMERIC" => Value::Decimal(pg_numeric_text(
+                raw.as_bytes().map_err(sqlx::Error::Decode)?,
+            )?),
+            "BYTEA" => Value::Bytes(row.try_get::<Vec<u8>, _>(i)?.into()),
+            "UUID" => Value::Uuid(row.try_get::<uuid::Uuid, _>(i)?),
+            "JSON" | "JSONB" => {
+                Value::Json(row.try_get::<sqlx::types::Json<serde_json::Value>, _>(i)?.0)
+            }
+            "DATE" => Value::Date(row.try_get::<NaiveDate, _>(i)?),
+            "TIMESTAMP" => Value::DateTime(row.try_get::<NaiveDateTime, _>(i)?),
+            "TIMESTAMPTZ" => Value::DateTime(
+                row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)?
+                    .naive_utc(),
+            ),
+            _ => Value::String(row.try_get_unchecked::<String, _>(i)?),
+        },
         ColKind::Bytes => Value::Bytes(row.try_get::<Vec<u8>, _>(i)?.into()),
         ColKind::Uuid => match ty {
             "UUID" => Value::Uuid(row.try_get::<uuid::Uuid, _>(i)?),
@@ -766,6 +907,60 @@ fn decode_pg(
             _ => Value::DateTime(row.try_get::<NaiveDateTime, _>(i)?),
         },
     })
+}
+
+/// The text of a PostgreSQL `NUMERIC` in binary format: digit count, weight, sign and display
+/// scale, then base-10000 digits.
+#[cfg(feature = "postgres")]
+fn pg_numeric_text(b: &[u8]) -> std::result::Result<String, sqlx::Error> {
+    let word = |k: usize| -> std::result::Result<u16, sqlx::Error> {
+        b.get(k..k + 2)
+            .map(|w| u16::from_be_bytes([w[0], w[1]]))
+            .ok_or_else(|| decode_err("truncated NUMERIC"))
+    };
+    let ndigits = usize::from(word(0)?);
+    let weight = i32::from(word(2)? as i16);
+    let sign = word(4)?;
+    let dscale = usize::from(word(6)?);
+    if sign == 0xC000 {
+        return Ok("NaN".into());
+    }
+    let digits = (0..ndigits)
+        .map(|k| word(8 + 2 * k))
+        .collect::<std::result::Result<Vec<u16>, _>>()?;
+    let digit = |k: i32| -> u16 {
+        usize::try_from(k)
+            .ok()
+            .and_then(|k| digits.get(k).copied())
+            .unwrap_or(0)
+    };
+    let mut out = String::new();
+    if sign == 0x4000 {
+        out.push('-');
+    }
+    if weight < 0 {
+        out.push('0');
+    } else {
+        for k in 0..=weight {
+            if k == 0 {
+                out.push_str(&digit(k).to_string());
+            } else {
+                out.push_str(&format!("{:04}", digit(k)));
+            }
+        }
+    }
+    if dscale > 0 {
+        let mut frac = String::new();
+        let mut k = weight + 1;
+        while frac.len() < dscale {
+            frac.push_str(&format!("{:04}", digit(k)));
+            k += 1;
+        }
+        frac.truncate(dscale);
+        out.push('.');
+        out.push_str(&frac);
+    }
+    Ok(out)
 }
 
 #[cfg(feature = "mysql")]
@@ -819,6 +1014,29 @@ fn decode_mysql(
         ColKind::Other => {
             if is_int {
                 Value::Int(row.try_get_unchecked::<i64, _>(i)?)
+            } else if ty.contains("BLOB") || ty.contains("BINARY") {
+                Value::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i)?.into())
+            } else {
+                Value::String(text(row)?)
+            }
+        }
+        ColKind::Dynamic => {
+            if is_int && ty.contains("UNSIGNED") {
+                Value::from(row.try_get_unchecked::<u64, _>(i)?)
+            } else if is_int {
+                Value::Int(row.try_get_unchecked::<i64, _>(i)?)
+            } else if ty == "DOUBLE" {
+                Value::Float(row.try_get_unchecked::<f64, _>(i)?)
+            } else if ty == "FLOAT" {
+                Value::Float(f64::from(row.try_get_unchecked::<f32, _>(i)?))
+            } else if ty.contains("DECIMAL") {
+                Value::Decimal(text(row)?)
+            } else if ty == "DATE" {
+                Value::Date(row.try_get_unchecked::<NaiveDate, _>(i)?)
+            } else if ty == "DATETIME" || ty == "TIMESTAMP" {
+                Value::DateTime(row.try_get_unchecked::<NaiveDateTime, _>(i)?)
+            } else if ty == "JSON" {
+                parse_json(&text(row)?)?
             } else if ty.contains("BLOB") || ty.contains("BINARY") {
                 Value::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i)?.into())
             } else {

@@ -2,6 +2,8 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use indexmap::IndexMap;
+
 use crate::catalog;
 use crate::db::Sql;
 use crate::error::{Error, Result, classify_db};
@@ -16,45 +18,20 @@ impl Query {
     /// Deleting from a part table directly is refused (delete from its master); a delete that
     /// would remove part rows while keeping their master rows is rolled back.
     pub async fn delete(&self) -> Result<u64> {
-        let full = self.full();
-        if self.table.tier() == Some(Tier::Part) {
-            return Err(Error::Refused {
-                table: full,
-                message: "rows of a part table are deleted through its master".into(),
-            });
-        }
-        let graph = Graph::load(&self.table).await?;
-        // Build each table's restriction, parents before children.
-        let mut queries: HashMap<String, Query> = HashMap::new();
-        queries.insert(full.clone(), self.clone());
-        for name in graph.order.iter().skip(1) {
-            let table = &graph.tables[name];
-            let mut alternatives = Vec::new();
-            for (parent, child, fk) in &graph.edges {
-                if child != name {
-                    continue;
-                }
-                let Some(pq) = queries.get(parent) else {
-                    continue;
-                };
-                alternatives.push(FkLink {
-                    child_cols: fk.attr_map.iter().map(|(c, _)| c.clone()).collect(),
-                    parent: pq.clone(),
-                    parent_cols: fk.attr_map.iter().map(|(_, p)| p.clone()).collect(),
-                });
-            }
-            let mut q = table.query();
-            q.cascade.push(alternatives);
-            queries.insert(name.clone(), q);
-        }
-        let backend = self.table.backend();
+        let (full, graph, queries) = self.cascade_plan().await?;
+        let seed = self.table().ok_or_else(|| not_deletable(self))?;
+        let backend = seed.backend();
         let mut deleted: HashMap<String, u64> = HashMap::new();
-        let mut tx = self.table.inner.conn.begin().await?;
+        let mut tx = seed.connection().begin().await?;
         for name in graph.order.iter().rev() {
             let q = &queries[name];
+            let table = &graph.tables[name];
             let mut sql = Sql::new(backend);
-            sql.push("DELETE FROM ").push(&q.table.qualified());
-            q.render_where(&mut sql)?;
+            sql.push("DELETE FROM ").push(&table.qualified());
+            if let Some(w) = q.table_conditions()? {
+                sql.push(" WHERE ");
+                sql.append(w);
+            }
             let n = tx
                 .exec()
                 .execute(&sql)
@@ -80,6 +57,61 @@ impl Query {
         }
         tx.commit().await.map_err(|e| e.in_table(&full))?;
         Ok(deleted.get(&full).copied().unwrap_or(0))
+    }
+
+    /// What [`Query::delete`] would remove, without removing it: the number of rows per table
+    /// (`schema.table`), this table first, then its dependents, parents before children
+    /// (DataJoint's safemode shows these counts before it asks).
+    pub async fn delete_preview(&self) -> Result<IndexMap<String, u64>> {
+        let (_, graph, queries) = self.cascade_plan().await?;
+        let mut out = IndexMap::new();
+        for name in &graph.order {
+            out.insert(name.clone(), queries[name].len().await?);
+        }
+        Ok(out)
+    }
+
+    /// The tables a delete reaches and each one's restriction, parents before children.
+    async fn cascade_plan(&self) -> Result<(String, Graph, HashMap<String, Query>)> {
+        let seed = self.table().ok_or_else(|| not_deletable(self))?;
+        // Only restrictions of the table itself: checked (and rendered) here.
+        self.table_conditions()?;
+        let full = seed.full_name();
+        if seed.tier() == Some(Tier::Part) {
+            return Err(Error::Refused {
+                table: full,
+                message: "rows of a part table are deleted through its master".into(),
+            });
+        }
+        let graph = Graph::load(seed).await?;
+        let mut queries: HashMap<String, Query> = HashMap::new();
+        queries.insert(full.clone(), self.clone());
+        for name in graph.order.iter().skip(1) {
+            let table = &graph.tables[name];
+            let mut alternatives = Vec::new();
+            for (parent, child, fk) in &graph.edges {
+                if child != name {
+                    continue;
+                }
+                let Some(pq) = queries.get(parent) else {
+                    continue;
+                };
+                alternatives.push(FkLink {
+                    child_cols: fk.attr_map.iter().map(|(c, _)| c.clone()).collect(),
+                    parent: pq.clone(),
+                    parent_cols: fk.attr_map.iter().map(|(_, p)| p.clone()).collect(),
+                });
+            }
+            queries.insert(name.clone(), table.query().with_cascade(alternatives));
+        }
+        Ok((full, graph, queries))
+    }
+}
+
+fn not_deletable(q: &Query) -> Error {
+    Error::InvalidQuery {
+        expression: q.label(),
+        message: "only a table with restrictions can be deleted from (not a join, projection, aggregation, union or top)".into(),
     }
 }
 

@@ -56,13 +56,60 @@ pub enum Error {
         reason: String,
     },
 
-    /// An attribute was named that the table does not have.
-    #[error("table `{table}` has no attribute `{attribute}`")]
+    /// An attribute was named that the table or query does not have.
+    #[error("table `{table}` has no attribute `{attribute}`{}", heading_suffix(.heading))]
     UnknownAttribute {
-        /// The table, `schema.table`.
+        /// The table, `schema.table`, or a summary of the query expression.
         table: String,
         /// The attribute.
         attribute: String,
+        /// The attributes there are (empty when not listed).
+        heading: Vec<String>,
+    },
+
+    /// A join or restriction by a query matched namesake attributes of different (or unknown)
+    /// lineage: DataJoint's semantic check.
+    #[error(
+        "cannot match `{left}` with `{right}` on namesake attributes of different lineage: {}; rename one side with proj, or use join_unchecked/restrict_unchecked",
+        .attributes.join(", ")
+    )]
+    LineageConflict {
+        /// The left operand.
+        left: String,
+        /// The right operand.
+        right: String,
+        /// Each conflicting attribute with both lineages: `name (left vs right)`.
+        attributes: Vec<String>,
+    },
+
+    /// The operands of a union do not fit DataJoint's rules.
+    #[error("cannot union `{left}` and `{right}`: {message}")]
+    IncompatibleUnion {
+        /// The left operand.
+        left: String,
+        /// The right operand.
+        right: String,
+        /// Which rule is broken.
+        message: String,
+    },
+
+    /// A query operation is invalid (a projection naming an attribute twice, an aggregation
+    /// whose group lacks the key, a delete through a join, ...).
+    #[error("query `{expression}`: {message}")]
+    InvalidQuery {
+        /// The expression, summarized.
+        expression: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The database rejected a query's SQL (an aggregate or condition written as SQL).
+    #[error("the database rejected the query: {message}; SQL: {sql}")]
+    BadExpression {
+        /// The statement sent.
+        sql: String,
+        /// The server's message.
+        message: String,
     },
 
     /// A primary-key attribute is missing from a row.
@@ -212,6 +259,14 @@ fn context_prefix(table: &Option<String>, attribute: &Option<String>) -> String 
         (Some(t), None) => format!("table `{t}`: "),
         (None, Some(a)) => format!("attribute `{a}`: "),
         (None, None) => String::new(),
+    }
+}
+
+fn heading_suffix(heading: &[String]) -> String {
+    if heading.is_empty() {
+        String::new()
+    } else {
+        format!(" (its attributes: {})", heading.join(", "))
     }
 }
 

@@ -147,6 +147,8 @@ pub(crate) enum ColKind {
     DateTime,
     /// A column of an unrecognised native type, read as text.
     Other,
+    /// A computed column (`proj`, `aggr`): decoded by the type the database reports.
+    Dynamic,
 }
 
 /// The column kind of a final (post-codec) type.

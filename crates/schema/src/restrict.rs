@@ -25,7 +25,8 @@ use crate::db::{Param, Sql, quote};
 use crate::dialect::dialect;
 use crate::error::{Error, Result};
 use crate::heading::ColKind;
-use crate::query::Query;
+use crate::query::render::Ctx;
+use crate::query::{Query, QueryHeading};
 use crate::table::Table;
 
 /// A comparison operator of a condition.
@@ -122,9 +123,57 @@ pub enum Restriction {
     Or(Vec<Restriction>),
     /// Not this.
     Not(Box<Restriction>),
-    /// Rows whose common attributes match some row of another (restricted) table: a semijoin.
+    /// Rows whose common attributes match some row of another query: a semijoin (with
+    /// DataJoint's semantic check by lineage unless restricted with `restrict_unchecked`).
     /// With no attribute in common, true when the other query has rows.
     Semijoin(Box<Query>),
+    /// A SQL condition, as DataJoint accepts strings (`"duration > 10 AND sex = 'F'"`). This
+    /// is SQL by design: it is written into the statement as given. Names in it that are not
+    /// inside quotes, not SQL keywords and not followed by `(` must be attributes of the
+    /// heading (checked before the statement is sent); parameter placeholders (`?`, `$1`) are
+    /// refused. Pass values as data with the other variants to have them bound.
+    Sql(String),
+}
+
+impl From<&str> for Restriction {
+    fn from(s: &str) -> Self {
+        Restriction::Sql(s.to_string())
+    }
+}
+
+impl From<String> for Restriction {
+    fn from(s: String) -> Self {
+        Restriction::Sql(s)
+    }
+}
+
+impl From<&Query> for Restriction {
+    fn from(q: &Query) -> Self {
+        Restriction::Semijoin(Box::new(q.clone()))
+    }
+}
+
+impl From<&Row> for Restriction {
+    fn from(row: &Row) -> Self {
+        Restriction::Key(row.clone())
+    }
+}
+
+impl From<bool> for Restriction {
+    fn from(b: bool) -> Self {
+        if b {
+            Restriction::And(Vec::new())
+        } else {
+            Restriction::Or(Vec::new())
+        }
+    }
+}
+
+/// A list of restrictions is an OR list, as in DataJoint.
+impl<T: Into<Restriction>> From<Vec<T>> for Restriction {
+    fn from(items: Vec<T>) -> Self {
+        Restriction::Or(items.into_iter().map(Into::into).collect())
+    }
 }
 
 impl From<Row> for Restriction {
@@ -182,13 +231,30 @@ impl Restriction {
         Restriction::Not(Box::new(r))
     }
 
-    /// Render into `sql` as a boolean expression over `table`.
+    /// Render into `sql` as a boolean expression over the columns of `table`.
     pub(crate) fn render(&self, table: &Table, sql: &mut Sql) -> Result<()> {
+        let h = QueryHeading::of_table(table);
+        let mut frag = Sql::fragment(sql.backend);
+        self.render_on(&h, true, &mut Ctx::default(), &mut frag)?;
+        sql.append(frag);
+        Ok(())
+    }
+
+    /// Render into the fragment `sql` as a boolean expression over the heading `h` (attribute
+    /// names are the output names of the expression restricted). `semantic` applies
+    /// DataJoint's lineage check to query operands.
+    pub(crate) fn render_on(
+        &self,
+        h: &QueryHeading,
+        semantic: bool,
+        ctx: &mut Ctx,
+        sql: &mut Sql,
+    ) -> Result<()> {
         match self {
             Restriction::Key(row) => {
                 let parts: Vec<(&String, &Value)> = row
                     .iter()
-                    .filter(|(k, _)| table.heading().attribute(k).is_some())
+                    .filter(|(k, _)| h.attribute(k).is_some())
                     .collect();
                 if parts.is_empty() {
                     sql.push("1=1");
@@ -199,28 +265,28 @@ impl Restriction {
                     if i > 0 {
                         sql.push(" AND ");
                     }
-                    render_cond(table, sql, k, Op::Eq, v)?;
+                    render_cond(h, sql, k, Op::Eq, v)?;
                 }
                 sql.push(")");
             }
             Restriction::Cond { attr, op, value } => {
-                check_attr(table, attr)?;
-                render_cond(table, sql, attr, *op, value)?;
+                h.require(attr)?;
+                render_cond(h, sql, attr, *op, value)?;
             }
             Restriction::In { attr, values } => {
-                check_attr(table, attr)?;
+                h.require(attr)?;
                 if values.is_empty() {
                     sql.push("1=0");
                     return Ok(());
                 }
                 sql.push("(");
-                column_expr(table, sql, attr, false);
+                column_expr(h, sql, attr, false);
                 sql.push(" IN (");
                 for (i, v) in values.iter().enumerate() {
                     if i > 0 {
                         sql.push(", ");
                     }
-                    bind_value(table, sql, attr, v)?;
+                    bind_value(h, sql, attr, v)?;
                 }
                 sql.push("))");
             }
@@ -235,82 +301,284 @@ impl Restriction {
                     if i > 0 {
                         sql.push(if is_and { " AND " } else { " OR " });
                     }
-                    r.render(table, sql)?;
+                    r.render_on(h, semantic, ctx, sql)?;
                 }
                 sql.push(")");
             }
             Restriction::Not(r) => {
                 sql.push("NOT (");
-                r.render(table, sql)?;
+                r.render_on(h, semantic, ctx, sql)?;
                 sql.push(")");
             }
             Restriction::Semijoin(q) => {
-                let mine = table.heading().visible_names();
-                let theirs = q.selected_names();
-                let common: Vec<String> = mine
-                    .iter()
-                    .filter(|n| theirs.iter().any(|t| t == *n))
-                    .map(|s| s.to_string())
+                let theirs = q.heading()?;
+                if semantic {
+                    h.check_lineage(&theirs)?;
+                }
+                let common: Vec<String> = theirs
+                    .names()
+                    .into_iter()
+                    .filter(|n| h.attribute(n).is_some())
+                    .map(str::to_string)
                     .collect();
                 if common.is_empty() {
                     sql.push("EXISTS (");
-                    q.render_select(sql, &[], true)?;
+                    let sub = q.render_subquery(ctx, &[])?;
+                    sql.append(sub);
                     sql.push(")");
                 } else {
-                    render_in_subquery(table, sql, &common, q, &common)?;
+                    sql.push("(");
+                    for (i, c) in common.iter().enumerate() {
+                        if i > 0 {
+                            sql.push(", ");
+                        }
+                        sql.ident(c);
+                    }
+                    sql.push(") IN (");
+                    let sub = q.render_subquery(ctx, &common)?;
+                    sql.append(sub);
+                    sql.push(")");
                 }
+            }
+            Restriction::Sql(text) => {
+                check_sql_condition(h, text)?;
+                sql.push("(").push(text.trim()).push(")");
             }
         }
         Ok(())
     }
 }
 
-/// `(mine...) IN (SELECT theirs... FROM q)`.
-pub(crate) fn render_in_subquery(
-    table: &Table,
-    sql: &mut Sql,
-    mine: &[String],
-    q: &Query,
-    theirs: &[String],
-) -> Result<()> {
-    sql.push("(");
-    if mine.len() > 1 {
-        sql.push("(");
-    }
-    for (i, c) in mine.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
+/// Check a SQL condition string against the heading: names outside quotes that are not
+/// keywords or functions must be attributes; no parameter placeholders.
+pub(crate) fn check_sql_condition(h: &QueryHeading, text: &str) -> Result<()> {
+    for name in sql_names(text).map_err(|message| Error::InvalidQuery {
+        expression: h.label.clone(),
+        message: format!("condition `{text}`: {message}"),
+    })? {
+        if h.attribute(&name).is_none() {
+            return Err(h.unknown(&name));
         }
-        let _ = table;
-        sql.ident(c);
     }
-    if mine.len() > 1 {
-        sql.push(")");
-    }
-    sql.push(" IN (");
-    q.render_select(sql, theirs, false)?;
-    sql.push("))");
     Ok(())
 }
 
-fn check_attr(table: &Table, attr: &str) -> Result<()> {
-    if table.heading().attribute(attr).is_none() {
-        return Err(Error::UnknownAttribute {
-            table: table.full_name(),
-            attribute: attr.to_string(),
-        });
+const SQL_WORDS: &[&str] = &[
+    "and",
+    "or",
+    "not",
+    "in",
+    "is",
+    "null",
+    "like",
+    "ilike",
+    "between",
+    "true",
+    "false",
+    "case",
+    "when",
+    "then",
+    "else",
+    "end",
+    "as",
+    "exists",
+    "select",
+    "from",
+    "where",
+    "distinct",
+    "all",
+    "any",
+    "some",
+    "interval",
+    "day",
+    "days",
+    "hour",
+    "minute",
+    "second",
+    "month",
+    "year",
+    "week",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+    "escape",
+    "collate",
+    "binary",
+    "div",
+    "mod",
+    "xor",
+    "regexp",
+    "rlike",
+    "similar",
+    "to",
+    "asc",
+    "desc",
+    "unknown",
+    "cast",
+    "signed",
+    "unsigned",
+    "integer",
+    "int",
+    "char",
+    "varchar",
+    "text",
+    "date",
+    "datetime",
+    "timestamp",
+    "time",
+    "decimal",
+    "numeric",
+    "real",
+    "double",
+    "float",
+    "precision",
+    "boolean",
+    "bigint",
+    "smallint",
+    "json",
+    "jsonb",
+    "uuid",
+    "bytea",
+    "group",
+    "by",
+    "having",
+    "order",
+    "limit",
+    "offset",
+    "on",
+    "using",
+    "join",
+    "left",
+    "inner",
+    "outer",
+    "cross",
+    "union",
+    "key",
+    "zone",
+    "at",
+    "with",
+    "without",
+    "position",
+    "substring",
+    "for",
+    "trim",
+    "leading",
+    "trailing",
+    "both",
+    "extract",
+    "epoch",
+    "nulls",
+    "first",
+    "last",
+    "over",
+    "partition",
+];
+
+/// The bare identifiers of a SQL text that should name attributes. Quoted identifiers
+/// (`` `x` ``, `"x"`) count as names too; string literals are skipped.
+pub(crate) fn sql_names(text: &str) -> std::result::Result<Vec<String>, String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut prev_dot = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' {
+            i += 1;
+            while i < chars.len() {
+                if chars[i] == '\\' {
+                    i += 2;
+                    continue;
+                }
+                if chars[i] == '\'' {
+                    if chars.get(i + 1) == Some(&'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            if i >= chars.len() {
+                return Err("unterminated string literal".into());
+            }
+            i += 1;
+            prev_dot = false;
+            continue;
+        }
+        if c == '`' || c == '"' {
+            let start = i + 1;
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                i += 1;
+            }
+            if i >= chars.len() {
+                return Err("unterminated quoted name".into());
+            }
+            let name: String = chars[start..i].iter().collect();
+            i += 1;
+            if !prev_dot && chars.get(i) != Some(&'.') {
+                out.push(name);
+            }
+            prev_dot = false;
+            continue;
+        }
+        if c == '?' || (c == '$' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
+            return Err("parameter placeholders are not allowed in a condition string; pass values with Restriction::cond or a row".into());
+        }
+        if c == '\u{1}' || c == ';' {
+            return Err(format!(
+                "the character {c:?} is not allowed in a condition string"
+            ));
+        }
+        if c == '-' && chars.get(i + 1) == Some(&'-') || c == '/' && chars.get(i + 1) == Some(&'*')
+        {
+            return Err("comments are not allowed in a condition string".into());
+        }
+        if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let mut j = i;
+            while j < chars.len() && chars[j].is_whitespace() {
+                j += 1;
+            }
+            let is_call = chars.get(j) == Some(&'(');
+            let qualified = chars.get(i) == Some(&'.');
+            let keyword = SQL_WORDS.contains(&word.to_ascii_lowercase().as_str());
+            if !is_call && !keyword && !prev_dot && !qualified {
+                out.push(word);
+            }
+            prev_dot = false;
+            continue;
+        }
+        if c.is_ascii_digit() {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+            prev_dot = false;
+            continue;
+        }
+        prev_dot = c == '.';
+        i += 1;
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The column as an expression; on PostgreSQL, enums and other non-text types compared as
 /// text (for LIKE and enum equality).
-fn column_expr(table: &Table, sql: &mut Sql, attr: &str, like: bool) {
+fn column_expr(h: &QueryHeading, sql: &mut Sql, attr: &str, like: bool) {
     let backend = sql.backend;
     let as_text = backend == Backend::Postgres
         && (like
             || matches!(
-                table.final_type(attr),
+                h.attribute(attr).and_then(|a| a.final_type()),
                 Some(TypeSpec::Core(CoreType::Enum(_)))
             ));
     let col = quote(backend, attr);
@@ -321,36 +589,33 @@ fn column_expr(table: &Table, sql: &mut Sql, attr: &str, like: bool) {
     }
 }
 
-fn bind_value(table: &Table, sql: &mut Sql, attr: &str, v: &Value) -> Result<()> {
-    let (p, cast) = restriction_param(table, attr, v)?;
+fn bind_value(h: &QueryHeading, sql: &mut Sql, attr: &str, v: &Value) -> Result<()> {
+    let (p, cast) = restriction_param(h, attr, v)?;
     sql.bind(p, cast.as_deref());
     Ok(())
 }
 
 fn restriction_param(
-    table: &Table,
+    h: &QueryHeading,
     attr: &str,
     v: &Value,
 ) -> Result<(Option<Param>, Option<String>)> {
-    let info = table
-        .attr_info(attr)
-        .ok_or_else(|| Error::UnknownAttribute {
-            table: table.full_name(),
-            attribute: attr.to_string(),
-        })?;
-    if info.has_codec {
+    let a = h.require(attr)?;
+    if a.has_codec() {
         return Err(Error::BadValue {
-            table: table.full_name(),
+            table: h.label.clone(),
             attribute: attr.to_string(),
             message: "attributes stored through a codec cannot be used in restrictions".into(),
         });
     }
-    let p = to_param(v, &info.final_type).map_err(|message| Error::BadValue {
-        table: table.full_name(),
+    let generic = TypeSpec::Native(String::new());
+    let ty = a.final_type().unwrap_or(&generic);
+    let p = to_param(v, ty).map_err(|message| Error::BadValue {
+        table: h.label.clone(),
         attribute: attr.to_string(),
         message,
     })?;
-    let cast = match (&info.final_type, info.kind) {
+    let cast = match (ty, a.kind) {
         (TypeSpec::Core(CoreType::Enum(_)), _) => None,
         (_, ColKind::Decimal) => Some("numeric".to_string()),
         _ => None,
@@ -358,7 +623,7 @@ fn restriction_param(
     Ok((p, cast))
 }
 
-fn render_cond(table: &Table, sql: &mut Sql, attr: &str, op: Op, v: &Value) -> Result<()> {
+fn render_cond(h: &QueryHeading, sql: &mut Sql, attr: &str, op: Op, v: &Value) -> Result<()> {
     if v.is_null() {
         match op {
             Op::Eq => {
@@ -371,7 +636,7 @@ fn render_cond(table: &Table, sql: &mut Sql, attr: &str, op: Op, v: &Value) -> R
             }
             _ => {
                 return Err(Error::BadValue {
-                    table: table.full_name(),
+                    table: h.label.clone(),
                     attribute: attr.to_string(),
                     message: format!("cannot compare with null using {op}"),
                 });
@@ -380,20 +645,40 @@ fn render_cond(table: &Table, sql: &mut Sql, attr: &str, op: Op, v: &Value) -> R
     }
     let like = matches!(op, Op::Like | Op::NotLike);
     sql.push("(");
-    column_expr(table, sql, attr, like);
+    column_expr(h, sql, attr, like);
     sql.push(" ").push(op.sql()).push(" ");
     if like {
         let Value::String(pattern) = v else {
             return Err(Error::BadValue {
-                table: table.full_name(),
+                table: h.label.clone(),
                 attribute: attr.to_string(),
                 message: format!("LIKE needs a string pattern, found {}", v.kind()),
             });
         };
         sql.bind(Some(Param::Text(pattern.clone())), None);
     } else {
-        bind_value(table, sql, attr, v)?;
+        bind_value(h, sql, attr, v)?;
     }
     sql.push(")");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sql_names;
+
+    #[test]
+    fn names_of_a_condition() {
+        assert_eq!(
+            sql_names("duration > 10 AND sex = 'F' and `weight`<2.5e3").unwrap(),
+            ["duration", "sex", "weight"]
+        );
+        assert_eq!(
+            sql_names("abs(x - y) < 1 OR name LIKE 'it''s%'").unwrap(),
+            ["x", "y", "name"]
+        );
+        assert!(sql_names("x = ?").is_err());
+        assert!(sql_names("x = 'open").is_err());
+        assert!(sql_names("x = 1; drop table t").is_err());
+    }
 }

@@ -188,7 +188,10 @@ impl Schema {
         )
         .await
         .map_err(|e| e.in_table(&format!("{}.{sql_name}", self.name)))?;
-        Ok(Table::from_heading(self.conn.clone(), h))
+        let lineage =
+            catalog::table_lineages(&mut conn.exec(), self.conn.backend(), &self.name, sql_name)
+                .await?;
+        Ok(Table::from_heading(self.conn.clone(), h).with_lineage(lineage))
     }
 
     /// Open an existing table by class name (`Session`, `Rig`, `Session.Trial`), whatever its tier.
@@ -539,7 +542,17 @@ impl Schema {
             message,
         })?;
         self.create(&heading).await.map_err(|e| e.in_table(&full))?;
-        Ok(Table::from_heading(self.conn.clone(), heading))
+        let lineage = {
+            let mut conn = self.conn.acquire().await?;
+            catalog::table_lineages(
+                &mut conn.exec(),
+                self.conn.backend(),
+                &heading.schema,
+                &heading.table,
+            )
+            .await?
+        };
+        Ok(Table::from_heading(self.conn.clone(), heading).with_lineage(lineage))
     }
 
     async fn create(&self, h: &Heading) -> Result<()> {

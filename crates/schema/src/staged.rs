@@ -174,6 +174,7 @@ impl StagedInsert {
             .ok_or_else(|| Error::UnknownAttribute {
                 table: full.clone(),
                 attribute: field.to_string(),
+                heading: Vec::new(),
             })?;
         let resolved = info
             .resolved

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -42,6 +43,9 @@ pub(crate) struct TableInner {
     pub conn: Connection,
     pub heading: Heading,
     pub attrs: Vec<AttrInfo>,
+    /// The `~lineage` rows (attribute to `schema.table.attribute`); `None` when the schema has
+    /// no `~lineage` table.
+    pub lineage: Option<HashMap<String, String>>,
 }
 
 /// A handle on one table: its heading and its connection. Cheap to clone.
@@ -117,8 +121,33 @@ impl Table {
                 conn,
                 heading,
                 attrs,
+                lineage: None,
             }),
         }
+    }
+
+    /// This table with its `~lineage` rows (read with the heading).
+    pub(crate) fn with_lineage(self, lineage: Option<HashMap<String, String>>) -> Table {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|arc| TableInner {
+            conn: arc.conn.clone(),
+            heading: arc.heading.clone(),
+            attrs: arc.attrs.clone(),
+            lineage: None,
+        });
+        Table {
+            inner: Arc::new(TableInner { lineage, ..inner }),
+        }
+    }
+
+    /// The lineage of an attribute (`schema.table.attribute` where it originates), from the
+    /// schema's `~lineage` table; `None` for attributes without a row (secondary attributes
+    /// declared here) or when the schema has no `~lineage` table.
+    pub fn lineage(&self, attribute: &str) -> Option<&str> {
+        self.inner
+            .lineage
+            .as_ref()?
+            .get(attribute)
+            .map(String::as_str)
     }
 
     /// The heading.
@@ -167,10 +196,6 @@ impl Table {
             .iter()
             .position(|a| a.name == name)?;
         self.inner.attrs.get(i)
-    }
-
-    pub(crate) fn final_type(&self, name: &str) -> Option<&TypeSpec> {
-        self.attr_info(name).map(|i| &i.final_type)
     }
 
     pub(crate) fn context(&self, field: &str, key: IndexMap<String, Value>) -> CodecContext {
@@ -270,6 +295,7 @@ impl Table {
                 return Err(Error::UnknownAttribute {
                     table: self.full_name(),
                     attribute: k.clone(),
+                    heading: Vec::new(),
                 });
             }
         }
@@ -465,6 +491,7 @@ impl Table {
                 return Err(Error::UnknownAttribute {
                     table: full,
                     attribute: k.clone(),
+                    heading: Vec::new(),
                 });
             }
         }
@@ -503,6 +530,7 @@ impl Table {
                 .ok_or_else(|| Error::UnknownAttribute {
                     table: full.clone(),
                     attribute: name.clone(),
+                    heading: Vec::new(),
                 })?;
             let info = &self.inner.attrs[i];
             sql.ident(&name).push(" = ");

@@ -181,6 +181,7 @@ impl Migration {
                 .ok_or_else(|| Error::UnknownAttribute {
                     table: full.clone(),
                     attribute: self.attribute.clone(),
+                    heading: Vec::new(),
                 })?;
         let resolved = match (&info.resolved, info.has_codec) {
             (Some(r), _) if r.store.is_some() => r.clone(),

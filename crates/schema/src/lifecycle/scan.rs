@@ -71,6 +71,7 @@ fn resolve(conn: &Connection, table: &Table, attribute: &str) -> Result<Option<R
         .ok_or_else(|| Error::UnknownAttribute {
             table: table.full_name(),
             attribute: attribute.to_string(),
+            heading: Vec::new(),
         })?;
     let registry = conn.inner.registry;
     let mut config = (**conn.config()).clone();
