@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use dj_core::Config;
 use dj_core::config::{DatabaseBackend, Secret};
-use dj_schema::{Connection, Query, Schema, Table, Tier, U};
+use dj_schema::query::U;
+use dj_schema::{Connection, Query, Schema, Table, Tier};
 use futures::StreamExt;
 use serde::Deserialize;
 use sqlx::AssertSqlSafe;
@@ -94,10 +95,16 @@ impl Raw {
     async fn exec(&self, sql: &str) {
         match self {
             Raw::Pg(p) => {
-                sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(p).await.unwrap();
+                sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
+                    .execute(p)
+                    .await
+                    .unwrap();
             }
             Raw::My(p) => {
-                sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(p).await.unwrap();
+                sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
+                    .execute(p)
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -246,8 +253,8 @@ fn join(f: &Fixture) -> Query {
     &(&f.child * &f.parent) & "value < 0.5"
 }
 
-fn aggregate(conn: &Connection, f: &Fixture) -> Query {
-    U::new(conn, ["grp"]).aggr(&f.big, ["count(*) -> n", "avg(x) -> mean_x"])
+fn aggregate(f: &Fixture) -> Query {
+    U::new(["grp"]).aggr(&f.big, ["count(*) -> n", "avg(x) -> mean_x"])
 }
 
 async fn time<F, Fut>(iters: u64, mut f: F) -> Duration
@@ -354,7 +361,7 @@ fn queries(c: &mut Criterion) {
         g.bench_function("dj-rs", |b| {
             b.iter_custom(|iters| {
                 rt.block_on(time(iters, || async {
-                    let rows = aggregate(&conn, &f).fetch_rows().await.unwrap();
+                    let rows = aggregate(&f).fetch_rows().await.unwrap();
                     assert_eq!(rows.len(), 1000);
                 }))
             })

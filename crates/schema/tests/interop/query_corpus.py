@@ -215,13 +215,19 @@ CORPUS = [
     # (`Session * (Subject & dj.Top(2))` joins every subject); a further restriction makes it a
     # subquery, where the Top keeps its meaning, as it always does in dj-rs.
     ("top_in_join", "Session * (Subject & dj.Top(2, 'subject_id DESC') & 'weight > 0')", {}),
-    ("top_in_semijoin", "Session.Trial & (Session & dj.Top(3, ['duration DESC', 'subject_id', 'session_idx']))", {}),
+    # The further restriction also keeps DataJoint's SQL off MariaDB's "LIMIT & IN subquery"
+    # limitation (DataJoint 2.3.5 fails there without it; dj-rs does not).
+    ("top_in_semijoin", "Session.Trial & (Session & dj.Top(3, ['duration DESC', 'subject_id', 'session_idx']) & 'duration > 0')", {}),
     ("top_offset", "Session & dj.Top(4, ['duration DESC', 'subject_id', 'session_idx'], offset=2)", {}),
     ("top_aggr", "Subject.aggr(Session, n='count(*)') & dj.Top(3, ['n DESC', 'subject_id'])", {}),
     ("ordered_fetch", "Session * Subject", {"order_by": ["duration DESC", "subject_id", "session_idx"], "limit": 5}),
     ("ordered_fetch_offset", "Subject", {"order_by": ["dob"], "limit": 4, "offset": 3}),
     ("extend", "Session.extend(SessionNote)", {}),
-    ("extend_restricted", "Session.Trial.extend(Subject & \"sex = 'F'\")", {}),
+    # DataJoint 2.3.5 moves a restriction of the right operand of `extend` into the outer WHERE
+    # (`Session.Trial.extend(Subject & "sex = 'F'")` keeps only female subjects' trials, an inner
+    # join); a right operand of two tables is a subquery there, so the left join keeps its
+    # meaning, which dj-rs always gives it.
+    ("extend_restricted", "Session.Trial.extend(Subject * Species & \"sex = 'F'\")", {}),
     ("err_join_lineage", "Subject * Filter.proj(species='filter_name')", {}),
     ("err_join_lineage_key", "Subject.proj(idx='subject_id') * Session.proj(idx='session_idx')", {}),
     ("err_union_shared_secondary", "(Subject & 'subject_id < 3') + (Subject & 'subject_id > 10')", {}),
