@@ -105,7 +105,7 @@ fn rust_query(id: &str, t: &Tables) -> Option<Query> {
         "join_unchecked" => subject
             .query()
             .proj(["idx <- subject_id"])
-            .join_unchecked(&session.query().proj(["idx <- session_idx"])),
+            .join_unchecked(session.query().proj(["idx <- session_idx"])),
         "restrict_unchecked" => subject
             .query()
             .proj(["idx <- subject_id"])
@@ -136,7 +136,7 @@ fn rust_query(id: &str, t: &Tables) -> Option<Query> {
         ),
         "aggr_restricted" => &subject.query().aggr(session, ["count(*) -> n"]) & "n > 1",
         "aggr_renamed" => t.user.query().aggr(
-            &session.query().proj(["duration", "user_name <- owner"]),
+            session.query().proj(["duration", "user_name <- owner"]),
             ["count(*) -> n", "sum(duration) -> total"],
         ),
         "aggr_of_join" => t.species.query().aggr(
@@ -187,7 +187,7 @@ fn rust_query(id: &str, t: &Tables) -> Option<Query> {
             .order_by(["duration DESC", "subject_id", "session_idx"])
             .limit(5),
         "ordered_fetch_offset" => subject.query().order_by(["dob"]).limit(4).offset(3),
-        "extend" => session.query().extend(&t.note.query()),
+        "extend" => session.query().extend(t.note.query()),
         "extend_restricted" => trial
             .query()
             .extend(&(&(subject * &t.species) & "sex = 'F'")),
@@ -202,7 +202,7 @@ fn rust_query(id: &str, t: &Tables) -> Option<Query> {
         "err_restrict_lineage" => subject & t.filter.query().proj(["species <- filter_name"]),
         "err_proj_unknown" => subject.query().proj(["no_such_attribute"]),
         "err_union_incompatible" => &subject.query() + &session.query(),
-        "err_extend_not_determined" => subject.query().extend(&session.query()),
+        "err_extend_not_determined" => subject.query().extend(session.query()),
         "err_aggr_bad_expression" => subject
             .query()
             .aggr(session, ["no_such_function(duration) -> n"]),
