@@ -8,6 +8,7 @@ use dj_core::typespec::{Backend, CoreType, TypeSpec};
 use dj_core::value::Value;
 
 use crate::db::{Exec, Sql, qualified, quote};
+use crate::dialect::dialect;
 use crate::error::{Error, Result};
 use crate::heading::{Attribute, ColKind, ForeignKey, Heading, Index};
 
@@ -65,21 +66,13 @@ pub(crate) async fn schema_exists(
     backend: Backend,
     schema: &str,
 ) -> Result<bool> {
-    let mut sql = q(backend);
-    match backend {
-        Backend::Sqlite => {
-            sqlite_bootstrap(ex).await?;
-            sql.push("SELECT schema_name FROM ")
-                .ident(SQLITE_SCHEMAS)
-                .push(" WHERE schema_name = ")
-                .bind(text(schema), None);
-        }
-        _ => {
-            sql.push("SELECT schema_name FROM information_schema.schemata WHERE schema_name = ")
-                .bind(text(schema), None);
-        }
+    let d = dialect(backend);
+    if d.keeps_metadata_tables() {
+        sqlite_bootstrap(ex).await?;
     }
-    Ok(!text_rows(ex, &sql, 1).await?.is_empty())
+    Ok(!text_rows(ex, &d.schema_exists_sql(schema), 1)
+        .await?
+        .is_empty())
 }
 
 /// Names of the tables of a schema (hidden `~` tables excluded), sorted.
@@ -88,21 +81,11 @@ pub(crate) async fn list_tables(
     backend: Backend,
     schema: &str,
 ) -> Result<Vec<String>> {
-    let mut sql = q(backend);
-    match backend {
-        Backend::Sqlite => {
-            sqlite_bootstrap(ex).await?;
-            sql.push("SELECT table_name FROM ")
-                .ident(SQLITE_TABLES)
-                .push(" WHERE schema_name = ")
-                .bind(text(schema), None);
-        }
-        _ => {
-            sql.push("SELECT table_name FROM information_schema.tables WHERE table_schema = ")
-                .bind(text(schema), None);
-        }
+    let d = dialect(backend);
+    if d.keeps_metadata_tables() {
+        sqlite_bootstrap(ex).await?;
     }
-    let mut names: Vec<String> = text_rows(ex, &sql, 1)
+    let mut names: Vec<String> = text_rows(ex, &d.list_tables_sql(schema), 1)
         .await?
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten())
@@ -119,25 +102,13 @@ pub(crate) async fn table_exists(
     schema: &str,
     table: &str,
 ) -> Result<bool> {
-    let mut sql = q(backend);
-    match backend {
-        Backend::Sqlite => {
-            sqlite_bootstrap(ex).await?;
-            sql.push("SELECT table_name FROM ")
-                .ident(SQLITE_TABLES)
-                .push(" WHERE schema_name = ")
-                .bind(text(schema), None)
-                .push(" AND table_name = ")
-                .bind(text(table), None);
-        }
-        _ => {
-            sql.push("SELECT table_name FROM information_schema.tables WHERE table_schema = ")
-                .bind(text(schema), None)
-                .push(" AND table_name = ")
-                .bind(text(table), None);
-        }
+    let d = dialect(backend);
+    if d.keeps_metadata_tables() {
+        sqlite_bootstrap(ex).await?;
     }
-    Ok(!text_rows(ex, &sql, 1).await?.is_empty())
+    Ok(!text_rows(ex, &d.table_exists_sql(schema, table), 1)
+        .await?
+        .is_empty())
 }
 
 /// Split a column comment into the `:type:` marker and the user comment. The marker ends at the
@@ -229,10 +200,7 @@ fn normalize_default(backend: Backend, d: Option<String>) -> Option<String> {
     if t.to_ascii_lowercase().starts_with("current_timestamp") {
         return Some(t.to_ascii_uppercase().replace("()", ""));
     }
-    let literal = match backend {
-        Backend::Postgres => t.split("::").next().unwrap_or(t).to_string(),
-        _ => t.to_string(),
-    };
+    let literal = dialect(backend).strip_default_cast(t).to_string();
     if literal.starts_with('\'') && literal.ends_with('\'') && literal.len() >= 2 {
         let inner = literal[1..literal.len() - 1].replace("''", "'");
         return Some(format!("\"{}\"", inner.replace('"', "\"\"")));
@@ -731,19 +699,7 @@ pub(crate) async fn table_exists_raw(
     schema: &str,
     table: &str,
 ) -> Result<bool> {
-    let mut sql = q(backend);
-    match backend {
-        Backend::Sqlite => {
-            sql.push("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ")
-                .bind(text(&format!("{schema}.{table}")), None);
-        }
-        _ => {
-            sql.push("SELECT table_name FROM information_schema.tables WHERE table_schema = ")
-                .bind(text(schema), None)
-                .push(" AND table_name = ")
-                .bind(text(table), None);
-        }
-    }
+    let sql = dialect(backend).raw_table_exists_sql(schema, table);
     Ok(!text_rows(ex, &sql, 1).await?.is_empty())
 }
 

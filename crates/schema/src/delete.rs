@@ -8,7 +8,8 @@ use crate::catalog;
 use crate::db::Sql;
 use crate::error::{Error, Result, classify_db};
 use crate::naming::{Tier, master_of};
-use crate::query::{FkLink, Query};
+use crate::query::{Cond, FkLink, Kind, Query};
+use crate::restrict::Restriction;
 use crate::table::Table;
 
 impl Query {
@@ -84,8 +85,19 @@ impl Query {
             });
         }
         let graph = Graph::load(seed).await?;
+        // A restriction by other queries may match different rows once the cascade has
+        // deleted some of them (a restriction by the table's own children): fix the rows by
+        // their keys first.
+        let this = if self.restricts_by_query() {
+            let keys = self.keys().await?;
+            seed.query().restrict(Restriction::Or(
+                keys.into_iter().map(Restriction::Key).collect(),
+            ))
+        } else {
+            self.clone()
+        };
         let mut queries: HashMap<String, Query> = HashMap::new();
-        queries.insert(full.clone(), self.clone());
+        queries.insert(full.clone(), this);
         for name in graph.order.iter().skip(1) {
             let table = &graph.tables[name];
             let mut alternatives = Vec::new();
@@ -105,6 +117,30 @@ impl Query {
             queries.insert(name.clone(), table.query().with_cascade(alternatives));
         }
         Ok((full, graph, queries))
+    }
+}
+
+impl Query {
+    /// Whether a restriction of this query is by another query (anywhere in its tree).
+    fn restricts_by_query(&self) -> bool {
+        fn by_query(r: &Restriction) -> bool {
+            match r {
+                Restriction::Semijoin(_) => true,
+                Restriction::And(v) | Restriction::Or(v) => v.iter().any(by_query),
+                Restriction::Not(r) => by_query(r),
+                _ => false,
+            }
+        }
+        match &self.node.kind {
+            Kind::Restrict { src, conds } => {
+                src.restricts_by_query()
+                    || conds.iter().any(|c| match c {
+                        Cond::Restrict { r, .. } => by_query(r),
+                        Cond::Cascade(_) => true,
+                    })
+            }
+            _ => false,
+        }
     }
 }
 

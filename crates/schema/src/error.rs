@@ -70,7 +70,7 @@ pub enum Error {
     /// A join or restriction by a query matched namesake attributes of different (or unknown)
     /// lineage: DataJoint's semantic check.
     #[error(
-        "cannot match `{left}` with `{right}` on namesake attributes of different lineage: {}; rename one side with proj, or use join_unchecked/restrict_unchecked",
+        "cannot match `{left}` with `{right}` on namesake attributes of different or missing lineage: {}; rename one side with proj, or use join_unchecked/restrict_unchecked",
         .attributes.join(", ")
     )]
     LineageConflict {

@@ -58,7 +58,7 @@ pub use error::{Error, Result};
 pub use heading::{Attribute, ForeignKey, Heading, Index};
 pub use lifecycle::{Gc, GcOptions, GcReport, Migration, MigrationReport, Verify, VerifyReport};
 pub use naming::Tier;
-pub use query::Query;
+pub use query::{IntoQuery, Preview, Query, QueryAttribute, QueryHeading, RowStream, U};
 pub use restrict::{Op, Restriction};
 pub use schema::Schema;
 pub use staged::StagedInsert;

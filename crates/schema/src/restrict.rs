@@ -341,7 +341,7 @@ impl Restriction {
                 }
             }
             Restriction::Sql(text) => {
-                check_sql_condition(h, text)?;
+                let text = check_sql_condition(h, text, sql.backend)?;
                 sql.push("(").push(text.trim()).push(")");
             }
         }
@@ -350,17 +350,23 @@ impl Restriction {
 }
 
 /// Check a SQL condition string against the heading: names outside quotes that are not
-/// keywords or functions must be attributes; no parameter placeholders.
-pub(crate) fn check_sql_condition(h: &QueryHeading, text: &str) -> Result<()> {
-    for name in sql_names(text).map_err(|message| Error::InvalidQuery {
+/// keywords or functions must be attributes; no parameter placeholders. Returns the text for
+/// `backend` (backtick-quoted names in the backend's quotes).
+pub(crate) fn check_sql_condition(
+    h: &QueryHeading,
+    text: &str,
+    backend: Backend,
+) -> Result<String> {
+    let (names, out) = scan_sql(text, backend).map_err(|message| Error::InvalidQuery {
         expression: h.label.clone(),
         message: format!("condition `{text}`: {message}"),
-    })? {
+    })?;
+    for name in names {
         if h.attribute(&name).is_none() {
             return Err(h.unknown(&name));
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 const SQL_WORDS: &[&str] = &[
@@ -476,24 +482,40 @@ const SQL_WORDS: &[&str] = &[
     "partition",
 ];
 
-/// The bare identifiers of a SQL text that should name attributes. Quoted identifiers
-/// (`` `x` ``, `"x"`) count as names too; string literals are skipped.
+/// The bare identifiers of a SQL text that should name attributes (as SQLite and PostgreSQL
+/// read it).
+#[cfg(test)]
 pub(crate) fn sql_names(text: &str) -> std::result::Result<Vec<String>, String> {
+    scan_sql(text, Backend::Sqlite).map(|(names, _)| names)
+}
+
+/// Scan a SQL expression written by a user: the names in it that should be attributes (bare
+/// identifiers that are not keywords or function calls, and quoted identifiers), and the text
+/// for `backend`, with backtick-quoted identifiers (DataJoint's MySQL habit) in the backend's
+/// quotes. String literals are skipped (on MySQL, double quotes make a string too, and
+/// backslashes escape). Placeholders, `;` and comments are refused.
+pub(crate) fn scan_sql(
+    text: &str,
+    backend: Backend,
+) -> std::result::Result<(Vec<String>, String), String> {
+    let mysql = backend == Backend::MySql;
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
+    let mut sql = String::with_capacity(text.len());
     let mut i = 0;
     let mut prev_dot = false;
     while i < chars.len() {
         let c = chars[i];
-        if c == '\'' {
+        if c == '\'' || (mysql && c == '"') {
+            let start = i;
             i += 1;
             while i < chars.len() {
-                if chars[i] == '\\' {
+                if mysql && chars[i] == '\\' {
                     i += 2;
                     continue;
                 }
-                if chars[i] == '\'' {
-                    if chars.get(i + 1) == Some(&'\'') {
+                if chars[i] == c {
+                    if chars.get(i + 1) == Some(&c) {
                         i += 2;
                         continue;
                     }
@@ -505,6 +527,7 @@ pub(crate) fn sql_names(text: &str) -> std::result::Result<Vec<String>, String> 
                 return Err("unterminated string literal".into());
             }
             i += 1;
+            sql.extend(&chars[start..i]);
             prev_dot = false;
             continue;
         }
@@ -520,8 +543,9 @@ pub(crate) fn sql_names(text: &str) -> std::result::Result<Vec<String>, String> 
             let name: String = chars[start..i].iter().collect();
             i += 1;
             if !prev_dot && chars.get(i) != Some(&'.') {
-                out.push(name);
+                out.push(name.clone());
             }
+            sql.push_str(&quote(backend, &name));
             prev_dot = false;
             continue;
         }
@@ -533,7 +557,9 @@ pub(crate) fn sql_names(text: &str) -> std::result::Result<Vec<String>, String> 
                 "the character {c:?} is not allowed in a condition string"
             ));
         }
-        if c == '-' && chars.get(i + 1) == Some(&'-') || c == '/' && chars.get(i + 1) == Some(&'*')
+        if c == '-' && chars.get(i + 1) == Some(&'-')
+            || c == '/' && chars.get(i + 1) == Some(&'*')
+            || c == '#'
         {
             return Err("comments are not allowed in a condition string".into());
         }
@@ -553,22 +579,26 @@ pub(crate) fn sql_names(text: &str) -> std::result::Result<Vec<String>, String> 
             let qualified = chars.get(i) == Some(&'.');
             let keyword = SQL_WORDS.contains(&word.to_ascii_lowercase().as_str());
             if !is_call && !keyword && !prev_dot && !qualified {
-                out.push(word);
+                out.push(word.clone());
             }
+            sql.push_str(&word);
             prev_dot = false;
             continue;
         }
         if c.is_ascii_digit() {
+            let start = i;
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
                 i += 1;
             }
+            sql.extend(&chars[start..i]);
             prev_dot = false;
             continue;
         }
         prev_dot = c == '.';
+        sql.push(c);
         i += 1;
     }
-    Ok(out)
+    Ok((out, sql))
 }
 
 /// The column as an expression; on PostgreSQL, enums and other non-text types compared as
@@ -666,6 +696,7 @@ fn render_cond(h: &QueryHeading, sql: &mut Sql, attr: &str, op: Op, v: &Value) -
 #[cfg(test)]
 mod tests {
     use super::sql_names;
+    use dj_core::typespec::Backend;
 
     #[test]
     fn names_of_a_condition() {
@@ -680,5 +711,15 @@ mod tests {
         assert!(sql_names("x = ?").is_err());
         assert!(sql_names("x = 'open").is_err());
         assert!(sql_names("x = 1; drop table t").is_err());
+        let (names, text) = super::scan_sql("`sex`=\"F\" AND w>1", Backend::MySql).unwrap();
+        assert_eq!(
+            (names, text.as_str()),
+            (
+                vec!["sex".to_string(), "w".to_string()],
+                "`sex`=\"F\" AND w>1"
+            )
+        );
+        let (_, text) = super::scan_sql("`sex` = 'F'", Backend::Postgres).unwrap();
+        assert_eq!(text, "\"sex\" = 'F'");
     }
 }

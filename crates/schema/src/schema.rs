@@ -7,9 +7,10 @@ use dj_core::typespec::{Backend, CoreType, StoreRef, TypeSpec};
 use serde::Serialize;
 
 use crate::catalog;
-use crate::db::{Connection, Param, Sql, qualified, quote};
+use crate::db::{Connection, Param, Sql, qualified};
 use crate::ddl;
 use crate::definition::{DefItem, parse};
+use crate::dialect::dialect;
 use crate::error::{Error, Result};
 use crate::heading::{Attribute, ForeignKey, Heading, Index};
 use crate::naming::{
@@ -34,30 +35,11 @@ impl Connection {
         let mut conn = self.acquire().await?;
         let mut ex = conn.exec();
         if !catalog::schema_exists(&mut ex, backend, name).await? {
-            match backend {
-                Backend::Sqlite => {
-                    let mut sql = Sql::new(backend);
-                    sql.push("INSERT INTO ")
-                        .ident(catalog::SQLITE_SCHEMAS)
-                        .push(" (schema_name) VALUES (")
-                        .bind(Some(Param::Text(name.into())), None)
-                        .push(") ON CONFLICT DO NOTHING");
-                    ex.execute(&sql).await?;
-                }
-                Backend::Postgres => {
-                    ex.raw(&format!(
-                        "CREATE SCHEMA IF NOT EXISTS {}",
-                        quote(backend, name)
-                    ))
-                    .await?
-                }
-                Backend::MySql => {
-                    ex.raw(&format!(
-                        "CREATE DATABASE IF NOT EXISTS {}",
-                        quote(backend, name)
-                    ))
-                    .await?
-                }
+            let sql = dialect(backend).create_schema_sql(name);
+            if sql.params.is_empty() {
+                ex.raw(&sql.text).await?;
+            } else {
+                ex.execute(&sql).await?;
             }
         }
         Ok(Schema {
@@ -716,23 +698,11 @@ impl Schema {
                     .bind(Some(Param::Text(self.name.clone())), None);
                 ex.execute(&sql).await?;
             }
-            Backend::Postgres => {
-                let mut conn = self.conn.acquire().await?;
-                conn.exec()
-                    .raw(&format!(
-                        "DROP SCHEMA IF EXISTS {} CASCADE",
-                        quote(backend, &self.name)
-                    ))
-                    .await?;
-            }
-            Backend::MySql => {
-                let mut conn = self.conn.acquire().await?;
-                conn.exec()
-                    .raw(&format!(
-                        "DROP DATABASE IF EXISTS {}",
-                        quote(backend, &self.name)
-                    ))
-                    .await?;
+            _ => {
+                if let Some(drop) = dialect(backend).drop_schema_sql(&self.name) {
+                    let mut conn = self.conn.acquire().await?;
+                    conn.exec().raw(&drop).await?;
+                }
             }
         }
         Ok(())

@@ -9,6 +9,7 @@
 
 use dj_core::typespec::Backend;
 
+use crate::db::{Param, Sql};
 use crate::heading::ColKind;
 
 mod mysql;
@@ -28,8 +29,79 @@ pub(crate) enum ErrorClass {
     Duplicate,
 }
 
+fn text(s: &str) -> Option<Param> {
+    Some(Param::Text(s.to_string()))
+}
+
 /// The SQL spelling of one backend.
 pub(crate) trait Dialect: Send + Sync {
+    /// The backend.
+    fn backend(&self) -> Backend;
+
+    /// Whether schemas and headings live in metadata tables of the schema layer (SQLite)
+    /// rather than in the server's catalog; they are created before the first catalog query.
+    fn keeps_metadata_tables(&self) -> bool {
+        false
+    }
+
+    /// The statement that creates a schema when it is missing.
+    fn create_schema_sql(&self, schema: &str) -> Sql;
+
+    /// The statement that drops a schema with its tables, when the server has one (SQLite
+    /// drops a schema table by table).
+    fn drop_schema_sql(&self, schema: &str) -> Option<String>;
+
+    /// A query with one row when the schema exists.
+    fn schema_exists_sql(&self, schema: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT schema_name FROM information_schema.schemata WHERE schema_name = ")
+            .bind(text(schema), None);
+        sql
+    }
+
+    /// A query of the table names of a schema (hidden `~` tables included).
+    fn list_tables_sql(&self, schema: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT table_name FROM information_schema.tables WHERE table_schema = ")
+            .bind(text(schema), None);
+        sql
+    }
+
+    /// A query with one row when the table exists as the schema layer knows tables.
+    fn table_exists_sql(&self, schema: &str, table: &str) -> Sql {
+        self.raw_table_exists_sql(schema, table)
+    }
+
+    /// A query with one row when the table exists in the server's catalog.
+    fn raw_table_exists_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT table_name FROM information_schema.tables WHERE table_schema = ")
+            .bind(text(schema), None)
+            .push(" AND table_name = ")
+            .bind(text(table), None);
+        sql
+    }
+
+    /// The statement that takes a session-scoped lock at once or answers 0 (PostgreSQL
+    /// advisory locks, MySQL `GET_LOCK`); `None` where locks are rows of a table (SQLite).
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    fn try_session_lock_sql(&self, store: &str) -> Option<Sql> {
+        let _ = store;
+        None
+    }
+
+    /// The statement that releases the lock of [`Dialect::try_session_lock_sql`].
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    fn session_unlock_sql(&self, store: &str) -> Option<Sql> {
+        let _ = store;
+        None
+    }
+
+    /// A catalog default as the server reports it, without a type cast
+    /// (`'a'::character varying` on PostgreSQL).
+    fn strip_default_cast<'a>(&self, default: &'a str) -> &'a str {
+        default
+    }
     /// Quote an identifier (quote characters inside are doubled).
     fn quote(&self, name: &str) -> String;
 

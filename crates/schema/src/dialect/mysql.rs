@@ -1,12 +1,46 @@
 //! MySQL and MariaDB (the session's `sql_mode` keeps backslash escapes in literals).
 
-use super::{Dialect, ErrorClass, quote_literal, quote_with};
+use dj_core::typespec::Backend;
+
+use super::{Dialect, ErrorClass, quote_literal, quote_with, text};
+use crate::db::Sql;
 use crate::heading::ColKind;
+use crate::lifecycle::lock::mysql_name;
 
 /// MySQL's and MariaDB's dialect.
 pub(crate) struct MySql;
 
 impl Dialect for MySql {
+    fn backend(&self) -> Backend {
+        Backend::MySql
+    }
+
+    fn create_schema_sql(&self, schema: &str) -> Sql {
+        let mut sql = Sql::new(Backend::MySql);
+        sql.push("CREATE DATABASE IF NOT EXISTS ").ident(schema);
+        sql
+    }
+
+    fn drop_schema_sql(&self, schema: &str) -> Option<String> {
+        Some(format!("DROP DATABASE IF EXISTS {}", self.quote(schema)))
+    }
+
+    fn try_session_lock_sql(&self, store: &str) -> Option<Sql> {
+        let mut sql = Sql::new(Backend::MySql);
+        sql.push("SELECT GET_LOCK(")
+            .bind(text(&mysql_name(store)), None)
+            .push(", 0)");
+        Some(sql)
+    }
+
+    fn session_unlock_sql(&self, store: &str) -> Option<Sql> {
+        let mut sql = Sql::new(Backend::MySql);
+        sql.push("SELECT RELEASE_LOCK(")
+            .bind(text(&mysql_name(store)), None)
+            .push(")");
+        Some(sql)
+    }
+
     fn quote(&self, name: &str) -> String {
         quote_with('`', name)
     }

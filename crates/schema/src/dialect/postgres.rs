@@ -1,12 +1,53 @@
 //! PostgreSQL.
 
+use dj_core::typespec::Backend;
+
 use super::{Dialect, ErrorClass, quote_literal, quote_with};
+use crate::db::{Param, Sql};
 use crate::heading::ColKind;
+use crate::lifecycle::lock::pg_key;
 
 /// PostgreSQL's dialect.
 pub(crate) struct Postgres;
 
 impl Dialect for Postgres {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    fn create_schema_sql(&self, schema: &str) -> Sql {
+        let mut sql = Sql::new(Backend::Postgres);
+        sql.push("CREATE SCHEMA IF NOT EXISTS ").ident(schema);
+        sql
+    }
+
+    fn drop_schema_sql(&self, schema: &str) -> Option<String> {
+        Some(format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            self.quote(schema)
+        ))
+    }
+
+    fn try_session_lock_sql(&self, store: &str) -> Option<Sql> {
+        let mut sql = Sql::new(Backend::Postgres);
+        sql.push("SELECT pg_try_advisory_lock(")
+            .bind(Some(Param::Int(pg_key(store))), None)
+            .push(")");
+        Some(sql)
+    }
+
+    fn session_unlock_sql(&self, store: &str) -> Option<Sql> {
+        let mut sql = Sql::new(Backend::Postgres);
+        sql.push("SELECT pg_advisory_unlock(")
+            .bind(Some(Param::Int(pg_key(store))), None)
+            .push(")");
+        Some(sql)
+    }
+
+    fn strip_default_cast<'a>(&self, default: &'a str) -> &'a str {
+        default.split("::").next().unwrap_or(default)
+    }
+
     fn quote(&self, name: &str) -> String {
         quote_with('"', name)
     }

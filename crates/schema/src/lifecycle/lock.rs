@@ -10,6 +10,8 @@ use dj_core::typespec::Backend;
 use dj_core::value::Value;
 
 use crate::db::{Connection, Exec, PConn, Param, Sql, quote};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use crate::dialect::dialect;
 use crate::error::{Error, Result};
 use crate::heading::ColKind;
 
@@ -82,6 +84,14 @@ pub(crate) fn mysql_name(store: &str) -> String {
     }
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn no_session_locks(store: &str) -> Error {
+    Error::Gc {
+        store: store.to_string(),
+        message: "this backend's dialect has no session locks".into(),
+    }
+}
+
 fn first_int(rows: &[Vec<Value>]) -> Option<i64> {
     match rows.first().and_then(|r| r.first()) {
         Some(Value::Bool(b)) => Some(i64::from(*b)),
@@ -149,10 +159,9 @@ impl StoreLock {
             PConn::Postgres(c) => {
                 let mut c = c.detach();
                 let key = pg_key(store);
-                let mut sql = Sql::new(Backend::Postgres);
-                sql.push("SELECT pg_try_advisory_lock(")
-                    .bind(Some(Param::Int(key)), None)
-                    .push(")");
+                let sql = dialect(Backend::Postgres)
+                    .try_session_lock_sql(store)
+                    .ok_or_else(|| no_session_locks(store))?;
                 let rows = Exec::Postgres(&mut c).fetch(&sql, &[ColKind::Bool]).await?;
                 if first_int(&rows) != Some(1) {
                     return Err(Error::GcLocked {
@@ -168,10 +177,9 @@ impl StoreLock {
             PConn::MySql(c) => {
                 let mut c = c.detach();
                 let name = mysql_name(store);
-                let mut sql = Sql::new(Backend::MySql);
-                sql.push("SELECT GET_LOCK(")
-                    .bind(Some(Param::Text(name.clone())), None)
-                    .push(", 0)");
+                let sql = dialect(Backend::MySql)
+                    .try_session_lock_sql(store)
+                    .ok_or_else(|| no_session_locks(store))?;
                 let rows = Exec::MySql(&mut c).fetch(&sql, &[ColKind::Int]).await?;
                 if first_int(&rows) != Some(1) {
                     return Err(Error::GcLocked {
@@ -244,10 +252,10 @@ async fn release_held(store: &str, held: Held) -> Result<()> {
         }
         #[cfg(feature = "postgres")]
         Held::Postgres { mut conn, key } => {
-            let mut sql = Sql::new(Backend::Postgres);
-            sql.push("SELECT pg_advisory_unlock(")
-                .bind(Some(Param::Int(key)), None)
-                .push(")");
+            let _ = key;
+            let sql = dialect(Backend::Postgres)
+                .session_unlock_sql(store)
+                .ok_or_else(|| no_session_locks(store))?;
             let unlocked = Exec::Postgres(&mut conn)
                 .fetch(&sql, &[ColKind::Bool])
                 .await;
@@ -258,10 +266,10 @@ async fn release_held(store: &str, held: Held) -> Result<()> {
         }
         #[cfg(feature = "mysql")]
         Held::MySql { mut conn, name } => {
-            let mut sql = Sql::new(Backend::MySql);
-            sql.push("SELECT RELEASE_LOCK(")
-                .bind(Some(Param::Text(name)), None)
-                .push(")");
+            let _ = name;
+            let sql = dialect(Backend::MySql)
+                .session_unlock_sql(store)
+                .ok_or_else(|| no_session_locks(store))?;
             let released = Exec::MySql(&mut conn).fetch(&sql, &[ColKind::Int]).await;
             let closed = sqlx::Connection::close(conn).await;
             released?;

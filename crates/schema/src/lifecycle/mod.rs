@@ -59,7 +59,7 @@
 //! See `docs/operations.md` for how each operation works and what it guarantees.
 
 mod gc;
-mod lock;
+pub(crate) mod lock;
 mod migrate;
 mod scan;
 mod staging;

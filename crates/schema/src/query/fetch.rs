@@ -268,7 +268,18 @@ impl Query {
                 }
             }
         };
-        let task = tokio::spawn(reader);
+        // The reader runs on the caller's tokio runtime; without one there is nothing to run it.
+        let handle = match tokio::runtime::Handle::try_current() {
+            Ok(h) => h,
+            Err(_) => {
+                let e = Error::InvalidQuery {
+                    expression: label,
+                    message: "stream() must be called inside a tokio runtime".into(),
+                };
+                return futures::stream::once(async move { Err(e) }).boxed();
+            }
+        };
+        let task = handle.spawn(reader);
         let rows = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });

@@ -301,7 +301,7 @@ impl QueryHeading {
         if bad.is_empty() {
             return Ok(());
         }
-        let show = |l: &Option<String>| l.clone().unwrap_or_else(|| "none".into());
+        let show = |l: &Option<String>| l.clone().unwrap_or_else(|| "no lineage".into());
         Err(Error::LineageConflict {
             left: self.label.clone(),
             right: other.label.clone(),

@@ -371,7 +371,7 @@ impl Query {
 
     // ----- join -----
 
-    fn join_with(&self, other: &Query, semantic: bool, left_join: bool) -> Query {
+    pub(crate) fn join_with(&self, other: &Query, semantic: bool, left_join: bool) -> Query {
         let (a, b) = match (self.heading_ref(), other.heading_ref()) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return self.failed(e),
@@ -401,7 +401,15 @@ impl Query {
                 ),
             });
         }
-        let h = a.join(b, false, label);
+        let mut h = a.join(b, false, label);
+        if left_join {
+            // The right operand's own attributes are null where it has no match.
+            for attr in &mut h.attributes {
+                if a.attribute(&attr.name).is_none() {
+                    attr.nullable = true;
+                }
+            }
+        }
         self.make(
             Kind::Join {
                 left: self.clone(),
@@ -442,7 +450,7 @@ impl Query {
             Ok(h) => h.clone(),
             Err(e) => return self.failed(e),
         };
-        match proj_items(&h, &strs(items)) {
+        match proj_items(&h, &strs(items), self.node.conn.backend()) {
             Ok((items, heading)) => self.make(
                 Kind::Proj {
                     src: self.clone(),
@@ -512,7 +520,7 @@ impl Query {
                 });
             }
         }
-        match proj_items(&joined, &expanded) {
+        match proj_items(&joined, &expanded, self.node.conn.backend()) {
             Ok((items, heading)) => self.make(
                 Kind::Aggr {
                     group_by: Some(self.clone()),
@@ -718,6 +726,7 @@ impl Query {
 fn proj_items(
     h: &QueryHeading,
     items: &[String],
+    backend: dj_core::typespec::Backend,
 ) -> Result<(Vec<(String, ProjSrc)>, QueryHeading)> {
     let label = format!("{}.proj(…)", h.label);
     let invalid = |message: String| Error::InvalidQuery {
@@ -785,8 +794,9 @@ fn proj_items(
         }
     }
     for (name, expr) in &computed {
-        crate::restrict::sql_names(expr)
+        crate::restrict::scan_sql(expr, backend)
             .map_err(|m| invalid(format!("`{expr} -> {name}`: {m}")))?
+            .0
             .iter()
             .try_for_each(|n| h.require(n).map(|_| ()))?;
     }

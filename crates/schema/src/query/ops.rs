@@ -174,7 +174,7 @@ impl U {
                 });
             }
         }
-        match proj_items(&keyed, &items) {
+        match proj_items(&keyed, &items, q.node.conn.backend()) {
             Ok((out, heading)) => {
                 if let Some((n, _)) = out
                     .iter()

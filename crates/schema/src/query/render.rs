@@ -188,6 +188,16 @@ impl Sel {
     }
 }
 
+/// A computed expression in the backend's spelling (backtick-quoted names requoted).
+fn expr_sql(e: &str, backend: Backend) -> Result<String> {
+    crate::restrict::scan_sql(e, backend)
+        .map(|(_, text)| text)
+        .map_err(|message| Error::InvalidQuery {
+            expression: e.to_string(),
+            message,
+        })
+}
+
 /// Parse one order item: `attr [ASC|DESC]` or `KEY [ASC|DESC]`.
 pub(crate) fn parse_order(h: &QueryHeading, item: &str) -> Result<Vec<(String, &'static str)>> {
     let mut words = item.split_whitespace();
@@ -287,7 +297,7 @@ impl Query {
                 for (name, p) in items {
                     let e = match p {
                         ProjSrc::Attr(old) => s.col_expr(old).ok_or_else(|| h.unknown(old))?,
-                        ProjSrc::Expr(e) => format!("({e})"),
+                        ProjSrc::Expr(e) => format!("({})", expr_sql(e, backend)?),
                     };
                     cols.push((name.clone(), e));
                 }
@@ -328,7 +338,9 @@ impl Query {
                             }
                             cols.push((name.clone(), e));
                         }
-                        ProjSrc::Expr(e) => cols.push((name.clone(), format!("({e})"))),
+                        ProjSrc::Expr(e) => {
+                            cols.push((name.clone(), format!("({})", expr_sql(e, backend)?)))
+                        }
                     }
                 }
                 s.cols = cols;
@@ -359,7 +371,10 @@ impl Query {
                     let nulls: Vec<String> = std::iter::once("...".to_string())
                         .chain(ah.secondary().iter().map(|s| format!("NULL -> {s}")))
                         .collect();
-                    (a.extend(b), b.exclude(a).proj(nulls))
+                    (
+                        a.join_with(b, false, true),
+                        b.exclude_unchecked(a).proj(nulls),
+                    )
                 };
                 let mut from = Sql::fragment(backend);
                 from.push("(");
@@ -565,20 +580,20 @@ fn join_sel(
         .collect();
     // A join of several tables joins the next one through a subquery when they share
     // attributes, as DataJoint does (USING over several tables is not portable).
-    let mut l_ok = l.can_where() && (l.single || on.is_empty());
-    let mut r_ok = r.can_where() && r.single && (!left_join || r.wheres.is_empty());
+    let l_ok = l.can_where() && (l.single || on.is_empty());
+    let r_ok = r.can_where() && r.single && (!left_join || r.wheres.is_empty());
     let clash = |l: &Sel, r: &Sel| {
         l.physical
             .iter()
             .any(|p| r.physical.contains(p) && !on.contains(p))
     };
-    if l_ok && r_ok && clash(&l, &r) {
-        l_ok = false;
-        r_ok = false;
-    }
     let l = l.wrap_unless(l_ok, ctx)?;
-    let r = r.wrap_unless(r_ok, ctx)?;
-    // A flat left side may still clash with a wrapped right side (hidden columns).
+    let mut r = r.wrap_unless(r_ok, ctx)?;
+    // Columns of the same name that are not joined on (hidden ones, or ones projected away)
+    // would be ambiguous: a subquery exposes only the heading's attributes.
+    if clash(&l, &r) {
+        r = r.wrap(ctx)?;
+    }
     let l = if clash(&l, &r) { l.wrap(ctx)? } else { l };
     let mut from = l.from;
     let q = |n: &str| quote(backend, n);
