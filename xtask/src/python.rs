@@ -28,6 +28,8 @@ pub const REQUIREMENTS: &[&str] = &[
     "maturin==1.16.0",
     "pytest==9.2.0",
     "hypothesis==6.170.27",
+    // DataJoint's `to_arrow()`, timed by crates/schema/benches/py_queries_bench.py.
+    "pyarrow==26.0.1",
 ];
 
 /// Make sure `.cache/venv` exists with [`REQUIREMENTS`] installed; return its python.

@@ -81,6 +81,11 @@ pub type Row = indexmap::IndexMap<String, dj_core::value::Value>;
 #[doc = include_str!("../../../docs/fetch-forms.md")]
 pub struct FetchFormsDoc;
 
+/// The examples of `docs/queries.md`, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/queries.md")]
+pub struct QueriesDoc;
+
 #[doc(hidden)]
 pub mod __private {
     pub use dj_core::value::Value;
