@@ -32,9 +32,12 @@
 //! ```
 //!
 //! See `docs/tables.md` for the definition language, tiers, foreign keys, restrictions and
-//! the backends, and [`lifecycle`] (`docs/operations.md`) for garbage collection, verification
-//! and migration of stored objects.
+//! the backends, `docs/fetch-forms.md` for fetching into structs, plain Rust types
+//! (`Vec<f64>`, `ndarray`), Arrow and Polars (features `arrow`, `polars`), and [`lifecycle`]
+//! (`docs/operations.md`) for garbage collection, verification and migration of stored objects.
 
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod catalog;
 mod coerce;
 mod db;
@@ -43,9 +46,13 @@ pub mod definition;
 mod delete;
 mod dialect;
 pub mod error;
+#[cfg(any(feature = "arrow", feature = "polars"))]
+mod frame;
 pub mod heading;
 pub mod lifecycle;
 pub mod naming;
+#[cfg(feature = "polars")]
+pub mod polars;
 pub mod query;
 pub mod restrict;
 mod schema;
@@ -71,6 +78,11 @@ pub type Row = indexmap::IndexMap<String, dj_core::value::Value>;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/queries.md")]
 pub struct QueriesDoc;
+
+/// The examples of `docs/fetch-forms.md`, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/fetch-forms.md")]
+pub struct FetchFormsDoc;
 
 #[doc(hidden)]
 pub mod __private {

@@ -361,7 +361,10 @@ impl Table {
                     });
                 };
                 resolved
-                    .encode(value, &self.context(&a.name, key.clone()))
+                    .encode(
+                        crate::serde_row::for_codec(info, value),
+                        &self.context(&a.name, key.clone()),
+                    )
                     .await
                     .map_err(|e| Error::core_at(&self.full_name(), &a.name, e))?
             } else {
@@ -550,7 +553,10 @@ impl Table {
             }
             let value = match &info.resolved {
                 Some(r) => r
-                    .encode(value, &self.context(&name, key.clone()))
+                    .encode(
+                        crate::serde_row::for_codec(info, value),
+                        &self.context(&name, key.clone()),
+                    )
                     .await
                     .map_err(|e| Error::core_at(&full, &name, e))?,
                 None if info.has_codec => {

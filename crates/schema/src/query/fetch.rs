@@ -1,6 +1,7 @@
 //! Running a query: rows, structs, counts, streams.
 
 use std::any::Any;
+use std::borrow::Cow;
 
 use dj_core::value::Value;
 use futures::stream::BoxStream;
@@ -13,7 +14,8 @@ use super::{Query, strs};
 use crate::Row;
 use crate::error::{Error, Result};
 use crate::heading::ColKind;
-use crate::serde_row::from_row;
+use crate::serde_row::{from_row, wanted_fields};
+use crate::table::AttrInfo;
 
 /// An async stream of fetched values ([`Query::stream`]).
 pub type RowStream<T> = BoxStream<'static, Result<T>>;
@@ -75,6 +77,16 @@ impl Decoder {
 
 impl Query {
     fn decoder(&self, names: Vec<String>) -> Result<Decoder> {
+        self.decoder_with(names, |_| true)
+    }
+
+    /// A decoder of `names` that decodes the codec columns `decode` accepts (the others keep
+    /// their stored form).
+    fn decoder_with(
+        &self,
+        names: Vec<String>,
+        decode: impl Fn(&AttrInfo) -> bool,
+    ) -> Result<Decoder> {
         let h = self.heading_ref()?;
         let mut kinds = Vec::with_capacity(names.len());
         let mut codecs = Vec::new();
@@ -83,6 +95,7 @@ impl Query {
             kinds.push(a.kind);
             if a.has_codec()
                 && let Some(src) = &a.source
+                && src.info().is_some_and(&decode)
             {
                 codecs.push((i, src.clone()));
             }
@@ -119,7 +132,15 @@ impl Query {
     }
 
     async fn fetch_raw(&self, names: &[String]) -> Result<(Decoder, Vec<Vec<Value>>)> {
-        let decoder = self.decoder(names.to_vec())?;
+        self.fetch_raw_with(names, |_| true).await
+    }
+
+    async fn fetch_raw_with(
+        &self,
+        names: &[String],
+        decode: impl Fn(&AttrInfo) -> bool,
+    ) -> Result<(Decoder, Vec<Vec<Value>>)> {
+        let decoder = self.decoder_with(names.to_vec(), decode)?;
         let sql = self.fetch_statement(names)?;
         let mut conn = self.node.conn.acquire().await?;
         let rows = conn
@@ -144,7 +165,17 @@ impl Query {
     /// overlap), and come back in query order.
     pub async fn fetch_rows(&self) -> Result<Vec<Row>> {
         let names = self.selected_names()?;
-        let (decoder, raw) = self.fetch_raw(&names).await?;
+        self.fetch_rows_decoding(&names, |_| true).await
+    }
+
+    /// The rows of `names`, decoding the codec columns `decode` accepts (the others keep their
+    /// stored form).
+    pub(crate) async fn fetch_rows_decoding(
+        &self,
+        names: &[String],
+        decode: impl Fn(&AttrInfo) -> bool,
+    ) -> Result<Vec<Row>> {
+        let (decoder, raw) = self.fetch_raw_with(names, decode).await?;
         // Every row has the same keys: clone one keyed template and fill in the values.
         let template: Row = names.iter().map(|n| (n.clone(), Value::Null)).collect();
         let rows = raw.into_iter().map(|values| {
@@ -165,10 +196,39 @@ impl Query {
             .await
     }
 
-    /// The matching rows as `T`: a [`Row`] or any `Deserialize` struct.
+    /// This query narrowed to the attributes a `T` reads, when it is a struct and no attribute
+    /// list was given: the columns it omits are neither selected nor decoded (a `<blob@>` it
+    /// omits is never downloaded). Fields the heading lacks are left to serde (`Option` and
+    /// `#[serde(default)]` fields read as absent).
+    pub(crate) fn for_type<T: DeserializeOwned + Any>(&self) -> Cow<'_, Query> {
+        if self.node.fetch_attrs.is_some() {
+            return Cow::Borrowed(self);
+        }
+        let Some(fields) = wanted_fields::<T>() else {
+            return Cow::Borrowed(self);
+        };
+        let Ok(h) = self.heading_ref() else {
+            // The error comes back from the fetch itself.
+            return Cow::Borrowed(self);
+        };
+        let mut names: Vec<&str> = fields
+            .iter()
+            .copied()
+            .filter(|f| h.any_attribute(f).is_some())
+            .collect();
+        if names.is_empty() {
+            // Nothing the heading has: select the key, so the row count stays right.
+            names = h.primary_key();
+        }
+        Cow::Owned(self.attrs(names))
+    }
+
+    /// The matching rows as `T`: a [`Row`] or any `Deserialize` struct. A struct reads only its
+    /// fields' attributes (see [`crate::serde_row::wanted_fields`]).
     pub async fn fetch<T: DeserializeOwned + Any>(&self) -> Result<Vec<T>> {
         let label = self.label();
-        self.fetch_rows()
+        self.for_type::<T>()
+            .fetch_rows()
             .await?
             .into_iter()
             .map(|r| from_row(r).map_err(|e| e.in_table(&label)))
@@ -177,7 +237,7 @@ impl Query {
 
     /// The one matching row; an error when there are none or several.
     pub async fn fetch1<T: DeserializeOwned + Any>(&self) -> Result<T> {
-        let mut rows = self.fetch_rows().await?;
+        let mut rows = self.for_type::<T>().fetch_rows().await?;
         if rows.len() != 1 {
             return Err(Error::NotOneRow {
                 table: self.label(),
@@ -239,15 +299,17 @@ impl Query {
         Ok(probe.len().await? > 0)
     }
 
-    /// The matching rows as an async stream of `T` (a [`Row`] or a `Deserialize` struct),
+    /// The matching rows as an async stream of `T` (a [`Row`] or a `Deserialize` struct, which
+    /// reads only its fields' attributes, as [`Query::fetch`] does),
     /// read from the database as they are consumed: a bounded buffer of rows sits between the
     /// reader (a task holding one pooled connection) and the consumer, so a query of millions
     /// of rows never holds them all in memory. Codec columns are decoded per row, up to
     /// `transfer_concurrency` rows at a time, in order. Dropping the stream stops the reader.
     pub fn stream<T: DeserializeOwned + Any + Send + 'static>(&self) -> RowStream<T> {
-        let prepared = self.selected_names().and_then(|names| {
-            let decoder = self.decoder(names.clone())?;
-            let sql = self.fetch_statement(&names)?;
+        let q = self.for_type::<T>();
+        let prepared = q.selected_names().and_then(|names| {
+            let decoder = q.decoder(names.clone())?;
+            let sql = q.fetch_statement(&names)?;
             Ok((decoder, sql))
         });
         let (decoder, sql) = match prepared {
