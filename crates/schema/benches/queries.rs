@@ -3,7 +3,8 @@
 //! tables, and prints the ratios).
 //!
 //! - **join**: `Child * Parent & "value < 0.5"`, 100,000 children of 1,000 parents, about half of
-//!   them kept, fetched into a serde struct (and as rows);
+//!   them kept, fetched into a serde struct, as rows, and (feature `arrow`) as an Arrow
+//!   `RecordBatch`;
 //! - **aggregate**: `U("grp").aggr(Big, count, avg)` over 1,000,000 rows in 1,000 groups, next to
 //!   the same `GROUP BY` written by hand and run through the same driver (sqlx), so that the ratio
 //!   is dj-rs's own cost;
@@ -342,6 +343,15 @@ fn queries(c: &mut Criterion) {
                 rt.block_on(time(iters, || async {
                     let rows: Vec<JoinRow> = join(&f).fetch().await.unwrap();
                     assert_eq!(rows.len(), expected);
+                }))
+            })
+        });
+        #[cfg(feature = "arrow")]
+        g.bench_function("arrow", |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(time(iters, || async {
+                    let batch = join(&f).to_arrow().await.unwrap();
+                    assert_eq!(batch.num_rows(), expected);
                 }))
             })
         });
