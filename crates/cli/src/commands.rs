@@ -182,7 +182,7 @@ pub(crate) fn config_check(ctx: &mut Ctx<'_>, config: &Config) -> Result<u8> {
 /// `dj codecs`.
 pub(crate) fn codecs(ctx: &mut Ctx<'_>) -> Result<u8> {
     let registry = Registry::global();
-    let show = |r: datajoint::Result<TypeSpec>, store: bool| match r {
+    let show = |r: datajoint::CoreResult<TypeSpec>, store: bool| match r {
         // In store mode a chained codec is itself used with `@`.
         Ok(TypeSpec::Codec { name, store: None }) if store => format!("<{name}@>"),
         Ok(t) => t.to_string(),

@@ -123,7 +123,7 @@ pub enum CliError {
 
     /// The build is missing a plugin it should link, or one is registered twice.
     #[error("this build of dj is incomplete: {0}")]
-    Registry(dj_core::Error),
+    Registry(datajoint::Error),
 
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]

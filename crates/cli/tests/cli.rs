@@ -953,13 +953,13 @@ impl Codec for Opaque {
     fn name(&self) -> &str {
         "opaque_cli_test"
     }
-    fn dtype(&self, _is_store: bool) -> datajoint::Result<TypeSpec> {
+    fn dtype(&self, _is_store: bool) -> datajoint::CoreResult<TypeSpec> {
         "bytes".parse()
     }
-    async fn encode(&self, v: Value, _cx: &CodecContext) -> datajoint::Result<Value> {
+    async fn encode(&self, v: Value, _cx: &CodecContext) -> datajoint::CoreResult<Value> {
         Ok(v)
     }
-    async fn decode(&self, v: Value, _cx: &CodecContext) -> datajoint::Result<Value> {
+    async fn decode(&self, v: Value, _cx: &CodecContext) -> datajoint::CoreResult<Value> {
         Ok(v)
     }
 }

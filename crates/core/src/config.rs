@@ -1695,7 +1695,16 @@ fn build_database(value: Option<&Json>, base: &Path, origins: &Origins) -> Resul
             "password" => db.password = opt_secret(&key, v)?,
             "name" => db.name = opt_string(&key, v)?,
             "url" => db.url = opt_secret(&key, v)?,
-            "path" => db.path = opt_string(&key, v)?.map(|p| resolve_path(base, &p)),
+            // `:memory:` is SQLite's in-memory database, not a file beside the config.
+            "path" => {
+                db.path = opt_string(&key, v)?.map(|p| {
+                    if p == ":memory:" {
+                        PathBuf::from(p)
+                    } else {
+                        resolve_path(base, &p)
+                    }
+                })
+            }
             "use_tls" => match v {
                 Json::Null | Json::Bool(false) => {}
                 Json::Bool(true) | Json::Object(_) => {

@@ -1112,7 +1112,12 @@ fn sqlite_path_that_is_a_directory_is_an_error() {
     assert!(err.contains("`database.path`"), "{err}");
     // A file, a path yet to be created and `:memory:` are fine.
     from_json(r#"{"database": {"path": "data/lab.sqlite"}}"#, dir.path()).unwrap();
-    from_json(r#"{"database": {"path": ":memory:"}}"#, dir.path()).unwrap();
+    let memory = from_json(r#"{"database": {"path": ":memory:"}}"#, dir.path()).unwrap();
+    // `:memory:` stays SQLite's in-memory database: not a file named so beside the config.
+    assert_eq!(
+        memory.database.path.as_deref(),
+        Some(std::path::Path::new(":memory:"))
+    );
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -34,7 +34,10 @@ pub use dj_core::registry::{Registry, StoreSet};
 pub use dj_core::store::{Store, StoreExt, StorePath};
 pub use dj_core::typespec::{Backend, CoreType, TypeSpec};
 pub use dj_core::value::{DomainValue, Value};
-pub use dj_core::{Error, Result};
+pub mod error;
+/// The core contracts' result type, which [`Codec`] and [`Store`] implementations return.
+pub use dj_core::Result as CoreResult;
+pub use error::{Error, Result};
 
 /// The `<attach>` codec.
 #[cfg(feature = "attach")]
@@ -125,35 +128,43 @@ pub fn expected_protocols() -> Vec<&'static str> {
 pub fn check_registry() -> Result<()> {
     let registry = Registry::global();
     if let Some(e) = registry.conflicts().into_iter().next() {
-        return Err(e);
+        return Err(e.into());
     }
     let codecs = registry.list_codecs();
     for name in expected_codecs() {
         if !codecs.iter().any(|c| c == name) {
-            return Err(Error::UnknownCodec {
+            return Err(dj_core::Error::UnknownCodec {
                 name: name.to_string(),
                 known: codecs.join(", "),
-            });
+            }
+            .into());
         }
     }
     let protocols = registry.list_protocols();
     for name in expected_protocols() {
         if !protocols.iter().any(|p| p == name) {
-            return Err(Error::config(
+            return Err(dj_core::Error::config(
                 "stores.*.protocol",
                 format!(
                     "protocol `{name}` should be linked but is not registered; registered: {}",
                     protocols.join(", ")
                 ),
-            ));
+            )
+            .into());
         }
     }
     Ok(())
 }
 
-/// The names most programs need.
+/// The names most programs need: `use datajoint::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Codec, CodecContext, Config, Error, Result, Store, StoreExt, StorePath, TypeSpec, Value,
+        Codec, CodecContext, Config, Error, ObjectRef, Result, Store, StoreExt, StorePath,
+        TypeSpec, Value,
+    };
+    #[cfg(feature = "schema")]
+    pub use dj_schema::{
+        Connection, InsertOptions, Op, Query, Restriction, Row, Schema, Table, Tier, Transaction,
+        row,
     };
 }

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use datajoint::blob::Item;
 use datajoint::dj_core::codec::{Codec, CodecContext, ResolvedType};
 use datajoint::dj_core::config::{Config, StoreSpec};
-use datajoint::{Error, Registry, Result, TypeSpec, Value};
+use datajoint::dj_core::{Error, Result};
+use datajoint::{Registry, TypeSpec, Value};
 
 /// The user's domain type.
 #[derive(Debug, Clone, PartialEq)]

@@ -285,7 +285,7 @@ impl Connection {
         })
     }
 
-    pub(crate) async fn begin(&self) -> Result<Tx> {
+    pub(crate) async fn begin_tx(&self) -> Result<Tx> {
         Ok(match &self.inner.pool {
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
@@ -294,6 +294,11 @@ impl Connection {
             #[cfg(feature = "mysql")]
             Pool::MySql(p) => Tx::MySql(p.begin().await?),
         })
+    }
+
+    /// Whether `other` is a handle on this same connection (pool).
+    pub fn same_as(&self, other: &Connection) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Close every pooled connection.
@@ -494,6 +499,18 @@ impl Tx {
             Tx::Postgres(t) => t.commit().await?,
             #[cfg(feature = "mysql")]
             Tx::MySql(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(t) => t.rollback().await?,
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(t) => t.rollback().await?,
+            #[cfg(feature = "mysql")]
+            Tx::MySql(t) => t.rollback().await?,
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use indexmap::IndexMap;
 
 use crate::catalog;
-use crate::db::Sql;
+use crate::db::{Exec, Sql, Tx};
 use crate::error::{Error, Result, classify_db};
 use crate::naming::{Tier, master_of};
 use crate::query::{Cond, FkLink, Kind, Query};
@@ -19,11 +19,24 @@ impl Query {
     /// Deleting from a part table directly is refused (delete from its master); a delete that
     /// would remove part rows while keeping their master rows is rolled back.
     pub async fn delete(&self) -> Result<u64> {
+        let seed = self.table().ok_or_else(|| not_deletable(self))?;
+        let mut tx = seed.connection().begin_tx().await?;
+        let n = self.delete_in(&mut tx).await?;
+        tx.commit()
+            .await
+            .map_err(|e| e.in_table(&seed.full_name()))?;
+        Ok(n)
+    }
+
+    /// [`delete`](Self::delete) inside an open transaction (which the caller commits).
+    ///
+    /// The plan (the tables reached and, for a restriction by other queries, the keys it
+    /// matches) is read through the pool, outside `tx`.
+    pub(crate) async fn delete_in(&self, tx: &mut Tx) -> Result<u64> {
         let (full, graph, queries) = self.cascade_plan().await?;
         let seed = self.table().ok_or_else(|| not_deletable(self))?;
         let backend = seed.backend();
         let mut deleted: HashMap<String, u64> = HashMap::new();
-        let mut tx = seed.connection().begin().await?;
         for name in graph.order.iter().rev() {
             let q = &queries[name];
             let table = &graph.tables[name];
@@ -56,7 +69,6 @@ impl Query {
                 }
             }
         }
-        tx.commit().await.map_err(|e| e.in_table(&full))?;
         Ok(deleted.get(&full).copied().unwrap_or(0))
     }
 
@@ -162,31 +174,35 @@ pub(crate) struct Graph {
 
 impl Graph {
     pub(crate) async fn load(seed: &Table) -> Result<Graph> {
+        let mut pc = seed.connection().acquire().await?;
+        Graph::load_with(seed, &mut pc.exec()).await
+    }
+
+    /// [`load`](Self::load) through `ex` (an open transaction's connection, say: an in-memory
+    /// SQLite database has only one).
+    pub(crate) async fn load_with(seed: &Table, ex: &mut Exec<'_>) -> Result<Graph> {
         let conn = seed.connection().clone();
         let backend = conn.backend();
         let mut tables: HashMap<String, Table> = HashMap::new();
         let mut edges = Vec::new();
         tables.insert(seed.full_name(), seed.clone());
         let mut queue = VecDeque::from([seed.full_name()]);
-        let mut pc = conn.acquire().await?;
-        let mut ex = pc.exec();
         while let Some(name) = queue.pop_front() {
             let (schema, table) = {
                 let t = &tables[&name];
                 (t.schema_name().to_string(), t.name().to_string())
             };
-            let children = catalog::foreign_keys(&mut ex, backend, &schema, &table, true).await?;
+            let children = catalog::foreign_keys(ex, backend, &schema, &table, true).await?;
             for (cs, ct, fk) in children {
                 let child_full = format!("{cs}.{ct}");
                 if !tables.contains_key(&child_full) {
-                    let h = catalog::load_heading(&mut ex, backend, &cs, &ct, 0).await?;
+                    let h = catalog::load_heading(ex, backend, &cs, &ct, 0).await?;
                     tables.insert(child_full.clone(), Table::from_heading(conn.clone(), h));
                     queue.push_back(child_full.clone());
                 }
                 edges.push((name.clone(), child_full, fk));
             }
         }
-        drop(pc);
         // Kahn's algorithm over the loaded subgraph.
         let mut indegree: HashMap<&String, usize> = tables.keys().map(|k| (k, 0)).collect();
         for (p, c, _) in &edges {

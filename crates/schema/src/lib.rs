@@ -52,6 +52,7 @@ mod schema;
 pub mod serde_row;
 pub mod staged;
 mod table;
+pub mod transaction;
 
 pub use db::Connection;
 pub use error::{Error, Result};
@@ -63,6 +64,7 @@ pub use restrict::{Op, Restriction};
 pub use schema::Schema;
 pub use staged::StagedInsert;
 pub use table::{InsertOptions, Table};
+pub use transaction::Transaction;
 
 /// A row: attribute name to value, in heading order when fetched.
 pub type Row = indexmap::IndexMap<String, dj_core::value::Value>;

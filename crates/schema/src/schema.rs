@@ -594,7 +594,7 @@ impl Schema {
         statements.push(ddl::lineage_table(backend, &h.schema));
         let lineage_table = qualified(backend, &h.schema, "~lineage");
         // SQLite and PostgreSQL run DDL in a transaction; MySQL commits each DDL statement.
-        let mut tx = self.conn.begin().await?;
+        let mut tx = self.conn.begin_tx().await?;
         let mut ex = tx.exec();
         if backend == Backend::Sqlite {
             catalog::sqlite_bootstrap(&mut ex).await?;

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use dj_core::codec::{CodecContext, ResolvedType};
 use dj_core::typespec::{Backend, CoreType, TypeSpec};
@@ -17,7 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::Row;
 use crate::catalog;
 use crate::coerce::to_param;
-use crate::db::{Connection, Exec, Param, Sql, literal, qualified, quote};
+use crate::db::{Connection, Exec, Param, Sql, Tx, literal, qualified, quote};
 use crate::delete::Graph;
 use crate::dialect::dialect;
 use crate::error::{Error, Result, classify_db};
@@ -379,6 +380,33 @@ impl Table {
 
     async fn insert_rows(&self, rows: Vec<Cow<'_, Row>>, opts: InsertOptions) -> Result<u64> {
         let full = self.full_name();
+        let started = Instant::now();
+        let statements = self.prepare_insert(rows, opts).await?;
+        if statements.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.inner.conn.begin_tx().await?;
+        let count = self.run_insert(&mut tx, &statements).await?;
+        if self.writes_objects() {
+            crate::transaction::check_commit_budget(started, &full)?;
+        }
+        tx.commit().await.map_err(|e| e.in_table(&full))?;
+        Ok(count)
+    }
+
+    /// Whether inserting may write objects to stores (some attribute has a codec).
+    pub(crate) fn writes_objects(&self) -> bool {
+        self.inner.attrs.iter().any(|i| i.has_codec)
+    }
+
+    /// Check, encode (writing objects to stores first) and build the INSERT statements of
+    /// `rows`; nothing touches the table yet.
+    pub(crate) async fn prepare_insert(
+        &self,
+        rows: Vec<Cow<'_, Row>>,
+        opts: InsertOptions,
+    ) -> Result<Vec<Sql>> {
+        let full = self.full_name();
         if matches!(self.tier(), Some(Tier::Computed | Tier::Imported)) && !opts.allow_direct_insert
         {
             return Err(Error::Refused {
@@ -387,7 +415,7 @@ impl Table {
             });
         }
         if rows.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         // Encode everything (codecs may write objects to stores) before the transaction opens.
         let has_codecs = self.inner.attrs.iter().any(|i| i.has_codec);
@@ -466,9 +494,14 @@ impl Table {
                 statements.push(sql);
             }
         }
-        let mut tx = self.inner.conn.begin().await?;
+        Ok(statements)
+    }
+
+    /// Run prepared INSERT statements in `tx`; returns the rows written.
+    pub(crate) async fn run_insert(&self, tx: &mut Tx, statements: &[Sql]) -> Result<u64> {
+        let full = self.full_name();
         let mut count = 0;
-        for sql in &statements {
+        for sql in statements {
             let n = tx
                 .exec()
                 .execute(sql)
@@ -477,12 +510,25 @@ impl Table {
             // MySQL's ON DUPLICATE KEY UPDATE with an unchanged value counts 0 per skipped row.
             count += n;
         }
-        tx.commit().await.map_err(|e| e.in_table(&full))?;
         Ok(count)
     }
 
     /// Update the non-key attributes of the one row identified by the key in `row`.
     pub async fn update1<R: Serialize + Any>(&self, row: &R) -> Result<()> {
+        let full = self.full_name();
+        let started = Instant::now();
+        let update = self.prepare_update1(row).await?;
+        let mut tx = self.inner.conn.begin_tx().await?;
+        self.run_update1(&mut tx, &update).await?;
+        if self.writes_objects() {
+            crate::transaction::check_commit_budget(started, &full)?;
+        }
+        tx.commit().await.map_err(|e| e.in_table(&full))
+    }
+
+    /// Check and encode an [`update1`](Self::update1) (objects are written here): the count of
+    /// the row it targets and the UPDATE statement.
+    pub(crate) async fn prepare_update1<R: Serialize + Any>(&self, row: &R) -> Result<[Sql; 2]> {
         let full = self.full_name();
         let mut row = to_row(row).map_err(|e| e.in_table(&full))?;
         let h = self.heading();
@@ -578,8 +624,14 @@ impl Table {
             .push(&self.qualified())
             .push(" WHERE ");
         key_restriction.render(self, &mut count)?;
-        let mut tx = self.inner.conn.begin().await?;
-        let n = count_rows(&mut tx.exec(), &count)
+        Ok([count, sql])
+    }
+
+    /// Run a prepared [`update1`](Self::update1) in `tx`: exactly one row must match its key.
+    pub(crate) async fn run_update1(&self, tx: &mut Tx, update: &[Sql; 2]) -> Result<()> {
+        let full = self.full_name();
+        let [count, sql] = update;
+        let n = count_rows(&mut tx.exec(), count)
             .await
             .map_err(|e| e.in_table(&full))?;
         if n != 1 {
@@ -589,10 +641,9 @@ impl Table {
             });
         }
         tx.exec()
-            .execute(&sql)
+            .execute(sql)
             .await
             .map_err(|e| classify_db(&full, e))?;
-        tx.commit().await.map_err(|e| e.in_table(&full))?;
         Ok(())
     }
 

@@ -357,7 +357,7 @@ impl Migration {
         // 4. Rewrite the metadata, in one transaction.
         let backend = conn.backend();
         let table_sql = qualified(backend, self.table.schema_name(), self.table.name());
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_tx().await?;
         let total = plans.len() as u64;
         for (i, plan) in plans.into_iter().enumerate() {
             let where_key = Restriction::Key(plan.key);
