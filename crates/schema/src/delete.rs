@@ -1,6 +1,6 @@
 //! Cascading deletes: a query's rows and every row that depends on them through foreign keys.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use indexmap::IndexMap;
 
@@ -203,43 +203,15 @@ impl Graph {
                 edges.push((name.clone(), child_full, fk));
             }
         }
-        // Kahn's algorithm over the loaded subgraph.
-        let mut indegree: HashMap<&String, usize> = tables.keys().map(|k| (k, 0)).collect();
-        for (p, c, _) in &edges {
-            if p != c
-                && let Some(d) = indegree.get_mut(c)
-            {
-                *d += 1;
-            }
-        }
-        let mut ready: Vec<&String> = indegree
-            .iter()
-            .filter(|(_, d)| **d == 0)
-            .map(|(k, _)| *k)
-            .collect();
-        ready.sort();
-        let mut order = Vec::new();
-        let mut seen = HashSet::new();
-        while let Some(n) = ready.pop() {
-            if !seen.insert(n.clone()) {
-                continue;
-            }
-            order.push(n.clone());
-            let mut next = Vec::new();
-            for (p, c, _) in &edges {
-                if p == n
-                    && p != c
-                    && let Some(d) = indegree.get_mut(c)
-                {
-                    *d -= 1;
-                    if *d == 0 {
-                        next.push(c);
-                    }
-                }
-            }
-            next.sort();
-            ready.extend(next);
-        }
+        // Parents before children (the seed, the only table without a parent here, first),
+        // the dependency graph's deterministic order.
+        let order: Vec<String> = crate::graph::kahn(
+            tables.keys().map(String::as_str),
+            edges.iter().map(|(p, c, _)| (p.as_str(), c.as_str())),
+        )
+        .into_iter()
+        .map(str::to_string)
+        .collect();
         if order.len() != tables.len() {
             return Err(Error::Refused {
                 table: seed.full_name(),
