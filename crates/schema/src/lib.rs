@@ -46,6 +46,7 @@ pub mod error;
 pub mod heading;
 pub mod lifecycle;
 pub mod naming;
+pub mod populate;
 pub mod query;
 pub mod restrict;
 mod schema;
