@@ -543,3 +543,170 @@ async fn job_table_error_messages_are_truncated_as_datajoint_does() {
         "short"
     );
 }
+
+/// Doubles `x` into `Result`, marking the row as made by Rust.
+struct Double {
+    item: Table,
+    made: AtomicUsize,
+}
+
+impl Make for Double {
+    async fn make(&self, key: &Row, cx: &MakeContext<'_>) -> MakeResult<()> {
+        let row: Row = cx.fetch1(self.item.restrict(key.clone())).await?;
+        let x = row["x"].as_i64().unwrap_or_default();
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let mut out = key.clone();
+        out.insert("y".into(), (2 * x).into());
+        out.insert("worker".into(), "rs".into());
+        cx.insert1(cx.target(), &out).await?;
+        self.made.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn python() -> Option<String> {
+    match std::env::var("DJ_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "DJ_TEST_PYTHON is not set, and CI=true"
+            );
+            eprintln!("SKIP: DJ_TEST_PYTHON is not set");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_rust_workers_share_one_job_queue() {
+    let Some(py) = python() else { return };
+    each_backend("pop_interop", |label, s| {
+        let py = py.clone();
+        async move {
+            let url = match label {
+                "postgres" => std::env::var("DJ_TEST_POSTGRES_URL").unwrap(),
+                "mysql" => std::env::var("DJ_TEST_MYSQL_URL").unwrap(),
+                _ => return, // SQLite: one process, direct mode
+            };
+            let item = s
+                .declare("Item", Tier::Manual, "n : int32\n---\nx : int64")
+                .await
+                .unwrap();
+            let result = s
+                .declare(
+                    "Result",
+                    Tier::Computed,
+                    "-> Item\n---\ny : int64\nworker : varchar(8)",
+                )
+                .await
+                .unwrap();
+            let rows: Vec<Row> = (0..200)
+                .map(|n| row! {"n" => n, "x" => i64::from(n) * 3})
+                .collect();
+            item.insert(&rows).await.unwrap();
+            // Rust declares the job table and fills the queue; Python works on it.
+            let jobs = Jobs::new(&result).await.unwrap();
+            assert_eq!(jobs.refresh().await.unwrap().added, 200, "{label}");
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+            let child = std::process::Command::new(&py)
+                .arg(dir.join("populate_worker.py"))
+                .arg(&url)
+                .arg(s.name())
+                .current_dir(&dir)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{label}: cannot start {py}: {e}"));
+            // Start the Rust worker once Python holds a reservation, so both work at once.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while jobs.with_status(JobStatus::Reserved).len().await.unwrap() == 0
+                && jobs.with_status(JobStatus::Pending).len().await.unwrap() == 200
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{label}: Python never started"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            let maker = Double {
+                item: item.clone(),
+                made: AtomicUsize::new(0),
+            };
+            let report = Populate::new(&result, &maker)
+                .reserve_jobs(true)
+                .concurrency(2)
+                .run()
+                .await
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{label}: python worker failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let py_out: serde_json::Value = serde_json::from_slice(
+                out.stdout
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .next_back()
+                    .unwrap_or_default(),
+            )
+            .unwrap_or_else(|e| panic!("{label}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+            let py_made = py_out["made"].as_u64().unwrap() as usize;
+            let rs_made = maker.made.load(Ordering::SeqCst);
+            eprintln!("{label}: Rust made {rs_made}, Python made {py_made}");
+            assert_eq!(rs_made, report.success_count, "{label}");
+            assert_eq!(
+                rs_made + py_made,
+                200,
+                "{label}: every key made exactly once"
+            );
+            assert!(py_made > 0 && rs_made > 0, "{label}: both workers worked");
+            assert_eq!(result.len().await.unwrap(), 200, "{label}");
+            let by_rust = result
+                .restrict(row! {"worker" => "rs"})
+                .len()
+                .await
+                .unwrap();
+            assert_eq!(by_rust as usize, rs_made, "{label}");
+            let progress = jobs.progress().await.unwrap();
+            assert_eq!(
+                progress["total"], 0,
+                "{label}: every job completed: {progress:?}"
+            );
+
+            // The other way round: Python declares the job table, Rust works its queue.
+            result.delete().await.unwrap();
+            jobs.table().clone().drop().await.unwrap();
+            let out = std::process::Command::new(&py)
+                .arg(dir.join("populate_worker.py"))
+                .arg(&url)
+                .arg(s.name())
+                .arg("refresh")
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{label}: python refresh failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let jobs = Jobs::new(&result)
+                .await
+                .unwrap_or_else(|e| panic!("{label}: Python's job table: {e}"));
+            assert_eq!(jobs.progress().await.unwrap()["pending"], 200, "{label}");
+            let report = Populate::new(&result, &maker)
+                .reserve_jobs(true)
+                .run()
+                .await
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            assert_eq!(report.success_count, 200, "{label}");
+            assert_eq!(jobs.progress().await.unwrap()["total"], 0, "{label}");
+        }
+    })
+    .await;
+}

@@ -328,7 +328,8 @@ impl Jobs {
     }
 
     /// DataJoint's `refresh`: add `key_source - target - jobs` as pending (priority `priority`,
-    /// default 5; schedulable `delay` seconds from now, by the server's clock), remove jobs
+    /// default 5; schedulable `delay` seconds from now, by the server's clock; DataJoint's
+    /// populate passes -1), remove jobs
     /// whose keys left the key source (success/error ones not in the target at any age, others
     /// older than the stale timeout except `ignore`), and put reservations older than
     /// `orphan_timeout` seconds back as pending.
@@ -348,8 +349,8 @@ impl Jobs {
             .keys()
             .await?;
         if !new_keys.is_empty() {
-            let scheduled = self.server_now().await?
-                + chrono::Duration::milliseconds((delay.max(0.0) * 1000.0) as i64);
+            let scheduled =
+                self.server_now().await? + chrono::Duration::milliseconds((delay * 1000.0) as i64);
             let rows: Vec<Row> = new_keys
                 .iter()
                 .map(|k| {
@@ -515,15 +516,28 @@ impl Jobs {
         Ok(out)
     }
 
-    /// Pending keys by priority then scheduled time, at most `limit`, restricted.
+    /// Pending keys whose time has come, by priority then scheduled time, at most `limit`;
+    /// only keys of `todo` when given, only priorities up to `priority` when given (as
+    /// DataJoint's distributed populate).
     pub(crate) async fn pending_keys(
         &self,
-        restrictions: &[Restriction],
+        todo: Option<&Query>,
+        priority: Option<i64>,
         limit: Option<usize>,
     ) -> Result<Vec<Row>> {
-        let mut q = self.with_status(JobStatus::Pending);
-        if !restrictions.is_empty() {
-            q = q.restrict_unchecked(Restriction::And(restrictions.to_vec()));
+        let now = self.server_now().await?;
+        let mut q = self
+            .with_status(JobStatus::Pending)
+            .restrict(Restriction::cond(
+                "scheduled_time",
+                crate::restrict::Op::Le,
+                now,
+            ));
+        if let Some(todo) = todo {
+            q = q.restrict_unchecked(todo);
+        }
+        if let Some(p) = priority {
+            q = q.restrict(Restriction::cond("priority", crate::restrict::Op::Le, p));
         }
         let q = q.top(limit.map(|n| n as u64), ["priority", "scheduled_time"], 0);
         q.keys().await

@@ -423,6 +423,9 @@ impl<M: MakeTripartite> Runner for ThreeStep<'_, M> {
             args,
             tables,
         };
+        if target.restrict(key.clone()).exists().await? {
+            return Ok(Outcome::AlreadyDone);
+        }
         let fetched = self.0.make_fetch(key, &outside).await?;
         let computed = self.0.make_compute(key, &fetched).await?;
         let tx = target.connection().begin().await?;
@@ -803,11 +806,17 @@ impl<'a, R: Runner> Populate<'a, R> {
             } else {
                 ks.restrict(Restriction::And(self.restrictions.clone()))
             };
-            jobs.refresh_with(&restricted, self.priority, 0.0, None)
+            // A second in the past, as DataJoint: schedulable at once by the server's clock.
+            jobs.refresh_with(&restricted, self.priority, -1.0, None)
                 .await?;
         }
+        let todo = if self.restrictions.is_empty() {
+            None
+        } else {
+            Some(self.todo().await?)
+        };
         let mut keys = jobs
-            .pending_keys(&self.restrictions, self.max_calls)
+            .pending_keys(todo.as_ref(), self.priority, self.max_calls)
             .await?;
         match self.order {
             Order::Original => {}
