@@ -651,8 +651,7 @@ async fn python_and_rust_workers_share_one_job_queue() {
             let py_out: serde_json::Value = serde_json::from_slice(
                 out.stdout
                     .split(|b| *b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .next_back()
+                    .rfind(|l| !l.is_empty())
                     .unwrap_or_default(),
             )
             .unwrap_or_else(|e| panic!("{label}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
