@@ -48,6 +48,7 @@ pub mod graph;
 pub mod heading;
 pub mod lifecycle;
 pub mod naming;
+pub mod populate;
 pub mod query;
 pub mod restrict;
 mod schema;

@@ -274,7 +274,7 @@ impl Schema {
         Ok(t)
     }
 
-    async fn declare_named(
+    pub(crate) async fn declare_named(
         &self,
         name: &str,
         definition: &str,
