@@ -69,6 +69,7 @@ pub mod duration;
 pub mod error;
 pub mod item_json;
 mod lifecycle;
+mod pipeline;
 pub mod progress;
 
 pub use cli::Cli;
