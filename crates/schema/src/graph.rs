@@ -287,6 +287,22 @@ impl DependencyGraph {
         }
         // DataJoint refuses cyclic dependencies; so does everything that walks the graph.
         g.check_acyclic()?;
+        // Edges in the order of their children (then of their parents), as the catalog lists
+        // each child's foreign keys.
+        let order = g.topo_sort();
+        let pos: HashMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let mut edges = std::mem::take(&mut g.edges);
+        edges.sort_by_key(|e| {
+            (
+                pos.get(e.child.as_str()).copied().unwrap_or(usize::MAX),
+                pos.get(e.parent.as_str()).copied().unwrap_or(usize::MAX),
+            )
+        });
+        g.edges = edges;
         Ok(g)
     }
 

@@ -11,6 +11,10 @@ use dj_schema::{Schema, Tier};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
+const PIPELINE: &[&str] = &[
+    "Subject", "Session", "Trial", "Scan", "Clean", "Detail", "Pair", "Lab",
+];
+
 /// Declare the pipeline; returns the upstream schema (dropped by the caller).
 async fn declare(label: &str, s: &Schema) -> Schema {
     let conn = s.connection();
@@ -156,12 +160,13 @@ async fn graph_and_diagrams_on_every_backend() {
 
         check_dot(label, &g, &m, &u);
         check_mermaid(label, &g, &m, &u);
-        check_svg(label, &Diagram::new(&g).to_svg(), 8, 9);
+        check_svg(label, &Diagram::new(&g).to_svg(), 8, 9, PIPELINE);
         check_svg(
             label,
             &Diagram::new(&g).direction(Direction::LeftRight).to_svg(),
             8,
             9,
+            PIPELINE,
         );
         if label == "sqlite"
             && let Ok(path) = std::env::var("DJ_DIAGRAM_SAMPLE")
@@ -265,7 +270,7 @@ fn check_mermaid(label: &str, g: &DependencyGraph, m: &str, u: &str) {
 
 /// The SVG parses as XML, has `nodes` node groups and `edges` edge paths, and no two node
 /// shapes overlap.
-fn check_svg(label: &str, svg: &str, nodes: usize, edges: usize) {
+fn check_svg(label: &str, svg: &str, nodes: usize, edges: usize, labels: &[&str]) {
     let mut reader = Reader::from_str(svg);
     let mut n_nodes = 0;
     let mut n_edges = 0;
@@ -330,9 +335,7 @@ fn check_svg(label: &str, svg: &str, nodes: usize, edges: usize) {
     assert_eq!(n_nodes, nodes, "{label}: {svg}");
     assert_eq!(n_edges, edges, "{label}: {svg}");
     assert_eq!(boxes.len(), nodes);
-    for name in [
-        "Subject", "Session", "Trial", "Scan", "Clean", "Detail", "Pair", "Lab",
-    ] {
+    for name in labels {
         assert!(texts.iter().any(|t| t == name), "{label}: no label {name}");
     }
     for (i, a) in boxes.iter().enumerate() {
@@ -342,4 +345,92 @@ fn check_svg(label: &str, svg: &str, nodes: usize, edges: usize) {
             assert!(apart, "{label}: node shapes overlap: {a:?} {b:?}\n{svg}");
         }
     }
+}
+
+/// The pipeline drawn in `docs/diagram.md`, on SQLite: the committed `docs/diagram.svg` must be
+/// what the renderer draws today (`DJ_BLESS=1` rewrites it).
+#[tokio::test]
+async fn docs_diagram_is_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = dj_core::Config::default();
+    config.database.path = Some(dir.path().join("docs.sqlite"));
+    let conn = dj_schema::Connection::open(&config).await.unwrap();
+    let lab = conn.schema("lab").await.unwrap();
+    lab.declare(
+        "Rig",
+        Tier::Lookup,
+        "rig : varchar(16)\n---\nroom : varchar(16)",
+    )
+    .await
+    .unwrap();
+    lab.declare(
+        "Subject",
+        Tier::Manual,
+        "subject_id : int32\n---\nspecies : varchar(32)",
+    )
+    .await
+    .unwrap();
+    let session = lab
+        .declare(
+            "Session",
+            Tier::Manual,
+            "-> Subject\nsession : int16\n---\n-> Rig\nsession_date : date",
+        )
+        .await
+        .unwrap();
+    lab.declare_part(
+        &session,
+        "Trial",
+        "-> master\ntrial : int16\n---\nstart : float64",
+    )
+    .await
+    .unwrap();
+    lab.declare("Scan", Tier::Imported, "-> Session\n---\nn_samples : int32")
+        .await
+        .unwrap();
+    let filtered = lab
+        .declare("Filtered", Tier::Computed, "-> Scan\n---\nmean : float64")
+        .await
+        .unwrap();
+    lab.declare_part(
+        &filtered,
+        "Trial",
+        "-> master\n-> Session.Trial\n---\nvalue : float64",
+    )
+    .await
+    .unwrap();
+    lab.declare(
+        "Comparison",
+        Tier::Computed,
+        "-> Filtered.proj(session_a='session')\n-> Filtered.proj(session_b='session')\n---\nr : float64",
+    )
+    .await
+    .unwrap();
+    let g = DependencyGraph::load(&conn, &["lab"]).await.unwrap();
+    let svg = Diagram::new(&g).to_svg();
+    check_svg(
+        "docs",
+        &svg,
+        8,
+        9,
+        &[
+            "Rig",
+            "Subject",
+            "Session",
+            "Trial",
+            "Scan",
+            "Filtered",
+            "Comparison",
+        ],
+    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/diagram.svg");
+    if std::env::var("DJ_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &svg).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == svg,
+        "docs/diagram.svg is not what the renderer draws now; run with DJ_BLESS=1 to rewrite it"
+    );
+    conn.close().await;
 }
