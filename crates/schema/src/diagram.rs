@@ -1114,10 +1114,7 @@ impl<'a> Layout<'a> {
         }
         for b in &boxes {
             min = (min.0.min(b.0 - b.2 / 2.0), min.1.min(b.1 - b.3 / 2.0));
-            max = (
-                max.0.max(b.0 + b.2 / 2.0),
-                max.1.max(b.1 + b.3 / 2.0 + 30.0),
-            );
+            max = (max.0.max(b.0 + b.2 / 2.0), max.1.max(b.1 + b.3 / 2.0));
         }
         if !min.0.is_finite() {
             min = (0.0, 0.0);
@@ -1213,7 +1210,8 @@ impl<'a> Layout<'a> {
                 if e.multi { "0.75" } else { "2" },
             );
         }
-        // Nodes.
+        // Nodes, with ids made of `[A-Za-z0-9_]` (as Mermaid's).
+        let ids = mermaid_ids(d.graph);
         for (i, p) in self.real.iter().enumerate() {
             let (x, y, w, h) = boxes[i];
             let (x, y) = (x + dx, y + dy);
@@ -1258,7 +1256,7 @@ impl<'a> Layout<'a> {
                 "<g class=\"node {}\" id=\"{}\"><title>{}</title>{shape}<text x=\"{}\" y=\"{}\" \
                  text-anchor=\"middle\" font-size=\"{}\" fill=\"{}\" textLength=\"{}\" lengthAdjust=\"spacingAndGlyphs\"{underline}>{}</text></g>",
                 st.class,
-                xml_escape(&p.node.full_name),
+                ids.get(&p.node.full_name).map_or("", String::as_str),
                 xml_escape(&d.tooltip(p.node)),
                 f1(x),
                 f1(y + fs * 0.35),

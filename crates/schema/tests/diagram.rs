@@ -434,3 +434,74 @@ async fn docs_diagram_is_current() {
     );
     conn.close().await;
 }
+
+/// A wider pipeline, with long edges, several parts per master and a part that references a
+/// sibling: the SVG still has every table, every edge, and no overlapping shapes, both ways.
+#[tokio::test]
+async fn wide_pipeline_lays_out_without_overlaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = dj_core::Config::default();
+    config.database.path = Some(dir.path().join("wide.sqlite"));
+    let conn = dj_schema::Connection::open(&config).await.unwrap();
+    let s = conn.schema("wide").await.unwrap();
+    let decl: &[(&str, Tier, &str)] = &[
+        ("Animal", Tier::Manual, "animal : int32"),
+        ("Species", Tier::Lookup, "species : varchar(16)"),
+        ("Rig", Tier::Lookup, "rig : varchar(16)"),
+        ("Keeper", Tier::Manual, "keeper : varchar(16)"),
+        (
+            "Session",
+            Tier::Manual,
+            "-> Animal\nsession : int16\n---\n-> Rig\n-> Keeper",
+        ),
+        ("Stimulus", Tier::Lookup, "stimulus : varchar(16)"),
+        ("Recording", Tier::Imported, "-> Session\n---\nn : int32"),
+        ("Spikes", Tier::Computed, "-> Recording\n---\nn : int32"),
+        ("Lfp", Tier::Computed, "-> Recording\n---\nn : int32"),
+        (
+            "Tuning",
+            Tier::Computed,
+            "-> Spikes\n-> Stimulus\n---\nn : int32",
+        ),
+        ("Summary", Tier::Computed, "-> Animal\n---\nn : int32"),
+        (
+            "Report",
+            Tier::Computed,
+            "-> Tuning\n-> Lfp\n---\n-> Species",
+        ),
+    ];
+    let mut tables = std::collections::HashMap::new();
+    for (class, tier, def) in decl {
+        let t = s
+            .declare(class, *tier, def)
+            .await
+            .unwrap_or_else(|e| panic!("{class}: {e}"));
+        tables.insert(*class, t);
+    }
+    s.declare_part(&tables["Spikes"], "Unit", "-> master\nunit : int16")
+        .await
+        .unwrap();
+    s.declare_part(
+        &tables["Spikes"],
+        "Waveform",
+        "-> Spikes.Unit\n---\nw : float64",
+    )
+    .await
+    .unwrap();
+    s.declare_part(&tables["Session"], "Note", "-> master\nnote : int16")
+        .await
+        .unwrap();
+    let g = DependencyGraph::load(&conn, &["wide"]).await.unwrap();
+    assert_eq!(g.len(), 15);
+    let edges = g.edges().len();
+    let labels: Vec<String> = g.nodes().map(|n| n.class_name.clone()).collect();
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    for dir in [Direction::TopBottom, Direction::LeftRight] {
+        let svg = Diagram::new(&g).direction(dir).to_svg();
+        check_svg("wide", &svg, 15, edges, &labels);
+        if let Ok(p) = std::env::var("DJ_DIAGRAM_SAMPLE") {
+            std::fs::write(format!("{p}-{dir:?}.svg"), &svg).unwrap();
+        }
+    }
+    conn.close().await;
+}
