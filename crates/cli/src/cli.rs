@@ -113,7 +113,8 @@ pub struct DiagramArgs {
     /// Write to this file instead of standard output.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// TB (parents above children, DataJoint's default) or LR (parents to the left).
+    /// TB (parents above children) or LR (parents to the left, the default of DataJoint 2.3.5's
+    /// `display.diagram_direction`).
     #[arg(long, default_value = "TB", value_parser = parse_direction)]
     pub direction: datajoint::schema::diagram::Direction,
     /// Also draw, whole, every schema the given ones reference (transitively).

@@ -39,8 +39,8 @@ use std::str::FromStr;
 use crate::graph::{Dependency, DependencyGraph, TableNode};
 use crate::naming::Tier;
 
-/// Which way the graph runs: parents above children (`TB`, DataJoint's default) or to their
-/// left (`LR`).
+/// Which way the graph runs: parents above children (`TB`, the default here) or to their left
+/// (`LR`, the default of DataJoint 2.3.5's `display.diagram_direction`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Direction {
     /// Top to bottom (`TB`).
@@ -1133,6 +1133,7 @@ impl<'a> Layout<'a> {
              viewBox=\"0 0 {width} {height}\" font-family=\"Helvetica, Arial, sans-serif\">"
         );
         let _ = writeln!(s, "<title>{}</title>", xml_escape(&title));
+        s.push_str(&dark_style());
         let _ = writeln!(
             s,
             "<rect class=\"canvas\" x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"white\"/>"
@@ -1320,6 +1321,55 @@ impl<'a> Layout<'a> {
         }
         d
     }
+}
+
+/// DataJoint's dark palette for each light colour: `(light, dark)` for fills, then strokes.
+const DARK_FILLS: &[(&str, &str)] = &[
+    ("#E8F0E9", "#16281F"),
+    ("#28513A", "#BCE6CF"),
+    ("#F0F0F1", "#242832"),
+    ("#5A5C5F", "#C9CFD9"),
+    ("#FFEDE5", "#331B12"),
+    ("#B23200", "#FFC7AE"),
+    ("#E0F4FC", "#0F2433"),
+    ("#00537A", "#BEE7F9"),
+    ("#FFFFFF", "#1E232C"),
+    ("#55585C", "#C8CED8"),
+    ("#FFFDE7", "#3A3620"),
+    ("#6B6420", "#EBE3A0"),
+    (ENTITY_FILL, "#2A313D"),
+    (CLUSTER_TEXT, "#8A93A1"),
+];
+const DARK_STROKES: &[(&str, &str)] = &[
+    ("#3E7A52", "#6BBF94"),
+    ("#808285", "#9DA0A4"),
+    ("#FF5113", "#FF7A47"),
+    ("#00A0DF", "#33B8E8"),
+    ("#B9BBBE", "#8F959D"),
+    ("#C9BC5B", "#C9BC5B"),
+    (ENTITY_FILL, "#2A313D"),
+    (CLUSTER_STROKE, "#606875"),
+];
+
+/// A `<style>` that turns the light drawing into DataJoint's dark theme when the viewer
+/// prefers dark (DataJoint's default `auto` theme does the same to its Graphviz SVG).
+fn dark_style() -> String {
+    let mut s = String::from(
+        "<style>\n@media (prefers-color-scheme: dark) {\n  rect.canvas { fill: #161A21; }\n",
+    );
+    for (light, dark) in DARK_FILLS {
+        let _ = writeln!(s, "  [fill=\"{light}\"] {{ fill: {dark}; }}");
+    }
+    for (light, dark) in DARK_STROKES {
+        let _ = writeln!(s, "  [stroke=\"{light}\"] {{ stroke: {dark}; }}");
+    }
+    let _ = writeln!(
+        s,
+        "  [stroke=\"{EDGE}\"] {{ stroke: #AEB6C2; stroke-opacity: 0.753; }}\n  \
+         [stroke=\"{EDGE_RENAMED}\"] {{ stroke: #D68C4A; stroke-opacity: 0.753; }}"
+    );
+    s.push_str("}\n</style>\n");
+    s
 }
 
 fn edge_title(e: &Dependency) -> String {

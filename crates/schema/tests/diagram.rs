@@ -332,6 +332,10 @@ fn check_svg(label: &str, svg: &str, nodes: usize, edges: usize, labels: &[&str]
         }
     }
     assert_eq!(depth, 1, "{label}");
+    assert!(
+        svg.contains("@media (prefers-color-scheme: dark)"),
+        "{label}"
+    );
     assert_eq!(n_nodes, nodes, "{label}: {svg}");
     assert_eq!(n_edges, edges, "{label}: {svg}");
     assert_eq!(boxes.len(), nodes);
