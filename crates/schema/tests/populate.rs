@@ -679,6 +679,7 @@ async fn python_and_rust_workers_share_one_job_queue() {
             );
 
             // The other way round: Python declares the job table, Rust works its queue.
+            let ours = job_catalog(label, &url, s.name()).await;
             result.delete().await.unwrap();
             jobs.table().clone().drop().await.unwrap();
             let out = std::process::Command::new(&py)
@@ -694,6 +695,11 @@ async fn python_and_rust_workers_share_one_job_queue() {
                 "{label}: python refresh failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
+            let theirs = job_catalog(label, &url, s.name()).await;
+            assert_eq!(
+                ours, theirs,
+                "{label}: the job table's catalog, Rust vs DataJoint"
+            );
             let jobs = Jobs::new(&result)
                 .await
                 .unwrap_or_else(|e| panic!("{label}: Python's job table: {e}"));
@@ -708,4 +714,88 @@ async fn python_and_rust_workers_share_one_job_queue() {
         }
     })
     .await;
+}
+
+/// The catalog of `~~result`: its comment, then per column name, type, nullability, default and
+/// comment, and its indexes.
+async fn job_catalog(label: &str, url: &str, schema: &str) -> Vec<String> {
+    use sqlx::Row as _;
+    let mut out = Vec::new();
+    if label == "postgres" {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let rel = format!("\"{schema}\".\"~~result\"");
+        let c: Option<String> =
+            sqlx::query_scalar("SELECT obj_description($1::regclass, 'pg_class')")
+                .bind(&rel)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        out.push(format!("table comment {c:?}"));
+        let rows = sqlx::query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+             pg_get_expr(d.adbin, d.adrelid), col_description(a.attrelid, a.attnum) \
+             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        )
+        .bind(&rel)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        for r in rows {
+            let name: String = r.get(0);
+            let ty: String = r.get(1);
+            let notnull: bool = r.get(2);
+            let default: Option<String> = r.get(3);
+            let comment: Option<String> = r.get(4);
+            out.push(format!(
+                "{name} {ty} notnull={notnull} default={default:?} comment={comment:?}"
+            ));
+        }
+        let idx: Vec<String> = sqlx::query_scalar(
+            "SELECT regexp_replace(pg_get_indexdef(indexrelid), ' [^ ]+ ON ', ' ON ') FROM pg_index \
+             WHERE indrelid = $1::regclass ORDER BY 1",
+        )
+        .bind(&rel)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        out.extend(idx);
+        pool.close().await;
+    } else {
+        let pool = sqlx::MySqlPool::connect(url).await.unwrap();
+        let c: String = sqlx::query_scalar(
+            "SELECT table_comment FROM information_schema.tables WHERE table_schema = ? AND table_name = '~~result'",
+        )
+        .bind(schema)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        out.push(format!("table comment {c:?}"));
+        let rows = sqlx::query(
+            "SELECT CAST(column_name AS CHAR), CAST(column_type AS CHAR), CAST(is_nullable AS CHAR), \
+             CAST(column_default AS CHAR), CAST(column_comment AS CHAR), CAST(column_key AS CHAR) \
+             FROM information_schema.columns WHERE table_schema = ? AND table_name = '~~result' \
+             ORDER BY ordinal_position",
+        )
+        .bind(schema)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        for r in rows {
+            let v: Vec<Option<String>> = (0..6).map(|i| r.get(i)).collect();
+            out.push(format!("{v:?}"));
+        }
+        let idx: Vec<String> = sqlx::query_scalar(
+            "SELECT CAST(CONCAT(index_name, ':', GROUP_CONCAT(column_name ORDER BY seq_in_index)) AS CHAR) \
+             FROM information_schema.statistics WHERE table_schema = ? AND table_name = '~~result' \
+             GROUP BY index_name ORDER BY index_name",
+        )
+        .bind(schema)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        out.extend(idx);
+        pool.close().await;
+    }
+    out
 }

@@ -117,7 +117,7 @@ fn definition(target: &Table) -> Result<(String, Vec<String>)> {
             continue;
         }
         let Some(a) = h.attribute(name) else { continue };
-        lines.push(format!("{name} : {}", a.spec));
+        lines.push(format!("{name} : {}", job_key_type(a)));
         pk.push(name.to_string());
     }
     if pk.is_empty() {
@@ -148,6 +148,20 @@ fn definition(target: &Table) -> Result<(String, Vec<String>)> {
         pk = lines.join("\n"),
     );
     Ok((def, pk))
+}
+
+/// The type DataJoint 2.3.5 declares a job-table key attribute with: its original type when the
+/// target's column records one (`:uuid:` on an inherited uuid), otherwise the column's SQL type
+/// as a native type (inherited columns carry no `:type:` marker), so the job table's column has
+/// the target's SQL type and no marker, as when DataJoint declares it.
+fn job_key_type(a: &crate::heading::Attribute) -> String {
+    use dj_core::typespec::{CoreType, TypeSpec};
+    let marked = !a.inherited || matches!(a.spec, TypeSpec::Core(CoreType::Uuid));
+    if marked || a.sql_type.is_empty() || a.sql_type.contains(['"', '`', '.']) {
+        a.spec.to_string()
+    } else {
+        a.sql_type.clone()
+    }
 }
 
 /// DataJoint's `full_table_name` (backend-quoted `schema`.`table`).
