@@ -799,3 +799,87 @@ async fn job_catalog(label: &str, url: &str, schema: &str) -> Vec<String> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_metadata_columns_and_keep_completed_follow_the_config() {
+    common::each_backend_with(
+        "pop_meta",
+        |mut c| {
+            c.jobs.add_job_metadata = true;
+            c.jobs.keep_completed = true;
+            c.jobs.default_priority = 3;
+            c
+        },
+        |label, s| async move {
+            let p = pipeline(&s).await;
+            let names: Vec<&str> = p
+                .stats
+                .heading()
+                .attributes
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect();
+            assert_eq!(
+                names,
+                vec![
+                    "subject_id",
+                    "session",
+                    "square",
+                    "_job_start_time",
+                    "_job_duration",
+                    "_job_version"
+                ],
+                "{label}"
+            );
+            let r = Populate::new(&p.stats, &Square::new(vec![]))
+                .reserve_jobs(true)
+                .run()
+                .await
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            assert_eq!(r.success_count, 6, "{label}");
+            let meta = p
+                .stats
+                .query()
+                .attrs([
+                    "subject_id",
+                    "session",
+                    "_job_start_time",
+                    "_job_duration",
+                    "_job_version",
+                ])
+                .fetch_rows()
+                .await
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            assert_eq!(meta.len(), 6, "{label}");
+            for m in &meta {
+                assert!(!m["_job_start_time"].is_null(), "{label}: {m:?}");
+                assert!(
+                    m["_job_duration"].as_f64().is_some_and(|d| d >= 0.0),
+                    "{label}: {m:?}"
+                );
+                assert_eq!(m["_job_version"].as_str(), Some(""), "{label}");
+            }
+            // keep_completed: success rows stay, with their duration and the configured priority.
+            let jobs = Jobs::new(&p.stats).await.unwrap();
+            let progress = jobs.progress().await.unwrap();
+            assert_eq!(progress["success"], 6, "{label}: {progress:?}");
+            let done: Vec<Row> = jobs.with_status(JobStatus::Success).fetch().await.unwrap();
+            assert!(
+                done.iter().all(|j| j["priority"].as_i64() == Some(3)
+                    && !j["completed_time"].is_null()
+                    && j["duration"].as_f64().is_some()),
+                "{label}: {done:?}"
+            );
+            // A row deleted from the target is made again: its job goes back to pending.
+            p.stats
+                .restrict(row! {"subject_id" => 1, "session" => 1})
+                .delete()
+                .await
+                .unwrap();
+            let r = jobs.refresh().await.unwrap();
+            assert_eq!((r.re_pended, r.added), (1, 0), "{label}: {r:?}");
+            assert_eq!(jobs.progress().await.unwrap()["pending"], 1, "{label}");
+        },
+    )
+    .await;
+}

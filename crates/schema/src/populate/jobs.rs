@@ -19,8 +19,6 @@ use crate::table::{InsertOptions, Table};
 pub const ERROR_MESSAGE_LENGTH: usize = 2047;
 /// What replaces the end of a longer message.
 pub const TRUNCATION_APPENDIX: &str = "...truncated";
-/// DataJoint's default `jobs.stale_timeout` (seconds).
-pub const DEFAULT_STALE_TIMEOUT: f64 = 3600.0;
 
 /// The status of a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -334,18 +332,19 @@ impl Jobs {
         }
     }
 
-    /// Refresh with the target's default key source and DataJoint's defaults
-    /// (priority 5, no delay, stale timeout 3600 s, no orphan timeout).
+    /// Refresh with the target's default key source, no delay and no orphan timeout (priority
+    /// and stale timeout from the `jobs` configuration: 5 and 3600 s by default).
     pub async fn refresh(&self) -> Result<RefreshReport> {
         let ks = super::default_key_source(&self.target).await?;
         self.refresh_with(&ks, None, 0.0, None).await
     }
 
     /// DataJoint's `refresh`: add `key_source - target - jobs` as pending (priority `priority`,
-    /// default 5; schedulable `delay` seconds from now, by the server's clock; DataJoint's
+    /// by default `jobs.default_priority`; schedulable `delay` seconds from now, by the server's clock; DataJoint's
     /// populate passes -1), remove jobs
     /// whose keys left the key source (success/error ones not in the target at any age, others
-    /// older than the stale timeout except `ignore`), and put reservations older than
+    /// older than `jobs.stale_timeout` except `ignore`), with `jobs.keep_completed` put
+    /// completed jobs whose rows left the target back as pending, and put reservations older than
     /// `orphan_timeout` seconds back as pending.
     pub async fn refresh_with(
         &self,
@@ -354,7 +353,10 @@ impl Jobs {
         delay: f64,
         orphan_timeout: Option<f64>,
     ) -> Result<RefreshReport> {
-        let priority = priority.unwrap_or(5);
+        let settings = &self.table.connection().config().jobs;
+        let priority = priority.unwrap_or(i64::from(settings.default_priority));
+        let stale_timeout = settings.stale_timeout;
+        let keep_completed = settings.keep_completed;
         let mut report = RefreshReport::default();
         let new_keys = key_source
             .exclude(self.target.query())
@@ -386,6 +388,23 @@ impl Jobs {
                 )
                 .await?;
         }
+        if keep_completed {
+            // Completed jobs whose rows left the target are made again.
+            let repend = self
+                .with_status(JobStatus::Success)
+                .restrict_unchecked(key_source)
+                .exclude_unchecked(self.target.query())
+                .keys()
+                .await?;
+            for key in repend {
+                self.delete_keys(vec![key.clone()]).await?;
+                let mut r = key;
+                r.insert("status".into(), "pending".into());
+                r.insert("priority".into(), priority.into());
+                self.table.insert1(&r).await?;
+                report.re_pended += 1;
+            }
+        }
         // Vanished keys: judged against the whole default key source.
         let full_ks = super::default_key_source(&self.target)
             .await
@@ -395,15 +414,17 @@ impl Jobs {
             .restrict(Restriction::Sql("status in ('success', 'error')".into()))
             .exclude_unchecked(self.target.query());
         report.removed += self.delete_keys(done_gone.keys().await?).await?;
-        let stale = vanished.restrict(Restriction::Sql("status <> 'ignore'".into()));
-        let cutoff = self.server_now().await?
-            - chrono::Duration::milliseconds((DEFAULT_STALE_TIMEOUT * 1000.0) as i64);
-        let stale = stale.restrict(Restriction::cond(
-            "created_time",
-            crate::restrict::Op::Lt,
-            cutoff,
-        ));
-        report.removed += self.delete_keys(stale.keys().await?).await?;
+        if stale_timeout > 0 {
+            let stale = vanished.restrict(Restriction::Sql("status <> 'ignore'".into()));
+            let cutoff = self.server_now().await?
+                - chrono::Duration::seconds(i64::try_from(stale_timeout).unwrap_or(i64::MAX));
+            let stale = stale.restrict(Restriction::cond(
+                "created_time",
+                crate::restrict::Op::Lt,
+                cutoff,
+            ));
+            report.removed += self.delete_keys(stale.keys().await?).await?;
+        }
         if let Some(t) = orphan_timeout.filter(|t| *t > 0.0) {
             let cutoff =
                 self.server_now().await? - chrono::Duration::milliseconds((t * 1000.0) as i64);
@@ -483,8 +504,17 @@ impl Jobs {
         Ok(self.execute(&sql).await? == 1)
     }
 
-    /// Mark `key` done: DataJoint (without `keep_completed`) deletes its job row.
-    pub async fn complete(&self, key: &Row, _duration: Duration) -> Result<()> {
+    /// Mark `key` done: its job row is deleted, or with `jobs.keep_completed` set to `success`
+    /// with its completion time and duration (as DataJoint).
+    pub async fn complete(&self, key: &Row, duration: Duration) -> Result<()> {
+        if self.table.connection().config().jobs.keep_completed {
+            let now = self.server_now().await?;
+            let mut r = self.job_key(key)?;
+            r.insert("status".into(), "success".into());
+            r.insert("completed_time".into(), now.into());
+            r.insert("duration".into(), duration.as_secs_f64().into());
+            return self.table.update1(&r).await;
+        }
         self.delete_keys(vec![self.job_key(key)?]).await.map(|_| ())
     }
 
@@ -512,7 +542,8 @@ impl Jobs {
         } else {
             let mut r = k;
             r.insert("status".into(), "ignore".into());
-            r.insert("priority".into(), 5.into());
+            let p = self.table.connection().config().jobs.default_priority;
+            r.insert("priority".into(), i64::from(p).into());
             self.table.insert1(&r).await
         }
     }

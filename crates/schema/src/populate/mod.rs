@@ -513,7 +513,7 @@ pub struct Populate<'a, R> {
     concurrency: usize,
     args: serde_json::Value,
     reserve_jobs: bool,
-    refresh: bool,
+    refresh: Option<bool>,
     priority: Option<i64>,
     on_progress: Option<ProgressFn>,
 }
@@ -545,7 +545,7 @@ impl<'a, R: Runner> Populate<'a, R> {
             concurrency: 1,
             args: serde_json::Value::Null,
             reserve_jobs: false,
-            refresh: true,
+            refresh: None,
             priority: None,
             on_progress: None,
         }
@@ -602,9 +602,10 @@ impl<'a, R: Runner> Populate<'a, R> {
         self
     }
 
-    /// With `reserve_jobs`: whether to refresh the queue first (default `true`).
+    /// With `reserve_jobs`: whether to refresh the queue first (default: `jobs.auto_refresh`
+    /// of the configuration, `true` unless set).
     pub fn refresh(mut self, yes: bool) -> Self {
-        self.refresh = yes;
+        self.refresh = Some(yes);
         self
     }
 
@@ -754,7 +755,8 @@ impl<'a, R: Runner> Populate<'a, R> {
             return Ok(None);
         }
         let started = Instant::now();
-        let start_time = chrono::Utc::now().naive_utc();
+        // Local time, as DataJoint's `datetime.fromtimestamp`.
+        let start_time = chrono::Local::now().naive_local();
         let r = self
             .runner
             .run_key(self.target, key, &self.args, tables)
@@ -800,7 +802,10 @@ impl<'a, R: Runner> Populate<'a, R> {
     async fn run_distributed(&self) -> Result<PopulateReport> {
         let ks = self.checked_key_source().await?;
         let jobs = Jobs::new(self.target).await?;
-        if self.refresh {
+        let refresh = self
+            .refresh
+            .unwrap_or(self.target.connection().config().jobs.auto_refresh);
+        if refresh {
             let restricted = if self.restrictions.is_empty() {
                 ks.clone()
             } else {
