@@ -230,9 +230,15 @@ fn jobs_section_is_read() {
     assert!(c.jobs.add_job_metadata && c.jobs.keep_completed && !c.jobs.auto_refresh);
     assert_eq!((c.jobs.default_priority, c.jobs.stale_timeout), (2, 0));
     for (json, key) in [
-        (r#"{"jobs": {"default_priority": 256}}"#, "jobs.default_priority"),
+        (
+            r#"{"jobs": {"default_priority": 256}}"#,
+            "jobs.default_priority",
+        ),
         (r#"{"jobs": {"stale_timeout": -1}}"#, "jobs.stale_timeout"),
-        (r#"{"jobs": {"add_job_metadata": "yes"}}"#, "jobs.add_job_metadata"),
+        (
+            r#"{"jobs": {"add_job_metadata": "yes"}}"#,
+            "jobs.add_job_metadata",
+        ),
         (r#"{"jobs": 3}"#, "jobs"),
     ] {
         let err = err_text(from_json(json, dir.path()));
