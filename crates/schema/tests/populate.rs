@@ -883,3 +883,138 @@ async fn job_metadata_columns_and_keep_completed_follow_the_config() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_inside_make_leaves_nothing_and_its_key_is_recovered() {
+    let Some(py) = python() else { return };
+    each_backend("pop_kill", |label, s| {
+        let py = py.clone();
+        async move {
+            let url = match label {
+                "postgres" => std::env::var("DJ_TEST_POSTGRES_URL").unwrap(),
+                "mysql" => std::env::var("DJ_TEST_MYSQL_URL").unwrap(),
+                _ => return,
+            };
+            let item = s
+                .declare("Item", Tier::Manual, "n : int32\n---\nx : int64")
+                .await
+                .unwrap();
+            let result = s
+                .declare(
+                    "Result",
+                    Tier::Computed,
+                    "-> Item\n---\ny : int64\nworker : varchar(8)",
+                )
+                .await
+                .unwrap();
+            let rows: Vec<Row> = (0..5)
+                .map(|n| row! {"n" => n, "x" => i64::from(n)})
+                .collect();
+            item.insert(&rows).await.unwrap();
+            let jobs = Jobs::new(&result).await.unwrap();
+            jobs.refresh().await.unwrap();
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+            let mut child = std::process::Command::new(&py)
+                .arg(dir.join("populate_worker.py"))
+                .arg(&url)
+                .arg(s.name())
+                .arg("hang")
+                .current_dir(&dir)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            // Wait until the worker has inserted its row inside make (uncommitted).
+            let stdout = child.stdout.take().unwrap();
+            let line = tokio::task::spawn_blocking(move || {
+                use std::io::BufRead;
+                // Skip DataJoint's banner; stop at "inserted" or at the end of its output.
+                let mut reader = std::io::BufReader::new(stdout);
+                loop {
+                    let mut line = String::new();
+                    let n = reader.read_line(&mut line)?;
+                    if n == 0 || line.trim() == "inserted" {
+                        return Ok::<_, std::io::Error>(line);
+                    }
+                }
+            })
+            .await
+            .unwrap()
+            .unwrap();
+            assert_eq!(line.trim(), "inserted", "{label}");
+            let reserved: Vec<Row> = jobs.with_status(JobStatus::Reserved).fetch().await.unwrap();
+            assert_eq!(reserved.len(), 1, "{label}");
+            assert_eq!(
+                reserved[0]["pid"].as_i64(),
+                Some(i64::from(child.id())),
+                "{label}"
+            );
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            assert_eq!(result.len().await.unwrap(), 0, "{label}: no partial rows");
+            // A refresh with a short orphan timeout puts the reservation back.
+            tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+            let ks = dj_schema::populate::default_key_source(&result)
+                .await
+                .unwrap();
+            let r = jobs.refresh_with(&ks, None, 0.0, Some(1.0)).await.unwrap();
+            assert_eq!(r.orphaned, 1, "{label}");
+            let maker = Double {
+                item: item.clone(),
+                made: AtomicUsize::new(0),
+            };
+            let report = Populate::new(&result, &maker)
+                .reserve_jobs(true)
+                .run()
+                .await
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            assert_eq!(report.success_count, 5, "{label}");
+            assert_eq!(result.len().await.unwrap(), 5, "{label}");
+            assert_eq!(jobs.progress().await.unwrap()["total"], 0, "{label}");
+
+            // A job table of another shape is refused, not used.
+            let other = s
+                .declare("Other", Tier::Computed, "-> Item\n---\nz : int64")
+                .await
+                .unwrap();
+            let create = if label == "postgres" {
+                format!(
+                    "CREATE TABLE \"{}\".\"~~other\" (n integer PRIMARY KEY, status text)",
+                    s.name()
+                )
+            } else {
+                format!(
+                    "CREATE TABLE `{}`.`~~other` (n int PRIMARY KEY, status text)",
+                    s.name()
+                )
+            };
+            if label == "postgres" {
+                let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            } else {
+                let pool = sqlx::MySqlPool::connect(&url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+            let err = Jobs::new(&other).await.expect_err("wrong shape");
+            assert!(err.to_string().contains("another shape"), "{label}: {err}");
+            let err = Populate::new(&other, &Copy)
+                .reserve_jobs(true)
+                .run()
+                .await
+                .expect_err("wrong shape");
+            assert!(
+                err.to_string().contains("missing columns"),
+                "{label}: {err}"
+            );
+        }
+    })
+    .await;
+}

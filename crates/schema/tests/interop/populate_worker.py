@@ -4,6 +4,8 @@ through its job table `~~result`, beside Rust workers. Not a test by itself.
 usage: populate_worker.py URL SCHEMA           -> populates, prints {"made": n, "success_count": n}
        populate_worker.py URL SCHEMA refresh   -> declares and refreshes the job table only,
                                                   prints its progress()
+       populate_worker.py URL SCHEMA hang      -> reserves a job, inserts its row in make and
+                                                  hangs there (to be killed)
 """
 import json
 import sys
@@ -18,6 +20,7 @@ url, schema_name = sys.argv[1], sys.argv[2]
 configure(url)
 schema = dj.Schema(schema_name, create_schema=False, create_tables=False)
 made = 0
+hang = sys.argv[3:] == ["hang"]
 
 
 @schema
@@ -44,6 +47,9 @@ class Result(dj.Computed):
         time.sleep(0.01)
         self.insert1(dict(key, y=2 * x, worker="py"))
         made += 1
+        if hang:
+            print("inserted", flush=True)
+            time.sleep(3600)
 
 
 if sys.argv[3:] == ["refresh"]:
