@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::each_backend;
 use dj_schema::populate::{
-    JobStatus, Jobs, Make, MakeContext, MakeResult, MakeTripartite, Order, Populate,
+    JobStatus, Jobs, Make, MakeContext, MakeResult, MakeTripartite, Order, Populate, RefreshOptions,
 };
 use dj_schema::{Connection, Error, Row, Schema, Table, Tier, row};
 
@@ -483,7 +483,14 @@ async fn job_table_reserve_complete_error_ignore_and_progress() {
         let ks = dj_schema::populate::default_key_source(&p.stats)
             .await
             .unwrap();
-        let r = jobs.refresh_with(&ks, None, 0.0, Some(1.0)).await.unwrap();
+        let r = jobs
+            .refresh_with(RefreshOptions {
+                key_source: Some(ks.clone()),
+                orphan_timeout: Some(1.0),
+                ..RefreshOptions::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(r.orphaned, 1, "{label}");
         jobs.ignore(&row! {"subject_id" => 2, "session" => 3})
             .await
@@ -518,7 +525,14 @@ async fn job_table_reserve_complete_error_ignore_and_progress() {
             .insert1(&row! {"subject_id" => 1, "session" => 9, "x" => 1})
             .await
             .unwrap();
-        let r = jobs.refresh_with(&ks, Some(1), 3600.0, None).await.unwrap();
+        let r = jobs
+            .refresh_with(RefreshOptions {
+                priority: Some(1),
+                delay: 3600.0,
+                ..RefreshOptions::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(r.added, 1, "{label}");
         assert!(
             !jobs
@@ -957,7 +971,14 @@ async fn a_worker_killed_inside_make_leaves_nothing_and_its_key_is_recovered() {
             let ks = dj_schema::populate::default_key_source(&result)
                 .await
                 .unwrap();
-            let r = jobs.refresh_with(&ks, None, 0.0, Some(1.0)).await.unwrap();
+            let r = jobs
+                .refresh_with(RefreshOptions {
+                    key_source: Some(ks.clone()),
+                    orphan_timeout: Some(1.0),
+                    ..RefreshOptions::default()
+                })
+                .await
+                .unwrap();
             assert_eq!(r.orphaned, 1, "{label}");
             let maker = Double {
                 item: item.clone(),
@@ -1015,6 +1036,29 @@ async fn a_worker_killed_inside_make_leaves_nothing_and_its_key_is_recovered() {
                 "{label}: {err}"
             );
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_without_suppress_errors_leaves_no_job_reserved() {
+    each_backend("pop_stop", |label, s| async move {
+        let p = pipeline(&s).await;
+        let err = Populate::new(&p.stats, &Square::new(vec![12]))
+            .reserve_jobs(true)
+            .concurrency(3)
+            .run()
+            .await
+            .expect_err("x = 12 fails");
+        assert!(err.to_string().contains("unlucky"), "{label}: {err}");
+        let progress = Jobs::new(&p.stats).await.unwrap().progress().await.unwrap();
+        assert_eq!(progress["reserved"], 0, "{label}: {progress:?}");
+        assert_eq!(progress["error"], 1, "{label}: {progress:?}");
+        assert_eq!(
+            p.stats.len().await.unwrap() + progress["pending"],
+            5,
+            "{label}: every other key is made or still pending: {progress:?}"
+        );
     })
     .await;
 }

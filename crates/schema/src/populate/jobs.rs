@@ -70,6 +70,26 @@ pub struct RefreshReport {
     pub re_pended: u64,
 }
 
+/// The options of [`Jobs::refresh_with`] (DataJoint's `refresh` arguments).
+#[derive(Clone, Debug, Default)]
+pub struct RefreshOptions {
+    /// The key source (default: the target's default key source).
+    pub key_source: Option<Query>,
+    /// Restrictions of the key source for the keys to add (AND); cleanup always judges
+    /// against the whole key source.
+    pub restrictions: Vec<Restriction>,
+    /// Seconds from now (by the server's clock) until new jobs may be reserved; may be negative.
+    pub delay: f64,
+    /// Priority of new jobs (default `jobs.default_priority`); lower runs first.
+    pub priority: Option<i64>,
+    /// Seconds after which jobs whose keys left the key source are removed (default
+    /// `jobs.stale_timeout`; 0 skips the age-based cleanup).
+    pub stale_timeout: Option<u64>,
+    /// Seconds after which a reservation is considered orphaned and put back as pending
+    /// (default: never).
+    pub orphan_timeout: Option<f64>,
+}
+
 /// Truncate a message as DataJoint does for `error_message`.
 pub fn truncate_error_message(message: &str) -> String {
     if message.chars().count() <= ERROR_MESSAGE_LENGTH {
@@ -335,27 +355,36 @@ impl Jobs {
     /// Refresh with the target's default key source, no delay and no orphan timeout (priority
     /// and stale timeout from the `jobs` configuration: 5 and 3600 s by default).
     pub async fn refresh(&self) -> Result<RefreshReport> {
-        let ks = super::default_key_source(&self.target).await?;
-        self.refresh_with(&ks, None, 0.0, None).await
+        self.refresh_with(RefreshOptions::default()).await
     }
 
-    /// DataJoint's `refresh`: add `key_source - target - jobs` as pending (priority `priority`,
-    /// by default `jobs.default_priority`; schedulable `delay` seconds from now, by the server's clock; DataJoint's
-    /// populate passes -1), remove jobs
-    /// whose keys left the key source (success/error ones not in the target at any age, others
-    /// older than `jobs.stale_timeout` except `ignore`), with `jobs.keep_completed` put
-    /// completed jobs whose rows left the target back as pending, and put reservations older than
-    /// `orphan_timeout` seconds back as pending.
-    pub async fn refresh_with(
-        &self,
-        key_source: &Query,
-        priority: Option<i64>,
-        delay: f64,
-        orphan_timeout: Option<f64>,
-    ) -> Result<RefreshReport> {
+    /// DataJoint's `refresh(*restrictions, delay, priority, stale_timeout, orphan_timeout)`:
+    ///
+    /// 1. add `(key_source & restrictions) - target - jobs` as pending, with `priority`
+    ///    (default `jobs.default_priority`), schedulable `delay` seconds from now by the
+    ///    server's clock (DataJoint's populate passes -1);
+    /// 2. with `jobs.keep_completed`, put completed jobs whose rows left the target back as
+    ///    pending;
+    /// 3. remove jobs whose keys left the (unrestricted) key source: `success`/`error` ones
+    ///    whose rows are not in the target at any age, the others except `ignore` once older
+    ///    than the stale timeout (default `jobs.stale_timeout`; 0 skips this);
+    /// 4. put reservations older than `orphan_timeout` seconds back as pending (the keys of
+    ///    killed workers).
+    pub async fn refresh_with(&self, opts: RefreshOptions) -> Result<RefreshReport> {
+        let full_ks = match &opts.key_source {
+            Some(q) => q.clone(),
+            None => super::default_key_source(&self.target).await?,
+        };
+        let key_source = if opts.restrictions.is_empty() {
+            full_ks.clone()
+        } else {
+            full_ks.restrict(Restriction::And(opts.restrictions.clone()))
+        };
+        let key_source = &key_source;
+        let (priority, delay, orphan_timeout) = (opts.priority, opts.delay, opts.orphan_timeout);
         let settings = &self.table.connection().config().jobs;
         let priority = priority.unwrap_or(i64::from(settings.default_priority));
-        let stale_timeout = settings.stale_timeout;
+        let stale_timeout = opts.stale_timeout.unwrap_or(settings.stale_timeout);
         let keep_completed = settings.keep_completed;
         let mut report = RefreshReport::default();
         let new_keys = key_source
@@ -405,10 +434,8 @@ impl Jobs {
                 report.re_pended += 1;
             }
         }
-        // Vanished keys: judged against the whole default key source.
-        let full_ks = super::default_key_source(&self.target)
-            .await
-            .unwrap_or_else(|_| key_source.clone());
+        // Vanished keys: judged against the unrestricted key source (jobs outside the
+        // restrictions, reserved by other workers say, are not stale).
         let vanished = self.table.query().exclude_unchecked(full_ks);
         let done_gone = vanished
             .restrict(Restriction::Sql("status in ('success', 'error')".into()))

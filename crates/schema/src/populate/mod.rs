@@ -49,6 +49,7 @@ mod jobs;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -67,7 +68,7 @@ use crate::table::{InsertOptions, Table};
 use crate::transaction::Transaction;
 
 pub use jobs::{
-    ERROR_MESSAGE_LENGTH, JobStatus, Jobs, RefreshReport, TRUNCATION_APPENDIX,
+    ERROR_MESSAGE_LENGTH, JobStatus, Jobs, RefreshOptions, RefreshReport, TRUNCATION_APPENDIX,
     truncate_error_message,
 };
 
@@ -703,10 +704,17 @@ impl<'a, R: Runner> Populate<'a, R> {
         let tables = schema_tables(self.target).await?;
         let tables = &tables;
         let full = self.target.full_name();
+        // After a failure without `suppress_errors`, keys not yet started are left alone and
+        // the makes under way finish (their jobs are completed or marked, never left reserved).
+        let stop = AtomicBool::new(false);
+        let stop = &stop;
         let mut results = futures::stream::iter(keys)
             .map(|key| {
                 let span = tracing::info_span!("make", table = %full, key = %key_text(&key));
                 async move {
+                    if stop.load(Ordering::SeqCst) {
+                        return (key, Ok(None));
+                    }
                     let r = self.one_key(&key, jobs, tables).await;
                     (key, r)
                 }
@@ -714,6 +722,7 @@ impl<'a, R: Runner> Populate<'a, R> {
             })
             .buffer_unordered(self.concurrency_for_backend());
         let mut done = 0;
+        let mut first_error = None;
         while let Some((key, r)) = results.next().await {
             done += 1;
             let ok = matches!(r, Ok(Some(Outcome::Made)));
@@ -722,7 +731,9 @@ impl<'a, R: Runner> Populate<'a, R> {
                 Ok(Some(Outcome::AlreadyDone) | None) => report.skipped += 1,
                 Err(e) => {
                     if !self.suppress_errors {
-                        return Err(e);
+                        stop.store(true, Ordering::SeqCst);
+                        first_error.get_or_insert(e);
+                        continue;
                     }
                     report.errors.push(KeyError {
                         key: key.clone(),
@@ -739,7 +750,10 @@ impl<'a, R: Runner> Populate<'a, R> {
                 });
             }
         }
-        Ok(report)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
 
     /// One key: `None` when the job table would not reserve it.
@@ -806,14 +820,15 @@ impl<'a, R: Runner> Populate<'a, R> {
             .refresh
             .unwrap_or(self.target.connection().config().jobs.auto_refresh);
         if refresh {
-            let restricted = if self.restrictions.is_empty() {
-                ks.clone()
-            } else {
-                ks.restrict(Restriction::And(self.restrictions.clone()))
-            };
             // A second in the past, as DataJoint: schedulable at once by the server's clock.
-            jobs.refresh_with(&restricted, self.priority, -1.0, None)
-                .await?;
+            jobs.refresh_with(RefreshOptions {
+                key_source: Some(ks.clone()),
+                restrictions: self.restrictions.clone(),
+                delay: -1.0,
+                priority: self.priority,
+                ..RefreshOptions::default()
+            })
+            .await?;
         }
         let todo = if self.restrictions.is_empty() {
             None
