@@ -1062,3 +1062,88 @@ async fn a_failure_without_suppress_errors_leaves_no_job_reserved() {
     })
     .await;
 }
+
+/// Inserts the key with fixed values: the trivial make of the per-job overhead measurement.
+struct Trivial;
+
+impl Make for Trivial {
+    async fn make(&self, key: &Row, cx: &MakeContext<'_>) -> MakeResult<()> {
+        let mut out = key.clone();
+        out.insert("y".into(), 0.into());
+        out.insert("worker".into(), "rs".into());
+        cx.insert1(cx.target(), &out).await?;
+        Ok(())
+    }
+}
+
+/// Per-job overhead (refresh, reserve, trivial make, complete) of Rust and of DataJoint 2.3.5
+/// on the same tables: `cargo test -p dj-schema --test populate per_job -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn per_job_overhead_against_datajoint() {
+    let Some(py) = python() else { return };
+    const N: i32 = 300;
+    each_backend("pop_bench", |label, s| {
+        let py = py.clone();
+        async move {
+            let url = match label {
+                "postgres" => std::env::var("DJ_TEST_POSTGRES_URL").unwrap(),
+                "mysql" => std::env::var("DJ_TEST_MYSQL_URL").unwrap(),
+                _ => return,
+            };
+            let item = s
+                .declare("Item", Tier::Manual, "n : int32\n---\nx : int64")
+                .await
+                .unwrap();
+            let result = s
+                .declare(
+                    "Result",
+                    Tier::Computed,
+                    "-> Item\n---\ny : int64\nworker : varchar(8)",
+                )
+                .await
+                .unwrap();
+            let rows: Vec<Row> = (0..N).map(|n| row! {"n" => n, "x" => 1}).collect();
+            item.insert(&rows).await.unwrap();
+            Jobs::new(&result).await.unwrap();
+            let start = std::time::Instant::now();
+            let r = Populate::new(&result, &Trivial)
+                .reserve_jobs(true)
+                .run()
+                .await
+                .unwrap();
+            let rust = start.elapsed().as_secs_f64();
+            assert_eq!(r.success_count, N as usize);
+            result.delete().await.unwrap();
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+            let out = std::process::Command::new(&py)
+                .arg(dir.join("populate_worker.py"))
+                .arg(&url)
+                .arg(s.name())
+                .arg("bench")
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let last = out
+                .stdout
+                .split(|b| *b == b'\n')
+                .rfind(|l| !l.is_empty())
+                .unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_slice(last).unwrap();
+            let python = v["seconds"].as_f64().unwrap();
+            assert_eq!(v["success_count"].as_u64(), Some(N as u64));
+            eprintln!(
+                "{label}: {N} jobs: Rust {:.2} ms/job, DataJoint {:.2} ms/job, ratio {:.1}x",
+                rust * 1000.0 / f64::from(N),
+                python * 1000.0 / f64::from(N),
+                python / rust
+            );
+        }
+    })
+    .await;
+}

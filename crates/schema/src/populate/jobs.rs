@@ -534,15 +534,48 @@ impl Jobs {
     /// Mark `key` done: its job row is deleted, or with `jobs.keep_completed` set to `success`
     /// with its completion time and duration (as DataJoint).
     pub async fn complete(&self, key: &Row, duration: Duration) -> Result<()> {
+        let sql = self.complete_sql(key, duration)?;
+        self.execute(&sql).await.map(|_| ())
+    }
+
+    /// [`complete`](Self::complete) inside the make's transaction, so the job is done exactly
+    /// when the make's rows commit (one commit fewer per job than DataJoint, and no moment when
+    /// the rows are in but the job still reads `reserved`).
+    pub(crate) async fn complete_in(
+        &self,
+        tx: &crate::transaction::Transaction,
+        key: &Row,
+        duration: Duration,
+    ) -> Result<()> {
+        let sql = self.complete_sql(key, duration)?;
+        tx.execute(&sql, &self.table.full_name()).await.map(|_| ())
+    }
+
+    fn complete_sql(&self, key: &Row, duration: Duration) -> Result<Sql> {
+        let backend = self.backend();
+        let q = |n: &str| crate::db::quote(backend, n);
+        let mut sql = Sql::new(backend);
         if self.table.connection().config().jobs.keep_completed {
-            let now = self.server_now().await?;
-            let mut r = self.job_key(key)?;
-            r.insert("status".into(), "success".into());
-            r.insert("completed_time".into(), now.into());
-            r.insert("duration".into(), duration.as_secs_f64().into());
-            return self.table.update1(&r).await;
+            sql.push("UPDATE ")
+                .push(&self.table.qualified())
+                .push(" SET ")
+                .push(&q("status"))
+                .push(" = 'success', ")
+                .push(&q("completed_time"))
+                .push(" = ")
+                .push(now_expr(backend))
+                .push(", ")
+                .push(&q("duration"))
+                .push(" = ")
+                .bind(Some(Param::Float(duration.as_secs_f64())), None)
+                .push(" WHERE ");
+        } else {
+            sql.push("DELETE FROM ")
+                .push(&self.table.qualified())
+                .push(" WHERE ");
         }
-        self.delete_keys(vec![self.job_key(key)?]).await.map(|_| ())
+        sql.append(self.key_where(key)?);
+        Ok(sql)
     }
 
     /// Mark `key` failed with its message (truncated as DataJoint does) and stack.
@@ -617,8 +650,9 @@ impl Jobs {
 }
 
 /// Fill `_job_start_time`, `_job_duration`, `_job_version` of the row of `key` when `target`
-/// declares them.
+/// declares them, inside the make's transaction.
 pub(crate) async fn update_job_metadata(
+    tx: &crate::transaction::Transaction,
     target: &Table,
     key: &Row,
     start: chrono::NaiveDateTime,
@@ -653,10 +687,5 @@ pub(crate) async fn update_job_metadata(
         .push(&q("_job_version"))
         .push(" = '' WHERE ");
     sql.append(w);
-    let mut pc = target.connection().acquire().await?;
-    pc.exec()
-        .execute(&sql)
-        .await
-        .map_err(|e| classify_db(&target.full_name(), e))?;
-    Ok(())
+    tx.execute(&sql, &target.full_name()).await.map(|_| ())
 }

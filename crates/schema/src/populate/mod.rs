@@ -50,7 +50,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use rand::seq::SliceRandom;
@@ -361,6 +361,7 @@ pub trait Runner: Send + Sync {
         key: &Row,
         args: &serde_json::Value,
         tables: &HashMap<String, Table>,
+        finish: &Finish<'_>,
     ) -> impl Future<Output = std::result::Result<Outcome, MakeError>> + Send;
 }
 
@@ -380,6 +381,26 @@ pub struct OneStep<'m, M>(&'m M);
 #[doc(hidden)]
 pub struct ThreeStep<'m, M>(&'m M);
 
+/// What runs in the make's transaction just before it commits: the job-metadata columns and
+/// the job's completion.
+#[doc(hidden)]
+pub struct Finish<'a> {
+    jobs: Option<&'a Jobs>,
+    started: Instant,
+    start_time: chrono::NaiveDateTime,
+}
+
+impl Finish<'_> {
+    async fn before_commit(&self, tx: &Transaction, target: &Table, key: &Row) -> Result<()> {
+        let duration = self.started.elapsed();
+        jobs::update_job_metadata(tx, target, key, self.start_time, duration).await?;
+        if let Some(jobs) = self.jobs {
+            jobs.complete_in(tx, key, duration).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Inside `tx`: whether `key` is in the target already (another worker made it).
 async fn already_done(tx: &Transaction, target: &Table, key: &Row) -> Result<bool> {
     Ok(tx.len(target.restrict(key.clone())).await? > 0)
@@ -392,6 +413,7 @@ impl<M: Make> Runner for OneStep<'_, M> {
         key: &Row,
         args: &serde_json::Value,
         tables: &HashMap<String, Table>,
+        finish: &Finish<'_>,
     ) -> std::result::Result<Outcome, MakeError> {
         let tx = target.connection().begin().await?;
         if already_done(&tx, target, key).await? {
@@ -405,6 +427,7 @@ impl<M: Make> Runner for OneStep<'_, M> {
             tables,
         };
         self.0.make(key, &cx).await?;
+        finish.before_commit(&tx, target, key).await?;
         tx.commit().await?;
         Ok(Outcome::Made)
     }
@@ -417,6 +440,7 @@ impl<M: MakeTripartite> Runner for ThreeStep<'_, M> {
         key: &Row,
         args: &serde_json::Value,
         tables: &HashMap<String, Table>,
+        finish: &Finish<'_>,
     ) -> std::result::Result<Outcome, MakeError> {
         let outside = MakeContext {
             target,
@@ -448,6 +472,7 @@ impl<M: MakeTripartite> Runner for ThreeStep<'_, M> {
             }));
         }
         self.0.make_insert(key, fetched, computed, &cx).await?;
+        finish.before_commit(&tx, target, key).await?;
         tx.commit().await?;
         Ok(Outcome::Made)
     }
@@ -768,21 +793,24 @@ impl<'a, R: Runner> Populate<'a, R> {
         {
             return Ok(None);
         }
-        let started = Instant::now();
-        // Local time, as DataJoint's `datetime.fromtimestamp`.
-        let start_time = chrono::Local::now().naive_local();
+        let finish = Finish {
+            jobs,
+            started: Instant::now(),
+            // Local time, as DataJoint's `datetime.fromtimestamp`.
+            start_time: chrono::Local::now().naive_local(),
+        };
         let r = self
             .runner
-            .run_key(self.target, key, &self.args, tables)
+            .run_key(self.target, key, &self.args, tables, &finish)
             .await;
-        let duration = started.elapsed();
+        let duration = finish.started.elapsed();
         match r {
             Ok(outcome) => {
                 tracing::debug!(elapsed_ms = duration.as_millis() as u64, "make done");
-                if outcome == Outcome::Made {
-                    self.record_metadata(key, start_time, duration).await?;
-                }
-                if let Some(jobs) = jobs {
+                // A key made by someone else: its job is done too.
+                if outcome == Outcome::AlreadyDone
+                    && let Some(jobs) = jobs
+                {
                     jobs.complete(key, duration).await?;
                 }
                 Ok(Some(outcome))
@@ -801,16 +829,6 @@ impl<'a, R: Runner> Populate<'a, R> {
                 })
             }
         }
-    }
-
-    /// Fill `_job_start_time`, `_job_duration`, `_job_version` when the table has them.
-    async fn record_metadata(
-        &self,
-        key: &Row,
-        start: chrono::NaiveDateTime,
-        duration: Duration,
-    ) -> Result<()> {
-        jobs::update_job_metadata(self.target, key, start, duration).await
     }
 
     async fn run_distributed(&self) -> Result<PopulateReport> {

@@ -4,6 +4,7 @@ through its job table `~~result`, beside Rust workers. Not a test by itself.
 usage: populate_worker.py URL SCHEMA           -> populates, prints {"made": n, "success_count": n}
        populate_worker.py URL SCHEMA refresh   -> declares and refreshes the job table only,
                                                   prints its progress()
+       populate_worker.py URL SCHEMA bench     -> a trivial make through the job table, timed
        populate_worker.py URL SCHEMA hang      -> reserves a job, inserts its row in make and
                                                   hangs there (to be killed)
 """
@@ -21,6 +22,7 @@ configure(url)
 schema = dj.Schema(schema_name, create_schema=False, create_tables=False)
 made = 0
 hang = sys.argv[3:] == ["hang"]
+bench = sys.argv[3:] == ["bench"]
 
 
 @schema
@@ -43,6 +45,9 @@ class Result(dj.Computed):
 
     def make(self, key):
         global made
+        if bench:
+            self.insert1(dict(key, y=0, worker="py"))
+            return
         x = (Item & key).fetch1("x")
         time.sleep(0.01)
         self.insert1(dict(key, y=2 * x, worker="py"))
@@ -55,6 +60,10 @@ class Result(dj.Computed):
 if sys.argv[3:] == ["refresh"]:
     Result.jobs.refresh()
     print(json.dumps(Result.jobs.progress()))
+elif bench:
+    start = time.perf_counter()
+    out = Result.populate(reserve_jobs=True, suppress_errors=False)
+    print(json.dumps({"seconds": time.perf_counter() - start, "success_count": out["success_count"]}))
 else:
     out = Result.populate(reserve_jobs=True, suppress_errors=False)
     print(json.dumps({"made": made, "success_count": out["success_count"]}))
