@@ -1147,3 +1147,170 @@ async fn per_job_overhead_against_datajoint() {
     })
     .await;
 }
+
+/// The body of a worker process for the many-workers test: this test binary runs itself with
+/// `DJ_POPULATE_WORKER=<backend> <url> <schema>` and this test selected; it populates `Result`
+/// through the job table and prints `made <n>`.
+#[test]
+#[ignore = "run as a child process by many_worker_processes_share_one_queue"]
+fn populate_worker_process() {
+    let Ok(spec) = std::env::var("DJ_POPULATE_WORKER") else {
+        return;
+    };
+    let parts: Vec<&str> = spec.splitn(3, ' ').collect();
+    let [backend, url, schema] = parts[..] else {
+        panic!("DJ_POPULATE_WORKER: {spec}")
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut config = dj_core::Config::default();
+        config.database.backend = if backend == "postgres" {
+            dj_core::config::DatabaseBackend::Postgresql
+        } else {
+            dj_core::config::DatabaseBackend::Mysql
+        };
+        config.database.url = Some(dj_core::config::Secret::new(url));
+        let conn = Connection::open(&config).await.unwrap();
+        let s = conn.existing_schema(schema).await.unwrap();
+        let item = s.table("item").await.unwrap();
+        let result = s.table("__result").await.unwrap();
+        let maker = Double {
+            item,
+            made: AtomicUsize::new(0),
+        };
+        let report = Populate::new(&result, &maker)
+            .reserve_jobs(true)
+            .refresh(false)
+            .order(Order::Random)
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(report.success_count, maker.made.load(Ordering::SeqCst));
+        println!("made {}", report.success_count);
+        conn.close().await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_worker_processes_share_one_queue() {
+    let Some(py) = python() else { return };
+    each_backend("pop_many", |label, s| {
+        let py = py.clone();
+        async move {
+            let url = match label {
+                "postgres" => std::env::var("DJ_TEST_POSTGRES_URL").unwrap(),
+                "mysql" => std::env::var("DJ_TEST_MYSQL_URL").unwrap(),
+                _ => return,
+            };
+            let item = s
+                .declare("Item", Tier::Manual, "n : int32\n---\nx : int64")
+                .await
+                .unwrap();
+            let result = s
+                .declare(
+                    "Result",
+                    Tier::Computed,
+                    "-> Item\n---\ny : int64\nworker : varchar(8)",
+                )
+                .await
+                .unwrap();
+            let rows: Vec<Row> = (0..200).map(|n| row! {"n" => n, "x" => 1}).collect();
+            item.insert(&rows).await.unwrap();
+            let jobs = Jobs::new(&result).await.unwrap();
+            assert_eq!(jobs.refresh().await.unwrap().added, 200, "{label}");
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+            let exe = std::env::current_exe().unwrap();
+            let mut children = Vec::new();
+            for _ in 0..4 {
+                children.push(
+                    std::process::Command::new(&exe)
+                        .args([
+                            "--exact",
+                            "populate_worker_process",
+                            "--ignored",
+                            "--nocapture",
+                        ])
+                        .env("DJ_POPULATE_WORKER", format!("{label} {url} {}", s.name()))
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap(),
+                );
+            }
+            let python_child = std::process::Command::new(&py)
+                .arg(dir.join("populate_worker.py"))
+                .arg(&url)
+                .arg(s.name())
+                .current_dir(&dir)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let outputs = tokio::task::spawn_blocking(move || {
+                let rust: Vec<_> = children
+                    .into_iter()
+                    .map(|c| c.wait_with_output().unwrap())
+                    .collect();
+                (rust, python_child.wait_with_output().unwrap())
+            })
+            .await
+            .unwrap();
+            let mut made = Vec::new();
+            for out in &outputs.0 {
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    out.status.success(),
+                    "{label}: a Rust worker failed: {text} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let n: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("made "))
+                    .unwrap_or_else(|| panic!("{label}: no count in {text}"))
+                    .trim()
+                    .parse()
+                    .unwrap();
+                made.push(n);
+            }
+            let py_out = &outputs.1;
+            assert!(
+                py_out.status.success(),
+                "{label}: the Python worker failed: {}",
+                String::from_utf8_lossy(&py_out.stderr)
+            );
+            let last = py_out
+                .stdout
+                .split(|b| *b == b'\n')
+                .rfind(|l| !l.is_empty())
+                .unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_slice(last).unwrap();
+            let py_made = v["made"].as_u64().unwrap() as usize;
+            eprintln!("{label}: Rust workers made {made:?}, Python made {py_made}");
+            assert_eq!(
+                made.iter().sum::<usize>() + py_made,
+                200,
+                "{label}: every key made exactly once"
+            );
+            assert_eq!(result.len().await.unwrap(), 200, "{label}");
+            assert_eq!(
+                result
+                    .restrict(row! {"worker" => "py"})
+                    .len()
+                    .await
+                    .unwrap() as usize,
+                py_made,
+                "{label}"
+            );
+            let progress = jobs.progress().await.unwrap();
+            assert_eq!(
+                progress["total"], 0,
+                "{label}: every job done: {progress:?}"
+            );
+        }
+    })
+    .await;
+}
