@@ -1178,18 +1178,29 @@ fn populate_worker_process() {
         let s = conn.existing_schema(schema).await.unwrap();
         let item = s.table("item").await.unwrap();
         let result = s.table("__result").await.unwrap();
-        let maker = Double {
-            item,
-            made: AtomicUsize::new(0),
+        let report = if std::env::var("DJ_POPULATE_WORKER_TRIVIAL").is_ok() {
+            Populate::new(&result, &Trivial)
+                .reserve_jobs(true)
+                .refresh(false)
+                .order(Order::Random)
+                .run()
+                .await
+                .unwrap()
+        } else {
+            let maker = Double {
+                item,
+                made: AtomicUsize::new(0),
+            };
+            let report = Populate::new(&result, &maker)
+                .reserve_jobs(true)
+                .refresh(false)
+                .order(Order::Random)
+                .run()
+                .await
+                .unwrap();
+            assert_eq!(report.success_count, maker.made.load(Ordering::SeqCst));
+            report
         };
-        let report = Populate::new(&result, &maker)
-            .reserve_jobs(true)
-            .refresh(false)
-            .order(Order::Random)
-            .run()
-            .await
-            .unwrap();
-        assert_eq!(report.success_count, maker.made.load(Ordering::SeqCst));
         println!("made {}", report.success_count);
         conn.close().await;
     });
@@ -1309,6 +1320,75 @@ async fn many_worker_processes_share_one_queue() {
             assert_eq!(
                 progress["total"], 0,
                 "{label}: every job done: {progress:?}"
+            );
+        }
+    })
+    .await;
+}
+
+/// Throughput of 1, 2, 4 and 8 Rust worker processes on a trivial make through one job table:
+/// `cargo test -p dj-schema --test populate worker_scaling -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn worker_scaling() {
+    const N: i32 = 400;
+    each_backend("pop_scale", |label, s| async move {
+        let url = match label {
+            "postgres" => std::env::var("DJ_TEST_POSTGRES_URL").unwrap(),
+            "mysql" => std::env::var("DJ_TEST_MYSQL_URL").unwrap(),
+            _ => return,
+        };
+        let item = s
+            .declare("Item", Tier::Manual, "n : int32\n---\nx : int64")
+            .await
+            .unwrap();
+        let result = s
+            .declare(
+                "Result",
+                Tier::Computed,
+                "-> Item\n---\ny : int64\nworker : varchar(8)",
+            )
+            .await
+            .unwrap();
+        let rows: Vec<Row> = (0..N).map(|n| row! {"n" => n, "x" => 1}).collect();
+        item.insert(&rows).await.unwrap();
+        let jobs = Jobs::new(&result).await.unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let mut base = None;
+        for workers in [1, 2, 4, 8] {
+            result.delete().await.unwrap();
+            jobs.refresh().await.unwrap();
+            let start = std::time::Instant::now();
+            let children: Vec<_> = (0..workers)
+                .map(|_| {
+                    std::process::Command::new(&exe)
+                        .args([
+                            "--exact",
+                            "populate_worker_process",
+                            "--ignored",
+                            "--nocapture",
+                        ])
+                        .env("DJ_POPULATE_WORKER", format!("{label} {url} {}", s.name()))
+                        .env("DJ_POPULATE_WORKER_TRIVIAL", "1")
+                        .stdout(std::process::Stdio::null())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            tokio::task::spawn_blocking(move || {
+                for mut c in children {
+                    assert!(c.wait().unwrap().success());
+                }
+            })
+            .await
+            .unwrap();
+            let secs = start.elapsed().as_secs_f64();
+            assert_eq!(result.len().await.unwrap(), N as u64);
+            let rate = f64::from(N) / secs;
+            let base = *base.get_or_insert(rate);
+            eprintln!(
+                "{label}: {workers} workers: {rate:.0} jobs/s ({:.1}x one worker)",
+                rate / base
             );
         }
     })
