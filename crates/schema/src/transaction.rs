@@ -284,6 +284,17 @@ impl Transaction {
         }
     }
 
+    /// Run one statement inside the transaction; the number of rows it affected.
+    pub(crate) async fn execute(&self, sql: &crate::db::Sql, table: &str) -> Result<u64> {
+        let mut state = self.state.lock().await;
+        state
+            .tx
+            .exec()
+            .execute(sql)
+            .await
+            .map_err(|e| crate::error::classify_db(table, e))
+    }
+
     fn same_query_connection(&self, query: &Query) -> Result<()> {
         if query.connection().same_as(&self.conn) {
             Ok(())

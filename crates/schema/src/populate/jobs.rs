@@ -19,8 +19,6 @@ use crate::table::{InsertOptions, Table};
 pub const ERROR_MESSAGE_LENGTH: usize = 2047;
 /// What replaces the end of a longer message.
 pub const TRUNCATION_APPENDIX: &str = "...truncated";
-/// DataJoint's default `jobs.stale_timeout` (seconds).
-pub const DEFAULT_STALE_TIMEOUT: f64 = 3600.0;
 
 /// The status of a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,6 +70,26 @@ pub struct RefreshReport {
     pub re_pended: u64,
 }
 
+/// The options of [`Jobs::refresh_with`] (DataJoint's `refresh` arguments).
+#[derive(Clone, Debug, Default)]
+pub struct RefreshOptions {
+    /// The key source (default: the target's default key source).
+    pub key_source: Option<Query>,
+    /// Restrictions of the key source for the keys to add (AND); cleanup always judges
+    /// against the whole key source.
+    pub restrictions: Vec<Restriction>,
+    /// Seconds from now (by the server's clock) until new jobs may be reserved; may be negative.
+    pub delay: f64,
+    /// Priority of new jobs (default `jobs.default_priority`); lower runs first.
+    pub priority: Option<i64>,
+    /// Seconds after which jobs whose keys left the key source are removed (default
+    /// `jobs.stale_timeout`; 0 skips the age-based cleanup).
+    pub stale_timeout: Option<u64>,
+    /// Seconds after which a reservation is considered orphaned and put back as pending
+    /// (default: never).
+    pub orphan_timeout: Option<f64>,
+}
+
 /// Truncate a message as DataJoint does for `error_message`.
 pub fn truncate_error_message(message: &str) -> String {
     if message.chars().count() <= ERROR_MESSAGE_LENGTH {
@@ -117,7 +135,7 @@ fn definition(target: &Table) -> Result<(String, Vec<String>)> {
             continue;
         }
         let Some(a) = h.attribute(name) else { continue };
-        lines.push(format!("{name} : {}", a.spec));
+        lines.push(format!("{name} : {}", job_key_type(a)));
         pk.push(name.to_string());
     }
     if pk.is_empty() {
@@ -148,6 +166,20 @@ fn definition(target: &Table) -> Result<(String, Vec<String>)> {
         pk = lines.join("\n"),
     );
     Ok((def, pk))
+}
+
+/// The type DataJoint 2.3.5 declares a job-table key attribute with: its original type when the
+/// target's column records one (`:uuid:` on an inherited uuid), otherwise the column's SQL type
+/// as a native type (inherited columns carry no `:type:` marker), so the job table's column has
+/// the target's SQL type and no marker, as when DataJoint declares it.
+fn job_key_type(a: &crate::heading::Attribute) -> String {
+    use dj_core::typespec::{CoreType, TypeSpec};
+    let marked = !a.inherited || matches!(a.spec, TypeSpec::Core(CoreType::Uuid));
+    if marked || a.sql_type.is_empty() || a.sql_type.contains(['"', '`', '.']) {
+        a.spec.to_string()
+    } else {
+        a.sql_type.clone()
+    }
 }
 
 /// DataJoint's `full_table_name` (backend-quoted `schema`.`table`).
@@ -320,27 +352,40 @@ impl Jobs {
         }
     }
 
-    /// Refresh with the target's default key source and DataJoint's defaults
-    /// (priority 5, no delay, stale timeout 3600 s, no orphan timeout).
+    /// Refresh with the target's default key source, no delay and no orphan timeout (priority
+    /// and stale timeout from the `jobs` configuration: 5 and 3600 s by default).
     pub async fn refresh(&self) -> Result<RefreshReport> {
-        let ks = super::default_key_source(&self.target).await?;
-        self.refresh_with(&ks, None, 0.0, None).await
+        self.refresh_with(RefreshOptions::default()).await
     }
 
-    /// DataJoint's `refresh`: add `key_source - target - jobs` as pending (priority `priority`,
-    /// default 5; schedulable `delay` seconds from now, by the server's clock; DataJoint's
-    /// populate passes -1), remove jobs
-    /// whose keys left the key source (success/error ones not in the target at any age, others
-    /// older than the stale timeout except `ignore`), and put reservations older than
-    /// `orphan_timeout` seconds back as pending.
-    pub async fn refresh_with(
-        &self,
-        key_source: &Query,
-        priority: Option<i64>,
-        delay: f64,
-        orphan_timeout: Option<f64>,
-    ) -> Result<RefreshReport> {
-        let priority = priority.unwrap_or(5);
+    /// DataJoint's `refresh(*restrictions, delay, priority, stale_timeout, orphan_timeout)`:
+    ///
+    /// 1. add `(key_source & restrictions) - target - jobs` as pending, with `priority`
+    ///    (default `jobs.default_priority`), schedulable `delay` seconds from now by the
+    ///    server's clock (DataJoint's populate passes -1);
+    /// 2. with `jobs.keep_completed`, put completed jobs whose rows left the target back as
+    ///    pending;
+    /// 3. remove jobs whose keys left the (unrestricted) key source: `success`/`error` ones
+    ///    whose rows are not in the target at any age, the others except `ignore` once older
+    ///    than the stale timeout (default `jobs.stale_timeout`; 0 skips this);
+    /// 4. put reservations older than `orphan_timeout` seconds back as pending (the keys of
+    ///    killed workers).
+    pub async fn refresh_with(&self, opts: RefreshOptions) -> Result<RefreshReport> {
+        let full_ks = match &opts.key_source {
+            Some(q) => q.clone(),
+            None => super::default_key_source(&self.target).await?,
+        };
+        let key_source = if opts.restrictions.is_empty() {
+            full_ks.clone()
+        } else {
+            full_ks.restrict(Restriction::And(opts.restrictions.clone()))
+        };
+        let key_source = &key_source;
+        let (priority, delay, orphan_timeout) = (opts.priority, opts.delay, opts.orphan_timeout);
+        let settings = &self.table.connection().config().jobs;
+        let priority = priority.unwrap_or(i64::from(settings.default_priority));
+        let stale_timeout = opts.stale_timeout.unwrap_or(settings.stale_timeout);
+        let keep_completed = settings.keep_completed;
         let mut report = RefreshReport::default();
         let new_keys = key_source
             .exclude(self.target.query())
@@ -372,24 +417,41 @@ impl Jobs {
                 )
                 .await?;
         }
-        // Vanished keys: judged against the whole default key source.
-        let full_ks = super::default_key_source(&self.target)
-            .await
-            .unwrap_or_else(|_| key_source.clone());
+        if keep_completed {
+            // Completed jobs whose rows left the target are made again.
+            let repend = self
+                .with_status(JobStatus::Success)
+                .restrict_unchecked(key_source)
+                .exclude_unchecked(self.target.query())
+                .keys()
+                .await?;
+            for key in repend {
+                self.delete_keys(vec![key.clone()]).await?;
+                let mut r = key;
+                r.insert("status".into(), "pending".into());
+                r.insert("priority".into(), priority.into());
+                self.table.insert1(&r).await?;
+                report.re_pended += 1;
+            }
+        }
+        // Vanished keys: judged against the unrestricted key source (jobs outside the
+        // restrictions, reserved by other workers say, are not stale).
         let vanished = self.table.query().exclude_unchecked(full_ks);
         let done_gone = vanished
             .restrict(Restriction::Sql("status in ('success', 'error')".into()))
             .exclude_unchecked(self.target.query());
         report.removed += self.delete_keys(done_gone.keys().await?).await?;
-        let stale = vanished.restrict(Restriction::Sql("status <> 'ignore'".into()));
-        let cutoff = self.server_now().await?
-            - chrono::Duration::milliseconds((DEFAULT_STALE_TIMEOUT * 1000.0) as i64);
-        let stale = stale.restrict(Restriction::cond(
-            "created_time",
-            crate::restrict::Op::Lt,
-            cutoff,
-        ));
-        report.removed += self.delete_keys(stale.keys().await?).await?;
+        if stale_timeout > 0 {
+            let stale = vanished.restrict(Restriction::Sql("status <> 'ignore'".into()));
+            let cutoff = self.server_now().await?
+                - chrono::Duration::seconds(i64::try_from(stale_timeout).unwrap_or(i64::MAX));
+            let stale = stale.restrict(Restriction::cond(
+                "created_time",
+                crate::restrict::Op::Lt,
+                cutoff,
+            ));
+            report.removed += self.delete_keys(stale.keys().await?).await?;
+        }
         if let Some(t) = orphan_timeout.filter(|t| *t > 0.0) {
             let cutoff =
                 self.server_now().await? - chrono::Duration::milliseconds((t * 1000.0) as i64);
@@ -469,9 +531,51 @@ impl Jobs {
         Ok(self.execute(&sql).await? == 1)
     }
 
-    /// Mark `key` done: DataJoint (without `keep_completed`) deletes its job row.
-    pub async fn complete(&self, key: &Row, _duration: Duration) -> Result<()> {
-        self.delete_keys(vec![self.job_key(key)?]).await.map(|_| ())
+    /// Mark `key` done: its job row is deleted, or with `jobs.keep_completed` set to `success`
+    /// with its completion time and duration (as DataJoint).
+    pub async fn complete(&self, key: &Row, duration: Duration) -> Result<()> {
+        let sql = self.complete_sql(key, duration)?;
+        self.execute(&sql).await.map(|_| ())
+    }
+
+    /// [`complete`](Self::complete) inside the make's transaction, so the job is done exactly
+    /// when the make's rows commit (one commit fewer per job than DataJoint, and no moment when
+    /// the rows are in but the job still reads `reserved`).
+    pub(crate) async fn complete_in(
+        &self,
+        tx: &crate::transaction::Transaction,
+        key: &Row,
+        duration: Duration,
+    ) -> Result<()> {
+        let sql = self.complete_sql(key, duration)?;
+        tx.execute(&sql, &self.table.full_name()).await.map(|_| ())
+    }
+
+    fn complete_sql(&self, key: &Row, duration: Duration) -> Result<Sql> {
+        let backend = self.backend();
+        let q = |n: &str| crate::db::quote(backend, n);
+        let mut sql = Sql::new(backend);
+        if self.table.connection().config().jobs.keep_completed {
+            sql.push("UPDATE ")
+                .push(&self.table.qualified())
+                .push(" SET ")
+                .push(&q("status"))
+                .push(" = 'success', ")
+                .push(&q("completed_time"))
+                .push(" = ")
+                .push(now_expr(backend))
+                .push(", ")
+                .push(&q("duration"))
+                .push(" = ")
+                .bind(Some(Param::Float(duration.as_secs_f64())), None)
+                .push(" WHERE ");
+        } else {
+            sql.push("DELETE FROM ")
+                .push(&self.table.qualified())
+                .push(" WHERE ");
+        }
+        sql.append(self.key_where(key)?);
+        Ok(sql)
     }
 
     /// Mark `key` failed with its message (truncated as DataJoint does) and stack.
@@ -498,7 +602,8 @@ impl Jobs {
         } else {
             let mut r = k;
             r.insert("status".into(), "ignore".into());
-            r.insert("priority".into(), 5.into());
+            let p = self.table.connection().config().jobs.default_priority;
+            r.insert("priority".into(), i64::from(p).into());
             self.table.insert1(&r).await
         }
     }
@@ -545,8 +650,9 @@ impl Jobs {
 }
 
 /// Fill `_job_start_time`, `_job_duration`, `_job_version` of the row of `key` when `target`
-/// declares them.
+/// declares them, inside the make's transaction.
 pub(crate) async fn update_job_metadata(
+    tx: &crate::transaction::Transaction,
     target: &Table,
     key: &Row,
     start: chrono::NaiveDateTime,
@@ -581,10 +687,5 @@ pub(crate) async fn update_job_metadata(
         .push(&q("_job_version"))
         .push(" = '' WHERE ");
     sql.append(w);
-    let mut pc = target.connection().acquire().await?;
-    pc.exec()
-        .execute(&sql)
-        .await
-        .map_err(|e| classify_db(&target.full_name(), e))?;
-    Ok(())
+    tx.execute(&sql, &target.full_name()).await.map(|_| ())
 }

@@ -49,7 +49,8 @@ mod jobs;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use futures::StreamExt;
 use rand::seq::SliceRandom;
@@ -67,7 +68,7 @@ use crate::table::{InsertOptions, Table};
 use crate::transaction::Transaction;
 
 pub use jobs::{
-    ERROR_MESSAGE_LENGTH, JobStatus, Jobs, RefreshReport, TRUNCATION_APPENDIX,
+    ERROR_MESSAGE_LENGTH, JobStatus, Jobs, RefreshOptions, RefreshReport, TRUNCATION_APPENDIX,
     truncate_error_message,
 };
 
@@ -360,6 +361,7 @@ pub trait Runner: Send + Sync {
         key: &Row,
         args: &serde_json::Value,
         tables: &HashMap<String, Table>,
+        finish: &Finish<'_>,
     ) -> impl Future<Output = std::result::Result<Outcome, MakeError>> + Send;
 }
 
@@ -379,6 +381,26 @@ pub struct OneStep<'m, M>(&'m M);
 #[doc(hidden)]
 pub struct ThreeStep<'m, M>(&'m M);
 
+/// What runs in the make's transaction just before it commits: the job-metadata columns and
+/// the job's completion.
+#[doc(hidden)]
+pub struct Finish<'a> {
+    jobs: Option<&'a Jobs>,
+    started: Instant,
+    start_time: chrono::NaiveDateTime,
+}
+
+impl Finish<'_> {
+    async fn before_commit(&self, tx: &Transaction, target: &Table, key: &Row) -> Result<()> {
+        let duration = self.started.elapsed();
+        jobs::update_job_metadata(tx, target, key, self.start_time, duration).await?;
+        if let Some(jobs) = self.jobs {
+            jobs.complete_in(tx, key, duration).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Inside `tx`: whether `key` is in the target already (another worker made it).
 async fn already_done(tx: &Transaction, target: &Table, key: &Row) -> Result<bool> {
     Ok(tx.len(target.restrict(key.clone())).await? > 0)
@@ -391,6 +413,7 @@ impl<M: Make> Runner for OneStep<'_, M> {
         key: &Row,
         args: &serde_json::Value,
         tables: &HashMap<String, Table>,
+        finish: &Finish<'_>,
     ) -> std::result::Result<Outcome, MakeError> {
         let tx = target.connection().begin().await?;
         if already_done(&tx, target, key).await? {
@@ -404,6 +427,7 @@ impl<M: Make> Runner for OneStep<'_, M> {
             tables,
         };
         self.0.make(key, &cx).await?;
+        finish.before_commit(&tx, target, key).await?;
         tx.commit().await?;
         Ok(Outcome::Made)
     }
@@ -416,6 +440,7 @@ impl<M: MakeTripartite> Runner for ThreeStep<'_, M> {
         key: &Row,
         args: &serde_json::Value,
         tables: &HashMap<String, Table>,
+        finish: &Finish<'_>,
     ) -> std::result::Result<Outcome, MakeError> {
         let outside = MakeContext {
             target,
@@ -447,6 +472,7 @@ impl<M: MakeTripartite> Runner for ThreeStep<'_, M> {
             }));
         }
         self.0.make_insert(key, fetched, computed, &cx).await?;
+        finish.before_commit(&tx, target, key).await?;
         tx.commit().await?;
         Ok(Outcome::Made)
     }
@@ -513,7 +539,7 @@ pub struct Populate<'a, R> {
     concurrency: usize,
     args: serde_json::Value,
     reserve_jobs: bool,
-    refresh: bool,
+    refresh: Option<bool>,
     priority: Option<i64>,
     on_progress: Option<ProgressFn>,
 }
@@ -545,7 +571,7 @@ impl<'a, R: Runner> Populate<'a, R> {
             concurrency: 1,
             args: serde_json::Value::Null,
             reserve_jobs: false,
-            refresh: true,
+            refresh: None,
             priority: None,
             on_progress: None,
         }
@@ -602,9 +628,10 @@ impl<'a, R: Runner> Populate<'a, R> {
         self
     }
 
-    /// With `reserve_jobs`: whether to refresh the queue first (default `true`).
+    /// With `reserve_jobs`: whether to refresh the queue first (default: `jobs.auto_refresh`
+    /// of the configuration, `true` unless set).
     pub fn refresh(mut self, yes: bool) -> Self {
-        self.refresh = yes;
+        self.refresh = Some(yes);
         self
     }
 
@@ -702,10 +729,17 @@ impl<'a, R: Runner> Populate<'a, R> {
         let tables = schema_tables(self.target).await?;
         let tables = &tables;
         let full = self.target.full_name();
+        // After a failure without `suppress_errors`, keys not yet started are left alone and
+        // the makes under way finish (their jobs are completed or marked, never left reserved).
+        let stop = AtomicBool::new(false);
+        let stop = &stop;
         let mut results = futures::stream::iter(keys)
             .map(|key| {
                 let span = tracing::info_span!("make", table = %full, key = %key_text(&key));
                 async move {
+                    if stop.load(Ordering::SeqCst) {
+                        return (key, Ok(None));
+                    }
                     let r = self.one_key(&key, jobs, tables).await;
                     (key, r)
                 }
@@ -713,6 +747,7 @@ impl<'a, R: Runner> Populate<'a, R> {
             })
             .buffer_unordered(self.concurrency_for_backend());
         let mut done = 0;
+        let mut first_error = None;
         while let Some((key, r)) = results.next().await {
             done += 1;
             let ok = matches!(r, Ok(Some(Outcome::Made)));
@@ -721,7 +756,9 @@ impl<'a, R: Runner> Populate<'a, R> {
                 Ok(Some(Outcome::AlreadyDone) | None) => report.skipped += 1,
                 Err(e) => {
                     if !self.suppress_errors {
-                        return Err(e);
+                        stop.store(true, Ordering::SeqCst);
+                        first_error.get_or_insert(e);
+                        continue;
                     }
                     report.errors.push(KeyError {
                         key: key.clone(),
@@ -738,7 +775,10 @@ impl<'a, R: Runner> Populate<'a, R> {
                 });
             }
         }
-        Ok(report)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
 
     /// One key: `None` when the job table would not reserve it.
@@ -753,20 +793,24 @@ impl<'a, R: Runner> Populate<'a, R> {
         {
             return Ok(None);
         }
-        let started = Instant::now();
-        let start_time = chrono::Utc::now().naive_utc();
+        let finish = Finish {
+            jobs,
+            started: Instant::now(),
+            // Local time, as DataJoint's `datetime.fromtimestamp`.
+            start_time: chrono::Local::now().naive_local(),
+        };
         let r = self
             .runner
-            .run_key(self.target, key, &self.args, tables)
+            .run_key(self.target, key, &self.args, tables, &finish)
             .await;
-        let duration = started.elapsed();
+        let duration = finish.started.elapsed();
         match r {
             Ok(outcome) => {
                 tracing::debug!(elapsed_ms = duration.as_millis() as u64, "make done");
-                if outcome == Outcome::Made {
-                    self.record_metadata(key, start_time, duration).await?;
-                }
-                if let Some(jobs) = jobs {
+                // A key made by someone else: its job is done too.
+                if outcome == Outcome::AlreadyDone
+                    && let Some(jobs) = jobs
+                {
                     jobs.complete(key, duration).await?;
                 }
                 Ok(Some(outcome))
@@ -787,28 +831,22 @@ impl<'a, R: Runner> Populate<'a, R> {
         }
     }
 
-    /// Fill `_job_start_time`, `_job_duration`, `_job_version` when the table has them.
-    async fn record_metadata(
-        &self,
-        key: &Row,
-        start: chrono::NaiveDateTime,
-        duration: Duration,
-    ) -> Result<()> {
-        jobs::update_job_metadata(self.target, key, start, duration).await
-    }
-
     async fn run_distributed(&self) -> Result<PopulateReport> {
         let ks = self.checked_key_source().await?;
         let jobs = Jobs::new(self.target).await?;
-        if self.refresh {
-            let restricted = if self.restrictions.is_empty() {
-                ks.clone()
-            } else {
-                ks.restrict(Restriction::And(self.restrictions.clone()))
-            };
+        let refresh = self
+            .refresh
+            .unwrap_or(self.target.connection().config().jobs.auto_refresh);
+        if refresh {
             // A second in the past, as DataJoint: schedulable at once by the server's clock.
-            jobs.refresh_with(&restricted, self.priority, -1.0, None)
-                .await?;
+            jobs.refresh_with(RefreshOptions {
+                key_source: Some(ks.clone()),
+                restrictions: self.restrictions.clone(),
+                delay: -1.0,
+                priority: self.priority,
+                ..RefreshOptions::default()
+            })
+            .await?;
         }
         let todo = if self.restrictions.is_empty() {
             None
