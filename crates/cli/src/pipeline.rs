@@ -6,7 +6,7 @@ use datajoint::blob::Item;
 use datajoint::dj_core::value::Value;
 use datajoint::schema::diagram::Diagram;
 use datajoint::schema::graph::DependencyGraph;
-use datajoint::schema::populate::{JobStatus, Jobs};
+use datajoint::schema::populate::{JobStatus, Jobs, RefreshOptions};
 use datajoint::schema::{Connection, Query, Restriction, Row, Table};
 use serde_json::{Value as Json, json};
 
@@ -155,14 +155,12 @@ pub(crate) async fn jobs(ctx: &mut Ctx<'_>, conn: &Connection, args: &JobsArgs) 
         actions.insert("errors_cleared".into(), json!(n));
     }
     if args.refresh {
-        let report = match args.orphan_timeout {
-            Some(t) => {
-                let ks = datajoint::schema::populate::default_key_source(&target).await?;
-                jobs.refresh_with(&ks, None, 0.0, Some(t.as_secs_f64()))
-                    .await?
-            }
-            None => jobs.refresh().await?,
-        };
+        let report = jobs
+            .refresh_with(RefreshOptions {
+                orphan_timeout: args.orphan_timeout.map(|t| t.as_secs_f64()),
+                ..RefreshOptions::default()
+            })
+            .await?;
         actions.insert(
             "refreshed".into(),
             json!({
