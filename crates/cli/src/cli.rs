@@ -12,7 +12,7 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success: the check passed, the collection or migration is done, every object verified
   1  error: bad configuration, database or store failure (the message names the key, store,
-     table or attribute)
+     table or attribute), or a delete that was not confirmed
   2  usage: bad arguments, or an unsafe combination (gc --delete with a grace period under
      2h, or --grace 0s without --allow-zero-grace)
   3  gc: scan errors, so nothing was (or would be) deleted and the report is incomplete
@@ -29,7 +29,8 @@ missing credentials. --config PATH names the file instead.";
     name = "dj",
     version,
     about = "Look after a DataJoint database and its object stores: check the configuration, \
-             list schemas and tables, collect garbage, verify and migrate stored objects",
+             list schemas and tables, draw the pipeline, tend job queues, delete with the \
+             cascade shown first, collect garbage, verify and migrate stored objects",
     after_help = EXIT_CODES_HELP,
     propagate_version = true
 )]
