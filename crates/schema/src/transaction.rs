@@ -147,7 +147,7 @@ impl Transaction {
         &self.conn
     }
 
-    /// Insert one row into `table` (a [`Row`](crate::Row) or any `Serialize` struct or map).
+    /// Insert one row into `table` (a [`Row`] or any `Serialize` struct or map).
     pub async fn insert1<R: Serialize + Any>(&self, table: &Table, row: &R) -> Result<()> {
         self.insert_with(table, std::slice::from_ref(row), InsertOptions::default())
             .await

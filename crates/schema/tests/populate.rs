@@ -1394,3 +1394,88 @@ async fn worker_scaling() {
     })
     .await;
 }
+
+/// Writes `cx.args()["y"]` into `Result`.
+struct FromArgs;
+
+impl Make for FromArgs {
+    async fn make(&self, key: &Row, cx: &MakeContext<'_>) -> MakeResult<()> {
+        let mut out = key.clone();
+        out.insert("y".into(), cx.args()["y"].as_i64().unwrap_or(-1).into());
+        out.insert("worker".into(), "rs".into());
+        cx.insert1(cx.target(), &out).await?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_arguments_and_job_priorities() {
+    each_backend("pop_args", |label, s| async move {
+        let item = s
+            .declare("Item", Tier::Manual, "n : int32\n---\nx : int64")
+            .await
+            .unwrap();
+        let result = s
+            .declare(
+                "Result",
+                Tier::Computed,
+                "-> Item\n---\ny : int64\nworker : varchar(8)",
+            )
+            .await
+            .unwrap();
+        let rows: Vec<Row> = (0..4).map(|n| row! {"n" => n, "x" => 1}).collect();
+        item.insert(&rows).await.unwrap();
+        // Make arguments reach every make.
+        let r = Populate::new(&result, &FromArgs)
+            .restrict(row! {"n" => 0})
+            .make_args(serde_json::json!({"y": 42}))
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(r.success_count, 1, "{label}");
+        let made: Row = result.restrict(row! {"n" => 0}).fetch1().await.unwrap();
+        assert_eq!(made["y"].as_i64(), Some(42), "{label}");
+        // Priorities: lower runs first; a populate with a priority takes only jobs up to it.
+        let jobs = Jobs::new(&result).await.unwrap();
+        for (n, p) in [(1, 9), (2, 1), (3, 5)] {
+            jobs.refresh_with(RefreshOptions {
+                restrictions: vec![row! {"n" => n}.into()],
+                priority: Some(p),
+                delay: -1.0,
+                ..RefreshOptions::default()
+            })
+            .await
+            .unwrap();
+        }
+        let r = Populate::new(&result, &FromArgs)
+            .reserve_jobs(true)
+            .refresh(false)
+            .max_calls(1)
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(r.success_count, 1, "{label}");
+        assert!(
+            result.restrict(row! {"n" => 2}).exists().await.unwrap(),
+            "{label}: priority 1 first"
+        );
+        let r = Populate::new(&result, &FromArgs)
+            .reserve_jobs(true)
+            .refresh(false)
+            .priority(5)
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(r.success_count, 1, "{label}: only priorities up to 5");
+        assert!(
+            result.restrict(row! {"n" => 3}).exists().await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            !result.restrict(row! {"n" => 1}).exists().await.unwrap(),
+            "{label}"
+        );
+        assert_eq!(jobs.progress().await.unwrap()["pending"], 1, "{label}");
+    })
+    .await;
+}
