@@ -12,7 +12,7 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success: the check passed, the collection or migration is done, every object verified
   1  error: bad configuration, database or store failure (the message names the key, store,
-     table or attribute)
+     table or attribute), or a delete that was not confirmed
   2  usage: bad arguments, or an unsafe combination (gc --delete with a grace period under
      2h, or --grace 0s without --allow-zero-grace)
   3  gc: scan errors, so nothing was (or would be) deleted and the report is incomplete
@@ -29,7 +29,8 @@ missing credentials. --config PATH names the file instead.";
     name = "dj",
     version,
     about = "Look after a DataJoint database and its object stores: check the configuration, \
-             list schemas and tables, collect garbage, verify and migrate stored objects",
+             list schemas and tables, draw the pipeline, tend job queues, delete with the \
+             cascade shown first, collect garbage, verify and migrate stored objects",
     after_help = EXIT_CODES_HELP,
     propagate_version = true
 )]
@@ -78,6 +79,103 @@ pub enum Command {
     Blob(BlobCommand),
     /// The codecs and store protocols this build registers.
     Codecs,
+    /// Draw the dependency graph of one or more schemas, as DataJoint's Diagram does (SVG laid
+    /// out without Graphviz, Mermaid, or Graphviz DOT; with --json the graph itself).
+    Diagram(DiagramArgs),
+    /// The job queue (`~~<table>`) of a Computed or Imported table: counts by status and the
+    /// errors with their messages; refresh it, clear its errors, ignore keys.
+    Jobs(JobsArgs),
+    /// Delete rows and, first, every row that depends on them, after showing how many rows of
+    /// each table would go; asks for confirmation when the configuration's `safemode` is true
+    /// (DataJoint's default).
+    Delete(DeleteArgs),
+}
+
+/// The output format of `dj diagram`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiagramFormat {
+    /// A standalone SVG image.
+    Svg,
+    /// A Mermaid flowchart (for Markdown).
+    Mermaid,
+    /// Graphviz DOT text (`dot -Tpng`).
+    Dot,
+}
+
+/// `dj diagram`
+#[derive(Debug, Args)]
+pub struct DiagramArgs {
+    /// The schema (repeat for several, drawn together).
+    #[arg(required = true, value_name = "SCHEMA")]
+    pub schemas: Vec<String>,
+    /// The output format.
+    #[arg(long, value_enum, default_value = "svg")]
+    pub format: DiagramFormat,
+    /// Write to this file instead of standard output.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// TB (parents above children) or LR (parents to the left, the default of DataJoint 2.3.5's
+    /// `display.diagram_direction`).
+    #[arg(long, default_value = "TB", value_parser = parse_direction)]
+    pub direction: datajoint::schema::diagram::Direction,
+    /// Also draw, whole, every schema the given ones reference (transitively).
+    #[arg(long)]
+    pub upstream: bool,
+    /// Also draw, whole, every schema that references the given ones (transitively).
+    #[arg(long)]
+    pub downstream: bool,
+}
+
+fn parse_direction(s: &str) -> Result<datajoint::schema::diagram::Direction, String> {
+    s.parse()
+}
+
+/// `dj jobs`
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// The table: `SCHEMA.TABLE` (SQL or class name: `lab.__clean`, `lab.Clean`), or the schema
+    /// with the table as a second argument.
+    pub target: String,
+    /// The table, when the first argument is only the schema.
+    pub table: Option<String>,
+    /// Add the keys of the default key source that are neither made nor queued as pending jobs,
+    /// and remove jobs whose keys left it (DataJoint's `jobs.refresh()`).
+    #[arg(long)]
+    pub refresh: bool,
+    /// With --refresh: put reservations older than this back as pending (a worker that died):
+    /// 30m, 2h, 90s.
+    #[arg(long, value_name = "DURATION", requires = "refresh", value_parser = parse_duration)]
+    pub orphan_timeout: Option<Duration>,
+    /// Delete the jobs in `error` status, so that the next populate tries their keys again.
+    #[arg(long)]
+    pub clear_errors: bool,
+    /// Mark a key `ignore` so that populate skips it: `ATTR=VALUE[,ATTR=VALUE…]` with the job
+    /// table's primary key (repeat for several keys).
+    #[arg(long = "ignore", value_name = "KEY")]
+    pub ignore: Vec<String>,
+}
+
+/// `dj delete`
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The table: `SCHEMA.TABLE` (SQL or class name), or the schema with the table as a second
+    /// argument.
+    pub target: String,
+    /// The table, when the first argument is only the schema.
+    pub table: Option<String>,
+    /// Delete only rows matching this SQL condition (repeat: all must hold). Without any, every
+    /// row of the table.
+    #[arg(long = "where", value_name = "CONDITION")]
+    pub conditions: Vec<String>,
+    /// Delete only the row with this key: `ATTR=VALUE` (repeat for each attribute).
+    #[arg(long = "key", value_name = "ATTR=VALUE")]
+    pub keys: Vec<String>,
+    /// Do not ask, even in safemode.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Show what would be deleted; delete nothing.
+    #[arg(long, conflicts_with = "yes")]
+    pub dry_run: bool,
 }
 
 /// `dj config …`

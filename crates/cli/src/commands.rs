@@ -16,7 +16,7 @@ use serde_json::{Value as Json, json};
 use crate::cli::{BlobCommand, Command, SchemaCommand, TableCommand};
 use crate::error::{CliError, EXIT_ERROR, EXIT_OK, Result};
 use crate::item_json::item_to_json;
-use crate::{Ctx, lifecycle};
+use crate::{Ctx, lifecycle, pipeline};
 
 /// Where a store keeps its objects, in one phrase (no secrets).
 fn store_place(s: &StoreSpec) -> String {
@@ -254,6 +254,9 @@ pub(crate) async fn database_command(
             attribute,
             keys,
         }) => blob_cat(ctx, &conn, schema, table, attribute, keys).await,
+        Command::Diagram(args) => pipeline::diagram(ctx, &conn, args).await,
+        Command::Jobs(args) => pipeline::jobs(ctx, &conn, args).await,
+        Command::Delete(args) => pipeline::delete(ctx, &conn, args).await,
         Command::Config(_) | Command::Codecs => Ok(EXIT_OK),
     };
     conn.close().await;

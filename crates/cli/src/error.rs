@@ -121,6 +121,23 @@ pub enum CliError {
         spec: String,
     },
 
+    /// `dj delete` was not confirmed.
+    #[error("delete cancelled: nothing was deleted from `{table}`")]
+    Cancelled {
+        /// `schema.table`.
+        table: String,
+    },
+
+    /// Writing a file failed.
+    #[error("cannot write `{path}`: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The build is missing a plugin it should link, or one is registered twice.
     #[error("this build of dj is incomplete: {0}")]
     Registry(datajoint::Error),

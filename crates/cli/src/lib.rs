@@ -3,7 +3,10 @@
 //! `dj` looks after a DataJoint database and its object stores from the shell: it checks the
 //! configuration, lists schemas and tables, collects garbage in a store, verifies that every
 //! stored object is there and intact, moves an attribute's objects between stores, and prints a
-//! stored blob as JSON. It reads the same `datajoint.json` as DataJoint Python and dj-rs
+//! stored blob as JSON. It also draws a schema's dependency graph (`dj diagram`: SVG, Mermaid or
+//! DOT), shows and tends a Computed or Imported table's job queue (`dj jobs`), and deletes rows
+//! with their dependents after showing how many of each table would go (`dj delete`, asking
+//! first in DataJoint's safemode); `docs/diagram.md` describes them. It reads the same `datajoint.json` as DataJoint Python and dj-rs
 //! programs, and links the `datajoint` facade with the SQLite, PostgreSQL and MySQL backends,
 //! every codec, and the `file`, `memory` and `s3` stores (`gcs` and `azure` with the features of
 //! the same names).
@@ -69,6 +72,7 @@ pub mod duration;
 pub mod error;
 pub mod item_json;
 mod lifecycle;
+mod pipeline;
 pub mod progress;
 
 pub use cli::Cli;

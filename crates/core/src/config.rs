@@ -243,6 +243,38 @@ pub struct Config {
     pub source: Option<PathBuf>,
     /// The secrets directory that was read, if any.
     pub secrets_dir: Option<PathBuf>,
+    /// The `jobs` section (populate and the job queue).
+    pub jobs: JobsConfig,
+}
+
+/// The `jobs` section, as DataJoint 2.3.5's `config.jobs` (the settings dj-rs reads; the others,
+/// `version_method` and `allow_new_pk_fields_in_computed_tables`, are accepted and ignored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobsConfig {
+    /// Refresh the job queue when a populate with `reserve_jobs` starts (default `true`).
+    pub auto_refresh: bool,
+    /// Keep `success` rows in the job table instead of deleting them (default `false`).
+    pub keep_completed: bool,
+    /// Seconds after which a job whose key left the key source is removed (default 3600;
+    /// 0 skips the age-based cleanup).
+    pub stale_timeout: u64,
+    /// Priority of new jobs, 0 to 255, lower first (default 5).
+    pub default_priority: u8,
+    /// Declare Computed and Imported tables with the hidden `_job_start_time`,
+    /// `_job_duration` and `_job_version` columns, filled by populate (default `false`).
+    pub add_job_metadata: bool,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            auto_refresh: true,
+            keep_completed: false,
+            stale_timeout: 3600,
+            default_priority: 5,
+            add_job_metadata: false,
+        }
+    }
 }
 
 impl Default for Config {
@@ -257,6 +289,7 @@ impl Default for Config {
             blob_max_decompressed_size: DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE,
             source: None,
             secrets_dir: None,
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -944,6 +977,13 @@ impl Config {
             "blob_max_decompressed_size": self.blob_max_decompressed_size,
             "source": path(&self.source),
             "secrets_dir": path(&self.secrets_dir),
+            "jobs": {
+                "auto_refresh": self.jobs.auto_refresh,
+                "keep_completed": self.jobs.keep_completed,
+                "stale_timeout": self.jobs.stale_timeout,
+                "default_priority": self.jobs.default_priority,
+                "add_job_metadata": self.jobs.add_job_metadata,
+            },
         })
     }
 }
@@ -1626,6 +1666,7 @@ fn build_config(
                         })?;
                 }
             }
+            "jobs" => read_jobs(&value, &mut config.jobs)?,
             k if IGNORED_TOP_LEVEL.contains(&k) => {
                 tracing::debug!(
                     key = k,
@@ -1659,6 +1700,58 @@ fn build_config(
     }
     config.database = build_database(database.as_ref(), base, origins)?;
     Ok(config)
+}
+
+/// The `jobs` section: every DataJoint key is accepted; the ones dj-rs acts on are read.
+fn read_jobs(value: &Json, jobs: &mut JobsConfig) -> Result<()> {
+    let allowed = IGNORED_GROUPS
+        .iter()
+        .find(|(g, _)| *g == "jobs")
+        .map(|(_, a)| *a)
+        .unwrap_or(&[]);
+    let m = match value {
+        Json::Null => return Ok(()),
+        Json::Object(m) => m,
+        other => return Err(type_error("jobs", "an object", other)),
+    };
+    for (sub, v) in m {
+        let key = format!("jobs.{sub}");
+        match sub.as_str() {
+            "auto_refresh" => {
+                if let Some(b) = opt_bool(&key, v)? {
+                    jobs.auto_refresh = b;
+                }
+            }
+            "keep_completed" => {
+                if let Some(b) = opt_bool(&key, v)? {
+                    jobs.keep_completed = b;
+                }
+            }
+            "add_job_metadata" => {
+                if let Some(b) = opt_bool(&key, v)? {
+                    jobs.add_job_metadata = b;
+                }
+            }
+            "stale_timeout" => {
+                if let Some(n) = opt_int(&key, v)? {
+                    jobs.stale_timeout = u64::try_from(n).map_err(|_| {
+                        Error::config(&key, "must be a number of seconds, 0 or more")
+                    })?;
+                }
+            }
+            "default_priority" => {
+                if let Some(n) = opt_int(&key, v)? {
+                    jobs.default_priority = u8::try_from(n)
+                        .map_err(|_| Error::config(&key, "must be between 0 and 255"))?;
+                }
+            }
+            s if allowed.contains(&s) => {
+                tracing::debug!(key = %key, "ignoring DataJoint Python setting without effect in dj-rs");
+            }
+            _ => return Err(unknown_key(&key, allowed)),
+        }
+    }
+    Ok(())
 }
 
 fn build_database(value: Option<&Json>, base: &Path, origins: &Origins) -> Result<DatabaseConfig> {

@@ -213,6 +213,39 @@ fn harmless_datajoint_python_keys_are_accepted() {
     assert_eq!(c.stores.specs.len(), 1);
 }
 
+#[test]
+fn jobs_section_is_read() {
+    let dir = project();
+    let c = from_json(r#"{}"#, dir.path()).unwrap();
+    assert_eq!(c.jobs, dj_core::config::JobsConfig::default());
+    assert_eq!(c.jobs.default_priority, 5);
+    assert_eq!(c.jobs.stale_timeout, 3600);
+    assert!(c.jobs.auto_refresh && !c.jobs.keep_completed && !c.jobs.add_job_metadata);
+    let c = from_json(
+        r#"{"jobs": {"add_job_metadata": true, "default_priority": 2, "stale_timeout": 0,
+            "keep_completed": true, "auto_refresh": false, "version_method": "git"}}"#,
+        dir.path(),
+    )
+    .unwrap();
+    assert!(c.jobs.add_job_metadata && c.jobs.keep_completed && !c.jobs.auto_refresh);
+    assert_eq!((c.jobs.default_priority, c.jobs.stale_timeout), (2, 0));
+    for (json, key) in [
+        (
+            r#"{"jobs": {"default_priority": 256}}"#,
+            "jobs.default_priority",
+        ),
+        (r#"{"jobs": {"stale_timeout": -1}}"#, "jobs.stale_timeout"),
+        (
+            r#"{"jobs": {"add_job_metadata": "yes"}}"#,
+            "jobs.add_job_metadata",
+        ),
+        (r#"{"jobs": 3}"#, "jobs"),
+    ] {
+        let err = err_text(from_json(json, dir.path()));
+        assert!(err.contains(key), "{json}: {err}");
+    }
+}
+
 // ------------------------------------------------------------------------------------------------
 // Database and top-level values
 // ------------------------------------------------------------------------------------------------

@@ -204,6 +204,8 @@ pub mod prelude {
         TypeSpec, Value,
     };
     #[cfg(feature = "schema")]
+    pub use dj_schema::populate::{Jobs, Make, MakeContext, MakeResult, MakeTripartite, Populate};
+    #[cfg(feature = "schema")]
     pub use dj_schema::{
         Connection, InsertOptions, IntoQuery, Op, Query, Restriction, Row, Schema, Table, Tier,
         Transaction, U, row,

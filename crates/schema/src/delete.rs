@@ -1,6 +1,6 @@
 //! Cascading deletes: a query's rows and every row that depends on them through foreign keys.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use indexmap::IndexMap;
 
@@ -31,9 +31,10 @@ impl Query {
     /// [`delete`](Self::delete) inside an open transaction (which the caller commits).
     ///
     /// The plan (the tables reached and, for a restriction by other queries, the keys it
-    /// matches) is read through the pool, outside `tx`.
+    /// matches) is read inside `tx` too, so it sees the transaction's own rows (and an
+    /// in-memory SQLite database, with its one connection, does not wait for itself).
     pub(crate) async fn delete_in(&self, tx: &mut Tx) -> Result<u64> {
-        let (full, graph, queries) = self.cascade_plan().await?;
+        let (full, graph, queries) = self.cascade_plan(&mut tx.exec()).await?;
         let seed = self.table().ok_or_else(|| not_deletable(self))?;
         let backend = seed.backend();
         let mut deleted: HashMap<String, u64> = HashMap::new();
@@ -76,16 +77,21 @@ impl Query {
     /// (`schema.table`), this table first, then its dependents, parents before children
     /// (DataJoint's safemode shows these counts before it asks).
     pub async fn delete_preview(&self) -> Result<IndexMap<String, u64>> {
-        let (_, graph, queries) = self.cascade_plan().await?;
+        let mut pc = self.connection().acquire().await?;
+        let mut ex = pc.exec();
+        let (_, graph, queries) = self.cascade_plan(&mut ex).await?;
         let mut out = IndexMap::new();
         for name in &graph.order {
-            out.insert(name.clone(), queries[name].len().await?);
+            out.insert(name.clone(), queries[name].len_in(&mut ex).await?);
         }
         Ok(out)
     }
 
     /// The tables a delete reaches and each one's restriction, parents before children.
-    async fn cascade_plan(&self) -> Result<(String, Graph, HashMap<String, Query>)> {
+    async fn cascade_plan(
+        &self,
+        ex: &mut Exec<'_>,
+    ) -> Result<(String, Graph, HashMap<String, Query>)> {
         let seed = self.table().ok_or_else(|| not_deletable(self))?;
         // Only restrictions of the table itself: checked (and rendered) here.
         self.table_conditions()?;
@@ -96,12 +102,12 @@ impl Query {
                 message: "rows of a part table are deleted through its master".into(),
             });
         }
-        let graph = Graph::load(seed).await?;
+        let graph = Graph::load_with(seed, ex).await?;
         // A restriction by other queries may match different rows once the cascade has
         // deleted some of them (a restriction by the table's own children): fix the rows by
         // their keys first.
         let this = if self.restricts_by_query() {
-            let keys = self.keys().await?;
+            let keys = self.keys_in(ex).await?;
             seed.query().restrict(Restriction::Or(
                 keys.into_iter().map(Restriction::Key).collect(),
             ))
@@ -203,43 +209,15 @@ impl Graph {
                 edges.push((name.clone(), child_full, fk));
             }
         }
-        // Kahn's algorithm over the loaded subgraph.
-        let mut indegree: HashMap<&String, usize> = tables.keys().map(|k| (k, 0)).collect();
-        for (p, c, _) in &edges {
-            if p != c
-                && let Some(d) = indegree.get_mut(c)
-            {
-                *d += 1;
-            }
-        }
-        let mut ready: Vec<&String> = indegree
-            .iter()
-            .filter(|(_, d)| **d == 0)
-            .map(|(k, _)| *k)
-            .collect();
-        ready.sort();
-        let mut order = Vec::new();
-        let mut seen = HashSet::new();
-        while let Some(n) = ready.pop() {
-            if !seen.insert(n.clone()) {
-                continue;
-            }
-            order.push(n.clone());
-            let mut next = Vec::new();
-            for (p, c, _) in &edges {
-                if p == n
-                    && p != c
-                    && let Some(d) = indegree.get_mut(c)
-                {
-                    *d -= 1;
-                    if *d == 0 {
-                        next.push(c);
-                    }
-                }
-            }
-            next.sort();
-            ready.extend(next);
-        }
+        // Parents before children (the seed, the only table without a parent here, first),
+        // the dependency graph's deterministic order.
+        let order: Vec<String> = crate::graph::kahn(
+            tables.keys().map(String::as_str),
+            edges.iter().map(|(p, c, _)| (p.as_str(), c.as_str())),
+        )
+        .into_iter()
+        .map(str::to_string)
+        .collect();
         if order.len() != tables.len() {
             return Err(Error::Refused {
                 table: seed.full_name(),

@@ -184,6 +184,18 @@ pub enum Error {
         message: String,
     },
 
+    /// A `make` of a Computed or Imported table failed for one key (its transaction was rolled
+    /// back).
+    #[error("table `{table}`: make failed for key {key}: {source}")]
+    Make {
+        /// The table being populated.
+        table: String,
+        /// The key, as `{attr: value, ...}`.
+        key: String,
+        /// The error `make` returned.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// A row could not be converted to or from a Rust type through serde.
     #[error("{}serde conversion failed: {message}", context_prefix(.table, &None))]
     Serde {

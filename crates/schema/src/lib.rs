@@ -44,15 +44,18 @@ mod db;
 mod ddl;
 pub mod definition;
 mod delete;
+pub mod diagram;
 mod dialect;
 pub mod error;
 #[cfg(any(feature = "arrow", feature = "polars"))]
 mod frame;
+pub mod graph;
 pub mod heading;
 pub mod lifecycle;
 pub mod naming;
 #[cfg(feature = "polars")]
 pub mod polars;
+pub mod populate;
 pub mod query;
 pub mod restrict;
 mod schema;

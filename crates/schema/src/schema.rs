@@ -274,7 +274,7 @@ impl Schema {
         Ok(t)
     }
 
-    async fn declare_named(
+    pub(crate) async fn declare_named(
         &self,
         name: &str,
         definition: &str,
@@ -510,6 +510,11 @@ impl Schema {
                 ),
             });
         }
+        if matches!(tier, Some(Tier::Computed | Tier::Imported))
+            && self.conn.config().jobs.add_job_metadata
+        {
+            attributes.extend(job_metadata_attributes(backend, &self.name));
+        }
         check_new_table_name(backend, name, foreign_keys.len())?;
         let heading = Heading {
             schema: self.name.clone(),
@@ -707,4 +712,43 @@ impl Schema {
         }
         Ok(())
     }
+}
+
+/// The hidden job-metadata columns DataJoint 2.3.5 adds to Computed and Imported tables when
+/// `jobs.add_job_metadata` is set: when the make began, how long it took, the code version.
+fn job_metadata_attributes(backend: Backend, schema: &str) -> Vec<Attribute> {
+    let attr =
+        |name: &str, spec: TypeSpec, nullable: bool, default: &str, comment: &str| Attribute {
+            name: name.into(),
+            sql_type: ddl::sql_type(backend, schema, &spec),
+            spec,
+            in_key: false,
+            nullable,
+            default: Some(default.into()),
+            comment: comment.into(),
+            inherited: false,
+        };
+    vec![
+        attr(
+            "_job_start_time",
+            TypeSpec::Core(CoreType::DateTime(Some(3))),
+            true,
+            "null",
+            "when computation began",
+        ),
+        attr(
+            "_job_duration",
+            TypeSpec::Core(CoreType::Float32),
+            true,
+            "null",
+            "computation duration in seconds",
+        ),
+        attr(
+            "_job_version",
+            TypeSpec::Core(CoreType::Varchar(64)),
+            false,
+            "\"\"",
+            "code version",
+        ),
+    ]
 }

@@ -53,11 +53,13 @@ use std::time::{Duration, Instant};
 use dj_core::reuse::{MIN_GC_GRACE, REFRESH_AFTER};
 use futures::lock::Mutex;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
+use crate::Row;
 use crate::db::{Connection, Tx};
 use crate::error::{Error, Result};
-use crate::query::Query;
-use crate::serde_row::to_row_cow;
+use crate::query::{IntoQuery, Query};
+use crate::serde_row::{from_row, to_row_cow};
 use crate::table::{InsertOptions, Table};
 
 /// How long after its first write through a codec a transaction may still commit:
@@ -145,7 +147,7 @@ impl Transaction {
         &self.conn
     }
 
-    /// Insert one row into `table` (a [`Row`](crate::Row) or any `Serialize` struct or map).
+    /// Insert one row into `table` (a [`Row`] or any `Serialize` struct or map).
     pub async fn insert1<R: Serialize + Any>(&self, table: &Table, row: &R) -> Result<()> {
         self.insert_with(table, std::slice::from_ref(row), InsertOptions::default())
             .await
@@ -195,14 +197,62 @@ impl Transaction {
     /// Delete the rows of `query` and, first, every row that depends on them (as
     /// [`Query::delete`]). Returns the number of rows deleted from the query's table.
     pub async fn delete(&self, query: &Query) -> Result<u64> {
-        if !query.connection().same_as(&self.conn) {
-            return Err(Error::Refused {
-                table: query.label(),
-                message: "this query belongs to another connection than the transaction".into(),
-            });
-        }
+        self.same_query_connection(query)?;
         let mut state = self.state.lock().await;
         query.delete_in(&mut state.tx).await
+    }
+
+    /// The rows of `query` as this transaction sees them (its own uncommitted inserts and
+    /// deletes included), decoded through their codecs.
+    pub async fn fetch_rows(&self, query: impl IntoQuery) -> Result<Vec<Row>> {
+        let query = query.into_query();
+        self.same_query_connection(&query)?;
+        let mut state = self.state.lock().await;
+        query.fetch_rows_in(&mut state.tx.exec()).await
+    }
+
+    /// The rows of `query` as `T` (a [`Row`] or any `Deserialize` struct), read inside this
+    /// transaction.
+    pub async fn fetch<T: DeserializeOwned + Any>(&self, query: impl IntoQuery) -> Result<Vec<T>> {
+        let query = query.into_query();
+        let label = query.label();
+        self.fetch_rows(query)
+            .await?
+            .into_iter()
+            .map(|r| from_row(r).map_err(|e| e.in_table(&label)))
+            .collect()
+    }
+
+    /// The one row of `query`, read inside this transaction; an error when there are none or
+    /// several.
+    pub async fn fetch1<T: DeserializeOwned + Any>(&self, query: impl IntoQuery) -> Result<T> {
+        let query = query.into_query();
+        let label = query.label();
+        let mut rows = self.fetch_rows(query).await?;
+        if rows.len() != 1 {
+            return Err(Error::NotOneRow {
+                table: label,
+                found: rows.len(),
+            });
+        }
+        let row = rows.pop().unwrap_or_default();
+        from_row(row).map_err(|e| e.in_table(&label))
+    }
+
+    /// The primary keys of the rows of `query`, read inside this transaction.
+    pub async fn keys(&self, query: impl IntoQuery) -> Result<Vec<Row>> {
+        let query = query.into_query();
+        self.same_query_connection(&query)?;
+        let mut state = self.state.lock().await;
+        query.keys_in(&mut state.tx.exec()).await
+    }
+
+    /// The number of rows of `query`, counted inside this transaction.
+    pub async fn len(&self, query: impl IntoQuery) -> Result<u64> {
+        let query = query.into_query();
+        self.same_query_connection(&query)?;
+        let mut state = self.state.lock().await;
+        query.len_in(&mut state.tx.exec()).await
     }
 
     /// Commit everything done through this transaction.
@@ -230,6 +280,28 @@ impl Transaction {
             Err(Error::Refused {
                 table: table.full_name(),
                 message: "this table belongs to another connection than the transaction".into(),
+            })
+        }
+    }
+
+    /// Run one statement inside the transaction; the number of rows it affected.
+    pub(crate) async fn execute(&self, sql: &crate::db::Sql, table: &str) -> Result<u64> {
+        let mut state = self.state.lock().await;
+        state
+            .tx
+            .exec()
+            .execute(sql)
+            .await
+            .map_err(|e| crate::error::classify_db(table, e))
+    }
+
+    fn same_query_connection(&self, query: &Query) -> Result<()> {
+        if query.connection().same_as(&self.conn) {
+            Ok(())
+        } else {
+            Err(Error::Refused {
+                table: query.label(),
+                message: "this query belongs to another connection than the transaction".into(),
             })
         }
     }

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use super::heading::AttrSource;
 use super::{Query, strs};
 use crate::Row;
+use crate::db::Exec;
 use crate::error::{Error, Result};
 use crate::heading::ColKind;
 use crate::serde_row::{from_row, wanted_fields};
@@ -140,15 +141,52 @@ impl Query {
         names: &[String],
         decode: impl Fn(&AttrInfo) -> bool,
     ) -> Result<(Decoder, Vec<Vec<Value>>)> {
+        let mut conn = self.node.conn.acquire().await?;
+        self.fetch_raw_in(&mut conn.exec(), names, decode).await
+    }
+
+    /// [`fetch_raw_with`](Self::fetch_raw_with) through `ex` (an open transaction's connection).
+    async fn fetch_raw_in(
+        &self,
+        ex: &mut Exec<'_>,
+        names: &[String],
+        decode: impl Fn(&AttrInfo) -> bool,
+    ) -> Result<(Decoder, Vec<Vec<Value>>)> {
         let decoder = self.decoder_with(names.to_vec(), decode)?;
         let sql = self.fetch_statement(names)?;
-        let mut conn = self.node.conn.acquire().await?;
-        let rows = conn
-            .exec()
+        let rows = ex
             .fetch(&sql, &decoder.kinds)
             .await
             .map_err(|e| self.bad_expression(&sql.text, e))?;
         Ok((decoder, rows))
+    }
+
+    /// [`fetch_rows`](Self::fetch_rows) through `ex` (an open transaction's connection).
+    pub(crate) async fn fetch_rows_in(&self, ex: &mut Exec<'_>) -> Result<Vec<Row>> {
+        let names = self.selected_names()?;
+        let (decoder, raw) = self.fetch_raw_in(ex, &names, |_| true).await?;
+        self.decode_rows(&names, decoder, raw).await
+    }
+
+    /// [`len`](Self::len) through `ex` (an open transaction's connection).
+    pub(crate) async fn len_in(&self, ex: &mut Exec<'_>) -> Result<u64> {
+        let sql = self.count_statement()?;
+        let rows = ex
+            .fetch(&sql, &[ColKind::Int])
+            .await
+            .map_err(|e| self.bad_expression(&sql.text, e))?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+
+    /// [`keys`](Self::keys) through `ex` (an open transaction's connection).
+    pub(crate) async fn keys_in(&self, ex: &mut Exec<'_>) -> Result<Vec<Row>> {
+        let pk = self.primary_key()?;
+        self.attrs(pk).fetch_rows_in(ex).await
     }
 
     /// The matching rows as the database holds them, before any codec decodes them: a `<blob>`
@@ -176,6 +214,15 @@ impl Query {
         decode: impl Fn(&AttrInfo) -> bool,
     ) -> Result<Vec<Row>> {
         let (decoder, raw) = self.fetch_raw_with(names, decode).await?;
+        self.decode_rows(names, decoder, raw).await
+    }
+
+    async fn decode_rows(
+        &self,
+        names: &[String],
+        decoder: Decoder,
+        raw: Vec<Vec<Value>>,
+    ) -> Result<Vec<Row>> {
         // Every row has the same keys: clone one keyed template and fill in the values.
         let template: Row = names.iter().map(|n| (n.clone(), Value::Null)).collect();
         let rows = raw.into_iter().map(|values| {
@@ -268,19 +315,8 @@ impl Query {
 
     /// The number of matching rows.
     pub async fn len(&self) -> Result<u64> {
-        let sql = self.count_statement()?;
         let mut conn = self.node.conn.acquire().await?;
-        let rows = conn
-            .exec()
-            .fetch(&sql, &[ColKind::Int])
-            .await
-            .map_err(|e| self.bad_expression(&sql.text, e))?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.first())
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            .max(0) as u64)
+        self.len_in(&mut conn.exec()).await
     }
 
     /// Whether no row matches.
