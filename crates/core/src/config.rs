@@ -52,7 +52,6 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value as Json, json};
 
 use crate::error::{Error, Result};
-use crate::layout;
 use crate::registry::Registry;
 
 /// A secret string (password, access key). Its `Debug` and `Display` never show the value.
@@ -297,6 +296,75 @@ impl StoreSpec {
 }
 
 // ================================================================================================
+// Layout settings
+// ================================================================================================
+
+/// Shortest allowed token length (`token_length` is clamped to this).
+pub const MIN_TOKEN_LENGTH: usize = 4;
+/// Longest allowed token length.
+pub const MAX_TOKEN_LENGTH: usize = 16;
+/// The default token length.
+pub const DEFAULT_TOKEN_LENGTH: usize = 8;
+
+/// Length of an MD5 hash in lowercase base32 without padding.
+pub const MD5_HASH_LEN: usize = 26;
+/// Length of a BLAKE3 (256-bit) hash in lowercase base32 without padding.
+pub const BLAKE3_HASH_LEN: usize = 52;
+
+/// Normalise a section prefix the way DataJoint does (`strip("/")`) and check it: `""` (no
+/// section) or a relative path. `key` names the setting in errors.
+pub fn normalize_prefix(prefix: &str, key: &str) -> Result<String> {
+    let p = prefix.trim_matches('/');
+    if p.is_empty() {
+        return Ok(String::new());
+    }
+    crate::store::StorePath::parse(p)
+        .map_err(|e| Error::config(key, format!("`{prefix}` is not a valid relative path: {e}")))?;
+    Ok(p.to_string())
+}
+
+/// The attribute names of a partition pattern, in pattern order.
+///
+/// A pattern is one or more `/`-separated segments, each exactly `{attribute}` (letters, digits,
+/// `_`), e.g. `{subject_id}/{session_date}`. DataJoint only reads the braced names and ignores any
+/// other text, so brace-less or decorated patterns (`subject_id/session_date`, `s{a}`) would
+/// silently do something else than they seem to; they are errors here, as are repeated names.
+pub fn partition_attributes(pattern: &str) -> Result<Vec<String>> {
+    let bad = |why: &str| {
+        Error::invalid_path(
+            pattern,
+            format!(
+                "invalid partition pattern: {why}; write `{{attr}}` segments separated by `/`, e.g. `{{subject_id}}/{{session_date}}`"
+            ),
+        )
+    };
+    let mut names: Vec<String> = Vec::new();
+    for segment in pattern.split('/') {
+        let name = segment
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .ok_or_else(|| {
+                bad(&format!(
+                    "segment `{segment}` is not of the form `{{attr}}`"
+                ))
+            })?;
+        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return Err(bad(&format!("`{segment}` does not name an attribute")));
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(bad(&format!("attribute `{name}` appears twice")));
+        }
+        names.push(name.to_string());
+    }
+    Ok(names)
+}
+
+/// Clamp a token length to 4–16, as DataJoint does.
+pub fn clamp_token_length(length: usize) -> usize {
+    length.clamp(MIN_TOKEN_LENGTH, MAX_TOKEN_LENGTH)
+}
+
+// ================================================================================================
 // Loading and validation
 // ================================================================================================
 
@@ -405,7 +473,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 const MAX_KEY_DEPTH: usize = 3;
 
 /// The longest subfolding total: the length of the shortest hash (MD5, 26 characters).
-const MAX_SUBFOLDING_TOTAL: usize = layout::MD5_HASH_LEN;
+const MAX_SUBFOLDING_TOTAL: usize = MD5_HASH_LEN;
 
 type EnvFn<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
@@ -2004,7 +2072,7 @@ fn build_store_spec(
             "partition_pattern" => {
                 spec.partition_pattern = opt_string(&key, v)?.filter(|p| !p.is_empty());
                 if let Some(p) = &spec.partition_pattern {
-                    layout::partition_attributes(p).map_err(|e| match e {
+                    partition_attributes(p).map_err(|e| match e {
                         Error::InvalidPath { reason, .. } => Error::config(&key, reason),
                         other => other,
                     })?;
@@ -2013,23 +2081,23 @@ fn build_store_spec(
             "token_length" => {
                 if let Some(n) = opt_int(&key, v)? {
                     spec.token_length =
-                        usize::try_from(n.clamp(0, 64)).unwrap_or(layout::DEFAULT_TOKEN_LENGTH);
-                    spec.token_length = layout::clamp_token_length(spec.token_length);
+                        usize::try_from(n.clamp(0, 64)).unwrap_or(DEFAULT_TOKEN_LENGTH);
+                    spec.token_length = clamp_token_length(spec.token_length);
                 }
             }
             "hash_prefix" => {
                 if let Some(p) = opt_string(&key, v)? {
-                    spec.hash_prefix = layout::normalize_prefix(&p, &key)?;
+                    spec.hash_prefix = normalize_prefix(&p, &key)?;
                 }
             }
             "schema_prefix" => {
                 if let Some(p) = opt_string(&key, v)? {
-                    spec.schema_prefix = layout::normalize_prefix(&p, &key)?;
+                    spec.schema_prefix = normalize_prefix(&p, &key)?;
                 }
             }
             "filepath_prefix" => {
                 spec.filepath_prefix = match opt_string(&key, v)? {
-                    Some(p) => Some(layout::normalize_prefix(&p, &key)?).filter(|p| !p.is_empty()),
+                    Some(p) => Some(normalize_prefix(&p, &key)?).filter(|p| !p.is_empty()),
                     None => None,
                 };
             }

@@ -29,12 +29,12 @@
 pub use dj_core;
 pub use dj_core::codec::{Codec, CodecContext, ResolvedType, StoredRef};
 pub use dj_core::config::{Config, Secret, StoreSpec};
-pub use dj_core::object::ObjectRef;
 pub use dj_core::registry::{Registry, StoreSet};
 pub use dj_core::store::{Store, StoreExt, StorePath};
 pub use dj_core::typespec::{Backend, CoreType, TypeSpec};
 pub use dj_core::value::{DomainValue, Value};
 pub use dj_core::{Error, Result};
+pub use dj_object::ObjectRef;
 
 /// The `<attach>` codec.
 #[cfg(feature = "attach")]

@@ -47,6 +47,7 @@ pub mod naming;
 pub mod restrict;
 mod schema;
 pub mod serde_row;
+mod sqltype;
 pub mod staged;
 mod table;
 

@@ -23,6 +23,7 @@ use crate::heading::{ColKind, Heading, col_kind};
 use crate::naming::{Tier, class_name, master_of};
 use crate::restrict::{Restriction, render_in_subquery};
 use crate::serde_row::{from_row, to_row, to_row_cow};
+use crate::sqltype::SqlType;
 
 /// What the schema layer knows about one attribute beyond its heading entry.
 #[derive(Clone, Debug)]

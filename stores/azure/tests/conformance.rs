@@ -53,14 +53,14 @@ async fn conformance_with_location_prefix() {
         return;
     };
     let store = dj_store_azure::create(&spec, &Config::default()).unwrap();
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_at_container_root() {
     let Some(spec) = spec("") else { return };
     let store = dj_store_azure::create(&spec, &Config::default()).unwrap();
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 /// `datajoint.json` → config → registry → store, with the endpoint and credentials in a
@@ -82,7 +82,7 @@ async fn config_registry_store() {
         "the key must not show in Debug"
     );
     let store = StoreSet::new(Arc::new(config)).get("lab").unwrap();
-    let k = StorePath::parse(dj_core::testkit::unique_prefix("cfg")).unwrap();
+    let k = StorePath::parse(dj_testkit::unique_prefix("cfg")).unwrap();
     store
         .put(&k, Bytes::from_static(b"via config"))
         .await

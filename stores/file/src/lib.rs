@@ -58,12 +58,12 @@ use chrono::{DateTime, Utc};
 use dj_core::Result;
 use dj_core::config::{Config, StoreSpec};
 use dj_core::error::Error;
-use dj_core::object_store_adapter::ObjectStoreAdapter;
 use dj_core::store::{
     Capabilities, ConditionalDelete, GetRange, GetResult, IncompleteKind, IncompleteRemoval,
     IncompleteWrite, MultipartUpload, ObjectMeta, PutMode, PutResult, Store, StorePath,
 };
 use dj_core::task::run_blocking;
+use dj_store_object_store::ObjectStoreAdapter;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;

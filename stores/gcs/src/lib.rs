@@ -56,8 +56,8 @@ use std::sync::Arc;
 use dj_core::Result;
 use dj_core::config::{Config, StoreSpec};
 use dj_core::error::Error;
-use dj_core::object_store_adapter::ObjectStoreAdapter;
 use dj_core::store::{Capabilities, Store};
+use dj_store_object_store::ObjectStoreAdapter;
 use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
 use object_store::{ClientOptions, StaticCredentialProvider};
 

@@ -63,7 +63,7 @@ fn p(s: &str) -> StorePath {
 /// The suite, or its read side against the seeded objects below `seed` (relative to the store).
 async fn conformance(store: &dyn Store, seed: &str) {
     if !read_only() {
-        dj_core::testkit::run_all(store).await;
+        dj_testkit::run_all(store).await;
         return;
     }
     eprintln!(
@@ -181,7 +181,7 @@ async fn config_registry_store() {
         assert_eq!(&store.get(&p("seed/sub/a.txt")).await.unwrap()[..], b"a");
         return;
     }
-    let k = StorePath::parse(dj_core::testkit::unique_prefix("cfg")).unwrap();
+    let k = StorePath::parse(dj_testkit::unique_prefix("cfg")).unwrap();
     store
         .put(&k, Bytes::from_static(b"via config"))
         .await

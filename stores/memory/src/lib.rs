@@ -32,11 +32,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dj_core::Result;
 use dj_core::config::{Config, StoreSpec};
-use dj_core::object_store_adapter::ObjectStoreAdapter;
 use dj_core::store::{
     Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
     StorePath,
 };
+use dj_store_object_store::ObjectStoreAdapter;
 use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use dj_core::config::{Config, StoreSpec};
 
 fn spec(location: &str) -> Option<StoreSpec> {
-    dj_core::testkit::s3_spec_from_env("ods3", "opendal-s3", location)
+    dj_testkit::s3_spec_from_env("ods3", "opendal-s3", location)
 }
 use dj_core::store::{StoreExt, StorePath};
 
@@ -21,14 +21,14 @@ async fn conformance_with_location_prefix() {
     let caps = store.capabilities();
     assert!(caps.create_if_absent && caps.native_multipart, "{caps:?}");
     assert_eq!(caps.min_part_size, 5 * 1024 * 1024);
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_at_bucket_root() {
     let Some(spec) = spec("") else { return };
     let store = dj_store_opendal::create_s3(&spec, &Config::default()).unwrap();
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[tokio::test]

@@ -28,5 +28,5 @@ async fn conformance_webdav() {
         spec.extra.insert("password".into(), password.into());
     }
     let store = dj_store_opendal::create_webdav(&spec, &Config::default()).unwrap();
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }

@@ -68,11 +68,11 @@ use chrono::{DateTime, Utc};
 use dj_core::Result;
 use dj_core::config::{Config, StoreSpec};
 use dj_core::error::Error;
-use dj_core::object_store_adapter::ObjectStoreAdapter;
 use dj_core::store::{
     Capabilities, GetRange, GetResult, IncompleteKind, IncompleteRemoval, IncompleteWrite,
     MultipartUpload, ObjectMeta, PutMode, PutResult, Store, StorePath,
 };
+use dj_store_object_store::ObjectStoreAdapter;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::ObjectStore;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use dj_core::config::{Config, Secret, StoreSpec};
 
 fn spec(location: &str) -> Option<StoreSpec> {
-    dj_core::testkit::s3_spec_from_env("s3test", "s3", location)
+    dj_testkit::s3_spec_from_env("s3test", "s3", location)
 }
 use dj_core::store::{StoreExt, StorePath};
 
@@ -17,14 +17,14 @@ async fn conformance_with_location_prefix() {
         return;
     };
     let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_at_bucket_root() {
     let Some(spec) = spec("") else { return };
     let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[tokio::test]
@@ -121,7 +121,7 @@ async fn ambient_child() {
     s.access_key = None;
     s.secret_key = None;
     let store = dj_store_s3::create(&s, &Config::default()).unwrap();
-    let k = StorePath::parse(dj_core::testkit::unique_prefix("ambient")).unwrap();
+    let k = StorePath::parse(dj_testkit::unique_prefix("ambient")).unwrap();
     store.put(&k, Bytes::from_static(b"amb")).await.unwrap();
     assert_eq!(&store.get(&k).await.unwrap()[..], b"amb");
     store.delete(&k).await.unwrap();

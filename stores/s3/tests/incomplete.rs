@@ -52,13 +52,13 @@ async fn upload(store: &dyn Store, k: &str, parts: &[usize]) -> Box<dyn Multipar
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_uploads_are_listed_and_aborted_only_when_old() {
-    let location = dj_core::testkit::unique_prefix("incomplete");
-    let Some(spec) = dj_core::testkit::s3_spec_from_env("s3inc", "s3", &location) else {
+    let location = dj_testkit::unique_prefix("incomplete");
+    let Some(spec) = dj_testkit::s3_spec_from_env("s3inc", "s3", &location) else {
         return;
     };
     let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
     // Another store in the same bucket, one level up: its keys include this store's location.
-    let Some(parent) = dj_core::testkit::s3_spec_from_env("s3up", "s3", "") else {
+    let Some(parent) = dj_testkit::s3_spec_from_env("s3up", "s3", "") else {
         return;
     };
     let parent = dj_store_s3::create(&parent, &Config::default()).unwrap();
@@ -126,7 +126,7 @@ async fn unfinished_uploads_are_listed_and_aborted_only_when_old() {
 
 #[tokio::test]
 async fn a_failed_listing_names_the_store_and_bucket() {
-    let Some(mut spec) = dj_core::testkit::s3_spec_from_env("s3inc", "s3", "x") else {
+    let Some(mut spec) = dj_testkit::s3_spec_from_env("s3inc", "s3", "x") else {
         return;
     };
     spec.bucket = Some("no-such-bucket-dj".into());

@@ -3,7 +3,7 @@
 //! Every store crate runs [`run_all`] against a real instance in its tests, the way
 //! `object_store`'s `integration` module is used. Each check is a public async fn over
 //! `&dyn Store` that panics, like `assert!`, with a message that names the store and what went
-//! wrong (this module is test support, compiled only with the `testkit` feature). Keys are
+//! wrong (this crate is test support). Keys are
 //! placed under a prefix unique to each run, so several runs can share one bucket or directory,
 //! and [`run_all`] removes what it wrote.
 //!
@@ -13,13 +13,11 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! # #[cfg(feature = "object-store")] {
 //! use std::sync::Arc;
-//! use dj_core::object_store_adapter::ObjectStoreAdapter;
+//! use dj_store_object_store::ObjectStoreAdapter;
 //!
 //! let store = ObjectStoreAdapter::new("mem", Arc::new(object_store::memory::InMemory::new()), None).unwrap();
-//! dj_core::testkit::put_get_delete(&store, "doc").await;
-//! # }
+//! dj_testkit::put_get_delete(&store, "doc").await;
 //! # }
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -34,9 +32,9 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use crate::config::{Secret, StoreSpec};
-use crate::error::{Error, Result};
-use crate::store::{
+use dj_core::config::{Secret, StoreSpec};
+use dj_core::error::{Error, Result};
+use dj_core::store::{
     Capabilities, GetRange, GetResult, IncompleteRemoval, IncompleteWrite, MultipartUpload,
     ObjectMeta, PutMode, PutOutcome, PutResult, Store, StoreExt, StorePath,
 };
@@ -549,11 +547,10 @@ pub enum Fault {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// # #[cfg(feature = "object-store")] {
 /// use std::sync::Arc;
-/// use dj_core::object_store_adapter::ObjectStoreAdapter;
+/// use dj_store_object_store::ObjectStoreAdapter;
 /// use dj_core::store::{StoreExt, StorePath};
-/// use dj_core::testkit::{Fault, FaultyStore};
+/// use dj_testkit::{Fault, FaultyStore};
 ///
 /// let inner = Arc::new(ObjectStoreAdapter::unprefixed("m", Arc::new(object_store::memory::InMemory::new())));
 /// let store = FaultyStore::new(inner, Fault::PutNth(2));
@@ -561,7 +558,6 @@ pub enum Fault {
 /// assert!(store.put(&k, "1".into()).await.is_ok());
 /// assert!(store.put(&k, "2".into()).await.unwrap_err().is_retryable());
 /// assert!(store.put(&k, "3".into()).await.is_ok());
-/// # }
 /// # }
 /// ```
 pub struct FaultyStore {
@@ -649,7 +645,7 @@ impl Store for FaultyStore {
         &self,
         path: &StorePath,
         cutoff: chrono::DateTime<chrono::Utc>,
-    ) -> Result<crate::store::ConditionalDelete> {
+    ) -> Result<dj_core::store::ConditionalDelete> {
         self.inner.delete_if_older(path, cutoff).await
     }
     fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {
@@ -903,7 +899,7 @@ impl Store for CountingStore {
         &self,
         path: &StorePath,
         cutoff: chrono::DateTime<chrono::Utc>,
-    ) -> Result<crate::store::ConditionalDelete> {
+    ) -> Result<dj_core::store::ConditionalDelete> {
         self.inner.delete_if_older(path, cutoff).await
     }
     fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use dj_core::object::{FolderWriter, ObjectRef, ObjectWriter};
 use dj_core::store::{Store, StoreExt, StorePath};
+use dj_object::{FolderWriter, ObjectRef, ObjectWriter};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 fn data(n: usize) -> Vec<u8> {
@@ -69,25 +69,25 @@ async fn aborted_writers_leave_nothing() {
 async fn upload_file_streams_whole_parts_and_the_rest() {
     let store: Arc<dyn Store> = dj_store_memory::memory_store("m");
     let dir = tempfile::tempdir().unwrap();
-    let part = dj_core::object::DEFAULT_PART_SIZE;
+    let part = dj_object::DEFAULT_PART_SIZE;
     for (i, len) in [part, 2 * part + 12_345, 0, 1].into_iter().enumerate() {
         let body = data(len);
         let local = dir.path().join(format!("f{i}.bin"));
         std::fs::write(&local, &body).unwrap();
         let key = StorePath::parse(format!("up/f{i}.bin")).unwrap();
-        let written = dj_core::object::upload_file(Arc::clone(&store), key.clone(), &local)
+        let written = dj_object::upload_file(Arc::clone(&store), key.clone(), &local)
             .await
             .unwrap();
         assert_eq!(written.size, len as u64, "{len}");
         assert_eq!(
             written.checksum,
-            dj_core::layout::content_hash(dj_core::config::HashAlgorithm::Blake3, &body),
+            dj_layout::content_hash(dj_core::config::HashAlgorithm::Blake3, &body),
             "{len}"
         );
         assert_eq!(store.get(&key).await.unwrap().as_ref(), &body[..], "{len}");
     }
     let missing = dir.path().join("missing.bin");
-    let err = dj_core::object::upload_file(
+    let err = dj_object::upload_file(
         Arc::clone(&store),
         StorePath::parse("up/missing.bin").unwrap(),
         &missing,
