@@ -18,21 +18,32 @@
 //! MySQL (DataJoint's default) when any server setting is given, else SQLite; SQLite together with
 //! a server setting is an error ([`BackendSource`] records which rule applied).
 //!
-//! Everything is validated at load time: unknown keys, missing required keys, bad values, unknown
-//! protocols and missing `file` directories are errors that name the dotted key and the store.
-//! Secret values never appear in `Debug` output, logs or error messages. The full key reference is
-//! `docs/configuration.md`.
+//! Everything is validated at load time: unknown keys, missing required keys, bad values and
+//! unknown protocols are errors that name the dotted key and the store. dj-core reads the keys
+//! every store shares ([`COMMON_STORE_KEYS`]); the rest of a store's section is its protocol's,
+//! kept in [`StoreSpec::options`] and checked by the store crate that registered the protocol
+//! (see [`registry::StoreCheck`](crate::registry::StoreCheck)). Secret values never appear in
+//! `Debug` output, logs or error messages. The full key reference is `docs/configuration.md`.
 //!
 //! ```
-//! use dj_core::config::{Config, DatabaseBackend, HashAlgorithm};
+//! use std::sync::Arc;
+//! use dj_core::config::{Config, DatabaseBackend, HashAlgorithm, StoreSpec};
+//! use dj_core::registry::{ProtocolEntry, Registry};
+//! # fn open(_: &StoreSpec, _: &Config) -> dj_core::Result<Arc<dyn dj_core::store::Store>> {
+//! #     Err(dj_core::Error::config("stores", "not opened in this example"))
+//! # }
 //!
+//! // Store crates register their protocols (here one at run time, with two options).
+//! Registry::global().register_protocol(ProtocolEntry::with_keys(
+//!     "bucket-store", open, &["endpoint", "bucket"], &["bucket"],
+//! ))?;
 //! let dir = std::env::temp_dir();
 //! let config = Config::from_json_str(
 //!     r#"{
 //!         "database": {"backend": "postgresql", "host": "db.lab", "password": "hunter2"},
 //!         "stores.default": "main",
-//!         "stores.main": {"protocol": "s3", "endpoint": "s3.amazonaws.com", "bucket": "lab",
-//!                         "location": "oas", "hash_algorithm": "blake3"}
+//!         "stores.main": {"protocol": "bucket-store", "endpoint": "s3.amazonaws.com",
+//!                         "bucket": "lab", "location": "oas", "hash_algorithm": "blake3"}
 //!     }"#,
 //!     &dir,
 //! )?;
@@ -41,6 +52,7 @@
 //! let main = config.stores.get("main")?;
 //! assert_eq!(main.hash_algorithm, HashAlgorithm::Blake3);
 //! assert_eq!(main.hash_prefix, "_hash");
+//! assert_eq!(main.options["bucket"], "lab");
 //! assert!(!format!("{config:?}").contains("hunter2"));
 //! # Ok::<(), dj_core::Error>(())
 //! ```
@@ -94,41 +106,23 @@ pub enum HashAlgorithm {
 
 /// One store's specification, as in DataJoint 2.x's `stores.<name>` section.
 ///
-/// `Debug` shows every field but no secret: credential fields print as `Secret(***)` and
-/// credential-like keys in [`extra`](Self::extra) (names containing `key`, `secret`, `token`,
-/// `password`, `credential`, `connection_string` or `sas`) print as `"***"`.
+/// dj-core reads what every store shares: the name, the protocol, the location and the layout
+/// settings. Everything else in the section belongs to the protocol and is kept, as given, in
+/// [`options`](Self::options); the store crate that registers the protocol reads it into its own
+/// typed options with [`StoreSpec::options_as`] (unknown keys rejected, errors naming
+/// `stores.<name>.<key>`) and checks it when the configuration is loaded.
+///
+/// `Debug` shows every field but no secret: options whose names look like credentials (names
+/// containing `key`, `secret`, `token`, `password`, `credential`, `connection_string` or `sas`)
+/// print as `"***"`.
 #[derive(Clone, PartialEq)]
 pub struct StoreSpec {
     /// The store's name (its key under `stores`).
     pub name: String,
-    /// `file`, `s3`, `gcs`, `azure`, `memory`, or a plugin protocol.
+    /// `file`, `s3`, `gcs`, `azure`, `memory`, or any other registered protocol.
     pub protocol: String,
     /// Base directory (file) or key prefix inside the bucket/container.
     pub location: String,
-    /// S3 endpoint: `host`, `host:port` or a full `http(s)://` URL.
-    pub endpoint: Option<String>,
-    /// S3/GCS bucket.
-    pub bucket: Option<String>,
-    /// S3 access key id; with `secret_key`, or neither for the ambient credential chain.
-    pub access_key: Option<Secret>,
-    /// S3 secret access key.
-    pub secret_key: Option<Secret>,
-    /// Scheme for an endpoint without one: `https` when true (the default), `http` otherwise.
-    pub secure: bool,
-    /// S3 region (dj-rs extension; DataJoint has none).
-    pub region: Option<String>,
-    /// GCS token (a path to a service-account JSON, or a token value).
-    pub token: Option<Secret>,
-    /// GCS project.
-    pub project: Option<String>,
-    /// Azure container.
-    pub container: Option<String>,
-    /// Azure account name.
-    pub account_name: Option<String>,
-    /// Azure account key.
-    pub account_key: Option<Secret>,
-    /// Azure connection string.
-    pub connection_string: Option<Secret>,
     /// Hash-section subfolding, e.g. `[2, 2]`; `None` for flat.
     pub subfolding: Option<Vec<usize>>,
     /// Schema-section partition pattern, e.g. `{subject_id}/{session_date}`.
@@ -143,8 +137,9 @@ pub struct StoreSpec {
     pub filepath_prefix: Option<String>,
     /// The hash algorithm for new hash-addressed objects (dj-rs extension).
     pub hash_algorithm: HashAlgorithm,
-    /// Keys a plugin protocol accepts beyond the common ones, as given.
-    pub extra: IndexMap<String, serde_json::Value>,
+    /// The protocol's own settings (`endpoint`, `bucket`, credentials, …), as given; `null`
+    /// values are left out.
+    pub options: IndexMap<String, serde_json::Value>,
 }
 
 /// The `stores` section.
@@ -271,18 +266,6 @@ impl StoreSpec {
             name: name.into(),
             protocol: protocol.into(),
             location: location.into(),
-            endpoint: None,
-            bucket: None,
-            access_key: None,
-            secret_key: None,
-            secure: true,
-            region: None,
-            token: None,
-            project: None,
-            container: None,
-            account_name: None,
-            account_key: None,
-            connection_string: None,
             subfolding: None,
             partition_pattern: None,
             token_length: 8,
@@ -290,8 +273,225 @@ impl StoreSpec {
             schema_prefix: "_schema".into(),
             filepath_prefix: None,
             hash_algorithm: HashAlgorithm::Md5,
-            extra: IndexMap::new(),
+            options: IndexMap::new(),
         }
+    }
+
+    /// The spec with protocol option `key` set to `value` (for specs built in code).
+    ///
+    /// ```
+    /// use dj_core::config::StoreSpec;
+    /// let spec = StoreSpec::new("archive", "s3", "lab/raw")
+    ///     .with_option("endpoint", "s3.amazonaws.com")
+    ///     .with_option("bucket", "my-bucket");
+    /// assert_eq!(spec.options["bucket"], "my-bucket");
+    /// ```
+    pub fn with_option(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
+        self.options.insert(key.into(), value.into());
+        self
+    }
+
+    /// `stores.<name>.<key>`: how errors name one of this store's settings.
+    pub fn key(&self, key: &str) -> String {
+        format!("stores.{}.{key}", self.name)
+    }
+
+    /// Read the protocol options into a store crate's own options type, typically a
+    /// `#[derive(Deserialize)] #[serde(deny_unknown_fields)]` struct with [`Secret`] fields for
+    /// credentials.
+    ///
+    /// Errors are [`Error::Config`] naming `stores.<name>.<key>`: an unknown key (with the keys
+    /// the protocol accepts) or a value of the wrong type. The message of a wrong value under a
+    /// credential-like key never quotes the value.
+    ///
+    /// ```
+    /// use dj_core::config::{Secret, StoreSpec};
+    ///
+    /// #[derive(Debug, serde::Deserialize)]
+    /// #[serde(deny_unknown_fields)]
+    /// struct DavOptions {
+    ///     endpoint: String,
+    ///     #[serde(default)]
+    ///     api_token: Option<Secret>,
+    /// }
+    ///
+    /// let spec = StoreSpec::new("w", "dav", "x").with_option("endpoint", "https://dav");
+    /// let o: DavOptions = spec.options_as()?;
+    /// assert_eq!(o.endpoint, "https://dav");
+    /// assert!(o.api_token.is_none());
+    ///
+    /// let bad = spec.clone().with_option("api_tokn", "t");
+    /// let err = bad.options_as::<DavOptions>().unwrap_err().to_string();
+    /// assert!(err.contains("stores.w.api_tokn"), "{err}");
+    /// # Ok::<(), dj_core::Error>(())
+    /// ```
+    pub fn options_as<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        use serde::de::value::MapDeserializer;
+        use std::cell::RefCell;
+        // The key being read when an error arises (`None` once every key is read: a missing
+        // field).
+        let current: RefCell<Option<String>> = RefCell::new(None);
+        let entries = self.options.iter().map(|(k, v)| {
+            *current.borrow_mut() = Some(k.clone());
+            (k.clone(), v.clone())
+        });
+        let chained = entries.chain(std::iter::from_fn(|| {
+            *current.borrow_mut() = None;
+            None
+        }));
+        let de = MapDeserializer::<_, serde_json::Error>::new(chained);
+        T::deserialize(de).map_err(|e| {
+            let at = current.borrow().clone();
+            let protocol = &self.protocol;
+            let name = &self.name;
+            match at {
+                Some(k) if is_secret_key_name(&k) => Error::config(
+                    self.key(&k),
+                    format!(
+                        "has a value of the wrong type for protocol `{protocol}` (store `{name}`); \
+                         a credential is a string"
+                    ),
+                ),
+                Some(k) => {
+                    let text = e
+                        .to_string()
+                        .replace("expected a boolean", "expected true or false");
+                    let text = if text.starts_with("unknown field") {
+                        format!("unknown key for protocol `{protocol}` (store `{name}`): {text}")
+                    } else {
+                        format!("{text} (protocol `{protocol}`, store `{name}`)")
+                    };
+                    Error::config(self.key(&k), text)
+                }
+                None => Error::config(
+                    format!("stores.{name}"),
+                    format!("{e} (protocol `{protocol}`)"),
+                ),
+            }
+        })
+    }
+
+    /// The option `key` as a string, for checks that need one value. `Ok(None)` when it is
+    /// absent; an error naming the key when it is not a string.
+    pub fn option_str(&self, key: &str) -> Result<Option<&str>> {
+        match self.options.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(type_error(&self.key(key), "a string", other)),
+        }
+    }
+
+    /// Error unless the option `key` is present and not blank; the message says the protocol
+    /// needs it.
+    pub fn require_option(&self, key: &str) -> Result<()> {
+        if !matches!(self.options.get(key), None | Some(serde_json::Value::Null)) {
+            return Ok(());
+        }
+        Err(Error::config(
+            self.key(key),
+            format!(
+                "missing: `{key}` is required for protocol `{}` (store `{}`)",
+                self.protocol, self.name
+            ),
+        ))
+    }
+
+    /// Error unless the location is a directory or key prefix of its own: for protocols whose
+    /// empty location would be the root of a bucket, container or file system, shared with
+    /// everything else kept there. `what` names that root (`bucket or container`, …).
+    pub fn require_location(&self, what: &str) -> Result<()> {
+        if self.location.is_empty() {
+            return Err(Error::config(
+                self.key("location"),
+                format!(
+                    "missing: `location` is required for protocol `{}` (store `{}`)",
+                    self.protocol, self.name
+                ),
+            ));
+        }
+        if self.location.trim().trim_matches('/').is_empty() {
+            return Err(Error::config(
+                self.key("location"),
+                format!(
+                    "is empty: store `{}` (protocol `{}`) needs a directory or key prefix of its \
+                     own, not the root of its {what}",
+                    self.name, self.protocol
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+/// What a protocol's configuration check may use besides the spec.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct SpecContext<'a> {
+    /// The directory relative paths are resolved against: the configuration file's.
+    pub base_dir: &'a Path,
+}
+
+impl<'a> SpecContext<'a> {
+    /// A context resolving relative paths against `base_dir`.
+    pub fn new(base_dir: &'a Path) -> Self {
+        SpecContext { base_dir }
+    }
+}
+
+/// Check a spec's options against plain key lists: every option must be in `allowed` and every
+/// key in `required` present. The check the key-list form of
+/// [`submit_store_protocol!`](crate::submit_store_protocol) registers.
+pub fn check_option_keys(spec: &StoreSpec, allowed: &[&str], required: &[&str]) -> Result<()> {
+    for k in spec.options.keys() {
+        if !allowed.contains(&k.as_str()) {
+            let mut keys: Vec<&str> = COMMON_STORE_KEYS.to_vec();
+            keys.extend(allowed);
+            return Err(Error::config(
+                spec.key(k),
+                format!(
+                    "unknown key for protocol `{}` (store `{}`); allowed keys: {}",
+                    spec.protocol,
+                    spec.name,
+                    keys.join(", ")
+                ),
+            ));
+        }
+    }
+    for r in required {
+        if *r == "location" {
+            if spec.location.is_empty() {
+                return Err(Error::config(
+                    spec.key(r),
+                    format!(
+                        "missing: `{r}` is required for protocol `{}` (store `{}`)",
+                        spec.protocol, spec.name
+                    ),
+                ));
+            }
+        } else {
+            spec.require_option(r)?;
+        }
+    }
+    Ok(())
+}
+
+/// Resolve a location against the configuration's directory (a relative `file` location).
+pub fn resolve_path(base: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
     }
 }
 
@@ -374,9 +574,6 @@ pub const CONFIG_FILE_NAME: &str = "datajoint.json";
 pub const SECRETS_DIR_NAME: &str = ".secrets";
 /// The secrets directory used when there is no `.secrets/` beside the file (Docker, Kubernetes).
 pub const SYSTEM_SECRETS_DIR: &str = "/run/secrets/datajoint";
-/// Protocols whose keys dj-core validates itself. Their store implementations still come from
-/// plugin crates.
-pub const BUILTIN_PROTOCOLS: &[&str] = &["file", "memory", "s3", "gcs", "azure"];
 /// Keys every store spec may have, whatever its protocol.
 pub const COMMON_STORE_KEYS: &[&str] = &[
     "protocol",
@@ -481,7 +678,7 @@ type EnvFn<'a> = dyn Fn(&str) -> Option<String> + 'a;
 type Origins = IndexMap<String, SettingOrigin>;
 
 /// Whether a store-spec key names a credential, by its name. Used to redact plugin keys in
-/// [`StoreSpec::extra`] from `Debug` output and [`Config::redacted_json`].
+/// [`StoreSpec::options`] from `Debug` output and [`Config::redacted_json`].
 pub fn is_secret_key_name(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     [
@@ -518,18 +715,6 @@ impl fmt::Debug for StoreSpec {
             .field("name", &self.name)
             .field("protocol", &self.protocol)
             .field("location", &self.location)
-            .field("endpoint", &self.endpoint)
-            .field("bucket", &self.bucket)
-            .field("access_key", &self.access_key)
-            .field("secret_key", &self.secret_key)
-            .field("secure", &self.secure)
-            .field("region", &self.region)
-            .field("token", &self.token)
-            .field("project", &self.project)
-            .field("container", &self.container)
-            .field("account_name", &self.account_name)
-            .field("account_key", &self.account_key)
-            .field("connection_string", &self.connection_string)
             .field("subfolding", &self.subfolding)
             .field("partition_pattern", &self.partition_pattern)
             .field("token_length", &self.token_length)
@@ -537,7 +722,7 @@ impl fmt::Debug for StoreSpec {
             .field("schema_prefix", &self.schema_prefix)
             .field("filepath_prefix", &self.filepath_prefix)
             .field("hash_algorithm", &self.hash_algorithm)
-            .field("extra", &Extra(&self.extra))
+            .field("options", &Extra(&self.options))
             .finish()
     }
 }
@@ -951,8 +1136,8 @@ impl Config {
             json!(self.stores.filepath_default),
         );
         for (name, s) in &self.stores.specs {
-            let extra: Map<String, Json> = s
-                .extra
+            let options: Map<String, Json> = s
+                .options
                 .iter()
                 .map(|(k, v)| {
                     (
@@ -965,33 +1150,24 @@ impl Config {
                     )
                 })
                 .collect();
-            stores.insert(
-                name.clone(),
-                json!({
-                    "protocol": s.protocol,
-                    "location": s.location,
-                    "endpoint": s.endpoint,
-                    "bucket": s.bucket,
-                    "access_key": secret(&s.access_key),
-                    "secret_key": secret(&s.secret_key),
-                    "secure": s.secure,
-                    "region": s.region,
-                    "token": secret(&s.token),
-                    "project": s.project,
-                    "container": s.container,
-                    "account_name": s.account_name,
-                    "account_key": secret(&s.account_key),
-                    "connection_string": secret(&s.connection_string),
-                    "subfolding": s.subfolding,
-                    "partition_pattern": s.partition_pattern,
-                    "token_length": s.token_length,
-                    "hash_prefix": s.hash_prefix,
-                    "schema_prefix": s.schema_prefix,
-                    "filepath_prefix": s.filepath_prefix,
-                    "hash_algorithm": s.hash_algorithm.as_str(),
-                    "extra": extra,
-                }),
-            );
+            let mut store = json!({
+                "protocol": s.protocol,
+                "location": s.location,
+                "subfolding": s.subfolding,
+                "partition_pattern": s.partition_pattern,
+                "token_length": s.token_length,
+                "hash_prefix": s.hash_prefix,
+                "schema_prefix": s.schema_prefix,
+                "filepath_prefix": s.filepath_prefix,
+                "hash_algorithm": s.hash_algorithm.as_str(),
+            });
+            // The protocol's options sit beside the common keys, as in the file.
+            if let Json::Object(m) = &mut store {
+                for (k, v) in options {
+                    m.entry(k).or_insert(v);
+                }
+            }
+            stores.insert(name.clone(), store);
         }
         json!({
             "database": {
@@ -1629,15 +1805,6 @@ fn opt_int(key: &str, v: &Json) -> Result<Option<i64>> {
     }
 }
 
-fn resolve_path(base: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
-}
-
 fn unknown_key(key: &str, allowed: &[&str]) -> Error {
     Error::config(
         key,
@@ -1932,44 +2099,6 @@ fn build_stores(value: &Json, base: &Path, registry: &Registry) -> Result<Stores
     Ok(stores)
 }
 
-/// Keys beyond [`COMMON_STORE_KEYS`] and required keys of the built-in protocols.
-fn builtin_keys(protocol: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
-    Some(match protocol {
-        "file" => (&[], &["location"]),
-        "memory" => (&[], &[]),
-        "s3" => (
-            &[
-                "endpoint",
-                "bucket",
-                "access_key",
-                "secret_key",
-                "secure",
-                "proxy_server",
-                "region",
-            ],
-            &["endpoint", "bucket", "location"],
-        ),
-        // `endpoint` and `secure` for gcs and azure are dj-rs extensions (emulators, sovereign
-        // clouds); DataJoint passes such settings through gcsfs/adlfs options instead.
-        "gcs" => (
-            &["bucket", "token", "project", "endpoint", "secure"],
-            &["bucket", "location"],
-        ),
-        "azure" => (
-            &[
-                "container",
-                "account_name",
-                "account_key",
-                "connection_string",
-                "endpoint",
-                "secure",
-            ],
-            &["container", "location"],
-        ),
-        _ => return None,
-    })
-}
-
 fn build_store_spec(
     name: &str,
     value: &Json,
@@ -1992,82 +2121,28 @@ fn build_store_spec(
             return Err(Error::config(
                 skey("protocol"),
                 format!(
-                    "missing: store `{name}` needs a protocol ({}, or a plugin protocol)",
-                    BUILTIN_PROTOCOLS.join(", ")
+                    "missing: store `{name}` needs a protocol (one of: {})",
+                    registry.list_protocols().join(", ")
                 ),
             ));
         }
         Some(Json::String(p)) => p.to_ascii_lowercase(),
         Some(other) => return Err(type_error(&skey("protocol"), "a string", other)),
     };
-    let (specific, required): (Vec<String>, Vec<String>) = match builtin_keys(&protocol) {
-        Some((a, r)) => (
-            a.iter().map(|s| s.to_string()).collect(),
-            r.iter().map(|s| s.to_string()).collect(),
-        ),
-        None => match registry.protocol(&protocol) {
-            Some(entry) => (entry.allowed_keys.clone(), entry.required_keys.clone()),
-            None => {
-                let mut known: Vec<String> =
-                    BUILTIN_PROTOCOLS.iter().map(|s| s.to_string()).collect();
-                known.extend(registry.list_protocols());
-                known.sort();
-                known.dedup();
-                return Err(Error::UnknownProtocol {
-                    store: name.to_string(),
-                    protocol,
-                    known: known.join(", "),
-                });
-            }
-        },
+    let Some(entry) = registry.protocol(&protocol) else {
+        return Err(Error::UnknownProtocol {
+            store: name.to_string(),
+            protocol,
+            known: registry.list_protocols().join(", "),
+        });
     };
-    let builtin = builtin_keys(&protocol).is_some();
-    for k in map.keys() {
-        if !COMMON_STORE_KEYS.contains(&k.as_str()) && !specific.iter().any(|s| s == k) {
-            let mut allowed: Vec<&str> = COMMON_STORE_KEYS.to_vec();
-            allowed.extend(specific.iter().map(String::as_str));
-            return Err(Error::config(
-                skey(k),
-                format!(
-                    "unknown key for protocol `{protocol}` (store `{name}`); allowed keys: {}",
-                    allowed.join(", ")
-                ),
-            ));
-        }
-    }
-    for r in &required {
-        if is_absent(map.get(r.as_str())) {
-            return Err(Error::config(
-                skey(r),
-                format!("missing: `{r}` is required for protocol `{protocol}` (store `{name}`)"),
-            ));
-        }
-    }
 
     let mut spec = StoreSpec::new(name, protocol.clone(), "");
     for (k, v) in map {
         let key = skey(k);
-        if !builtin && !COMMON_STORE_KEYS.contains(&k.as_str()) {
-            if !v.is_null() {
-                spec.extra.insert(k.clone(), v.clone());
-            }
-            continue;
-        }
         match k.as_str() {
-            "protocol" | "stage" | "proxy_server" => {}
+            "protocol" | "stage" => {}
             "location" => spec.location = opt_string(&key, v)?.unwrap_or_default(),
-            "endpoint" => spec.endpoint = opt_string(&key, v)?,
-            "bucket" => spec.bucket = opt_string(&key, v)?,
-            "access_key" => spec.access_key = opt_secret(&key, v)?,
-            "secret_key" => spec.secret_key = opt_secret(&key, v)?,
-            "secure" => spec.secure = opt_bool(&key, v)?.unwrap_or(true),
-            "region" => spec.region = opt_string(&key, v)?.filter(|s| !s.is_empty()),
-            "token" => spec.token = opt_secret(&key, v)?,
-            "project" => spec.project = opt_string(&key, v)?,
-            "container" => spec.container = opt_string(&key, v)?,
-            "account_name" => spec.account_name = opt_string(&key, v)?,
-            "account_key" => spec.account_key = opt_secret(&key, v)?,
-            "connection_string" => spec.connection_string = opt_secret(&key, v)?,
             "subfolding" => spec.subfolding = parse_subfolding(&key, v)?,
             "partition_pattern" => {
                 spec.partition_pattern = opt_string(&key, v)?.filter(|p| !p.is_empty());
@@ -2111,65 +2186,15 @@ fn build_store_spec(
                     })?;
                 }
             }
+            // The protocol's own: read and checked by its store crate.
             _ => {
-                // Keys allowed for a built-in protocol are all handled above.
-                return Err(Error::config(&key, "unhandled store key"));
+                if !v.is_null() {
+                    spec.options.insert(k.clone(), v.clone());
+                }
             }
         }
     }
-
-    match (&spec.access_key, &spec.secret_key) {
-        (Some(_), None) => {
-            return Err(Error::config(
-                skey("secret_key"),
-                format!(
-                    "missing: store `{name}` sets `access_key` but not `secret_key`; set both for static credentials, or neither for the ambient credential chain"
-                ),
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(Error::config(
-                skey("access_key"),
-                format!(
-                    "missing: store `{name}` sets `secret_key` but not `access_key`; set both for static credentials, or neither for the ambient credential chain"
-                ),
-            ));
-        }
-        _ => {}
-    }
-
-    // An empty location would be the bucket's (container's) root, or for `file` the directory
-    // of the configuration file: the store would share it with everything else kept there.
-    if required.iter().any(|r| r == "location") && spec.location.trim().trim_matches('/').is_empty()
-    {
-        return Err(Error::config(
-            skey("location"),
-            format!(
-                "is empty: store `{name}` (protocol `{protocol}`) needs a directory or key prefix \
-                 of its own, not the root of its {}",
-                if protocol == "file" {
-                    "file system or the configuration's directory"
-                } else {
-                    "bucket or container"
-                }
-            ),
-        ));
-    }
-
-    if protocol == "file" {
-        let dir = resolve_path(base, &spec.location);
-        if !dir.is_dir() {
-            return Err(Error::config(
-                skey("location"),
-                format!(
-                    "the directory `{}` of store `{name}` does not exist (create it first)",
-                    dir.display()
-                ),
-            ));
-        }
-        spec.location = dir.display().to_string();
-    }
-
+    (entry.check)(&mut spec, &SpecContext::new(base))?;
     check_prefix_separation(&spec)?;
     Ok(spec)
 }

@@ -454,10 +454,14 @@ async fn unreachable_endpoint_and_missing_bucket_write_no_row() {
         .local_addr()
         .unwrap()
         .port();
-    unreachable.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    unreachable
+        .options
+        .insert("endpoint".into(), format!("http://127.0.0.1:{port}").into());
     let mut missing = good.clone();
     missing.name = "nobucket".into();
-    missing.bucket = Some("dj-no-such-bucket".into());
+    missing
+        .options
+        .insert("bucket".into(), "dj-no-such-bucket".into());
     let adjust = |c: &mut Config| {
         c.stores.specs.insert("down".into(), unreachable.clone());
         c.stores.specs.insert("nobucket".into(), missing.clone());

@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use dj_core::config::{Secret, StoreSpec};
+use dj_core::config::StoreSpec;
 use dj_core::error::{Error, Result};
 use dj_core::store::{
     Capabilities, GetRange, GetResult, IncompleteRemoval, IncompleteWrite, MultipartUpload,
@@ -89,10 +89,13 @@ pub fn s3_spec_from_env(name: &str, protocol: &str, location: &str) -> Option<St
         std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set with DJ_TEST_S3_ENDPOINT"))
     };
     let mut spec = StoreSpec::new(name, protocol, location);
-    spec.endpoint = Some(endpoint);
-    spec.bucket = Some(var("DJ_TEST_S3_BUCKET"));
-    spec.access_key = Some(Secret::new(var("DJ_TEST_S3_ACCESS_KEY")));
-    spec.secret_key = Some(Secret::new(var("DJ_TEST_S3_SECRET_KEY")));
+    spec.options.insert("endpoint".into(), endpoint.into());
+    spec.options
+        .insert("bucket".into(), var("DJ_TEST_S3_BUCKET").into());
+    spec.options
+        .insert("access_key".into(), (var("DJ_TEST_S3_ACCESS_KEY")).into());
+    spec.options
+        .insert("secret_key".into(), (var("DJ_TEST_S3_SECRET_KEY")).into());
     Some(spec)
 }
 

@@ -56,7 +56,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use dj_core::Result;
-use dj_core::config::{Config, StoreSpec};
+use dj_core::config::{Config, SpecContext, StoreSpec};
 use dj_core::error::Error;
 use dj_core::store::{
     Capabilities, ConditionalDelete, GetRange, GetResult, IncompleteKind, IncompleteRemoval,
@@ -396,4 +396,26 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
     FileStore::open(&spec.name, &spec.location)
 }
 
-dj_core::submit_store_protocol!("file", create, allowed = &[], required = &["location"]);
+/// Check a `file` spec when the configuration is loaded (the check registered for the
+/// protocol): no options beyond the common ones, and a `location` that is an existing directory.
+/// A relative location is resolved against the configuration file's directory and recorded as
+/// the resolved path.
+pub fn check(spec: &mut StoreSpec, cx: &SpecContext<'_>) -> Result<()> {
+    dj_core::config::check_option_keys(spec, &[], &[])?;
+    spec.require_location("file system or the configuration's directory")?;
+    let dir = dj_core::config::resolve_path(cx.base_dir, &spec.location);
+    if !dir.is_dir() {
+        return Err(Error::config(
+            spec.key("location"),
+            format!(
+                "the directory `{}` of store `{}` does not exist (create it first)",
+                dir.display(),
+                spec.name
+            ),
+        ));
+    }
+    spec.location = dir.display().to_string();
+    Ok(())
+}
+
+dj_core::submit_store_protocol!("file", create, check = check);

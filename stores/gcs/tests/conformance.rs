@@ -51,8 +51,8 @@ fn read_only() -> bool {
 fn spec(location: &str) -> Option<StoreSpec> {
     let endpoint = endpoint()?;
     let mut spec = StoreSpec::new("gcstest", "gcs", location);
-    spec.endpoint = Some(endpoint);
-    spec.bucket = Some(bucket());
+    spec.options.insert("endpoint".into(), endpoint.into());
+    spec.options.insert("bucket".into(), bucket().into());
     Some(spec)
 }
 
@@ -194,8 +194,9 @@ async fn config_registry_store() {
 #[tokio::test]
 async fn missing_bucket_is_a_clear_error() {
     let Some(mut s) = spec("x") else { return };
-    s.bucket = Some("no-such-bucket-dj".into());
-    let endpoint = s.endpoint.clone().unwrap();
+    s.options
+        .insert("bucket".into(), "no-such-bucket-dj".into());
+    let endpoint = s.options["endpoint"].as_str().unwrap().to_string();
     let store = dj_store_gcs::create(&s, &Config::default()).unwrap();
     let k = StorePath::parse("k").unwrap();
     let err = store.put(&k, Bytes::from_static(b"1")).await.unwrap_err();
@@ -227,7 +228,8 @@ async fn unreachable_endpoint_is_a_clear_retryable_error() {
         .local_addr()
         .unwrap()
         .port();
-    s.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    s.options
+        .insert("endpoint".into(), format!("http://127.0.0.1:{port}").into());
     let store = dj_store_gcs::create(&s, &Config::default()).unwrap();
     let err = store
         .get(&StorePath::parse("k").unwrap())

@@ -159,7 +159,7 @@ async fn config_to_registry_to_store() {
     assert!(err.contains("stores.d.location"), "{err}");
 }
 
-/// WebDAV and SFTP specs are read from `datajoint.json`, with their keys in `extra`, and a bad
+/// WebDAV and SFTP specs are read from `datajoint.json`, with their keys in `options`, and a bad
 /// spec is an error naming the key, without secrets. (No server is contacted: building an
 /// operator sends nothing.)
 #[cfg(all(feature = "webdav", feature = "sftp"))]

@@ -34,7 +34,8 @@ async fn conformance_at_bucket_root() {
 #[tokio::test]
 async fn missing_bucket_is_not_a_missing_object() {
     let Some(mut s) = spec("x") else { return };
-    s.bucket = Some("no-such-bucket-dj-opendal".into());
+    s.options
+        .insert("bucket".into(), "no-such-bucket-dj-opendal".into());
     let store = dj_store_opendal::create_s3(&s, &Config::default()).unwrap();
     let k = StorePath::parse("k").unwrap();
     let err = store.put(&k, Bytes::from_static(b"1")).await.unwrap_err();
@@ -57,8 +58,9 @@ async fn unreachable_endpoint_is_a_clear_retryable_error() {
         .local_addr()
         .unwrap()
         .port();
-    s.endpoint = Some(format!("127.0.0.1:{port}"));
-    s.secure = false;
+    s.options
+        .insert("endpoint".into(), format!("127.0.0.1:{port}").into());
+    s.options.insert("secure".into(), false.into());
     let store = dj_store_opendal::create_s3(&s, &Config::default()).unwrap();
     let err = store
         .get(&StorePath::parse("k").unwrap())
