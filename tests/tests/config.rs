@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use datajoint::store_s3::S3Options;
 use dj_core::config::{
-    BackendSource, Config, ConfigLoader, DatabaseBackend, DatabaseConfig, HashAlgorithm,
-    SettingOrigin, StoreSpec,
+    BackendSource, Config, DatabaseBackend, DatabaseConfig, HashAlgorithm, SettingOrigin, StoreSpec,
 };
+use dj_core::loader::ConfigLoader;
 use dj_core::registry::{ProtocolEntry, Registry};
 use dj_core::store::Store;
 use dj_core::{Error, Result};

@@ -10,7 +10,9 @@
 //! - [`store`]: the [`Store`](store::Store) trait, keys and the [`StoreExt`](store::StoreExt)
 //!   conveniences;
 //! - [`registry`]: link-time (`inventory`) and run-time registration of codecs and protocols;
-//! - [`config`]: `datajoint.json`, environment overrides and secrets;
+//! - [`config`]: the configuration (database, stores and their layout settings) and [`loader`]:
+//!   loading it from `datajoint.json`, environment overrides and secrets;
+//! - [`storeset`]: the stores of one connection, opened on first use;
 //! - [`reuse`]: the rule that lets writers reuse stored objects while garbage collection runs;
 //! - [`object`]: the metadata and manifest formats of path-addressed objects.
 //!
@@ -35,12 +37,14 @@
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod loader;
 pub mod object;
 pub mod pages;
 pub mod pyfmt;
 pub mod registry;
 pub mod reuse;
 pub mod store;
+pub mod storeset;
 pub mod task;
 pub mod typespec;
 pub mod value;

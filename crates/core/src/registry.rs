@@ -19,10 +19,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use crate::codec::Codec;
+use crate::codec::{Codec, CodecLookup};
 use crate::config::{Config, SpecContext, StoreSpec};
 use crate::error::{Error, Result};
 use crate::store::Store;
+pub use crate::storeset::StoreSet;
 
 /// A codec submitted at link time.
 pub struct CodecPlugin {
@@ -378,70 +379,14 @@ impl Registry {
     }
 }
 
-/// The stores of one connection, built on first use from the configuration through the registered
-/// protocols, and cached.
-pub struct StoreSet {
-    config: Arc<Config>,
-    stores: RwLock<HashMap<String, Arc<dyn Store>>>,
-}
-
-impl fmt::Debug for StoreSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<String> = self
-            .stores
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        f.debug_struct("StoreSet")
-            .field("open", &names)
-            .finish_non_exhaustive()
+impl CodecLookup for Registry {
+    fn codec(&self, name: &str) -> Result<Arc<dyn Codec>> {
+        Registry::codec(self, name)
     }
 }
 
+// Opening a store is the registry's business: the protocols live here.
 impl StoreSet {
-    /// Stores for `config`, none opened yet.
-    pub fn new(config: Arc<Config>) -> Self {
-        StoreSet {
-            config,
-            stores: RwLock::new(HashMap::new()),
-        }
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
-    }
-
-    /// Use `store` for `name` instead of building it from the configuration (for tests, or stores
-    /// built by hand).
-    pub fn insert(&self, name: impl Into<String>, store: Arc<dyn Store>) {
-        self.stores
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.into(), store);
-    }
-
-    /// The spec of a configured store.
-    pub fn spec(&self, name: &str) -> Result<&StoreSpec> {
-        self.config
-            .stores
-            .specs
-            .get(name)
-            .ok_or_else(|| Error::UnknownStore {
-                store: name.to_string(),
-                known: self
-                    .config
-                    .stores
-                    .specs
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-    }
-
     /// The store called `name`, opening it on first use with the global registry.
     pub fn get(&self, name: &str) -> Result<Arc<dyn Store>> {
         self.get_with(name, Registry::global())
