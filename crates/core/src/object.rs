@@ -325,7 +325,7 @@ impl Manifest {
     }
 }
 
-/// What an [`ObjectWriter`] wrote.
+/// What a writer (`dj_object::ObjectWriter`) wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WrittenFile {
     /// The key.

@@ -46,9 +46,9 @@ fn config(dir: &std::path::Path) -> (&'static str, Config, bool) {
         spec.options
             .insert("bucket".into(), var("DJ_TEST_S3_BUCKET").into());
         spec.options
-            .insert("access_key".into(), (var("DJ_TEST_S3_ACCESS_KEY")).into());
+            .insert("access_key".into(), var("DJ_TEST_S3_ACCESS_KEY").into());
         spec.options
-            .insert("secret_key".into(), (var("DJ_TEST_S3_SECRET_KEY")).into());
+            .insert("secret_key".into(), var("DJ_TEST_S3_SECRET_KEY").into());
         c.stores.specs.insert("s3".into(), spec);
         s3 = true;
     }

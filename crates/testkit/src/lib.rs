@@ -93,9 +93,9 @@ pub fn s3_spec_from_env(name: &str, protocol: &str, location: &str) -> Option<St
     spec.options
         .insert("bucket".into(), var("DJ_TEST_S3_BUCKET").into());
     spec.options
-        .insert("access_key".into(), (var("DJ_TEST_S3_ACCESS_KEY")).into());
+        .insert("access_key".into(), var("DJ_TEST_S3_ACCESS_KEY").into());
     spec.options
-        .insert("secret_key".into(), (var("DJ_TEST_S3_SECRET_KEY")).into());
+        .insert("secret_key".into(), var("DJ_TEST_S3_SECRET_KEY").into());
     Some(spec)
 }
 

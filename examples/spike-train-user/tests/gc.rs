@@ -126,9 +126,9 @@ fn s3_spec(name: &str) -> Option<StoreSpec> {
     spec.options
         .insert("bucket".into(), var("DJ_TEST_S3_BUCKET").into());
     spec.options
-        .insert("access_key".into(), (var("DJ_TEST_S3_ACCESS_KEY")).into());
+        .insert("access_key".into(), var("DJ_TEST_S3_ACCESS_KEY").into());
     spec.options
-        .insert("secret_key".into(), (var("DJ_TEST_S3_SECRET_KEY")).into());
+        .insert("secret_key".into(), var("DJ_TEST_S3_SECRET_KEY").into());
     Some(spec)
 }
 

@@ -178,8 +178,7 @@ impl ConnectionString {
                     if p != "https" && p != "http" {
                         return Err(format!(
                             "DefaultEndpointsProtocol must be `https` or `http`, not `{value}`"
-                        )
-                        .into());
+                        ));
                     }
                     cs.default_endpoints_protocol = Some(p);
                 }
@@ -578,7 +577,7 @@ mod tests {
         let mut s = spec();
         s.options.insert(
             "connection_string".into(),
-            ("UseDevelopmentStorage=true").into(),
+            "UseDevelopmentStorage=true".into(),
         );
         let t = AzureTarget::from_spec(&s).unwrap();
         assert!(t.emulator);
@@ -616,7 +615,7 @@ mod tests {
         let mut s = spec();
         s.options.insert(
             "connection_string".into(),
-            ("AccountName=x;AccountKey=SECRET!!notbase64").into(),
+            "AccountName=x;AccountKey=SECRET!!notbase64".into(),
         );
         let err = create(&s, &Config::default()).map(|_| ()).unwrap_err();
         let text = err.to_string();
@@ -629,11 +628,11 @@ mod tests {
         let mut s = spec();
         s.options.insert(
             "connection_string".into(),
-            ("AccountName=fromcs;AccountKey=Y3M=;BlobEndpoint=https://cs.example").into(),
+            "AccountName=fromcs;AccountKey=Y3M=;BlobEndpoint=https://cs.example".into(),
         );
         s.options.insert("account_name".into(), "explicit".into());
         s.options
-            .insert("account_key".into(), ("ZXhwbGljaXQ=").into());
+            .insert("account_key".into(), "ZXhwbGljaXQ=".into());
         s.options
             .insert("endpoint".into(), "blob.example:8443".into());
         let t = AzureTarget::from_spec(&s).unwrap();
@@ -655,7 +654,7 @@ mod tests {
         let mut s = spec();
         s.options.insert("account_name".into(), "a".into());
         s.options
-            .insert("account_key".into(), ("not base64 at all").into());
+            .insert("account_key".into(), "not base64 at all".into());
         let err = create(&s, &Config::default())
             .map(|_| ())
             .unwrap_err()

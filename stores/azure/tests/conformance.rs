@@ -43,7 +43,7 @@ fn spec(location: &str) -> Option<StoreSpec> {
     spec.options.insert("endpoint".into(), e.endpoint.into());
     spec.options.insert("container".into(), e.container.into());
     spec.options.insert("account_name".into(), e.account.into());
-    spec.options.insert("account_key".into(), (e.key).into());
+    spec.options.insert("account_key".into(), e.key.into());
     Some(spec)
 }
 

@@ -139,7 +139,7 @@ async fn half_credentials_are_rejected_without_leaking() {
     s.options.insert("endpoint".into(), "127.0.0.1:1".into());
     s.options.insert("bucket".into(), "b".into());
     s.options
-        .insert("access_key".into(), ("AKIA-VISIBLE-NOWHERE").into());
+        .insert("access_key".into(), "AKIA-VISIBLE-NOWHERE".into());
     let err = dj_store_s3::create(&s, &Config::default())
         .map(|_| ())
         .unwrap_err()
