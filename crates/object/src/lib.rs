@@ -541,35 +541,35 @@ async fn hash_chunk(mut hasher: ContentHasher, chunk: Bytes) -> Result<ContentHa
 }
 
 async fn download_file(store: &Arc<dyn Store>, key: &StorePath, target: &Path) -> Result<()> {
-    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| io_error(parent, e))?;
-    }
-    // A short temporary name, independent of the target's (which may already be as long as the
-    // file system allows).
-    let tmp = target.with_file_name(format!(".dj-{}.part", dj_layout::generate_token(12)));
-    let result: Result<()> = async {
-        let mut file = tokio::fs::File::create(&tmp)
+    let parent = match target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| io_error(parent, e))?;
+            parent.to_path_buf()
+        }
+        None => PathBuf::from("."),
+    };
+    // A short temporary name beside the target, independent of the target's name (which may
+    // already be as long as the file system allows). The file is removed when `tmp` is
+    // dropped: on an error, and also when this future is dropped half-way (a cancelled
+    // download leaves no `.part` file behind).
+    let (file, tmp) = tempfile::Builder::new()
+        .prefix(".dj-")
+        .suffix(".part")
+        .tempfile_in(&parent)
+        .map_err(|e| io_error(&parent, e))?
+        .into_parts();
+    let mut file = tokio::fs::File::from_std(file);
+    let mut stream = store.get_opts(key, None).await?.stream;
+    while let Some(chunk) = stream.try_next().await? {
+        file.write_all(&chunk)
             .await
             .map_err(|e| io_error(&tmp, e))?;
-        let mut stream = store.get_opts(key, None).await?.stream;
-        while let Some(chunk) = stream.try_next().await? {
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| io_error(&tmp, e))?;
-        }
-        file.flush().await.map_err(|e| io_error(&tmp, e))?;
-        drop(file);
-        tokio::fs::rename(&tmp, target)
-            .await
-            .map_err(|e| io_error(target, e))
     }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
-    }
-    result
+    file.flush().await.map_err(|e| io_error(&tmp, e))?;
+    drop(file);
+    tmp.persist(target).map_err(|e| io_error(target, e.error))
 }
 
 // ------------------------------------------------------------------------------------------------

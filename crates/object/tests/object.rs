@@ -97,3 +97,88 @@ async fn upload_file_streams_whole_parts_and_the_rest() {
     .to_string();
     assert!(err.contains("missing.bin"), "{err}");
 }
+
+/// A store whose reads deliver the first chunk and then never finish: a download stuck on a
+/// slow network.
+#[derive(Debug)]
+struct Stalling(Arc<dyn Store>);
+
+impl std::fmt::Display for Stalling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stalling {}", self.0)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Stalling {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn capabilities(&self) -> dj_core::store::Capabilities {
+        self.0.capabilities()
+    }
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: bytes::Bytes,
+        mode: dj_core::store::PutMode,
+    ) -> dj_core::Result<dj_core::store::PutResult> {
+        self.0.put_opts(path, payload, mode).await
+    }
+    async fn get_opts(
+        &self,
+        path: &StorePath,
+        range: Option<dj_core::store::GetRange>,
+    ) -> dj_core::Result<dj_core::store::GetResult> {
+        use futures::StreamExt;
+        let mut r = self.0.get_opts(path, range).await?;
+        let first = r.stream.next().await;
+        r.stream = futures::stream::iter(first)
+            .chain(futures::stream::pending())
+            .boxed();
+        Ok(r)
+    }
+    async fn head(&self, path: &StorePath) -> dj_core::Result<dj_core::store::ObjectMeta> {
+        self.0.head(path).await
+    }
+    async fn delete(&self, path: &StorePath) -> dj_core::Result<()> {
+        self.0.delete(path).await
+    }
+    fn list(
+        &self,
+        prefix: Option<&StorePath>,
+    ) -> futures::stream::BoxStream<'static, dj_core::Result<dj_core::store::ObjectMeta>> {
+        self.0.list(prefix)
+    }
+    async fn put_multipart(
+        &self,
+        path: &StorePath,
+    ) -> dj_core::Result<Box<dyn dj_core::store::MultipartUpload>> {
+        self.0.put_multipart(path).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_download_leaves_no_part_file() {
+    let inner: Arc<dyn Store> = dj_store_memory::memory_store("m");
+    let key = StorePath::parse("_schema/s/t/id=1/f_Tok3n001.bin").unwrap();
+    let mut w = ObjectWriter::new(Arc::clone(&inner), key.clone());
+    w.write(&data(3 * 1024 * 1024)).await.unwrap();
+    let meta = w.finish(Some(".bin".into())).await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(Stalling(inner));
+    let obj = ObjectRef::new(meta, store);
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.bin");
+    let download = obj.download(&target);
+    // The first chunk arrives and is written, then the read stalls; give up on it.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), download)
+            .await
+            .is_err()
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "a cancelled download left {left:?}");
+}
