@@ -355,11 +355,7 @@ pub fn encode_pk_value(value: &Value) -> Result<String> {
         let text = if char_count > PK_MAX_RAW_CHARS {
             let head: String = text.chars().take(PK_TRUNCATE_CHARS).collect();
             let digest = Md5::digest(text.as_bytes());
-            let mut hex = String::with_capacity(8);
-            for b in &digest[..4] {
-                let _ = write!(hex, "{b:02x}");
-            }
-            format!("{head}_{hex}")
+            format!("{head}_{}", data_encoding::HEXLOWER.encode(&digest[..4]))
         } else {
             text
         };

@@ -81,8 +81,7 @@ impl SqlType for CoreType {
         let mut sorted: Vec<&str> = values.iter().map(String::as_str).collect();
         sorted.sort_unstable();
         let digest = Md5::digest(sorted.join("_").as_bytes());
-        let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-        Some(format!("enum_{hex}"))
+        Some(format!("enum_{}", data_encoding::HEXLOWER.encode(&digest[..4])))
     }
 }
 
