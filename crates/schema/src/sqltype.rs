@@ -81,7 +81,10 @@ impl SqlType for CoreType {
         let mut sorted: Vec<&str> = values.iter().map(String::as_str).collect();
         sorted.sort_unstable();
         let digest = Md5::digest(sorted.join("_").as_bytes());
-        Some(format!("enum_{}", data_encoding::HEXLOWER.encode(&digest[..4])))
+        Some(format!(
+            "enum_{}",
+            data_encoding::HEXLOWER.encode(&digest[..4])
+        ))
     }
 }
 
