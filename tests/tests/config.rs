@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datajoint::store_s3::S3Options;
+use datajoint::stores::s3::S3Options;
 use dj_core::config::{
     BackendSource, Config, DatabaseBackend, DatabaseConfig, HashAlgorithm, SettingOrigin, StoreSpec,
 };
@@ -488,7 +488,7 @@ fn s3_credentials_both_or_neither() {
     assert!(!s.secure);
     // Empty strings count as absent: the store is built for the ambient credential chain.
     let c = from_json(&s3(r#", "access_key": "", "secret_key": """#), dir.path()).unwrap();
-    datajoint::store_s3::create(c.stores.get("s").unwrap(), &c).unwrap();
+    datajoint::stores::s3::create(c.stores.get("s").unwrap(), &c).unwrap();
     let err = err_text(from_json(&s3(r#", "secure": "yes""#), dir.path()));
     assert!(
         err.contains("stores.s.secure") && err.contains("true or false"),
