@@ -186,15 +186,14 @@ impl Store for BtreeStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            create_if_absent: true,
+        Capabilities::default()
+            .with_create_if_absent(true)
             // Parts are buffered and written as one object on completion.
-            native_multipart: false,
-            ranged_get: true,
+            .with_native_multipart(false)
+            .with_ranged_get(true)
             // Memory does not survive the process.
-            durable_writes: false,
-            min_part_size: 0,
-        }
+            .with_durable_writes(false)
+            .with_min_part_size(0)
     }
 
     async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {

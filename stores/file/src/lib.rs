@@ -128,13 +128,12 @@ impl FileStore {
             .map_err(|e| location_error(format!("{}: {e}", root.display())))?
             .with_fsync(true)
             .with_automatic_cleanup(true);
-        let capabilities = Capabilities {
-            create_if_absent: true,
-            native_multipart: true,
-            ranged_get: true,
-            durable_writes: true,
-            min_part_size: 1,
-        };
+        let capabilities = Capabilities::default()
+            .with_create_if_absent(true)
+            .with_native_multipart(true)
+            .with_ranged_get(true)
+            .with_durable_writes(true)
+            .with_min_part_size(1);
         let inner = ObjectStoreAdapter::unprefixed(name, Arc::new(fs))
             .with_capabilities(capabilities)
             .with_backend_description(format!("directory {}", root.display()));

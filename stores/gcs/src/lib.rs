@@ -325,13 +325,14 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
     let prefix = Some(spec.location.trim_matches('/')).filter(|l| !l.is_empty());
     let adapter = ObjectStoreAdapter::new(name, Arc::new(gcs), prefix)
         .map_err(|e| Error::config(key("location"), e))?
-        .with_capabilities(Capabilities {
-            create_if_absent: true,
-            native_multipart: true,
-            ranged_get: true,
-            durable_writes: true,
-            min_part_size: 5 * 1024 * 1024,
-        })
+        .with_capabilities(
+            Capabilities::default()
+                .with_create_if_absent(true)
+                .with_native_multipart(true)
+                .with_ranged_get(true)
+                .with_durable_writes(true)
+                .with_min_part_size(5 * 1024 * 1024),
+        )
         .with_backend_description(description)
         .with_retry_classifier(classify);
     Ok(Arc::new(adapter))

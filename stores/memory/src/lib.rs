@@ -41,13 +41,12 @@ use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 
 fn capabilities() -> Capabilities {
-    Capabilities {
-        create_if_absent: true,
-        native_multipart: true,
-        ranged_get: true,
-        durable_writes: false,
-        min_part_size: 1,
-    }
+    Capabilities::default()
+        .with_create_if_absent(true)
+        .with_native_multipart(true)
+        .with_ranged_get(true)
+        .with_durable_writes(false)
+        .with_min_part_size(1)
 }
 
 /// A store in process memory.
