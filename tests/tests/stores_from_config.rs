@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use datajoint::{Config, StoreSet};
-use dj_core::testkit;
+use dj_testkit as testkit;
 
 fn s3_section() -> Option<String> {
     let Ok(endpoint) = std::env::var("DJ_TEST_S3_ENDPOINT") else {

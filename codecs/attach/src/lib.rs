@@ -69,10 +69,10 @@ pub const MAX_FILENAME_BYTES: usize = 255;
 
 /// Check an attachment file name: one path segment (no `/` or `\`, not `.` or `..`, not
 /// empty), no NUL or other control characters, no Windows drive prefix (the rule of
-/// [`dj_core::layout::check_file_name`], which it applies), and at most [`MAX_FILENAME_BYTES`]
+/// [`dj_layout::check_file_name`], which it applies), and at most [`MAX_FILENAME_BYTES`]
 /// bytes.
 pub fn check_filename(name: &str) -> Result<()> {
-    dj_core::layout::check_file_name(name)?;
+    dj_layout::check_file_name(name)?;
     if name.len() > MAX_FILENAME_BYTES {
         return Err(Error::invalid_path(
             name,

@@ -26,7 +26,7 @@
 //! use std::sync::Arc;
 //! use dj_core::codec::{CodecContext, ResolvedType};
 //! use dj_core::config::{Config, StoreSpec};
-//! use dj_core::object::ObjectRef;
+//! use dj_object::ObjectRef;
 //! use dj_core::registry::Registry;
 //! use dj_core::store::{StoreExt, StorePath};
 //! use dj_core::value::Value;
@@ -62,14 +62,14 @@ use bytes::Bytes;
 use dj_core::codec::{Codec, CodecContext};
 use dj_core::config::StoreSpec;
 use dj_core::error::{Error, Result};
-use dj_core::layout::StoreLayout;
-use dj_core::object::{ObjectRef, python_timestamp_now};
 use dj_core::store::{
     Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
     StorePath,
 };
 use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
+use dj_layout::StoreLayout;
+use dj_object::{ObjectRef, python_timestamp_now};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Map, json};

@@ -7,11 +7,11 @@ use bytes::Bytes;
 use dj_core::codec::{Codec, CodecContext, StoredRef};
 use dj_core::config::HashAlgorithm;
 use dj_core::error::{Error, Result};
-use dj_core::layout::{ContentHasher, StoreLayout};
 use dj_core::store::{Store, StoreExt, StorePath};
 use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
 use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
+use dj_layout::{ContentHasher, StoreLayout};
 use futures::StreamExt;
 
 use crate::NAME;
@@ -91,7 +91,7 @@ impl NpyCodec {
                     buf.extend_from_slice(&chunk);
                     true
                 });
-                let checksum = dj_core::layout::hash_blake3_base32(&buf);
+                let checksum = dj_layout::hash_blake3_base32(&buf);
                 (Bytes::from(buf), checksum)
             };
             let (bytes, checksum) =

@@ -1,8 +1,8 @@
 //! The JSON kept in the table for an `<npy@>` value.
 
 use dj_core::config::HashAlgorithm;
-use dj_core::layout::hash_algorithm_of;
 use dj_core::value::Value;
+use dj_layout::hash_algorithm_of;
 use serde_json::{Map, json};
 
 use crate::dtype::{ByteOrder, DType};

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use dj_core::config::HashAlgorithm;
 use dj_core::error::{Error, Result};
-use dj_core::layout::hash_blake3_base32;
 use dj_core::store::{Store, StoreExt, StorePath};
 use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
+use dj_layout::hash_blake3_base32;
 use ndarray::{ArrayD, Axis, Slice};
 
 use crate::array::{NpyArray, check_data_len, decode_array};
@@ -346,7 +346,7 @@ impl NpyRef {
             return Ok(());
         };
         let (_, actual) =
-            dj_core::object::hash_stored(self.store.as_ref(), &key, HashAlgorithm::Blake3).await?;
+            dj_object::hash_stored(self.store.as_ref(), &key, HashAlgorithm::Blake3).await?;
         if &actual != expected {
             return Err(self.fail(NpyError::Checksum {
                 expected: expected.clone(),

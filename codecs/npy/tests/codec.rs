@@ -9,9 +9,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::{BACKENDS, Backend, Setup};
 use dj_codec_npy::{DType, NpyArray, NpyCodec, NpyRef};
-use dj_core::layout::{TOKEN_ALPHABET, hash_blake3_base32};
 use dj_core::store::{StoreExt, StorePath};
 use dj_core::value::Value;
+use dj_layout::{TOKEN_ALPHABET, hash_blake3_base32};
 use ndarray::{Array, ArrayD, IxDyn, ShapeBuilder, s};
 use serde_json::json;
 

@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dj_core::config::{Config, HashAlgorithm, StoreSpec};
-use dj_core::layout::ContentHasher;
-use dj_core::object::{ObjectRef, ObjectWriter};
 use dj_core::registry::StoreSet;
 use dj_core::store::StorePath;
+use dj_layout::ContentHasher;
+use dj_object::{ObjectRef, ObjectWriter};
 use tokio::io::AsyncReadExt;
 
 use dj_store_file as _;
@@ -41,7 +41,7 @@ fn peak_rss_mib() -> Option<f64> {
 /// A pool of pseudo-random bytes; chunk `i` of the stream is a window into it, so making the data
 /// costs nothing inside the timed part.
 fn pool() -> Vec<u8> {
-    dj_core::testkit::noise(1, POOL)
+    dj_testkit::noise(1, POOL)
 }
 
 fn chunk(pool: &[u8], i: u64) -> &[u8] {

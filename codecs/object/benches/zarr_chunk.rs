@@ -19,9 +19,9 @@ use std::time::Instant;
 
 use dj_codec_object::zarr::zarrs::array::{Array, ArrayBuilder, data_type};
 use dj_codec_object::zarr::{ZarrReadStore, ZarrWriteStore};
-use dj_core::object::{FolderWriter, ObjectRef};
 use dj_core::store::{Store, StorePath};
-use dj_core::testkit::CountingStore;
+use dj_object::{FolderWriter, ObjectRef};
+use dj_testkit::CountingStore;
 
 const SHAPE: [u64; 3] = [512, 512, 1024];
 const CHUNK: u64 = 64;

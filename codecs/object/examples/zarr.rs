@@ -15,11 +15,11 @@ use std::sync::Arc;
 use dj_codec_object::zarr::zarrs::array::{Array, ArrayBuilder, data_type};
 use dj_codec_object::zarr::{ZarrReadStore, ZarrWriteStore};
 use dj_core::config::{Config, StoreSpec};
-use dj_core::object::ObjectRef;
 use dj_core::registry::StoreSet;
 use dj_core::store::{Store, StorePath};
-use dj_core::testkit::CountingStore;
+use dj_object::ObjectRef;
 use dj_schema::{Connection, Row, Tier, row};
+use dj_testkit::CountingStore;
 
 const N: u64 = 64;
 const C: u64 = 16;

@@ -30,7 +30,7 @@
 //! use std::sync::Arc;
 //! use dj_core::codec::{CodecContext, ResolvedType};
 //! use dj_core::config::{Config, StoreSpec};
-//! use dj_core::object::ObjectRef;
+//! use dj_object::ObjectRef;
 //! use dj_core::registry::Registry;
 //! use dj_core::value::Value;
 //! use dj_codec_object::ObjectInput;
@@ -68,11 +68,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dj_core::codec::{Codec, CodecContext};
 use dj_core::error::{Error, Result};
-use dj_core::layout::StoreLayout;
-use dj_core::object::{self, ObjectMetadata, ObjectRef, ObjectWriter};
 use dj_core::store::{Store, StorePath};
 use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
+use dj_layout::StoreLayout;
+use dj_object::{self as object, ObjectMetadata, ObjectRef, ObjectWriter};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The codec name.
@@ -169,10 +169,10 @@ impl From<ObjectInput> for Value {
     }
 }
 
-/// `ext` normalised by `dj_core::layout::normalize_ext`, refused when too long or when it holds a
+/// `ext` normalised by `dj_layout::normalize_ext`, refused when too long or when it holds a
 /// path separator.
 fn normalize_ext(ext: Option<&str>) -> Result<Option<String>> {
-    let Some(ext) = dj_core::layout::normalize_ext(ext) else {
+    let Some(ext) = dj_layout::normalize_ext(ext) else {
         return Ok(None);
     };
     if ext.len() > 32 {

@@ -26,7 +26,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use dj_codec_object::zarr::{ZarrReadStore, ZarrWriteStore, zarrs};
-//! use dj_core::object::ObjectRef;
+//! use dj_object::ObjectRef;
 //! use dj_schema::{Connection, Tier, row};
 //! use zarrs::array::{Array, ArrayBuilder, data_type};
 //!
@@ -59,8 +59,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use dj_core::error::Error;
-use dj_core::object::{FolderWriter, ObjectRef};
 use dj_core::store::{GetRange, Store, StorePath};
+use dj_object::{FolderWriter, ObjectRef};
 use futures::{StreamExt, TryStreamExt, stream};
 use zarrs::storage::byte_range::{ByteRange, ByteRangeIterator, InvalidByteRangeError};
 use zarrs::storage::{

@@ -13,9 +13,9 @@ use dj_codec_object::zarr::zarrs::storage::{
     StorePrefix,
 };
 use dj_codec_object::zarr::{ZarrReadStore, ZarrWriteStore};
-use dj_core::object::{FolderWriter, ObjectRef};
 use dj_core::store::{Store, StoreExt, StorePath};
-use dj_core::testkit::{CountingStore, Fault, FaultyStore};
+use dj_object::{FolderWriter, ObjectRef};
+use dj_testkit::{CountingStore, Fault, FaultyStore};
 use futures::stream::TryStreamExt;
 
 const N: u64 = 64;
@@ -388,7 +388,7 @@ async fn errors_name_the_store_and_the_key() {
 async fn a_file_object_is_not_a_zarr_store() {
     let store = dj_store_memory::memory_store("main");
     let mut w =
-        dj_core::object::ObjectWriter::new(Arc::clone(&store), StorePath::parse("f.bin").unwrap());
+        dj_object::ObjectWriter::new(Arc::clone(&store), StorePath::parse("f.bin").unwrap());
     w.write(b"abc").await.unwrap();
     let meta = w.finish(None).await.unwrap();
     let err = ZarrReadStore::new(ObjectRef::new(meta, store)).unwrap_err();

@@ -21,14 +21,11 @@ use crate::{Ctx, lifecycle, pipeline};
 /// Where a store keeps its objects, in one phrase (no secrets).
 fn store_place(s: &StoreSpec) -> String {
     let loc = s.location.trim_matches('/');
+    let option = |k: &str| s.options.get(k).and_then(|v| v.as_str()).unwrap_or("?");
     match s.protocol.as_str() {
-        "s3" => format!(
-            "s3://{}/{loc} at {}",
-            s.bucket.as_deref().unwrap_or("?"),
-            s.endpoint.as_deref().unwrap_or("?")
-        ),
-        "gcs" => format!("gs://{}/{loc}", s.bucket.as_deref().unwrap_or("?")),
-        "azure" => format!("azure://{}/{loc}", s.container.as_deref().unwrap_or("?")),
+        "s3" => format!("s3://{}/{loc} at {}", option("bucket"), option("endpoint")),
+        "gcs" => format!("gs://{}/{loc}", option("bucket")),
+        "azure" => format!("azure://{}/{loc}", option("container")),
         _ => s.location.clone(),
     }
 }

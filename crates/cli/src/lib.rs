@@ -64,7 +64,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use datajoint::Config;
-use datajoint::dj_core::config::ConfigLoader;
+use datajoint::dj_core::loader::ConfigLoader;
 
 pub mod cli;
 mod commands;

@@ -56,8 +56,8 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::registry::{Registry, StoreSet};
 use crate::store::{Store, StorePath};
+use crate::storeset::StoreSet;
 use crate::typespec::{StoreRef, TypeSpec};
 use crate::value::Value;
 
@@ -130,6 +130,13 @@ impl CodecContext {
         };
         Ok((name.clone(), self.stores.get(name)?))
     }
+}
+
+/// Where chain resolution finds codecs by name: the [`Registry`](crate::registry::Registry), or
+/// anything else that knows codecs.
+pub trait CodecLookup {
+    /// The codec called `name`, or an error naming it (and the known codecs).
+    fn codec(&self, name: &str) -> Result<Arc<dyn Codec>>;
 }
 
 /// A codec: a named, chainable conversion between a user's value and a stored value.
@@ -274,7 +281,11 @@ impl ResolvedType {
     ///
     /// Errors: an unknown codec, a codec that rejects the mode, a cycle, a bare `@` with no
     /// default store, or a store name that is not configured.
-    pub fn resolve(spec: &TypeSpec, registry: &Registry, config: &Config) -> Result<ResolvedType> {
+    pub fn resolve(
+        spec: &TypeSpec,
+        registry: &dyn CodecLookup,
+        config: &Config,
+    ) -> Result<ResolvedType> {
         let mut chain: Vec<Arc<dyn Codec>> = Vec::new();
         let mut store: Option<String> = None;
         let mut current = spec.clone();
@@ -414,6 +425,7 @@ pub fn stored_path(path: &str) -> Result<StorePath> {
 mod tests {
     use super::*;
     use crate::config::StoreSpec;
+    use crate::registry::Registry;
 
     #[derive(Debug)]
     struct Chain {

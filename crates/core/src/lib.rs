@@ -4,17 +4,22 @@
 //! attributes are stored through pluggable **codecs**, small values in the database and large ones
 //! in **object stores**. This crate holds the pieces every other crate agrees on:
 //!
-//! - [`typespec`]: attribute types (`int32`, `varchar(64)`, `<blob@cold>`) and their SQL mapping;
+//! - [`typespec`]: attribute types (`int32`, `varchar(64)`, `<blob@cold>`);
 //! - [`value`]: the values that flow through codec chains;
 //! - [`codec`]: the [`Codec`](codec::Codec) trait and chain resolution;
 //! - [`store`]: the [`Store`](store::Store) trait, keys and the [`StoreExt`](store::StoreExt)
 //!   conveniences;
 //! - [`registry`]: link-time (`inventory`) and run-time registration of codecs and protocols;
-//! - [`config`]: `datajoint.json`, environment overrides and secrets;
-//! - [`layout`]: every store path (hash paths, schema paths, primary-key encoding);
-//! - [`reuse`]: the rule that lets writers reuse stored objects while garbage collection runs.
-//! - [`object`]: path-addressed objects: metadata, manifests, the lazy
-//!   [`ObjectRef`](object::ObjectRef) and streaming writers.
+//! - [`config`]: the configuration (database, stores and their layout settings) and [`loader`]:
+//!   loading it from `datajoint.json`, environment overrides and secrets;
+//! - [`storeset`]: the stores of one connection, opened on first use;
+//! - [`reuse`]: the rule that lets writers reuse stored objects while garbage collection runs;
+//! - [`object`]: the metadata and manifest formats of path-addressed objects.
+//!
+//! The machinery lives in crates of its own: `dj-layout` (every store path and the content
+//! hashes), `dj-object` (`ObjectRef`, readers, writers, transfers), `dj-store-object-store` (the
+//! `object_store` adapter the file, s3, gcs and azure stores build on) and `dj-testkit` (the
+//! store conformance suite).
 //!
 //! Most users depend on the `datajoint` facade instead, which re-exports this crate.
 //!
@@ -32,15 +37,14 @@
 pub mod codec;
 pub mod config;
 pub mod error;
-pub mod layout;
+pub mod loader;
 pub mod object;
-#[cfg(feature = "object-store")]
-pub mod object_store_adapter;
 pub mod pages;
 pub mod pyfmt;
 pub mod registry;
 pub mod reuse;
 pub mod store;
+pub mod storeset;
 pub mod task;
 pub mod typespec;
 pub mod value;
@@ -50,5 +54,3 @@ pub use inventory;
 
 pub use config::Config;
 pub use error::{Error, Result};
-#[cfg(feature = "testkit")]
-pub mod testkit;

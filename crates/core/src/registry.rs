@@ -19,10 +19,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use crate::codec::Codec;
-use crate::config::{Config, StoreSpec};
+use crate::codec::{Codec, CodecLookup};
+use crate::config::{Config, SpecContext, StoreSpec};
 use crate::error::{Error, Result};
 use crate::store::Store;
+pub use crate::storeset::StoreSet;
 
 /// A codec submitted at link time.
 pub struct CodecPlugin {
@@ -37,16 +38,22 @@ pub struct CodecPlugin {
 /// Builds a store from its spec.
 pub type StoreFactory = fn(&StoreSpec, &Config) -> Result<Arc<dyn Store>>;
 
+/// Checks (and may complete) a store spec of a protocol when the configuration is loaded: its
+/// options (unknown keys, types, required keys, credentials) and its location. Errors name
+/// `stores.<name>.<key>`.
+pub type StoreCheck = fn(&mut StoreSpec, &SpecContext<'_>) -> Result<()>;
+
+/// A run-time [`StoreCheck`], which may capture data.
+pub type DynStoreCheck = Arc<dyn Fn(&mut StoreSpec, &SpecContext<'_>) -> Result<()> + Send + Sync>;
+
 /// A store protocol submitted at link time.
 pub struct StorePlugin {
     /// The protocol name used in `stores.<name>.protocol`.
     pub protocol: &'static str,
     /// Builds a store.
     pub create: StoreFactory,
-    /// Keys beyond the common ones this protocol accepts in a store spec.
-    pub allowed_keys: &'static [&'static str],
-    /// Keys that must be present.
-    pub required_keys: &'static [&'static str],
+    /// Checks a spec when the configuration is loaded.
+    pub check: StoreCheck,
     /// Where it was submitted.
     pub source: &'static str,
 }
@@ -64,18 +71,38 @@ macro_rules! submit_codec {
     };
 }
 
-/// Submit a store protocol at link time.
+/// Submit a store protocol at link time, with a check of its specs
+/// (`check = fn(&mut StoreSpec, &SpecContext) -> Result<()>`, usually reading the options into
+/// the crate's own options struct with [`StoreSpec::options_as`]), or with plain key lists.
 ///
-/// `submit_store_protocol!("file", create_fn, allowed = &[], required = &["location"]);`
+/// `submit_store_protocol!("s3", create_fn, check = check_fn);`
+/// `submit_store_protocol!("tape", create_fn, allowed = &["drive"], required = &["drive"]);`
 #[macro_export]
 macro_rules! submit_store_protocol {
+    ($protocol:expr, $create:expr, check = $check:expr) => {
+        $crate::inventory::submit! {
+            $crate::registry::StorePlugin {
+                protocol: $protocol,
+                create: $create,
+                check: $check,
+                source: module_path!(),
+            }
+        }
+    };
     ($protocol:expr, $create:expr, allowed = $allowed:expr, required = $required:expr) => {
         $crate::inventory::submit! {
             $crate::registry::StorePlugin {
                 protocol: $protocol,
                 create: $create,
-                allowed_keys: $allowed,
-                required_keys: $required,
+                check: {
+                    fn check(
+                        spec: &mut $crate::config::StoreSpec,
+                        _: &$crate::config::SpecContext<'_>,
+                    ) -> $crate::Result<()> {
+                        $crate::config::check_option_keys(spec, $allowed, $required)
+                    }
+                    check
+                },
                 source: module_path!(),
             }
         }
@@ -89,12 +116,35 @@ pub struct ProtocolEntry {
     pub protocol: String,
     /// Builds a store.
     pub create: StoreFactory,
-    /// Extra keys accepted.
-    pub allowed_keys: Vec<String>,
-    /// Keys required.
-    pub required_keys: Vec<String>,
+    /// Checks a spec when the configuration is loaded.
+    pub check: DynStoreCheck,
     /// Where it came from.
     pub source: String,
+}
+
+impl ProtocolEntry {
+    /// An entry for run-time registration whose specs may have exactly the options `allowed`
+    /// and must have `required` (see [`check_option_keys`](crate::config::check_option_keys)).
+    pub fn with_keys(
+        protocol: impl Into<String>,
+        create: StoreFactory,
+        allowed: &[&str],
+        required: &[&str],
+    ) -> Self {
+        let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
+        let required: Vec<String> = required.iter().map(|s| s.to_string()).collect();
+        let protocol = protocol.into();
+        ProtocolEntry {
+            source: format!("run-time registration of protocol `{protocol}`"),
+            protocol,
+            create,
+            check: Arc::new(move |spec, _| {
+                let a: Vec<&str> = allowed.iter().map(String::as_str).collect();
+                let r: Vec<&str> = required.iter().map(String::as_str).collect();
+                crate::config::check_option_keys(spec, &a, &r)
+            }),
+        }
+    }
 }
 
 impl fmt::Debug for ProtocolEntry {
@@ -155,8 +205,7 @@ fn link_time() -> &'static LinkTime {
                 ProtocolEntry {
                     protocol: p.protocol.to_string(),
                     create: p.create,
-                    allowed_keys: p.allowed_keys.iter().map(|s| s.to_string()).collect(),
-                    required_keys: p.required_keys.iter().map(|s| s.to_string()).collect(),
+                    check: Arc::new(p.check),
                     source: p.source.to_string(),
                 },
             );
@@ -330,70 +379,14 @@ impl Registry {
     }
 }
 
-/// The stores of one connection, built on first use from the configuration through the registered
-/// protocols, and cached.
-pub struct StoreSet {
-    config: Arc<Config>,
-    stores: RwLock<HashMap<String, Arc<dyn Store>>>,
-}
-
-impl fmt::Debug for StoreSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<String> = self
-            .stores
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        f.debug_struct("StoreSet")
-            .field("open", &names)
-            .finish_non_exhaustive()
+impl CodecLookup for Registry {
+    fn codec(&self, name: &str) -> Result<Arc<dyn Codec>> {
+        Registry::codec(self, name)
     }
 }
 
+// Opening a store is the registry's business: the protocols live here.
 impl StoreSet {
-    /// Stores for `config`, none opened yet.
-    pub fn new(config: Arc<Config>) -> Self {
-        StoreSet {
-            config,
-            stores: RwLock::new(HashMap::new()),
-        }
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
-    }
-
-    /// Use `store` for `name` instead of building it from the configuration (for tests, or stores
-    /// built by hand).
-    pub fn insert(&self, name: impl Into<String>, store: Arc<dyn Store>) {
-        self.stores
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.into(), store);
-    }
-
-    /// The spec of a configured store.
-    pub fn spec(&self, name: &str) -> Result<&StoreSpec> {
-        self.config
-            .stores
-            .specs
-            .get(name)
-            .ok_or_else(|| Error::UnknownStore {
-                store: name.to_string(),
-                known: self
-                    .config
-                    .stores
-                    .specs
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-    }
-
     /// The store called `name`, opening it on first use with the global registry.
     pub fn get(&self, name: &str) -> Result<Arc<dyn Store>> {
         self.get_with(name, Registry::global())

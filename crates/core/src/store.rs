@@ -220,7 +220,17 @@ impl GetResult {
 }
 
 /// What a store can do; tests and callers branch on it.
+///
+/// New capabilities may be added in minor releases, so the struct is `#[non_exhaustive]`: start
+/// from [`Capabilities::default`] (everything an object store has) and change what differs.
+///
+/// ```
+/// use dj_core::store::Capabilities;
+/// let caps = Capabilities::default().with_durable_writes(false).with_min_part_size(0);
+/// assert!(caps.create_if_absent && !caps.durable_writes);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// [`PutMode::Create`] is atomic and exclusive.
     pub create_if_absent: bool,
@@ -232,6 +242,34 @@ pub struct Capabilities {
     pub durable_writes: bool,
     /// The smallest part a multipart upload accepts, except the last.
     pub min_part_size: usize,
+}
+
+impl Capabilities {
+    /// With [`create_if_absent`](Self::create_if_absent) set to `yes`.
+    pub const fn with_create_if_absent(mut self, yes: bool) -> Self {
+        self.create_if_absent = yes;
+        self
+    }
+    /// With [`native_multipart`](Self::native_multipart) set to `yes`.
+    pub const fn with_native_multipart(mut self, yes: bool) -> Self {
+        self.native_multipart = yes;
+        self
+    }
+    /// With [`ranged_get`](Self::ranged_get) set to `yes`.
+    pub const fn with_ranged_get(mut self, yes: bool) -> Self {
+        self.ranged_get = yes;
+        self
+    }
+    /// With [`durable_writes`](Self::durable_writes) set to `yes`.
+    pub const fn with_durable_writes(mut self, yes: bool) -> Self {
+        self.durable_writes = yes;
+        self
+    }
+    /// With [`min_part_size`](Self::min_part_size) set to `bytes`.
+    pub const fn with_min_part_size(mut self, bytes: usize) -> Self {
+        self.min_part_size = bytes;
+        self
+    }
 }
 
 impl Default for Capabilities {

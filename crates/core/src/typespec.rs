@@ -1,9 +1,9 @@
 //! Attribute type specs: core types, codec specs (`<name>`, `<name@>`, `<name@store>`) and the
-//! native SQL types DataJoint passes through, with the SQL type each core type maps to on SQLite,
-//! PostgreSQL and MySQL/MariaDB.
+//! native SQL types DataJoint passes through. The SQL type each core type maps to on each backend
+//! is the schema layer's business (`dj-schema`).
 //!
 //! ```
-//! use dj_core::typespec::{Backend, CoreType, StoreRef, TypeSpec};
+//! use dj_core::typespec::{CoreType, StoreRef, TypeSpec};
 //!
 //! let spec: TypeSpec = "<blob@cold>".parse().unwrap();
 //! assert_eq!(spec, TypeSpec::Codec { name: "blob".into(), store: Some(StoreRef::Named("cold".into())) });
@@ -13,8 +13,6 @@
 //!
 //! let core: TypeSpec = "float64".parse().unwrap();
 //! assert_eq!(core, TypeSpec::Core(CoreType::Float64));
-//! assert_eq!(CoreType::Float64.sql_type(Backend::Postgres), "double precision");
-//! assert_eq!(CoreType::Uuid.sql_type(Backend::MySql), "binary(16)");
 //!
 //! let err = "<blob@a@b>".parse::<TypeSpec>().unwrap_err();
 //! assert!(err.to_string().contains("`<blob@a@b>`"));
@@ -22,8 +20,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-
-use md5::{Digest, Md5};
 
 use crate::error::{Error, Result};
 
@@ -180,77 +176,6 @@ impl fmt::Display for TypeSpec {
 }
 
 impl CoreType {
-    /// The SQL column type on `backend`, following DataJoint's mapping where it has one.
-    ///
-    /// On PostgreSQL an enum maps to a schema-level enum type; this returns its unqualified name
-    /// ([`CoreType::pg_enum_type_name`]), which the schema layer qualifies and creates.
-    pub fn sql_type(&self, backend: Backend) -> String {
-        use Backend::*;
-        use CoreType::*;
-        match (self, backend) {
-            (Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Bool, Sqlite) => {
-                "INTEGER".into()
-            }
-            (Float32 | Float64, Sqlite) => "REAL".into(),
-            (Uuid | Bytes, Sqlite) => "BLOB".into(),
-            (Json | Date | DateTime(_) | Char(_) | Varchar(_) | Enum(_) | Decimal(..), Sqlite) => {
-                "TEXT".into()
-            }
-
-            (Int8, MySql) => "tinyint".into(),
-            (Int16, MySql) => "smallint".into(),
-            (Int32, MySql) => "int".into(),
-            (Int64, MySql) => "bigint".into(),
-            (UInt8, MySql) => "tinyint unsigned".into(),
-            (UInt16, MySql) => "smallint unsigned".into(),
-            (UInt32, MySql) => "int unsigned".into(),
-            (UInt64, MySql) => "bigint unsigned".into(),
-            (Float32, MySql) => "float".into(),
-            (Float64, MySql) => "double".into(),
-            (Bool, MySql) => "tinyint".into(),
-            (Uuid, MySql) => "binary(16)".into(),
-            (Json, MySql) => "json".into(),
-            (Bytes, MySql) => "longblob".into(),
-            (Date, MySql) => "date".into(),
-            (DateTime(None), MySql) => "datetime".into(),
-            (DateTime(Some(n)), MySql) => format!("datetime({n})"),
-            (Enum(_), MySql) => self.to_string(),
-            (Decimal(p, s), MySql) => format!("decimal({p},{s})"),
-
-            (Int8 | Int16 | UInt8, Postgres) => "smallint".into(),
-            (Int32 | UInt16, Postgres) => "integer".into(),
-            (Int64 | UInt32, Postgres) => "bigint".into(),
-            (UInt64, Postgres) => "numeric(20,0)".into(),
-            (Float32, Postgres) => "real".into(),
-            (Float64, Postgres) => "double precision".into(),
-            (Bool, Postgres) => "boolean".into(),
-            (Uuid, Postgres) => "uuid".into(),
-            (Json, Postgres) => "jsonb".into(),
-            (Bytes, Postgres) => "bytea".into(),
-            (Date, Postgres) => "date".into(),
-            (DateTime(None), Postgres) => "timestamp".into(),
-            (DateTime(Some(n)), Postgres) => format!("timestamp({n})"),
-            (Enum(_), Postgres) => self.pg_enum_type_name().unwrap_or_default(),
-            (Decimal(p, s), Postgres) => format!("numeric({p},{s})"),
-
-            (Char(n), MySql | Postgres) => format!("char({n})"),
-            (Varchar(n), MySql | Postgres) => format!("varchar({n})"),
-        }
-    }
-
-    /// DataJoint's PostgreSQL enum type name: `enum_` plus the first 8 hex digits of the MD5 of
-    /// the sorted values joined by `_`. `None` for non-enum types.
-    pub fn pg_enum_type_name(&self) -> Option<String> {
-        let CoreType::Enum(values) = self else {
-            return None;
-        };
-        let mut sorted: Vec<&str> = values.iter().map(String::as_str).collect();
-        sorted.sort_unstable();
-        let digest = Md5::digest(sorted.join("_").as_bytes());
-        let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-        Some(format!("enum_{hex}"))
-    }
-
     /// Whether values of this type are integers.
     pub fn is_integer(&self) -> bool {
         use CoreType::*;
@@ -668,7 +593,7 @@ mod tests {
     }
 
     #[test]
-    fn core_types_and_sql() {
+    fn core_types() {
         assert_eq!(
             p("datetime(3)"),
             TypeSpec::Core(CoreType::DateTime(Some(3)))
@@ -678,16 +603,6 @@ mod tests {
         let e = p("enum('F', 'M', 'U')");
         let TypeSpec::Core(e) = e else { panic!() };
         assert_eq!(e.to_string(), "enum('F', 'M', 'U')");
-        assert_eq!(e.sql_type(Backend::Postgres), "enum_e54fc739");
-        assert_eq!(CoreType::Json.sql_type(Backend::Postgres), "jsonb");
-        assert_eq!(CoreType::Bytes.sql_type(Backend::MySql), "longblob");
-        assert_eq!(CoreType::Bool.sql_type(Backend::MySql), "tinyint");
-        assert_eq!(CoreType::Int8.sql_type(Backend::Postgres), "smallint");
-        assert_eq!(
-            CoreType::DateTime(None).sql_type(Backend::Postgres),
-            "timestamp"
-        );
-        assert_eq!(CoreType::Uuid.sql_type(Backend::Sqlite), "BLOB");
     }
 
     #[test]

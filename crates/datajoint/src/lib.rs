@@ -15,10 +15,11 @@
 //! | `object` | the `<object@>` codec: files and folders at readable paths, lazy [`ObjectRef`] | yes |
 //! | `filepath` | the `<filepath@>` codec: references to files already in a store | yes |
 //! | `npy` | the `<npy@>` codec: `.npy` arrays read lazily through `NpyRef` | yes |
-//! | `zarr` | Zarr arrays in `<object@>` folders through `zarrs` (`object::zarr`) | no |
+//! | `zarr` | Zarr arrays in `<object@>` folders through `zarrs` (`codecs::object::zarr`) | no |
 //! | `file` | the `file` store protocol | yes |
 //! | `memory` | the `memory` store protocol | yes |
 //! | `s3` | the `s3` store protocol (S3 and S3-compatible) | no |
+//! | `opendal` | the `webdav`, `sftp` and `opendal-s3` store protocols through OpenDAL | no |
 //!
 //! Tables and queries, as DataJoint users write them in Python (`docs/queries.md` has every
 //! operator side by side with its Python form):
@@ -70,7 +71,6 @@
 pub use dj_core;
 pub use dj_core::codec::{Codec, CodecContext, ResolvedType, StoredRef};
 pub use dj_core::config::{Config, Secret, StoreSpec};
-pub use dj_core::object::ObjectRef;
 pub use dj_core::registry::{Registry, StoreSet};
 pub use dj_core::store::{Store, StoreExt, StorePath};
 pub use dj_core::typespec::{Backend, CoreType, TypeSpec};
@@ -79,42 +79,89 @@ pub mod error;
 /// The core contracts' result type, which [`Codec`] and [`Store`] implementations return.
 pub use dj_core::Result as CoreResult;
 pub use error::{Error, Result};
+pub use dj_object::ObjectRef;
 
-/// The `<attach>` codec.
-#[cfg(feature = "attach")]
-pub use dj_codec_attach as attach;
-/// The `<blob>` codec and the blob format.
-#[cfg(feature = "blob")]
-pub use dj_codec_blob as blob;
-/// The `<filepath@>` codec.
-#[cfg(feature = "filepath")]
-pub use dj_codec_filepath as filepath;
-/// The `<hash@>` codec.
-#[cfg(feature = "hash")]
-pub use dj_codec_hash as hash;
-/// The `<npy@>` codec.
-#[cfg(feature = "npy")]
-pub use dj_codec_npy as npy;
-/// The `<object@>` codec.
-#[cfg(feature = "object")]
-pub use dj_codec_object as object;
 /// Tables: definitions, headings, inserts, fetches, restrictions and deletes.
 #[cfg(feature = "schema")]
 pub use dj_schema as schema;
-/// The `azure` store.
+
+/// The codecs this build links, one module each (by cargo feature).
+pub mod codecs {
+    /// The `<attach>` and `<attach@>` codecs.
+    #[cfg(feature = "attach")]
+    pub use dj_codec_attach as attach;
+    /// The `<blob>` codec and the blob format.
+    #[cfg(feature = "blob")]
+    pub use dj_codec_blob as blob;
+    /// The `<filepath@>` codec.
+    #[cfg(feature = "filepath")]
+    pub use dj_codec_filepath as filepath;
+    /// The `<hash@>` codec.
+    #[cfg(feature = "hash")]
+    pub use dj_codec_hash as hash;
+    /// The `<npy@>` codec and `NpyRef`.
+    #[cfg(feature = "npy")]
+    pub use dj_codec_npy as npy;
+    /// The `<object@>` codec (and Zarr, with the `zarr` feature).
+    #[cfg(feature = "object")]
+    pub use dj_codec_object as object;
+}
+
+/// The store protocols this build links, one module each (by cargo feature).
+pub mod stores {
+    /// The `azure` store.
+    #[cfg(feature = "azure")]
+    pub use dj_store_azure as azure;
+    /// The `file` store.
+    #[cfg(feature = "file")]
+    pub use dj_store_file as file;
+    /// The `gcs` store.
+    #[cfg(feature = "gcs")]
+    pub use dj_store_gcs as gcs;
+    /// The `memory` store.
+    #[cfg(feature = "memory")]
+    pub use dj_store_memory as memory;
+    /// The `webdav`, `sftp` and `opendal-s3` stores.
+    #[cfg(feature = "opendal")]
+    pub use dj_store_opendal as opendal;
+    /// The `s3` store.
+    #[cfg(feature = "s3")]
+    pub use dj_store_s3 as s3;
+}
+
+// The paths before `codecs` and `stores` existed, kept for existing code.
+#[cfg(feature = "attach")]
+#[doc(hidden)]
+pub use dj_codec_attach as attach;
+#[cfg(feature = "blob")]
+#[doc(hidden)]
+pub use dj_codec_blob as blob;
+#[cfg(feature = "filepath")]
+#[doc(hidden)]
+pub use dj_codec_filepath as filepath;
+#[cfg(feature = "hash")]
+#[doc(hidden)]
+pub use dj_codec_hash as hash;
+#[cfg(feature = "npy")]
+#[doc(hidden)]
+pub use dj_codec_npy as npy;
+#[cfg(feature = "object")]
+#[doc(hidden)]
+pub use dj_codec_object as object;
 #[cfg(feature = "azure")]
+#[doc(hidden)]
 pub use dj_store_azure as store_azure;
-/// The `file` store.
 #[cfg(feature = "file")]
+#[doc(hidden)]
 pub use dj_store_file as store_file;
-/// The `gcs` store.
 #[cfg(feature = "gcs")]
+#[doc(hidden)]
 pub use dj_store_gcs as store_gcs;
-/// The `memory` store.
 #[cfg(feature = "memory")]
+#[doc(hidden)]
 pub use dj_store_memory as store_memory;
-/// The `s3` store.
 #[cfg(feature = "s3")]
+#[doc(hidden)]
 pub use dj_store_s3 as store_s3;
 
 /// The codecs this build links, by the features enabled.
@@ -158,6 +205,9 @@ pub fn expected_protocols() -> Vec<&'static str> {
     }
     if cfg!(feature = "azure") {
         v.push("azure");
+    }
+    if cfg!(feature = "opendal") {
+        v.extend(["webdav", "sftp", "opendal-s3"]);
     }
     v
 }

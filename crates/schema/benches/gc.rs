@@ -22,8 +22,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dj_core::object::ObjectMetadata;
 use dj_core::value::Value;
+use dj_object::ObjectMetadata;
 use dj_schema::lifecycle::{Gc, GcOptions};
 use dj_schema::{Connection, Row, Tier, row};
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dj_codec_blob::Item;
-use dj_core::config::{Config, Secret, StoreSpec};
+use dj_core::config::{Config, StoreSpec};
 use dj_core::store::{Store, StoreExt};
 use dj_core::value::Value;
 use dj_schema::{Connection, Row, Table, Tier, row};
@@ -42,10 +42,13 @@ fn config(dir: &std::path::Path) -> (&'static str, Config, bool) {
     if let Ok(endpoint) = std::env::var("DJ_TEST_S3_ENDPOINT") {
         let var = |k: &str| std::env::var(k).unwrap();
         let mut spec = StoreSpec::new("s3", "s3", format!("bench-{}", std::process::id()));
-        spec.endpoint = Some(endpoint);
-        spec.bucket = Some(var("DJ_TEST_S3_BUCKET"));
-        spec.access_key = Some(Secret::new(var("DJ_TEST_S3_ACCESS_KEY")));
-        spec.secret_key = Some(Secret::new(var("DJ_TEST_S3_SECRET_KEY")));
+        spec.options.insert("endpoint".into(), endpoint.into());
+        spec.options
+            .insert("bucket".into(), var("DJ_TEST_S3_BUCKET").into());
+        spec.options
+            .insert("access_key".into(), var("DJ_TEST_S3_ACCESS_KEY").into());
+        spec.options
+            .insert("secret_key".into(), var("DJ_TEST_S3_SECRET_KEY").into());
         c.stores.specs.insert("s3".into(), spec);
         s3 = true;
     }

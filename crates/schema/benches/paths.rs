@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dj_codec_object::ObjectInput;
-use dj_core::object::ObjectRef;
 use dj_core::store::{Store, StoreExt};
+use dj_object::ObjectRef;
 use dj_schema::{Connection, Row, Table, Tier, row};
 use futures::{StreamExt, TryStreamExt};
 
@@ -33,7 +33,7 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
     (0..FILES)
         .map(|i| {
             let p = src.join(format!("rec{i:02}.bin"));
-            std::fs::write(&p, dj_core::testkit::noise(i as u64 + 1, SIZE)).unwrap();
+            std::fs::write(&p, dj_testkit::noise(i as u64 + 1, SIZE)).unwrap();
             p
         })
         .collect()

@@ -38,8 +38,8 @@ use dj_codec_npy::{DType, NpyArray, NpyRef};
 use dj_codec_object::ObjectInput;
 use dj_core::Config;
 use dj_core::config::{DatabaseBackend, Secret};
-use dj_core::object::ObjectRef;
 use dj_core::value::Value;
+use dj_object::ObjectRef;
 use dj_schema::{Connection, Restriction, Row, Schema, Tier};
 use serde_json::{Map, Value as Json, json};
 

@@ -4,6 +4,7 @@ use dj_core::typespec::{Backend, CoreType, TypeSpec};
 
 use crate::db::{literal, qualified, quote};
 use crate::heading::{Attribute, Heading};
+use crate::sqltype::SqlType;
 
 /// The column type of a declared attribute whose final (post-codec) type is `final_type`.
 pub(crate) fn sql_type(backend: Backend, schema: &str, final_type: &TypeSpec) -> String {

@@ -60,6 +60,7 @@ pub mod query;
 pub mod restrict;
 mod schema;
 pub mod serde_row;
+mod sqltype;
 pub mod staged;
 mod table;
 pub mod transaction;

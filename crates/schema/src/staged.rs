@@ -12,7 +12,7 @@
 //! written.
 //!
 //! ```
-//! use dj_core::object::ObjectRef;
+//! use dj_object::ObjectRef;
 //! use dj_core::value::Value;
 //! use dj_schema::{Connection, Tier, row};
 //! # use dj_codec_object as _; use dj_store_memory as _;
@@ -45,10 +45,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use dj_core::layout::StoreLayout;
-use dj_core::object::{self, FolderWriter, ObjectMetadata, ObjectWriter};
 use dj_core::store::{Store, StorePath};
 use dj_core::value::Value;
+use dj_layout::StoreLayout;
+use dj_object::{self as object, FolderWriter, ObjectMetadata, ObjectWriter};
 use indexmap::IndexMap;
 use serde::Serialize;
 use std::any::Any;
@@ -194,7 +194,7 @@ impl StagedInsert {
         let at = |e| Error::core_at(&full, field, e);
         let store = conn.stores().get(&store_name).map_err(at)?;
         let spec = conn.stores().spec(&store_name).map_err(at)?;
-        let ext = dj_core::layout::normalize_ext(ext);
+        let ext = dj_layout::normalize_ext(ext);
         let (key, _token) = StoreLayout::from(spec)
             .new_schema_path(
                 self.table.schema_name(),

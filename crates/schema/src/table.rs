@@ -27,6 +27,7 @@ use crate::naming::{Tier, class_name, master_of};
 use crate::query::Query;
 use crate::restrict::Restriction;
 use crate::serde_row::{to_row, to_row_cow};
+use crate::sqltype::SqlType;
 
 /// What the schema layer knows about one attribute beyond its heading entry.
 #[derive(Clone, Debug)]

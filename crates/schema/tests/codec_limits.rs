@@ -17,10 +17,10 @@ use std::sync::Arc;
 use dj_codec_attach::Attachment;
 use dj_codec_blob::{Item, MAX_DEPTH};
 use dj_core::config::{Config, StoreSpec};
-use dj_core::object::ObjectRef;
 use dj_core::registry::StoreSet;
 use dj_core::store::{StoreExt, StorePath};
 use dj_core::value::Value;
+use dj_object::ObjectRef;
 use dj_schema::{Connection, Row, Schema, Tier, row};
 use tokio::io::AsyncReadExt;
 
@@ -42,7 +42,7 @@ where
     F: Fn(&'static str, Schema, &'static str) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let s3 = dj_core::testkit::s3_spec_from_env("s3", "s3", &dj_core::testkit::unique_prefix(test));
+    let s3 = dj_testkit::s3_spec_from_env("s3", "s3", &dj_testkit::unique_prefix(test));
     for (label, mut config, _dbdir) in common::configs() {
         config
             .stores

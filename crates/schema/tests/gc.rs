@@ -20,19 +20,19 @@ use dj_codec_attach::Attachment;
 use dj_codec_blob::Item;
 use dj_core::codec::{Codec, CodecContext};
 use dj_core::config::StoreSpec;
-use dj_core::layout::{self, StoreLayout};
 use dj_core::registry::{Registry, StoreSet};
 use dj_core::store::{
     Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
     StoreExt, StorePath,
 };
-use dj_core::testkit::{Fault, FaultyStore};
 use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
+use dj_layout::{self as layout, StoreLayout};
 use dj_schema::lifecycle::{
     Gc, GcOptions, Migration, Phase, Status, StoreLock, Verify, VerifyReport,
 };
 use dj_schema::{Connection, Error, Row, Tier, row};
+use dj_testkit::{Fault, FaultyStore};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::{Value as Json, json};
@@ -1197,7 +1197,7 @@ async fn migrate_moves_an_attribute_to_another_store() {
 async fn path_addressed_objects_survive_and_their_orphans_are_reclaimed() {
     use dj_codec_npy::NpyRef;
     use dj_codec_object::ObjectInput;
-    use dj_core::object::ObjectRef;
+    use dj_object::ObjectRef;
 
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
@@ -1320,7 +1320,7 @@ async fn contents(t: &dj_schema::Table) -> Vec<(i32, Vec<u8>, Vec<u8>)> {
         };
         let raw = r["raw"].as_bytes().unwrap().to_vec();
         let obj = r["obj"]
-            .as_domain::<dj_core::object::ObjectRef>()
+            .as_domain::<dj_object::ObjectRef>()
             .unwrap()
             .read()
             .await

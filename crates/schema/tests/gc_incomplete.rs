@@ -23,11 +23,11 @@ use dj_core::store::{
     Capabilities, GetRange, GetResult, IncompleteKind, IncompleteRemoval, IncompleteWrite,
     MultipartUpload, ObjectMeta, PutMode, PutResult, Store, StorePath,
 };
-use dj_core::testkit::{Fault, FaultyStore};
 use dj_core::value::Value;
 use dj_schema::lifecycle::{Gc, GcOptions, GcReport};
 use dj_schema::{Connection, Row, Tier, row};
 use dj_store_file::FileStore;
+use dj_testkit::{Fault, FaultyStore};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value as Json, json};

@@ -21,9 +21,9 @@ use dj_core::store::{
     Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
     StoreExt, StorePath,
 };
-use dj_core::testkit::{Fault, FaultyStore};
 use dj_core::value::Value;
 use dj_schema::{Connection, Row, Schema, Tier, row};
+use dj_testkit::{Fault, FaultyStore};
 use futures::stream::BoxStream;
 use serde_json::Value as Json;
 
@@ -33,7 +33,7 @@ use dj_store_s3 as _;
 
 /// An S3 store spec for the loopback server, if `cargo xtask` started one (required under CI).
 fn s3_spec(name: &str, location: &str) -> Option<StoreSpec> {
-    dj_core::testkit::s3_spec_from_env(name, "s3", location)
+    dj_testkit::s3_spec_from_env(name, "s3", location)
 }
 
 fn file_spec(name: &str, dir: &Path) -> StoreSpec {
@@ -107,7 +107,7 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 async fn blobs_in_named_stores_side_by_side_and_deduplicated() {
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("local");
-    let s3 = s3_spec("cold", &dj_core::testkit::unique_prefix("objects"));
+    let s3 = s3_spec("cold", &dj_testkit::unique_prefix("objects"));
     let has_s3 = s3.is_some();
     let adjust = |c: &mut Config| {
         c.stores
@@ -454,10 +454,14 @@ async fn unreachable_endpoint_and_missing_bucket_write_no_row() {
         .local_addr()
         .unwrap()
         .port();
-    unreachable.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    unreachable
+        .options
+        .insert("endpoint".into(), format!("http://127.0.0.1:{port}").into());
     let mut missing = good.clone();
     missing.name = "nobucket".into();
-    missing.bucket = Some("dj-no-such-bucket".into());
+    missing
+        .options
+        .insert("bucket".into(), "dj-no-such-bucket".into());
     let adjust = |c: &mut Config| {
         c.stores.specs.insert("down".into(), unreachable.clone());
         c.stores.specs.insert("nobucket".into(), missing.clone());

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use dj_codec_object::ObjectInput;
 use dj_core::config::{Config, StoreSpec};
-use dj_core::object::ObjectRef;
 use dj_core::registry::StoreSet;
 use dj_core::store::{Store, StoreExt, StorePath};
-use dj_core::testkit::{Fault, FaultyStore};
 use dj_core::value::Value;
+use dj_object::ObjectRef;
 use dj_schema::{Connection, Error, Schema, Tier, row};
+use dj_testkit::{Fault, FaultyStore};
 use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -50,7 +50,7 @@ where
     F: Fn(&'static str, Schema, &'static str) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let s3 = dj_core::testkit::s3_spec_from_env("s3", "s3", &dj_core::testkit::unique_prefix(test));
+    let s3 = dj_testkit::s3_spec_from_env("s3", "s3", &dj_testkit::unique_prefix(test));
     for (label, mut config, _dbdir) in common::configs() {
         with_stores(&mut config, dir, &s3);
         let config = Arc::new(config);

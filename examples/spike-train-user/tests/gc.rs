@@ -122,10 +122,13 @@ fn s3_spec(name: &str) -> Option<StoreSpec> {
         .as_nanos();
     let prefix = format!("spike-train-user-{}-{nanos}", std::process::id());
     let mut spec = StoreSpec::new(name, "s3", prefix);
-    spec.endpoint = Some(endpoint);
-    spec.bucket = Some(var("DJ_TEST_S3_BUCKET"));
-    spec.access_key = Some(Secret::new(var("DJ_TEST_S3_ACCESS_KEY")));
-    spec.secret_key = Some(Secret::new(var("DJ_TEST_S3_SECRET_KEY")));
+    spec.options.insert("endpoint".into(), endpoint.into());
+    spec.options
+        .insert("bucket".into(), var("DJ_TEST_S3_BUCKET").into());
+    spec.options
+        .insert("access_key".into(), var("DJ_TEST_S3_ACCESS_KEY").into());
+    spec.options
+        .insert("secret_key".into(), var("DJ_TEST_S3_SECRET_KEY").into());
     Some(spec)
 }
 

@@ -42,14 +42,15 @@
 //!
 //! ```no_run
 //! # async fn example() -> dj_core::Result<()> {
-//! use dj_core::config::{Config, Secret, StoreSpec};
+//! use dj_core::config::{Config, StoreSpec};
 //! use dj_core::store::{StoreExt, StorePath};
 //!
-//! let mut spec = StoreSpec::new("archive", "azure", "lab/raw");
-//! spec.container = Some("recordings".into());
-//! spec.connection_string = Some(Secret::new(
-//!     "DefaultEndpointsProtocol=https;AccountName=mylab;AccountKey=...;EndpointSuffix=core.windows.net",
-//! ));
+//! let spec = StoreSpec::new("archive", "azure", "lab/raw")
+//!     .with_option("container", "recordings")
+//!     .with_option(
+//!         "connection_string",
+//!         "DefaultEndpointsProtocol=https;AccountName=mylab;AccountKey=...;EndpointSuffix=core.windows.net",
+//!     );
 //! let store = dj_store_azure::create(&spec, &Config::default())?;
 //! // Stored as `lab/raw/notes/a.txt` in container `recordings`.
 //! store.put(&StorePath::parse("notes/a.txt")?, "hello".into()).await?;
@@ -60,10 +61,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use dj_core::Result;
-use dj_core::config::{Config, Secret, StoreSpec};
+use dj_core::config::{Config, Secret, SpecContext, StoreSpec};
 use dj_core::error::Error;
-use dj_core::object_store_adapter::ObjectStoreAdapter;
 use dj_core::store::{Capabilities, Store};
+use dj_store_object_store::ObjectStoreAdapter;
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 
 mod suffix;
@@ -275,6 +276,43 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
     s.map(str::trim).filter(|s| !s.is_empty())
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// The settings of an `azure` store beyond the common ones (`stores.<name>.*`). Unknown keys
+/// are errors.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AzureOptions {
+    /// The container.
+    pub container: Option<String>,
+    /// The storage account.
+    #[serde(default)]
+    pub account_name: Option<String>,
+    /// The account's shared key.
+    #[serde(default)]
+    pub account_key: Option<Secret>,
+    /// A connection string (account, key or SAS, endpoints).
+    #[serde(default)]
+    pub connection_string: Option<Secret>,
+    /// The account URL, for Azurite and sovereign clouds (a dj-rs extension).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Scheme for an endpoint without one: `https` when true (the default).
+    #[serde(default = "yes")]
+    pub secure: bool,
+}
+
+/// Check an `azure` spec when the configuration is loaded (the check registered for the
+/// protocol): its options and the required `container` and `location`.
+pub fn check(spec: &mut StoreSpec, _cx: &SpecContext<'_>) -> Result<()> {
+    let _: AzureOptions = spec.options_as()?;
+    spec.require_option("container")?;
+    spec.require_location("bucket or container")
+}
+
 /// Where and as whom an `azure` store connects, resolved from its spec.
 ///
 /// `Debug` does not show the key or the SAS token.
@@ -316,16 +354,17 @@ impl AzureTarget {
     pub fn from_spec(spec: &StoreSpec) -> Result<Self> {
         let name = spec.name.as_str();
         let key = |k: &str| format!("stores.{name}.{k}");
-        let container = non_empty(spec.container.as_deref())
+        let options: AzureOptions = spec.options_as()?;
+        let container = non_empty(options.container.as_deref())
             .ok_or_else(|| Error::config(key("container"), "an azure store needs a container"))?
             .to_string();
-        let cs = match spec.connection_string.as_ref().map(|s| s.expose()) {
+        let cs = match options.connection_string.as_ref().map(|s| s.expose()) {
             Some(text) if !text.trim().is_empty() => ConnectionString::parse(text)
                 .map_err(|m| Error::config(key("connection_string"), m))?,
             _ => ConnectionString::default(),
         };
         let dev = cs.use_development_storage;
-        let account = non_empty(spec.account_name.as_deref())
+        let account = non_empty(options.account_name.as_deref())
             .map(str::to_string)
             .or_else(|| cs.account_name.clone().filter(|a| !a.trim().is_empty()))
             .or_else(|| dev.then(|| EMULATOR_ACCOUNT.to_string()))
@@ -336,7 +375,7 @@ impl AzureTarget {
                      connection_string with AccountName (or UseDevelopmentStorage=true)",
                 )
             })?;
-        let account_key = spec
+        let account_key = options
             .account_key
             .clone()
             .filter(|k| !k.expose().trim().is_empty())
@@ -348,7 +387,8 @@ impl AzureTarget {
             .shared_access_signature
             .clone()
             .filter(|s| !s.expose().trim().is_empty());
-        let explicit = non_empty(spec.endpoint.as_deref()).map(|e| endpoint_url(e, spec.secure));
+        let explicit =
+            non_empty(options.endpoint.as_deref()).map(|e| endpoint_url(e, options.secure));
         // The emulator's default address: let object_store's emulator mode pick it.
         let emulator = dev
             && explicit.is_none()
@@ -390,6 +430,7 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
     let name = spec.name.as_str();
     let key = |k: &str| format!("stores.{name}.{k}");
     let target = AzureTarget::from_spec(spec)?;
+    let options: AzureOptions = spec.options_as()?;
     let mut builder = MicrosoftAzureBuilder::new();
     if target.account_key.is_none() && target.sas.is_none() {
         for var in AMBIENT_VARS {
@@ -412,7 +453,7 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=');
         if !valid {
-            let which = if spec
+            let which = if options
                 .account_key
                 .as_ref()
                 .is_some_and(|s| !s.expose().trim().is_empty())
@@ -442,9 +483,9 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
             .with_endpoint(endpoint.clone())
             .with_allow_http(endpoint.starts_with("http://"));
     }
-    let endpoint_key = if non_empty(spec.endpoint.as_deref()).is_some() {
+    let endpoint_key = if non_empty(options.endpoint.as_deref()).is_some() {
         "endpoint"
-    } else if spec.connection_string.is_some() {
+    } else if options.connection_string.is_some() {
         "connection_string"
     } else {
         "account_name"
@@ -459,31 +500,20 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
     let prefix = Some(spec.location.trim_matches('/')).filter(|l| !l.is_empty());
     let adapter = ObjectStoreAdapter::new(name, Arc::new(suffix::SuffixRanges(azure)), prefix)
         .map_err(|e| Error::config(key("location"), e))?
-        .with_capabilities(Capabilities {
-            create_if_absent: true,
-            native_multipart: true,
-            ranged_get: true,
-            durable_writes: true,
-            min_part_size: 5 * 1024 * 1024,
-        })
+        .with_capabilities(
+            Capabilities::default()
+                .with_create_if_absent(true)
+                .with_native_multipart(true)
+                .with_ranged_get(true)
+                .with_durable_writes(true)
+                .with_min_part_size(5 * 1024 * 1024),
+        )
         .with_backend_description(description)
         .with_retry_classifier(classify);
     Ok(Arc::new(adapter))
 }
 
-dj_core::submit_store_protocol!(
-    "azure",
-    create,
-    allowed = &[
-        "container",
-        "account_name",
-        "account_key",
-        "connection_string",
-        "endpoint",
-        "secure"
-    ],
-    required = &["container", "location"]
-);
+dj_core::submit_store_protocol!("azure", create, check = check);
 
 #[cfg(test)]
 mod tests {
@@ -492,7 +522,7 @@ mod tests {
 
     fn spec() -> StoreSpec {
         let mut s = StoreSpec::new("az", "azure", "lab");
-        s.container = Some("c".into());
+        s.options.insert("container".into(), "c".into());
         s
     }
 
@@ -546,7 +576,10 @@ mod tests {
         );
 
         let mut s = spec();
-        s.connection_string = Some(Secret::new("UseDevelopmentStorage=true"));
+        s.options.insert(
+            "connection_string".into(),
+            "UseDevelopmentStorage=true".into(),
+        );
         let t = AzureTarget::from_spec(&s).unwrap();
         assert!(t.emulator);
         assert_eq!(t.account, EMULATOR_ACCOUNT);
@@ -554,7 +587,10 @@ mod tests {
         assert!(create(&s, &Config::default()).is_ok());
 
         // An explicit endpoint moves the emulator account elsewhere.
-        s.endpoint = Some("http://127.0.0.1:4000/devstoreaccount1".into());
+        s.options.insert(
+            "endpoint".into(),
+            "http://127.0.0.1:4000/devstoreaccount1".into(),
+        );
         let t = AzureTarget::from_spec(&s).unwrap();
         assert!(!t.emulator);
         assert_eq!(
@@ -573,12 +609,15 @@ mod tests {
             "DefaultEndpointsProtocol=ftp",
         ] {
             let mut s = spec();
-            s.connection_string = Some(Secret::new(bad));
+            s.options.insert("connection_string".into(), (bad).into());
             let err = AzureTarget::from_spec(&s).unwrap_err().to_string();
             assert!(err.contains("stores.az.connection_string"), "{bad}: {err}");
         }
         let mut s = spec();
-        s.connection_string = Some(Secret::new("AccountName=x;AccountKey=SECRET!!notbase64"));
+        s.options.insert(
+            "connection_string".into(),
+            "AccountName=x;AccountKey=SECRET!!notbase64".into(),
+        );
         let err = create(&s, &Config::default()).map(|_| ()).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("stores.az.connection_string"), "{text}");
@@ -588,12 +627,15 @@ mod tests {
     #[test]
     fn explicit_keys_win_over_the_connection_string() {
         let mut s = spec();
-        s.connection_string = Some(Secret::new(
-            "AccountName=fromcs;AccountKey=Y3M=;BlobEndpoint=https://cs.example",
-        ));
-        s.account_name = Some("explicit".into());
-        s.account_key = Some(Secret::new("ZXhwbGljaXQ="));
-        s.endpoint = Some("blob.example:8443".into());
+        s.options.insert(
+            "connection_string".into(),
+            "AccountName=fromcs;AccountKey=Y3M=;BlobEndpoint=https://cs.example".into(),
+        );
+        s.options.insert("account_name".into(), "explicit".into());
+        s.options
+            .insert("account_key".into(), "ZXhwbGljaXQ=".into());
+        s.options
+            .insert("endpoint".into(), "blob.example:8443".into());
         let t = AzureTarget::from_spec(&s).unwrap();
         assert_eq!(t.account, "explicit");
         assert_eq!(t.account_key.as_ref().unwrap().expose(), "ZXhwbGljaXQ=");
@@ -604,15 +646,16 @@ mod tests {
     #[test]
     fn missing_keys_are_named() {
         let mut s = spec();
-        s.container = None;
-        s.account_name = Some("a".into());
+        s.options.shift_remove("container");
+        s.options.insert("account_name".into(), "a".into());
         let err = AzureTarget::from_spec(&s).unwrap_err().to_string();
         assert!(err.contains("stores.az.container"), "{err}");
         let err = AzureTarget::from_spec(&spec()).unwrap_err().to_string();
         assert!(err.contains("stores.az.account_name"), "{err}");
         let mut s = spec();
-        s.account_name = Some("a".into());
-        s.account_key = Some(Secret::new("not base64 at all"));
+        s.options.insert("account_name".into(), "a".into());
+        s.options
+            .insert("account_key".into(), "not base64 at all".into());
         let err = create(&s, &Config::default())
             .map(|_| ())
             .unwrap_err()

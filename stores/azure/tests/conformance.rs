@@ -6,7 +6,7 @@ use dj_store_azure as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dj_core::config::{Config, Secret, StoreSpec};
+use dj_core::config::{Config, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::store::{StoreExt, StorePath};
 
@@ -40,10 +40,10 @@ fn env() -> Option<Env> {
 fn spec(location: &str) -> Option<StoreSpec> {
     let e = env()?;
     let mut spec = StoreSpec::new("aztest", "azure", location);
-    spec.endpoint = Some(e.endpoint);
-    spec.container = Some(e.container);
-    spec.account_name = Some(e.account);
-    spec.account_key = Some(Secret::new(e.key));
+    spec.options.insert("endpoint".into(), e.endpoint.into());
+    spec.options.insert("container".into(), e.container.into());
+    spec.options.insert("account_name".into(), e.account.into());
+    spec.options.insert("account_key".into(), e.key.into());
     Some(spec)
 }
 
@@ -53,14 +53,14 @@ async fn conformance_with_location_prefix() {
         return;
     };
     let store = dj_store_azure::create(&spec, &Config::default()).unwrap();
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_at_container_root() {
     let Some(spec) = spec("") else { return };
     let store = dj_store_azure::create(&spec, &Config::default()).unwrap();
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 /// `datajoint.json` → config → registry → store, with the endpoint and credentials in a
@@ -82,7 +82,7 @@ async fn config_registry_store() {
         "the key must not show in Debug"
     );
     let store = StoreSet::new(Arc::new(config)).get("lab").unwrap();
-    let k = StorePath::parse(dj_core::testkit::unique_prefix("cfg")).unwrap();
+    let k = StorePath::parse(dj_testkit::unique_prefix("cfg")).unwrap();
     store
         .put(&k, Bytes::from_static(b"via config"))
         .await
@@ -103,8 +103,9 @@ fn serde_json_text(container: &str, connection_string: &str) -> String {
 #[tokio::test]
 async fn missing_container_is_a_clear_error() {
     let Some(mut s) = spec("x") else { return };
-    s.container = Some("no-such-container-dj".into());
-    let endpoint = s.endpoint.clone().unwrap();
+    s.options
+        .insert("container".into(), "no-such-container-dj".into());
+    let endpoint = s.options["endpoint"].as_str().unwrap().to_string();
     let store = dj_store_azure::create(&s, &Config::default()).unwrap();
     let k = StorePath::parse("k").unwrap();
     let err = store.put(&k, Bytes::from_static(b"1")).await.unwrap_err();
@@ -134,7 +135,7 @@ async fn missing_container_is_a_clear_error() {
 async fn wrong_key_is_refused_without_leaking() {
     let Some(mut s) = spec("x") else { return };
     let wrong = "d3JvbmcgYnV0IHZhbGlkIGJhc2U2NCBrZXkgZm9yIGF6dXJpdGU=";
-    s.account_key = Some(Secret::new(wrong));
+    s.options.insert("account_key".into(), (wrong).into());
     let store = dj_store_azure::create(&s, &Config::default()).unwrap();
     let err = store
         .put(&StorePath::parse("k").unwrap(), Bytes::from_static(b"1"))
@@ -154,7 +155,10 @@ async fn unreachable_endpoint_is_a_clear_retryable_error() {
         .local_addr()
         .unwrap()
         .port();
-    s.endpoint = Some(format!("http://127.0.0.1:{port}/devstoreaccount1"));
+    s.options.insert(
+        "endpoint".into(),
+        format!("http://127.0.0.1:{port}/devstoreaccount1").into(),
+    );
     let store = dj_store_azure::create(&s, &Config::default()).unwrap();
     let err = store
         .get(&StorePath::parse("k").unwrap())

@@ -56,14 +56,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use dj_core::Result;
-use dj_core::config::{Config, StoreSpec};
+use dj_core::config::{Config, SpecContext, StoreSpec};
 use dj_core::error::Error;
-use dj_core::object_store_adapter::ObjectStoreAdapter;
 use dj_core::store::{
     Capabilities, ConditionalDelete, GetRange, GetResult, IncompleteKind, IncompleteRemoval,
     IncompleteWrite, MultipartUpload, ObjectMeta, PutMode, PutResult, Store, StorePath,
 };
 use dj_core::task::run_blocking;
+use dj_store_object_store::ObjectStoreAdapter;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
@@ -128,13 +128,12 @@ impl FileStore {
             .map_err(|e| location_error(format!("{}: {e}", root.display())))?
             .with_fsync(true)
             .with_automatic_cleanup(true);
-        let capabilities = Capabilities {
-            create_if_absent: true,
-            native_multipart: true,
-            ranged_get: true,
-            durable_writes: true,
-            min_part_size: 1,
-        };
+        let capabilities = Capabilities::default()
+            .with_create_if_absent(true)
+            .with_native_multipart(true)
+            .with_ranged_get(true)
+            .with_durable_writes(true)
+            .with_min_part_size(1);
         let inner = ObjectStoreAdapter::unprefixed(name, Arc::new(fs))
             .with_capabilities(capabilities)
             .with_backend_description(format!("directory {}", root.display()));
@@ -396,4 +395,26 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
     FileStore::open(&spec.name, &spec.location)
 }
 
-dj_core::submit_store_protocol!("file", create, allowed = &[], required = &["location"]);
+/// Check a `file` spec when the configuration is loaded (the check registered for the
+/// protocol): no options beyond the common ones, and a `location` that is an existing directory.
+/// A relative location is resolved against the configuration file's directory and recorded as
+/// the resolved path.
+pub fn check(spec: &mut StoreSpec, cx: &SpecContext<'_>) -> Result<()> {
+    dj_core::config::check_option_keys(spec, &[], &[])?;
+    spec.require_location("file system or the configuration's directory")?;
+    let dir = dj_core::config::resolve_path(cx.base_dir, &spec.location);
+    if !dir.is_dir() {
+        return Err(Error::config(
+            spec.key("location"),
+            format!(
+                "the directory `{}` of store `{}` does not exist (create it first)",
+                dir.display(),
+                spec.name
+            ),
+        ));
+    }
+    spec.location = dir.display().to_string();
+    Ok(())
+}
+
+dj_core::submit_store_protocol!("file", create, check = check);

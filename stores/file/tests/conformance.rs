@@ -13,7 +13,7 @@ use dj_store_file::FileStore;
 async fn conformance() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::new("files", dir.path()).unwrap();
-    dj_core::testkit::run_all(&store).await;
+    dj_testkit::run_all(&store).await;
     // Everything was cleaned up, directories included.
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
@@ -24,7 +24,7 @@ async fn create_if_absent_is_exclusive_under_contention() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::new("files", dir.path()).unwrap();
     for round in 0..20 {
-        dj_core::testkit::create_if_absent_race(&store, &format!("round{round}"), 16).await;
+        dj_testkit::create_if_absent_race(&store, &format!("round{round}"), 16).await;
     }
 }
 

@@ -39,12 +39,12 @@
 //!
 //! ```no_run
 //! # async fn example() -> dj_core::Result<()> {
-//! use dj_core::config::{Config, Secret, StoreSpec};
+//! use dj_core::config::{Config, StoreSpec};
 //! use dj_core::store::{StoreExt, StorePath};
 //!
-//! let mut spec = StoreSpec::new("archive", "gcs", "lab/raw");
-//! spec.bucket = Some("my-bucket".into());
-//! spec.token = Some(Secret::new("/etc/dj/service-account.json"));
+//! let spec = StoreSpec::new("archive", "gcs", "lab/raw")
+//!     .with_option("bucket", "my-bucket")
+//!     .with_option("token", "/etc/dj/service-account.json");
 //! let store = dj_store_gcs::create(&spec, &Config::default())?;
 //! // Stored as `lab/raw/notes/a.txt` in `my-bucket`.
 //! store.put(&StorePath::parse("notes/a.txt")?, "hello".into()).await?;
@@ -54,10 +54,10 @@
 use std::sync::Arc;
 
 use dj_core::Result;
-use dj_core::config::{Config, StoreSpec};
+use dj_core::config::{Config, Secret, SpecContext, StoreSpec};
 use dj_core::error::Error;
-use dj_core::object_store_adapter::ObjectStoreAdapter;
 use dj_core::store::{Capabilities, Store};
+use dj_store_object_store::ObjectStoreAdapter;
 use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
 use object_store::{ClientOptions, StaticCredentialProvider};
 
@@ -131,13 +131,14 @@ fn inspect_json(text: &str) -> std::result::Result<(Option<String>, Option<Strin
 /// Errors are [`Error::Config`] naming `stores.<name>.token`; they never quote its content.
 pub fn credentials_from_spec(spec: &StoreSpec) -> Result<(Credentials, Option<String>)> {
     let key = format!("stores.{}.token", spec.name);
-    let token = spec
+    let options: GcsOptions = spec.options_as()?;
+    let token = options
         .token
         .as_ref()
         .map(|t| t.expose().trim())
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
-        let anonymous = spec
+        let anonymous = options
             .endpoint
             .as_deref()
             .is_some_and(|e| !e.trim().is_empty());
@@ -225,6 +226,41 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
     s.map(str::trim).filter(|s| !s.is_empty())
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// The settings of a `gcs` store beyond the common ones (`stores.<name>.*`). Unknown keys are
+/// errors.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GcsOptions {
+    /// The bucket.
+    pub bucket: Option<String>,
+    /// A path to a credentials JSON file, the JSON itself, or `google_default`, `cloud`,
+    /// `anon`; none for the ambient credentials.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// The project (DataJoint's key; the bucket already implies it).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// The service URL, for emulators (a dj-rs extension).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Scheme for an endpoint without one: `https` when true (the default).
+    #[serde(default = "yes")]
+    pub secure: bool,
+}
+
+/// Check a `gcs` spec when the configuration is loaded (the check registered for the protocol):
+/// its options and the required `bucket` and `location`.
+pub fn check(spec: &mut StoreSpec, _cx: &SpecContext<'_>) -> Result<()> {
+    let _: GcsOptions = spec.options_as()?;
+    spec.require_option("bucket")?;
+    spec.require_location("bucket or container")
+}
+
 /// Build a `gcs` store from its spec (the factory registered for the protocol).
 ///
 /// Errors are [`Error::Config`] naming `stores.<name>.<key>`: a missing `bucket`, an unreadable
@@ -233,10 +269,11 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
 pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
     let name = spec.name.as_str();
     let key = |k: &str| format!("stores.{name}.{k}");
-    let bucket = non_empty(spec.bucket.as_deref())
+    let options: GcsOptions = spec.options_as()?;
+    let bucket = non_empty(options.bucket.as_deref())
         .ok_or_else(|| Error::config(key("bucket"), "a gcs store needs a bucket"))?;
     let (credentials, file_url) = credentials_from_spec(spec)?;
-    let endpoint = non_empty(spec.endpoint.as_deref()).map(|e| endpoint_url(e, spec.secure));
+    let endpoint = non_empty(options.endpoint.as_deref()).map(|e| endpoint_url(e, options.secure));
     let url = endpoint
         .clone()
         .or(file_url)
@@ -288,40 +325,33 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
     let prefix = Some(spec.location.trim_matches('/')).filter(|l| !l.is_empty());
     let adapter = ObjectStoreAdapter::new(name, Arc::new(gcs), prefix)
         .map_err(|e| Error::config(key("location"), e))?
-        .with_capabilities(Capabilities {
-            create_if_absent: true,
-            native_multipart: true,
-            ranged_get: true,
-            durable_writes: true,
-            min_part_size: 5 * 1024 * 1024,
-        })
+        .with_capabilities(
+            Capabilities::default()
+                .with_create_if_absent(true)
+                .with_native_multipart(true)
+                .with_ranged_get(true)
+                .with_durable_writes(true)
+                .with_min_part_size(5 * 1024 * 1024),
+        )
         .with_backend_description(description)
         .with_retry_classifier(classify);
     Ok(Arc::new(adapter))
 }
 
-dj_core::submit_store_protocol!(
-    "gcs",
-    create,
-    allowed = &["bucket", "token", "project", "endpoint", "secure"],
-    required = &["bucket", "location"]
-);
+dj_core::submit_store_protocol!("gcs", create, check = check);
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use dj_core::config::Secret;
 
     fn spec() -> StoreSpec {
-        let mut s = StoreSpec::new("g", "gcs", "lab");
-        s.bucket = Some("b".into());
-        s
+        StoreSpec::new("g", "gcs", "lab").with_option("bucket", "b")
     }
 
     fn with_token(t: &str) -> StoreSpec {
         let mut s = spec();
-        s.token = Some(Secret::new(t));
+        s.options.insert("token".into(), t.into());
         s
     }
 
@@ -342,7 +372,8 @@ mod tests {
             Credentials::Anonymous
         );
         let mut s = spec();
-        s.endpoint = Some("http://127.0.0.1:4443".into());
+        s.options
+            .insert("endpoint".into(), "http://127.0.0.1:4443".into());
         assert_eq!(credentials_from_spec(&s).unwrap().0, Credentials::Anonymous);
         assert!(create(&s, &Config::default()).is_ok());
     }
@@ -421,7 +452,7 @@ mod tests {
     #[test]
     fn missing_bucket_is_named() {
         let mut s = spec();
-        s.bucket = Some("  ".into());
+        s.options.insert("bucket".into(), "  ".into());
         let err = create(&s, &Config::default())
             .map(|_| ())
             .unwrap_err()

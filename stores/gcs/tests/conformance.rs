@@ -51,8 +51,8 @@ fn read_only() -> bool {
 fn spec(location: &str) -> Option<StoreSpec> {
     let endpoint = endpoint()?;
     let mut spec = StoreSpec::new("gcstest", "gcs", location);
-    spec.endpoint = Some(endpoint);
-    spec.bucket = Some(bucket());
+    spec.options.insert("endpoint".into(), endpoint.into());
+    spec.options.insert("bucket".into(), bucket().into());
     Some(spec)
 }
 
@@ -63,7 +63,7 @@ fn p(s: &str) -> StorePath {
 /// The suite, or its read side against the seeded objects below `seed` (relative to the store).
 async fn conformance(store: &dyn Store, seed: &str) {
     if !read_only() {
-        dj_core::testkit::run_all(store).await;
+        dj_testkit::run_all(store).await;
         return;
     }
     eprintln!(
@@ -181,7 +181,7 @@ async fn config_registry_store() {
         assert_eq!(&store.get(&p("seed/sub/a.txt")).await.unwrap()[..], b"a");
         return;
     }
-    let k = StorePath::parse(dj_core::testkit::unique_prefix("cfg")).unwrap();
+    let k = StorePath::parse(dj_testkit::unique_prefix("cfg")).unwrap();
     store
         .put(&k, Bytes::from_static(b"via config"))
         .await
@@ -194,8 +194,9 @@ async fn config_registry_store() {
 #[tokio::test]
 async fn missing_bucket_is_a_clear_error() {
     let Some(mut s) = spec("x") else { return };
-    s.bucket = Some("no-such-bucket-dj".into());
-    let endpoint = s.endpoint.clone().unwrap();
+    s.options
+        .insert("bucket".into(), "no-such-bucket-dj".into());
+    let endpoint = s.options["endpoint"].as_str().unwrap().to_string();
     let store = dj_store_gcs::create(&s, &Config::default()).unwrap();
     let k = StorePath::parse("k").unwrap();
     let err = store.put(&k, Bytes::from_static(b"1")).await.unwrap_err();
@@ -227,7 +228,8 @@ async fn unreachable_endpoint_is_a_clear_retryable_error() {
         .local_addr()
         .unwrap()
         .port();
-    s.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    s.options
+        .insert("endpoint".into(), format!("http://127.0.0.1:{port}").into());
     let store = dj_store_gcs::create(&s, &Config::default()).unwrap();
     let err = store
         .get(&StorePath::parse("k").unwrap())

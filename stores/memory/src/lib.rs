@@ -32,22 +32,21 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dj_core::Result;
 use dj_core::config::{Config, StoreSpec};
-use dj_core::object_store_adapter::ObjectStoreAdapter;
 use dj_core::store::{
     Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
     StorePath,
 };
+use dj_store_object_store::ObjectStoreAdapter;
 use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 
 fn capabilities() -> Capabilities {
-    Capabilities {
-        create_if_absent: true,
-        native_multipart: true,
-        ranged_get: true,
-        durable_writes: false,
-        min_part_size: 1,
-    }
+    Capabilities::default()
+        .with_create_if_absent(true)
+        .with_native_multipart(true)
+        .with_ranged_get(true)
+        .with_durable_writes(false)
+        .with_min_part_size(1)
 }
 
 /// A store in process memory.

@@ -11,7 +11,7 @@ use dj_store_memory::MemoryStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance() {
-    dj_core::testkit::run_all(&MemoryStore::new("mem")).await;
+    dj_testkit::run_all(&MemoryStore::new("mem")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,7 +24,7 @@ async fn conformance_through_the_registry_with_a_location_prefix() {
     let set = StoreSet::new(Arc::new(config));
     let store = set.get("m").unwrap();
     assert_eq!(store.name(), "m");
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[tokio::test]

@@ -40,7 +40,7 @@
 //! | `fs` | `opendal-fs` | none | OpenDAL's local file system service, for tests (use `file` for data) |
 //! | `memory` | `opendal-memory` | none | OpenDAL's in-memory service, for tests |
 //!
-//! The conformance suite (`dj_core::testkit::run_all`) runs in this crate's tests on the memory
+//! The conformance suite (`dj_testkit::run_all`) runs in this crate's tests on the memory
 //! and fs services, on S3 (`DJ_TEST_S3_*`) and on a WebDAV server (`DJ_TEST_WEBDAV_ENDPOINT`).
 //! SFTP has not been run against a server.
 //!

@@ -1,10 +1,10 @@
 //! The store protocols this crate registers, one cargo feature each.
 //!
 //! Every factory turns a [`StoreSpec`] into an [`OpendalStore`] and is submitted with
-//! [`dj_core::submit_store_protocol!`]. A spec's plugin keys arrive either in the typed fields of
-//! [`StoreSpec`] (when built in code) or in [`StoreSpec::extra`] (when read from
-//! `datajoint.json`); both are accepted, the typed field first. Errors are
-//! [`Error::Config`] naming `stores.<name>.<key>`; secret values never appear in them.
+//! [`dj_core::submit_store_protocol!`], together with a check that reads the spec's
+//! [`options`](StoreSpec::options) into the protocol's own options struct (unknown keys
+//! rejected) when the configuration is loaded. Errors are [`Error::Config`] naming
+//! `stores.<name>.<key>`; secret values never appear in them.
 
 // Which helpers are used depends on the protocols enabled; dead code is checked with all on.
 #![cfg_attr(
@@ -19,7 +19,7 @@
 )]
 
 use dj_core::Result;
-use dj_core::config::StoreSpec;
+use dj_core::config::{Secret, StoreSpec};
 use dj_core::error::Error;
 
 /// The configuration key `stores.<name>.<key>`.
@@ -31,62 +31,35 @@ fn non_empty(s: &str) -> Option<String> {
     Some(s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-/// A string setting: the typed field of the spec when set, else the plugin key in `extra`.
-pub(crate) fn text(spec: &StoreSpec, k: &str) -> Result<Option<String>> {
-    let field = match k {
-        "endpoint" => spec.endpoint.clone(),
-        "bucket" => spec.bucket.clone(),
-        "region" => spec.region.clone(),
-        "access_key" => spec.access_key.as_ref().map(|s| s.expose().to_string()),
-        "secret_key" => spec.secret_key.as_ref().map(|s| s.expose().to_string()),
-        "token" => spec.token.as_ref().map(|s| s.expose().to_string()),
-        _ => None,
-    };
-    if let Some(v) = field.as_deref().and_then(non_empty) {
-        return Ok(Some(v));
-    }
-    match spec.extra.get(k) {
-        None => Ok(None),
-        Some(v) if v.is_null() => Ok(None),
-        Some(v) => match v.as_str() {
-            Some(s) => Ok(non_empty(s)),
-            // The value itself is not shown: it may be a credential.
-            None => Err(Error::config(key(spec, k), "must be a string")),
-        },
-    }
+fn yes() -> bool {
+    true
 }
 
-/// A required string setting.
-pub(crate) fn required(spec: &StoreSpec, k: &str, protocol: &str) -> Result<String> {
-    text(spec, k)?.ok_or_else(|| {
+/// A string option as given: trimmed, `None` when blank.
+pub(crate) fn text(v: Option<&str>) -> Option<String> {
+    v.and_then(non_empty)
+}
+
+/// A required string option.
+pub(crate) fn required(spec: &StoreSpec, k: &str, v: Option<&str>) -> Result<String> {
+    text(v).ok_or_else(|| {
         Error::config(
             key(spec, k),
             format!(
-                "missing: `{k}` is required for protocol `{protocol}` (store `{}`)",
-                spec.name
+                "missing: `{k}` is required for protocol `{}` (store `{}`)",
+                spec.protocol, spec.name
             ),
         )
     })
 }
 
-/// `secure`: from `extra` when given there, else the spec's field (default true).
-pub(crate) fn secure(spec: &StoreSpec) -> Result<bool> {
-    match spec.extra.get("secure") {
-        None => Ok(spec.secure),
-        Some(v) if v.is_null() => Ok(spec.secure),
-        Some(v) => v
-            .as_bool()
-            .ok_or_else(|| Error::config(key(spec, "secure"), "must be true or false")),
-    }
-}
-
 /// Two settings that come together (user and password, access and secret key): both or neither.
 pub(crate) fn pair(
     spec: &StoreSpec,
-    first: &str,
-    second: &str,
+    (first, a): (&str, Option<&str>),
+    (second, b): (&str, Option<&str>),
 ) -> Result<Option<(String, String)>> {
-    match (text(spec, first)?, text(spec, second)?) {
+    match (text(a), text(b)) {
         (Some(a), Some(b)) => Ok(Some((a, b))),
         (None, None) => Ok(None),
         (Some(_), None) => Err(Error::config(
@@ -98,6 +71,87 @@ pub(crate) fn pair(
             format!("missing: `{second}` is set but `{first}` is not; set both or neither"),
         )),
     }
+}
+
+/// The options of a protocol without any (`opendal-memory`, `opendal-fs`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoOptions {}
+
+/// The options of `opendal-s3`: the same keys as dj-rs's `s3` protocol.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct S3Options {
+    endpoint: Option<String>,
+    bucket: Option<String>,
+    #[serde(default)]
+    access_key: Option<Secret>,
+    #[serde(default)]
+    secret_key: Option<Secret>,
+    #[serde(default = "yes")]
+    secure: bool,
+    #[serde(default)]
+    region: Option<String>,
+    /// DataJoint's `proxy_server`: accepted and ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    proxy_server: Option<serde::de::IgnoredAny>,
+}
+
+/// The options of `webdav`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebdavOptions {
+    endpoint: Option<String>,
+    #[serde(default = "yes")]
+    secure: bool,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    password: Option<Secret>,
+    #[serde(default)]
+    token: Option<Secret>,
+}
+
+/// The options of `sftp`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SftpOptions {
+    endpoint: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    /// The path of a private key file.
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    known_hosts_strategy: Option<String>,
+}
+
+fn expose(s: &Option<Secret>) -> Option<&str> {
+    s.as_ref().map(Secret::expose)
+}
+
+/// The load-time check of a protocol whose options are `T` and which needs `required` options
+/// and, when `location` is set, a location of its own.
+fn check_with<T: serde::de::DeserializeOwned>(
+    spec: &StoreSpec,
+    required: &[&str],
+    location: bool,
+) -> Result<()> {
+    let _: T = spec.options_as()?;
+    for r in required {
+        spec.require_option(r)?;
+    }
+    if location && spec.location.trim().is_empty() {
+        return Err(Error::config(
+            key(spec, "location"),
+            format!(
+                "missing: `location` is required for protocol `{}` (store `{}`)",
+                spec.protocol, spec.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The URL for an endpoint: as given when it has a scheme, otherwise `https://` or `http://` by
@@ -136,7 +190,7 @@ mod memory {
     use std::sync::Arc;
 
     use dj_core::Result;
-    use dj_core::config::{Config, StoreSpec};
+    use dj_core::config::{Config, SpecContext, StoreSpec};
     use dj_core::store::Store;
     use opendal::Operator;
     use opendal::services::Memory;
@@ -146,17 +200,17 @@ mod memory {
     /// Build an `opendal-memory` store: OpenDAL's in-memory service. A non-empty `location` is
     /// the root inside it. Every store built this way has its own, empty memory.
     pub fn create_memory(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
+        let _: super::NoOptions = spec.options_as()?;
         let op = Operator::new(Memory::default().root(&super::root(&spec.location)))
             .map_err(|e| super::build_error(spec, "location", "the opendal memory service", e))?;
         Ok(Arc::new(OpendalStore::new(&spec.name, op)))
     }
 
-    dj_core::submit_store_protocol!(
-        "opendal-memory",
-        create_memory,
-        allowed = &[],
-        required = &[]
-    );
+    fn check(spec: &mut StoreSpec, _: &SpecContext<'_>) -> Result<()> {
+        super::check_with::<super::NoOptions>(spec, &[], false)
+    }
+
+    dj_core::submit_store_protocol!("opendal-memory", create_memory, check = check);
 }
 #[cfg(feature = "memory")]
 pub use memory::create_memory;
@@ -167,7 +221,7 @@ mod fs {
     use std::sync::Arc;
 
     use dj_core::Result;
-    use dj_core::config::{Config, StoreSpec};
+    use dj_core::config::{Config, SpecContext, StoreSpec};
     use dj_core::error::Error;
     use dj_core::store::Store;
     use opendal::Operator;
@@ -181,6 +235,7 @@ mod fs {
     /// place, so readers never see partial objects and aborted uploads leave nothing; that
     /// directory is hidden from listings.
     pub fn create_fs(spec: &StoreSpec, config: &Config) -> Result<Arc<dyn Store>> {
+        let _: super::NoOptions = spec.options_as()?;
         let location = spec.location.trim();
         if location.is_empty() {
             return Err(Error::config(
@@ -211,12 +266,11 @@ mod fs {
         ))
     }
 
-    dj_core::submit_store_protocol!(
-        "opendal-fs",
-        create_fs,
-        allowed = &[],
-        required = &["location"]
-    );
+    fn check(spec: &mut StoreSpec, _: &SpecContext<'_>) -> Result<()> {
+        super::check_with::<super::NoOptions>(spec, &[], true)
+    }
+
+    dj_core::submit_store_protocol!("opendal-fs", create_fs, check = check);
 }
 #[cfg(feature = "fs")]
 pub use fs::create_fs;
@@ -226,7 +280,7 @@ mod s3 {
     use std::sync::Arc;
 
     use dj_core::Result;
-    use dj_core::config::{Config, StoreSpec};
+    use dj_core::config::{Config, SpecContext, StoreSpec};
     use dj_core::store::Store;
     use opendal::Operator;
     use opendal::services::S3;
@@ -241,16 +295,21 @@ mod s3 {
     /// identity, instance metadata) supplies them.
     pub fn create_s3(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
         super::install_http_transport();
-        let endpoint = super::required(spec, "endpoint", "opendal-s3")?;
-        let bucket = super::required(spec, "bucket", "opendal-s3")?;
-        let url = super::endpoint_url(&endpoint, super::secure(spec)?);
-        let region = super::text(spec, "region")?.unwrap_or_else(|| "us-east-1".into());
+        let o: super::S3Options = spec.options_as()?;
+        let endpoint = super::required(spec, "endpoint", o.endpoint.as_deref())?;
+        let bucket = super::required(spec, "bucket", o.bucket.as_deref())?;
+        let url = super::endpoint_url(&endpoint, o.secure);
+        let region = super::text(o.region.as_deref()).unwrap_or_else(|| "us-east-1".into());
         let mut builder = S3::default()
             .root(&super::root(&spec.location))
             .bucket(&bucket)
             .endpoint(&url)
             .region(&region);
-        if let Some((access, secret)) = super::pair(spec, "access_key", "secret_key")? {
+        if let Some((access, secret)) = super::pair(
+            spec,
+            ("access_key", super::expose(&o.access_key)),
+            ("secret_key", super::expose(&o.secret_key)),
+        )? {
             // Static credentials: ignore AWS_* variables and profiles.
             builder = builder
                 .access_key_id(&access)
@@ -270,20 +329,18 @@ mod s3 {
         Ok(Arc::new(store))
     }
 
-    dj_core::submit_store_protocol!(
-        "opendal-s3",
-        create_s3,
-        allowed = &[
-            "endpoint",
-            "bucket",
-            "access_key",
-            "secret_key",
-            "secure",
-            "region",
-            "proxy_server"
-        ],
-        required = &["endpoint", "bucket", "location"]
-    );
+    fn check(spec: &mut StoreSpec, _: &SpecContext<'_>) -> Result<()> {
+        super::check_with::<super::S3Options>(spec, &["endpoint", "bucket"], true)?;
+        let o: super::S3Options = spec.options_as()?;
+        super::pair(
+            spec,
+            ("access_key", super::expose(&o.access_key)),
+            ("secret_key", super::expose(&o.secret_key)),
+        )
+        .map(|_| ())
+    }
+
+    dj_core::submit_store_protocol!("opendal-s3", create_s3, check = check);
 }
 #[cfg(feature = "s3")]
 pub use s3::create_s3;
@@ -293,7 +350,7 @@ mod webdav {
     use std::sync::Arc;
 
     use dj_core::Result;
-    use dj_core::config::{Config, StoreSpec};
+    use dj_core::config::{Config, SpecContext, StoreSpec};
     use dj_core::store::Store;
     use opendal::Operator;
     use opendal::services::Webdav;
@@ -305,15 +362,20 @@ mod webdav {
     /// `password` (HTTP basic) or a bearer `token`.
     pub fn create_webdav(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
         super::install_http_transport();
-        let endpoint = super::required(spec, "endpoint", "webdav")?;
-        let url = super::endpoint_url(&endpoint, super::secure(spec)?);
+        let o: super::WebdavOptions = spec.options_as()?;
+        let endpoint = super::required(spec, "endpoint", o.endpoint.as_deref())?;
+        let url = super::endpoint_url(&endpoint, o.secure);
         let mut builder = Webdav::default()
             .endpoint(&url)
             .root(&super::root(&spec.location));
-        if let Some((user, password)) = super::pair(spec, "user", "password")? {
+        if let Some((user, password)) = super::pair(
+            spec,
+            ("user", o.user.as_deref()),
+            ("password", super::expose(&o.password)),
+        )? {
             builder = builder.username(&user).password(&password);
         }
-        if let Some(token) = super::text(spec, "token")? {
+        if let Some(token) = super::text(super::expose(&o.token)) {
             builder = builder.token(&token);
         }
         let op = Operator::new(builder).map_err(|e| {
@@ -329,12 +391,11 @@ mod webdav {
         Ok(Arc::new(store))
     }
 
-    dj_core::submit_store_protocol!(
-        "webdav",
-        create_webdav,
-        allowed = &["endpoint", "secure", "user", "password", "token"],
-        required = &["endpoint", "location"]
-    );
+    fn check(spec: &mut StoreSpec, _: &SpecContext<'_>) -> Result<()> {
+        super::check_with::<super::WebdavOptions>(spec, &["endpoint"], true)
+    }
+
+    dj_core::submit_store_protocol!("webdav", create_webdav, check = check);
 }
 #[cfg(feature = "webdav")]
 pub use webdav::create_webdav;
@@ -344,7 +405,7 @@ mod sftp {
     use std::sync::Arc;
 
     use dj_core::Result;
-    use dj_core::config::{Config, StoreSpec};
+    use dj_core::config::{Config, SpecContext, StoreSpec};
     use dj_core::store::Store;
     use opendal::Operator;
     use opendal::services::Sftp;
@@ -357,17 +418,18 @@ mod sftp {
     /// `known_hosts_strategy` one of `strict` (default), `accept` or `add`. Password login is not
     /// supported by OpenDAL's SFTP service.
     pub fn create_sftp(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
-        let endpoint = super::required(spec, "endpoint", "sftp")?;
+        let o: super::SftpOptions = spec.options_as()?;
+        let endpoint = super::required(spec, "endpoint", o.endpoint.as_deref())?;
         let mut builder = Sftp::default()
             .endpoint(&endpoint)
             .root(&super::root(&spec.location));
-        if let Some(user) = super::text(spec, "user")? {
+        if let Some(user) = super::text(o.user.as_deref()) {
             builder = builder.user(&user);
         }
-        if let Some(key) = super::text(spec, "key")? {
+        if let Some(key) = super::text(o.key.as_deref()) {
             builder = builder.key(&key);
         }
-        if let Some(strategy) = super::text(spec, "known_hosts_strategy")? {
+        if let Some(strategy) = super::text(o.known_hosts_strategy.as_deref()) {
             builder = builder.known_hosts_strategy(&strategy);
         }
         let op = Operator::new(builder).map_err(|e| {
@@ -383,12 +445,11 @@ mod sftp {
         Ok(Arc::new(store))
     }
 
-    dj_core::submit_store_protocol!(
-        "sftp",
-        create_sftp,
-        allowed = &["endpoint", "user", "key", "known_hosts_strategy"],
-        required = &["endpoint", "location"]
-    );
+    fn check(spec: &mut StoreSpec, _: &SpecContext<'_>) -> Result<()> {
+        super::check_with::<super::SftpOptions>(spec, &["endpoint"], true)
+    }
+
+    dj_core::submit_store_protocol!("sftp", create_sftp, check = check);
 }
 #[cfg(feature = "sftp")]
 pub use sftp::create_sftp;
@@ -397,7 +458,6 @@ pub use sftp::create_sftp;
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
-    use dj_core::config::Secret;
 
     #[test]
     fn endpoint_scheme() {
@@ -423,47 +483,68 @@ mod tests {
     }
 
     #[test]
-    fn settings_come_from_fields_or_extra() {
-        let mut spec = StoreSpec::new("dav", "webdav", "x");
-        spec.extra.insert("user".into(), "ann".into());
-        spec.extra.insert("password".into(), "pw-hidden".into());
-        spec.extra.insert("endpoint".into(), "from-extra".into());
+    fn settings_come_from_the_protocol_options() {
+        let spec = StoreSpec::new("dav", "webdav", "x")
+            .with_option("user", "ann")
+            .with_option("password", "pw-hidden")
+            .with_option("endpoint", "from-options");
+        let o: WebdavOptions = spec.options_as().unwrap();
+        assert_eq!(o.endpoint.as_deref(), Some("from-options"));
+        assert!(o.secure);
         assert_eq!(
-            text(&spec, "endpoint").unwrap().as_deref(),
-            Some("from-extra")
-        );
-        spec.endpoint = Some("from-field".into());
-        assert_eq!(
-            text(&spec, "endpoint").unwrap().as_deref(),
-            Some("from-field")
-        );
-        assert_eq!(
-            pair(&spec, "user", "password").unwrap(),
+            pair(
+                &spec,
+                ("user", o.user.as_deref()),
+                ("password", expose(&o.password))
+            )
+            .unwrap(),
             Some(("ann".into(), "pw-hidden".into()))
         );
-        spec.extra.insert("secure".into(), false.into());
-        assert!(!secure(&spec).unwrap());
-        spec.extra.insert("secure".into(), "no".into());
-        let err = secure(&spec).unwrap_err().to_string();
+        let o: WebdavOptions = spec
+            .clone()
+            .with_option("secure", false)
+            .options_as()
+            .unwrap();
+        assert!(!o.secure);
+        let err = spec
+            .clone()
+            .with_option("secure", "no")
+            .options_as::<WebdavOptions>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("stores.dav.secure"), "{err}");
+        let err = spec
+            .with_option("bucket", "b")
+            .options_as::<WebdavOptions>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("stores.dav.bucket") && err.contains("unknown"),
+            "{err}"
+        );
     }
 
     #[test]
     fn half_pairs_and_bad_types_do_not_leak_secrets() {
-        let mut spec = StoreSpec::new("s", "opendal-s3", "x");
-        spec.access_key = Some(Secret::new("AKIA-VISIBLE-NOWHERE"));
-        let err = pair(&spec, "access_key", "secret_key")
-            .unwrap_err()
-            .to_string();
+        let spec = StoreSpec::new("s", "opendal-s3", "x")
+            .with_option("access_key", "AKIA-VISIBLE-NOWHERE");
+        let o: S3Options = spec.options_as().unwrap();
+        let err = pair(
+            &spec,
+            ("access_key", expose(&o.access_key)),
+            ("secret_key", expose(&o.secret_key)),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("stores.s.secret_key"), "{err}");
         assert!(!err.contains("AKIA-VISIBLE-NOWHERE"), "{err}");
-        spec.extra.insert("password".into(), 12345.into());
-        let err = text(&spec, "password").unwrap_err().to_string();
+        let dav = StoreSpec::new("s", "webdav", "x").with_option("password", 12345);
+        let err = dav.options_as::<WebdavOptions>().unwrap_err().to_string();
         assert!(
             err.contains("stores.s.password") && !err.contains("12345"),
             "{err}"
         );
-        let err = required(&spec, "endpoint", "opendal-s3")
+        let err = required(&spec, "endpoint", o.endpoint.as_deref())
             .unwrap_err()
             .to_string();
         assert!(

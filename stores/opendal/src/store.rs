@@ -124,13 +124,12 @@ impl OpendalStore {
         let backend = describe(&operator);
         let exclusive_create = cap.write_with_if_not_exists && scheme != "fs";
         let create_locks = (!exclusive_create).then(|| new_locks(CREATE_LOCK_STRIPES));
-        let capabilities = Capabilities {
-            create_if_absent: exclusive_create,
-            native_multipart: cap.write_can_multi,
-            ranged_get: cap.read,
-            durable_writes: scheme != "memory",
-            min_part_size: cap.write_multi_min_size.unwrap_or(1).max(1),
-        };
+        let capabilities = Capabilities::default()
+            .with_create_if_absent(exclusive_create)
+            .with_native_multipart(cap.write_can_multi)
+            .with_ranged_get(cap.read)
+            .with_durable_writes(scheme != "memory")
+            .with_min_part_size(cap.write_multi_min_size.unwrap_or(1).max(1));
         OpendalStore {
             shared: Arc::new(Shared {
                 name: name.into(),

@@ -22,7 +22,7 @@ async fn conformance_memory_service() {
     let store = OpendalStore::new("odmem", op);
     let caps = store.capabilities();
     assert!(caps.create_if_absent && !caps.durable_writes, "{caps:?}");
-    dj_core::testkit::run_all(&store).await;
+    dj_testkit::run_all(&store).await;
 }
 
 #[cfg(feature = "memory")]
@@ -36,7 +36,7 @@ async fn conformance_memory_service_through_the_registry_with_a_location() {
     let set = StoreSet::new(Arc::new(config));
     let store = set.get("m").unwrap();
     assert_eq!(store.name(), "m");
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[cfg(feature = "fs")]
@@ -48,7 +48,7 @@ async fn conformance_fs_service() {
     // The fs service's exclusive create is a check then a rename: not atomic across processes.
     let caps = store.capabilities();
     assert!(!caps.create_if_absent && caps.native_multipart && caps.durable_writes);
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
     // Nothing is left behind, staged files included.
     let staged: Vec<_> = std::fs::read_dir(dir.path().join(dj_store_opendal::STAGING_DIR))
         .unwrap()
@@ -159,7 +159,7 @@ async fn config_to_registry_to_store() {
     assert!(err.contains("stores.d.location"), "{err}");
 }
 
-/// WebDAV and SFTP specs are read from `datajoint.json`, with their keys in `extra`, and a bad
+/// WebDAV and SFTP specs are read from `datajoint.json`, with their keys in `options`, and a bad
 /// spec is an error naming the key, without secrets. (No server is contacted: building an
 /// operator sends nothing.)
 #[cfg(all(feature = "webdav", feature = "sftp"))]

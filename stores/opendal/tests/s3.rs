@@ -8,7 +8,7 @@ use bytes::Bytes;
 use dj_core::config::{Config, StoreSpec};
 
 fn spec(location: &str) -> Option<StoreSpec> {
-    dj_core::testkit::s3_spec_from_env("ods3", "opendal-s3", location)
+    dj_testkit::s3_spec_from_env("ods3", "opendal-s3", location)
 }
 use dj_core::store::{StoreExt, StorePath};
 
@@ -21,20 +21,21 @@ async fn conformance_with_location_prefix() {
     let caps = store.capabilities();
     assert!(caps.create_if_absent && caps.native_multipart, "{caps:?}");
     assert_eq!(caps.min_part_size, 5 * 1024 * 1024);
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_at_bucket_root() {
     let Some(spec) = spec("") else { return };
     let store = dj_store_opendal::create_s3(&spec, &Config::default()).unwrap();
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[tokio::test]
 async fn missing_bucket_is_not_a_missing_object() {
     let Some(mut s) = spec("x") else { return };
-    s.bucket = Some("no-such-bucket-dj-opendal".into());
+    s.options
+        .insert("bucket".into(), "no-such-bucket-dj-opendal".into());
     let store = dj_store_opendal::create_s3(&s, &Config::default()).unwrap();
     let k = StorePath::parse("k").unwrap();
     let err = store.put(&k, Bytes::from_static(b"1")).await.unwrap_err();
@@ -57,8 +58,9 @@ async fn unreachable_endpoint_is_a_clear_retryable_error() {
         .local_addr()
         .unwrap()
         .port();
-    s.endpoint = Some(format!("127.0.0.1:{port}"));
-    s.secure = false;
+    s.options
+        .insert("endpoint".into(), format!("127.0.0.1:{port}").into());
+    s.options.insert("secure".into(), false.into());
     let store = dj_store_opendal::create_s3(&s, &Config::default()).unwrap();
     let err = store
         .get(&StorePath::parse("k").unwrap())

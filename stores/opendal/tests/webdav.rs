@@ -19,14 +19,14 @@ async fn conformance_webdav() {
         return;
     };
     let mut spec = StoreSpec::new("dav", "webdav", "dj/conformance");
-    spec.endpoint = Some(endpoint);
+    spec.options.insert("endpoint".into(), endpoint.into());
     if let (Ok(user), Ok(password)) = (
         std::env::var("DJ_TEST_WEBDAV_USER"),
         std::env::var("DJ_TEST_WEBDAV_PASSWORD"),
     ) {
-        spec.extra.insert("user".into(), user.into());
-        spec.extra.insert("password".into(), password.into());
+        spec.options.insert("user".into(), user.into());
+        spec.options.insert("password".into(), password.into());
     }
     let store = dj_store_opendal::create_webdav(&spec, &Config::default()).unwrap();
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }

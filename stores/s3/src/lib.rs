@@ -43,14 +43,14 @@
 //!
 //! ```no_run
 //! # async fn example() -> dj_core::Result<()> {
-//! use dj_core::config::{Config, Secret, StoreSpec};
+//! use dj_core::config::{Config, StoreSpec};
 //! use dj_core::store::{StoreExt, StorePath};
 //!
-//! let mut spec = StoreSpec::new("archive", "s3", "lab/raw");
-//! spec.endpoint = Some("s3.amazonaws.com".into());
-//! spec.bucket = Some("my-bucket".into());
-//! spec.access_key = Some(Secret::new("AKIA..."));
-//! spec.secret_key = Some(Secret::new("..."));
+//! let spec = StoreSpec::new("archive", "s3", "lab/raw")
+//!     .with_option("endpoint", "s3.amazonaws.com")
+//!     .with_option("bucket", "my-bucket")
+//!     .with_option("access_key", "AKIA...")
+//!     .with_option("secret_key", "...");
 //! let store = dj_store_s3::create(&spec, &Config::default())?;
 //! // Stored as `lab/raw/notes/a.txt` in `my-bucket`.
 //! store.put(&StorePath::parse("notes/a.txt")?, "hello".into()).await?;
@@ -66,13 +66,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use dj_core::Result;
-use dj_core::config::{Config, StoreSpec};
+use dj_core::config::{Config, Secret, SpecContext, StoreSpec};
 use dj_core::error::Error;
-use dj_core::object_store_adapter::ObjectStoreAdapter;
 use dj_core::store::{
     Capabilities, GetRange, GetResult, IncompleteKind, IncompleteRemoval, IncompleteWrite,
     MultipartUpload, ObjectMeta, PutMode, PutResult, Store, StorePath,
 };
+use dj_store_object_store::ObjectStoreAdapter;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::ObjectStore;
@@ -129,6 +129,66 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
     s.map(str::trim).filter(|s| !s.is_empty())
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// The settings of an `s3` store beyond the common ones (`stores.<name>.*`), as DataJoint 2.x
+/// names them. Unknown keys are errors.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct S3Options {
+    /// `host`, `host:port` or a full `http(s)://` URL.
+    pub endpoint: Option<String>,
+    /// The bucket.
+    pub bucket: Option<String>,
+    /// Access key id; with `secret_key`, or neither for the ambient credential chain.
+    #[serde(default)]
+    pub access_key: Option<Secret>,
+    /// Secret access key.
+    #[serde(default)]
+    pub secret_key: Option<Secret>,
+    /// Scheme for an endpoint without one: `https` when true (the default), `http` otherwise.
+    #[serde(default = "yes")]
+    pub secure: bool,
+    /// The region (a dj-rs extension; DataJoint has none). Default `us-east-1`, or the
+    /// environment's.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// DataJoint's `proxy_server`: accepted and ignored.
+    #[serde(default)]
+    pub proxy_server: Option<serde::de::IgnoredAny>,
+}
+
+/// Check an `s3` spec when the configuration is loaded (the check registered for the protocol):
+/// its options, the required `endpoint`, `bucket` and `location`, and credentials given both or
+/// neither. Errors name `stores.<name>.<key>` and never quote a credential.
+pub fn check(spec: &mut StoreSpec, _cx: &SpecContext<'_>) -> Result<()> {
+    let options: S3Options = spec.options_as()?;
+    spec.require_option("endpoint")?;
+    spec.require_option("bucket")?;
+    spec.require_location("bucket")?;
+    let name = &spec.name;
+    // Blank values count as absent.
+    let given = |s: &Option<Secret>| non_empty(s.as_ref().map(Secret::expose)).is_some();
+    match (given(&options.access_key), given(&options.secret_key)) {
+        (true, false) => Err(Error::config(
+            spec.key("secret_key"),
+            format!(
+                "missing: store `{name}` sets `access_key` but not `secret_key`; set both for static credentials, or neither for the ambient credential chain"
+            ),
+        )),
+        (false, true) => Err(Error::config(
+            spec.key("access_key"),
+            format!(
+                "missing: store `{name}` sets `secret_key` but not `access_key`; set both for static credentials, or neither for the ambient credential chain"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Build an `s3` store from its spec (the factory registered for the protocol).
 ///
 /// Errors are [`Error::Config`] naming `stores.<name>.<key>`: a missing `endpoint` or `bucket`,
@@ -137,13 +197,14 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
 pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
     let name = spec.name.as_str();
     let key = |k: &str| format!("stores.{name}.{k}");
-    let endpoint = non_empty(spec.endpoint.as_deref())
+    let options: S3Options = spec.options_as()?;
+    let endpoint = non_empty(options.endpoint.as_deref())
         .ok_or_else(|| Error::config(key("endpoint"), "an s3 store needs an endpoint"))?;
-    let bucket = non_empty(spec.bucket.as_deref())
+    let bucket = non_empty(options.bucket.as_deref())
         .ok_or_else(|| Error::config(key("bucket"), "an s3 store needs a bucket"))?;
-    let url = endpoint_url(endpoint, spec.secure);
-    let access = non_empty(spec.access_key.as_ref().map(|s| s.expose()));
-    let secret = non_empty(spec.secret_key.as_ref().map(|s| s.expose()));
+    let url = endpoint_url(endpoint, options.secure);
+    let access = non_empty(options.access_key.as_ref().map(|s| s.expose()));
+    let secret = non_empty(options.secret_key.as_ref().map(|s| s.expose()));
     let mut builder = match (access, secret) {
         (Some(a), Some(s)) => AmazonS3Builder::new()
             .with_access_key_id(a)
@@ -173,7 +234,7 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
             ));
         }
     };
-    if let Some(region) = non_empty(spec.region.as_deref()) {
+    if let Some(region) = non_empty(options.region.as_deref()) {
         builder = builder.with_region(region);
     } else if builder
         .get_config_value(&AmazonS3ConfigKey::Region)
@@ -212,13 +273,14 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
     };
     let adapter = ObjectStoreAdapter::new(name, s3 as Arc<dyn ObjectStore>, prefix)
         .map_err(|e| Error::config(key("location"), e))?
-        .with_capabilities(Capabilities {
-            create_if_absent: true,
-            native_multipart: true,
-            ranged_get: true,
-            durable_writes: true,
-            min_part_size: 5 * 1024 * 1024,
-        })
+        .with_capabilities(
+            Capabilities::default()
+                .with_create_if_absent(true)
+                .with_native_multipart(true)
+                .with_ranged_get(true)
+                .with_durable_writes(true)
+                .with_min_part_size(5 * 1024 * 1024),
+        )
         .with_backend_description(backend)
         .with_retry_classifier(classify);
     Ok(Arc::new(S3Store {
@@ -309,20 +371,7 @@ impl Store for S3Store {
     }
 }
 
-dj_core::submit_store_protocol!(
-    "s3",
-    create,
-    allowed = &[
-        "endpoint",
-        "bucket",
-        "access_key",
-        "secret_key",
-        "secure",
-        "region",
-        "proxy_server"
-    ],
-    required = &["endpoint", "bucket", "location"]
-);
+dj_core::submit_store_protocol!("s3", create, check = check);
 
 #[cfg(test)]
 mod tests {

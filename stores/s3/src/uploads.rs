@@ -336,8 +336,7 @@ impl Uploads {
             Ok(()) => Ok(IncompleteRemoval::Removed { bytes_freed: size }),
             Err(object_store::Error::NotFound { .. }) => Ok(IncompleteRemoval::Gone),
             Err(e) => {
-                let retryable =
-                    dj_core::object_store_adapter::is_retryable(&e, Some(crate::classify));
+                let retryable = dj_store_object_store::is_retryable(&e, Some(crate::classify));
                 Err(self.error(OP, &write.to_string(), retryable, e.to_string()))
             }
         }

@@ -4,10 +4,10 @@
 use dj_store_s3 as _;
 
 use bytes::Bytes;
-use dj_core::config::{Config, Secret, StoreSpec};
+use dj_core::config::{Config, StoreSpec};
 
 fn spec(location: &str) -> Option<StoreSpec> {
-    dj_core::testkit::s3_spec_from_env("s3test", "s3", location)
+    dj_testkit::s3_spec_from_env("s3test", "s3", location)
 }
 use dj_core::store::{StoreExt, StorePath};
 
@@ -17,21 +17,22 @@ async fn conformance_with_location_prefix() {
         return;
     };
     let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_at_bucket_root() {
     let Some(spec) = spec("") else { return };
     let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
-    dj_core::testkit::run_all(store.as_ref()).await;
+    dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[tokio::test]
 async fn missing_bucket_is_a_clear_error() {
     let Some(mut s) = spec("x") else { return };
-    s.bucket = Some("no-such-bucket-dj".into());
-    let endpoint = s.endpoint.clone().unwrap();
+    s.options
+        .insert("bucket".into(), "no-such-bucket-dj".into());
+    let endpoint = s.options["endpoint"].as_str().unwrap().to_string();
     let store = dj_store_s3::create(&s, &Config::default()).unwrap();
     let k = StorePath::parse("k").unwrap();
     let err = store.put(&k, Bytes::from_static(b"1")).await.unwrap_err();
@@ -66,8 +67,9 @@ async fn unreachable_endpoint_is_a_clear_retryable_error() {
         .local_addr()
         .unwrap()
         .port();
-    s.endpoint = Some(format!("127.0.0.1:{port}"));
-    s.secure = false;
+    s.options
+        .insert("endpoint".into(), format!("127.0.0.1:{port}").into());
+    s.options.insert("secure".into(), false.into());
     let store = dj_store_s3::create(&s, &Config::default()).unwrap();
     let err = store
         .get(&StorePath::parse("k").unwrap())
@@ -94,10 +96,13 @@ fn ambient_credentials_from_the_environment() {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "ambient_child", "--ignored", "--nocapture"])
         .env("DJ_TEST_AMBIENT_CHILD", "1")
-        .env("AWS_ACCESS_KEY_ID", s.access_key.as_ref().unwrap().expose())
+        .env(
+            "AWS_ACCESS_KEY_ID",
+            s.options["access_key"].as_str().unwrap(),
+        )
         .env(
             "AWS_SECRET_ACCESS_KEY",
-            s.secret_key.as_ref().unwrap().expose(),
+            s.options["secret_key"].as_str().unwrap(),
         )
         .env("AWS_METADATA_ENDPOINT", "http://127.0.0.1:1")
         .output()
@@ -118,10 +123,10 @@ async fn ambient_child() {
         "run through ambient_credentials_from_the_environment"
     );
     let mut s = spec("ambient").unwrap();
-    s.access_key = None;
-    s.secret_key = None;
+    s.options.shift_remove("access_key");
+    s.options.shift_remove("secret_key");
     let store = dj_store_s3::create(&s, &Config::default()).unwrap();
-    let k = StorePath::parse(dj_core::testkit::unique_prefix("ambient")).unwrap();
+    let k = StorePath::parse(dj_testkit::unique_prefix("ambient")).unwrap();
     store.put(&k, Bytes::from_static(b"amb")).await.unwrap();
     assert_eq!(&store.get(&k).await.unwrap()[..], b"amb");
     store.delete(&k).await.unwrap();
@@ -131,9 +136,10 @@ async fn ambient_child() {
 #[tokio::test]
 async fn half_credentials_are_rejected_without_leaking() {
     let mut s = StoreSpec::new("s3test", "s3", "");
-    s.endpoint = Some("127.0.0.1:1".into());
-    s.bucket = Some("b".into());
-    s.access_key = Some(Secret::new("AKIA-VISIBLE-NOWHERE"));
+    s.options.insert("endpoint".into(), "127.0.0.1:1".into());
+    s.options.insert("bucket".into(), "b".into());
+    s.options
+        .insert("access_key".into(), "AKIA-VISIBLE-NOWHERE".into());
     let err = dj_store_s3::create(&s, &Config::default())
         .map(|_| ())
         .unwrap_err()

@@ -52,13 +52,13 @@ async fn upload(store: &dyn Store, k: &str, parts: &[usize]) -> Box<dyn Multipar
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_uploads_are_listed_and_aborted_only_when_old() {
-    let location = dj_core::testkit::unique_prefix("incomplete");
-    let Some(spec) = dj_core::testkit::s3_spec_from_env("s3inc", "s3", &location) else {
+    let location = dj_testkit::unique_prefix("incomplete");
+    let Some(spec) = dj_testkit::s3_spec_from_env("s3inc", "s3", &location) else {
         return;
     };
     let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
     // Another store in the same bucket, one level up: its keys include this store's location.
-    let Some(parent) = dj_core::testkit::s3_spec_from_env("s3up", "s3", "") else {
+    let Some(parent) = dj_testkit::s3_spec_from_env("s3up", "s3", "") else {
         return;
     };
     let parent = dj_store_s3::create(&parent, &Config::default()).unwrap();
@@ -126,10 +126,11 @@ async fn unfinished_uploads_are_listed_and_aborted_only_when_old() {
 
 #[tokio::test]
 async fn a_failed_listing_names_the_store_and_bucket() {
-    let Some(mut spec) = dj_core::testkit::s3_spec_from_env("s3inc", "s3", "x") else {
+    let Some(mut spec) = dj_testkit::s3_spec_from_env("s3inc", "s3", "x") else {
         return;
     };
-    spec.bucket = Some("no-such-bucket-dj".into());
+    spec.options
+        .insert("bucket".into(), "no-such-bucket-dj".into());
     let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
     let err = store
         .list_incomplete(None)
@@ -147,14 +148,19 @@ async fn a_failed_listing_names_the_store_and_bucket() {
 /// signature and access key) nor the secret key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_listing_shows_no_signature() {
-    use dj_core::config::{Secret, StoreSpec};
+    use dj_core::config::StoreSpec;
 
     // Nothing listens on the discard port of loopback: the request fails at once.
     let mut spec = StoreSpec::new("s3dead", "s3", "prefix");
-    spec.endpoint = Some("http://127.0.0.1:9".into());
-    spec.bucket = Some("dj-test".into());
-    spec.access_key = Some(Secret::new("AKIDLEAKCHECK".to_string()));
-    spec.secret_key = Some(Secret::new("s3cr3t-leak-check".to_string()));
+    spec.options
+        .insert("endpoint".into(), "http://127.0.0.1:9".into());
+    spec.options.insert("bucket".into(), "dj-test".into());
+    spec.options
+        .insert("access_key".into(), ("AKIDLEAKCHECK".to_string()).into());
+    spec.options.insert(
+        "secret_key".into(),
+        ("s3cr3t-leak-check".to_string()).into(),
+    );
     let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
     let err = tokio::time::timeout(
         Duration::from_secs(120),

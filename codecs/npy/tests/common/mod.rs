@@ -8,8 +8,8 @@ use dj_core::codec::{CodecContext, ResolvedType};
 use dj_core::config::{Config, StoreSpec};
 use dj_core::registry::{Registry, StoreSet};
 use dj_core::store::Store;
-use dj_core::testkit::{CountingStore, StoreCounts};
 use dj_core::value::Value;
+use dj_testkit::{CountingStore, StoreCounts};
 // Link the store protocols the setups use.
 use dj_store_file as _;
 use dj_store_memory as _;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dj_core::config::StoreSpec;
-use dj_core::layout::{KeyClass, StoreLayout};
 use dj_core::store::{ConditionalDelete, ObjectMeta, Store, StorePath};
+use dj_layout::{KeyClass, StoreLayout};
 use futures::StreamExt;
 use serde::Serialize;
 

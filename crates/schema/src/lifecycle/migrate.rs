@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use dj_core::config::HashAlgorithm;
-use dj_core::layout::{ContentHasher, metadata_hash_algorithm};
-use dj_core::object::hash_stored;
 use dj_core::store::{Store, StoreExt, StorePath};
 use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
 use dj_core::typespec::Backend;
 use dj_core::value::Value;
+use dj_layout::{ContentHasher, metadata_hash_algorithm};
+use dj_object::hash_stored;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value as Json;

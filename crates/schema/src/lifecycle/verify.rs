@@ -5,10 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use dj_core::config::HashAlgorithm;
-use dj_core::layout::metadata_hash_algorithm;
-use dj_core::object::{ObjectMetadata, ObjectRef};
 use dj_core::registry::StoreSet;
 use dj_core::store::{Store, StorePath};
+use dj_layout::metadata_hash_algorithm;
+use dj_object::{ObjectMetadata, ObjectRef};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -353,7 +353,7 @@ async fn read_hash(
     key: &StorePath,
     algorithm: HashAlgorithm,
 ) -> std::result::Result<(u64, String), Outcome> {
-    dj_core::object::hash_stored(store, key, algorithm)
+    dj_object::hash_stored(store, key, algorithm)
         .await
         .map_err(|e| {
             if e.is_not_found() {
@@ -447,9 +447,9 @@ mod tests {
 
     use bytes::Bytes;
     use dj_core::config::{Config, StoreSpec};
-    use dj_core::layout;
     use dj_core::registry::StoreSet;
     use dj_core::store::{StoreExt, StorePath};
+    use dj_layout as layout;
     use serde_json::json;
 
     use super::{HashAlgorithm, Status, check};

@@ -67,10 +67,10 @@ pub fn file_spec(name: &str, dir: &Path) -> StoreSpec {
 /// provides one (required under CI, as in objects.rs), under a prefix of its own.
 pub fn store_kinds(name: &str, dir: &Path) -> Vec<(&'static str, StoreSpec)> {
     let mut out = vec![("file", file_spec(name, dir))];
-    if let Some(s3) = dj_core::testkit::s3_spec_from_env(
+    if let Some(s3) = dj_testkit::s3_spec_from_env(
         name,
         "s3",
-        &dj_core::testkit::unique_prefix(&format!("gc-{name}")),
+        &dj_testkit::unique_prefix(&format!("gc-{name}")),
     ) {
         out.push(("s3", s3));
     }

@@ -3,7 +3,7 @@
 //! Every store crate runs [`run_all`] against a real instance in its tests, the way
 //! `object_store`'s `integration` module is used. Each check is a public async fn over
 //! `&dyn Store` that panics, like `assert!`, with a message that names the store and what went
-//! wrong (this module is test support, compiled only with the `testkit` feature). Keys are
+//! wrong (this crate is test support). Keys are
 //! placed under a prefix unique to each run, so several runs can share one bucket or directory,
 //! and [`run_all`] removes what it wrote.
 //!
@@ -13,13 +13,11 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! # #[cfg(feature = "object-store")] {
 //! use std::sync::Arc;
-//! use dj_core::object_store_adapter::ObjectStoreAdapter;
+//! use dj_store_object_store::ObjectStoreAdapter;
 //!
 //! let store = ObjectStoreAdapter::new("mem", Arc::new(object_store::memory::InMemory::new()), None).unwrap();
-//! dj_core::testkit::put_get_delete(&store, "doc").await;
-//! # }
+//! dj_testkit::put_get_delete(&store, "doc").await;
 //! # }
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -34,9 +32,9 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use crate::config::{Secret, StoreSpec};
-use crate::error::{Error, Result};
-use crate::store::{
+use dj_core::config::StoreSpec;
+use dj_core::error::{Error, Result};
+use dj_core::store::{
     Capabilities, GetRange, GetResult, IncompleteRemoval, IncompleteWrite, MultipartUpload,
     ObjectMeta, PutMode, PutOutcome, PutResult, Store, StoreExt, StorePath,
 };
@@ -91,10 +89,13 @@ pub fn s3_spec_from_env(name: &str, protocol: &str, location: &str) -> Option<St
         std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set with DJ_TEST_S3_ENDPOINT"))
     };
     let mut spec = StoreSpec::new(name, protocol, location);
-    spec.endpoint = Some(endpoint);
-    spec.bucket = Some(var("DJ_TEST_S3_BUCKET"));
-    spec.access_key = Some(Secret::new(var("DJ_TEST_S3_ACCESS_KEY")));
-    spec.secret_key = Some(Secret::new(var("DJ_TEST_S3_SECRET_KEY")));
+    spec.options.insert("endpoint".into(), endpoint.into());
+    spec.options
+        .insert("bucket".into(), var("DJ_TEST_S3_BUCKET").into());
+    spec.options
+        .insert("access_key".into(), var("DJ_TEST_S3_ACCESS_KEY").into());
+    spec.options
+        .insert("secret_key".into(), var("DJ_TEST_S3_SECRET_KEY").into());
     Some(spec)
 }
 
@@ -549,11 +550,10 @@ pub enum Fault {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// # #[cfg(feature = "object-store")] {
 /// use std::sync::Arc;
-/// use dj_core::object_store_adapter::ObjectStoreAdapter;
+/// use dj_store_object_store::ObjectStoreAdapter;
 /// use dj_core::store::{StoreExt, StorePath};
-/// use dj_core::testkit::{Fault, FaultyStore};
+/// use dj_testkit::{Fault, FaultyStore};
 ///
 /// let inner = Arc::new(ObjectStoreAdapter::unprefixed("m", Arc::new(object_store::memory::InMemory::new())));
 /// let store = FaultyStore::new(inner, Fault::PutNth(2));
@@ -561,7 +561,6 @@ pub enum Fault {
 /// assert!(store.put(&k, "1".into()).await.is_ok());
 /// assert!(store.put(&k, "2".into()).await.unwrap_err().is_retryable());
 /// assert!(store.put(&k, "3".into()).await.is_ok());
-/// # }
 /// # }
 /// ```
 pub struct FaultyStore {
@@ -649,7 +648,7 @@ impl Store for FaultyStore {
         &self,
         path: &StorePath,
         cutoff: chrono::DateTime<chrono::Utc>,
-    ) -> Result<crate::store::ConditionalDelete> {
+    ) -> Result<dj_core::store::ConditionalDelete> {
         self.inner.delete_if_older(path, cutoff).await
     }
     fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {
@@ -903,7 +902,7 @@ impl Store for CountingStore {
         &self,
         path: &StorePath,
         cutoff: chrono::DateTime<chrono::Utc>,
-    ) -> Result<crate::store::ConditionalDelete> {
+    ) -> Result<dj_core::store::ConditionalDelete> {
         self.inner.delete_if_older(path, cutoff).await
     }
     fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {

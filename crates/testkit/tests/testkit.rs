@@ -1,5 +1,4 @@
 //! The conformance suite catches broken stores, and `FaultyStore` fails what it is told to.
-#![cfg(all(feature = "testkit", feature = "object-store"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::fmt;
@@ -8,12 +7,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use dj_core::Result;
-use dj_core::object_store_adapter::ObjectStoreAdapter;
 use dj_core::store::{
     Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
     StoreExt, StorePath,
 };
-use dj_core::testkit::{self, Fault, FaultyStore};
+use dj_store_object_store::ObjectStoreAdapter;
+use dj_testkit::{self as testkit, Fault, FaultyStore};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 

@@ -2,9 +2,9 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 use dj_core::config::{HashAlgorithm, StoreSpec};
-use dj_core::layout::{self, ContentHasher, KeyClass, StoreLayout, encode_pk_value};
 use dj_core::store::StorePath;
 use dj_core::value::Value;
+use dj_layout::{self as layout, ContentHasher, KeyClass, StoreLayout, encode_pk_value};
 use proptest::prelude::*;
 use uuid::Uuid;
 

@@ -1,6 +1,6 @@
 //! Store layout: the one place that builds (and recognises) every key dj-rs writes to a store.
 //!
-//! Writers, readers and garbage collection all go through this module, so they cannot drift
+//! Writers, readers and garbage collection all go through this crate, so they cannot drift
 //! apart. The layouts are DataJoint 2.x's, byte for byte:
 //!
 //! - **hash section** (`<hash@>`, `<blob@>`, `<attach@>`):
@@ -22,7 +22,7 @@
 //!
 //! ```
 //! use dj_core::config::StoreSpec;
-//! use dj_core::layout::{self, StoreLayout};
+//! use dj_layout::{self as layout, StoreLayout};
 //! use dj_core::value::Value;
 //!
 //! let mut spec = StoreSpec::new("main", "memory", "");
@@ -44,11 +44,11 @@ use std::fmt::Write as _;
 use md5::{Digest, Md5};
 use rand::Rng;
 
-use crate::config::{HashAlgorithm, StoreSpec};
-use crate::error::{Error, Result};
-use crate::pyfmt::float_repr;
-use crate::store::StorePath;
-use crate::value::Value;
+use dj_core::config::{HashAlgorithm, StoreSpec};
+use dj_core::error::{Error, Result};
+use dj_core::pyfmt::float_repr;
+use dj_core::store::StorePath;
+use dj_core::value::Value;
 
 /// A file extension as schema paths and object metadata record it: trimmed, with a leading `.`
 /// (`"txt"` and `".txt"` both give `".txt"`); empty (or a lone `.`) means none.
@@ -65,17 +65,10 @@ pub fn normalize_ext(ext: Option<&str>) -> Option<String> {
 pub const TOKEN_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/// Shortest allowed token length (`token_length` is clamped to this).
-pub const MIN_TOKEN_LENGTH: usize = 4;
-/// Longest allowed token length.
-pub const MAX_TOKEN_LENGTH: usize = 16;
-/// The default token length.
-pub const DEFAULT_TOKEN_LENGTH: usize = 8;
-
-/// Length of an MD5 hash in lowercase base32 without padding.
-pub const MD5_HASH_LEN: usize = 26;
-/// Length of a BLAKE3 (256-bit) hash in lowercase base32 without padding.
-pub const BLAKE3_HASH_LEN: usize = 52;
+pub use dj_core::config::{
+    BLAKE3_HASH_LEN, DEFAULT_TOKEN_LENGTH, MAX_TOKEN_LENGTH, MD5_HASH_LEN, MIN_TOKEN_LENGTH,
+    clamp_token_length, normalize_prefix, partition_attributes,
+};
 
 /// Strings longer than this (in characters) are shortened and percent-encoded in pk segments.
 const PK_MAX_RAW_CHARS: usize = 100;
@@ -116,7 +109,7 @@ pub fn content_hash(algorithm: HashAlgorithm, data: &[u8]) -> String {
 ///
 /// ```
 /// use dj_core::config::HashAlgorithm;
-/// use dj_core::layout::{ContentHasher, content_hash};
+/// use dj_layout::{ContentHasher, content_hash};
 ///
 /// let mut h = ContentHasher::new(HashAlgorithm::Blake3);
 /// h.update(b"hello ");
@@ -203,7 +196,7 @@ pub fn hash_algorithm_of(hash: &str) -> Option<HashAlgorithm> {
 ///
 /// ```
 /// use dj_core::config::HashAlgorithm;
-/// use dj_core::layout::metadata_hash_algorithm;
+/// use dj_layout::metadata_hash_algorithm;
 ///
 /// assert_eq!(metadata_hash_algorithm(Some("BLAKE3"), "x"), HashAlgorithm::Blake3);
 /// assert_eq!(metadata_hash_algorithm(None, "l23dxo7ad3xnbe6lek5y6wwnym"), HashAlgorithm::Md5);
@@ -261,7 +254,7 @@ fn check_segment(segment: &str, what: &str) -> Result<()> {
 /// segment that cannot leave its folder. Returns the name unchanged.
 ///
 /// ```
-/// use dj_core::layout::check_file_name;
+/// use dj_layout::check_file_name;
 /// assert_eq!(check_file_name("scan 1.tif")?, "scan 1.tif");
 /// assert!(check_file_name("../passwd").is_err());
 /// assert!(check_file_name("..").is_err());
@@ -289,7 +282,7 @@ fn has_drive_prefix(s: &str) -> bool {
 /// segments, NUL and other control characters. One trailing `/` (a folder) is allowed and dropped.
 ///
 /// ```
-/// use dj_core::layout::check_relative_path;
+/// use dj_layout::check_relative_path;
 /// assert_eq!(check_relative_path("raw/session 1/data.bin")?.as_str(), "raw/session 1/data.bin");
 /// assert_eq!(check_relative_path("raw/session1/")?.as_str(), "raw/session1");
 /// assert!(check_relative_path("raw/../../etc").is_err());
@@ -313,18 +306,6 @@ pub fn check_relative_path(path: &str) -> Result<StorePath> {
     StorePath::parse(trimmed)
 }
 
-/// Normalise a section prefix the way DataJoint does (`strip("/")`) and check it: `""` (no
-/// section) or a relative path. `key` names the setting in errors.
-pub fn normalize_prefix(prefix: &str, key: &str) -> Result<String> {
-    let p = prefix.trim_matches('/');
-    if p.is_empty() {
-        return Ok(String::new());
-    }
-    StorePath::parse(p)
-        .map_err(|e| Error::config(key, format!("`{prefix}` is not a valid relative path: {e}")))?;
-    Ok(p.to_string())
-}
-
 // ------------------------------------------------------------------------------------------------
 // Primary-key encoding and partitions
 // ------------------------------------------------------------------------------------------------
@@ -344,7 +325,7 @@ pub fn normalize_prefix(prefix: &str, key: &str) -> Result<String> {
 /// raw text containing control characters (DataJoint would write them into a file name).
 ///
 /// ```
-/// use dj_core::layout::encode_pk_value;
+/// use dj_layout::encode_pk_value;
 /// use dj_core::value::Value;
 /// assert_eq!(encode_pk_value(&Value::Float(1e-5))?, "1e-05");
 /// assert_eq!(encode_pk_value(&Value::from("a/b c"))?, "a%2Fb%20c");
@@ -374,11 +355,7 @@ pub fn encode_pk_value(value: &Value) -> Result<String> {
         let text = if char_count > PK_MAX_RAW_CHARS {
             let head: String = text.chars().take(PK_TRUNCATE_CHARS).collect();
             let digest = Md5::digest(text.as_bytes());
-            let mut hex = String::with_capacity(8);
-            for b in &digest[..4] {
-                let _ = write!(hex, "{b:02x}");
-            }
-            format!("{head}_{hex}")
+            format!("{head}_{}", data_encoding::HEXLOWER.encode(&digest[..4]))
         } else {
             text
         };
@@ -407,42 +384,6 @@ fn percent_encode_all(s: &str) -> String {
     out
 }
 
-/// The attribute names of a partition pattern, in pattern order.
-///
-/// A pattern is one or more `/`-separated segments, each exactly `{attribute}` (letters, digits,
-/// `_`), e.g. `{subject_id}/{session_date}`. DataJoint only reads the braced names and ignores any
-/// other text, so brace-less or decorated patterns (`subject_id/session_date`, `s{a}`) would
-/// silently do something else than they seem to; they are errors here, as are repeated names.
-pub fn partition_attributes(pattern: &str) -> Result<Vec<String>> {
-    let bad = |why: &str| {
-        Error::invalid_path(
-            pattern,
-            format!(
-                "invalid partition pattern: {why}; write `{{attr}}` segments separated by `/`, e.g. `{{subject_id}}/{{session_date}}`"
-            ),
-        )
-    };
-    let mut names: Vec<String> = Vec::new();
-    for segment in pattern.split('/') {
-        let name = segment
-            .strip_prefix('{')
-            .and_then(|s| s.strip_suffix('}'))
-            .ok_or_else(|| {
-                bad(&format!(
-                    "segment `{segment}` is not of the form `{{attr}}`"
-                ))
-            })?;
-        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-            return Err(bad(&format!("`{segment}` does not name an attribute")));
-        }
-        if names.iter().any(|n| n == name) {
-            return Err(bad(&format!("attribute `{name}` appears twice")));
-        }
-        names.push(name.to_string());
-    }
-    Ok(names)
-}
-
 /// A fresh random token of `length` symbols from [`TOKEN_ALPHABET`] (length clamped to 4–16),
 /// drawn from a cryptographically secure generator.
 pub fn generate_token(length: usize) -> String {
@@ -451,11 +392,6 @@ pub fn generate_token(length: usize) -> String {
     (0..length)
         .map(|_| char::from(TOKEN_ALPHABET[rng.random_range(0..TOKEN_ALPHABET.len())]))
         .collect()
-}
-
-/// Clamp a token length to 4–16, as DataJoint does.
-pub fn clamp_token_length(length: usize) -> usize {
-    length.clamp(MIN_TOKEN_LENGTH, MAX_TOKEN_LENGTH)
 }
 
 fn check_token(token: &str) -> Result<()> {
@@ -779,7 +715,7 @@ impl<'a> StoreLayout<'a> {
     /// so files of the user's own under a schema's folder are never taken for objects.
     ///
     /// ```
-    /// use dj_core::layout::StoreLayout;
+    /// use dj_layout::StoreLayout;
     /// use dj_core::store::StorePath;
     ///
     /// let layout = StoreLayout::default();

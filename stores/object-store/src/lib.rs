@@ -25,7 +25,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> dj_core::Result<()> {
 //! use std::sync::Arc;
-//! use dj_core::object_store_adapter::ObjectStoreAdapter;
+//! use dj_store_object_store::ObjectStoreAdapter;
 //! use dj_core::store::{Store, StoreExt, StorePath};
 //!
 //! let inner = Arc::new(object_store::memory::InMemory::new());
@@ -54,8 +54,8 @@ use object_store::path::Path as OsPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
 use tracing::Instrument;
 
-use crate::error::{BoxError, Error, Result};
-use crate::store::{
+use dj_core::error::{BoxError, Error, Result};
+use dj_core::store::{
     Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
     StorePath,
 };
@@ -425,12 +425,12 @@ fn finish(span: &tracing::Span, started: Instant, bytes: Option<u64>) {
     );
 }
 
-#[cfg(feature = "object-store-fs")]
+#[cfg(feature = "fs")]
 /// The largest read [`file_stream`] makes at once: whole objects up to this size arrive as one
 /// buffer (one copy from the page cache, into huge pages), larger ones in bounded chunks.
 const FILE_CHUNK: u64 = 64 << 20;
 
-#[cfg(feature = "object-store-fs")]
+#[cfg(feature = "fs")]
 /// `range` of a local file as a stream of chunks of up to [`FILE_CHUNK`] bytes, each read on the
 /// blocking pool (inline when there is no Tokio runtime).
 fn file_stream(
@@ -451,7 +451,7 @@ fn file_stream(
             // Allocated here, on a runtime worker, not on the blocking thread that fills it: the
             // blocking pool has many threads, each with its own allocator arena, and buffers
             // freed into many arenas stay resident.
-            let mut buf = crate::pages::zeroed_bytes(len);
+            let mut buf = dj_core::pages::zeroed_bytes(len);
             let read = move || -> std::io::Result<(std::fs::File, Vec<u8>)> {
                 use std::io::{Read, Seek, SeekFrom};
                 let mut file = file;
@@ -542,7 +542,7 @@ impl Store for ObjectStoreAdapter {
         let key = path.as_str().to_string();
         // A local file: read it in large blocking reads. object_store's own stream reads 8 KiB
         // per blocking task, and the thread hand-offs then cost more than the reads.
-        #[cfg(feature = "object-store-fs")]
+        #[cfg(feature = "fs")]
         let r = match r.payload {
             object_store::GetResultPayload::File(file, _) => {
                 return Ok(GetResult {
@@ -819,7 +819,7 @@ impl Drop for Multipart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreExt;
+    use dj_core::store::StoreExt;
 
     fn generic(source: impl Into<BoxError>) -> object_store::Error {
         object_store::Error::Generic {

@@ -1,4 +1,6 @@
-//! Configuration loading, validation, precedence and secret redaction.
+//! Configuration loading, validation, precedence and secret redaction, with the store
+//! protocols the facade links (each store crate checks its own options when a configuration is
+//! loaded, so these tests run where `file`, `memory`, `s3`, `gcs` and `azure` are registered).
 //!
 //! The environment is injected (`ConfigLoader::env`), never set on the process, so these tests can
 //! run in parallel.
@@ -11,10 +13,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use datajoint::stores::s3::S3Options;
 use dj_core::config::{
-    BackendSource, Config, ConfigLoader, DatabaseBackend, DatabaseConfig, HashAlgorithm,
-    SettingOrigin,
+    BackendSource, Config, DatabaseBackend, DatabaseConfig, HashAlgorithm, SettingOrigin, StoreSpec,
 };
+use dj_core::loader::ConfigLoader;
 use dj_core::registry::{ProtocolEntry, Registry};
 use dj_core::store::Store;
 use dj_core::{Error, Result};
@@ -22,6 +25,8 @@ use tempfile::TempDir;
 
 /// A project folder with `.git`, so the upward search never leaves it.
 fn project() -> TempDir {
+    // Links the facade, and with it every store protocol these tests use.
+    datajoint::check_registry().unwrap();
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join(".git")).unwrap();
     dir
@@ -324,7 +329,7 @@ fn store_defaults_follow_datajoint() {
         .unwrap();
     let s = c.stores.get("s").unwrap();
     assert_eq!(s.protocol, "s3");
-    assert!(s.secure);
+    assert!(s.options_as::<S3Options>().unwrap().secure);
     assert_eq!(s.token_length, 8);
     assert_eq!(s.hash_prefix, "_hash");
     assert_eq!(s.schema_prefix, "_schema");
@@ -332,7 +337,7 @@ fn store_defaults_follow_datajoint() {
     assert_eq!(s.subfolding, None);
     assert_eq!(s.partition_pattern, None);
     assert_eq!(s.hash_algorithm, HashAlgorithm::Md5);
-    assert_eq!(s.access_key, None);
+    assert!(!s.options.contains_key("access_key"));
     assert!(
         c.stores
             .get("nope")
@@ -488,12 +493,9 @@ fn required_keys_per_protocol() {
         dir.path(),
     )
     .unwrap();
-    assert_eq!(c.stores.get("g").unwrap().project.as_deref(), Some("p"));
-    assert_eq!(
-        c.stores.get("g").unwrap().token.as_ref().unwrap().expose(),
-        "tok"
-    );
-    assert_eq!(c.stores.get("a").unwrap().container.as_deref(), Some("c"));
+    assert_eq!(c.stores.get("g").unwrap().options["project"], "p");
+    assert_eq!(c.stores.get("g").unwrap().options["token"], "tok");
+    assert_eq!(c.stores.get("a").unwrap().options["container"], "c");
     assert_eq!(c.stores.get("m").unwrap().location, "");
 }
 
@@ -512,14 +514,14 @@ fn s3_credentials_both_or_neither() {
         dir.path(),
     )
     .unwrap();
-    let s = c.stores.get("s").unwrap();
+    let s: S3Options = c.stores.get("s").unwrap().options_as().unwrap();
     assert_eq!(s.access_key.as_ref().unwrap().expose(), "AKIA");
     assert_eq!(s.secret_key.as_ref().unwrap().expose(), "sk");
     assert_eq!(s.region.as_deref(), Some("eu-west-1"));
     assert!(!s.secure);
-    // Empty strings count as absent.
+    // Empty strings count as absent: the store is built for the ambient credential chain.
     let c = from_json(&s3(r#", "access_key": "", "secret_key": """#), dir.path()).unwrap();
-    assert_eq!(c.stores.get("s").unwrap().access_key, None);
+    datajoint::stores::s3::create(c.stores.get("s").unwrap(), &c).unwrap();
     let err = err_text(from_json(&s3(r#", "secure": "yes""#), dir.path()));
     assert!(
         err.contains("stores.s.secure") && err.contains("true or false"),
@@ -581,7 +583,7 @@ fn default_stores_must_exist() {
     assert_eq!(c.stores.filepath_default.as_deref(), Some("m"));
 }
 
-fn no_store(_: &dj_core::config::StoreSpec, _: &Config) -> Result<Arc<dyn Store>> {
+fn no_store(_: &StoreSpec, _: &Config) -> Result<Arc<dyn Store>> {
     Err(Error::config("test", "not a real store"))
 }
 
@@ -589,13 +591,12 @@ fn no_store(_: &dj_core::config::StoreSpec, _: &Config) -> Result<Arc<dyn Store>
 fn plugin_protocols_use_their_keys() {
     let dir = project();
     let reg = Registry::new();
-    reg.register_protocol(ProtocolEntry {
-        protocol: "webdav".into(),
-        create: no_store,
-        allowed_keys: vec!["endpoint".into(), "api_token".into(), "options".into()],
-        required_keys: vec!["endpoint".into()],
-        source: "test".into(),
-    })
+    reg.register_protocol(ProtocolEntry::with_keys(
+        "webdav",
+        no_store,
+        &["endpoint", "api_token", "options"],
+        &["endpoint"],
+    ))
     .unwrap();
     let load_json = |json: &str| {
         write_config(dir.path(), json);
@@ -611,9 +612,10 @@ fn plugin_protocols_use_their_keys() {
     )
     .unwrap();
     let w = c.stores.get("w").unwrap();
-    assert_eq!(w.extra["endpoint"], "https://dav");
-    assert_eq!(w.extra["options"], serde_json::json!({"a.b": 1}));
-    assert_eq!(w.endpoint, None);
+    assert_eq!(w.options["endpoint"], "https://dav");
+    assert_eq!(w.options["options"], serde_json::json!({"a.b": 1}));
+    // Common keys are read by dj-core, not handed to the protocol.
+    assert!(!w.options.contains_key("location") && !w.options.contains_key("subfolding"));
     assert_eq!(w.location, "x");
     assert_eq!(w.subfolding, Some(vec![2]));
     assert!(!format!("{c:?}").contains("tok-PLUGIN-SECRET"));
@@ -735,7 +737,7 @@ fn secrets_fill_only_missing_values() {
         c.database.password.as_ref().unwrap().expose(),
         "pw-from-secret"
     );
-    let s = c.stores.get("s").unwrap();
+    let s: S3Options = c.stores.get("s").unwrap().options_as().unwrap();
     assert_eq!(s.access_key.as_ref().unwrap().expose(), "file-ak");
     assert_eq!(s.secret_key.as_ref().unwrap().expose(), "sk-from-secret");
     assert!(!c.stores.specs.contains_key("ghost"));
