@@ -247,6 +247,11 @@ pub fn check_registry() -> Result<()> {
     Ok(())
 }
 
+/// The README's examples, run as doc tests.
+#[cfg(all(doctest, feature = "schema"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoc;
+
 /// The names most programs need: `use datajoint::prelude::*;`.
 pub mod prelude {
     pub use crate::{
