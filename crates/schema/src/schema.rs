@@ -580,16 +580,11 @@ impl Schema {
             }
         }
         let mut statements = Vec::new();
-        if backend == Backend::Postgres {
+        let types = dialect(backend).schema_types(h);
+        if !types.is_empty() {
             let mut conn = self.conn.acquire().await?;
             let mut ex = conn.exec();
-            for (name, create) in ddl::pg_enum_types(h) {
-                let mut exists = Sql::new(backend);
-                exists
-                    .push("SELECT t.typname::text FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = ")
-                    .bind(Some(Param::Text(h.schema.clone())), None)
-                    .push(" AND t.typname = ")
-                    .bind(Some(Param::Text(name)), None);
+            for (exists, create) in types {
                 if catalog::text_rows(&mut ex, &exists, 1).await?.is_empty() {
                     ex.raw(&create).await?;
                 }

@@ -7,10 +7,11 @@
 //! duplicate rows on insert, `LIMIT`/`OFFSET`, and the classification of server error codes.
 //! Adding a backend is one more file here plus its cargo feature and pool in `db.rs`.
 
-use dj_core::typespec::Backend;
+use dj_core::typespec::{Backend, CoreType};
 
 use crate::db::{Param, Sql};
-use crate::heading::ColKind;
+use crate::ddl;
+use crate::heading::{Attribute, ColKind, Heading};
 
 mod mysql;
 mod postgres;
@@ -156,6 +157,79 @@ pub(crate) trait Dialect: Send + Sync {
                 s
             }
         }
+    }
+
+    /// The SQL column type of a core type, following DataJoint's mapping where it has one
+    /// (on PostgreSQL an enum is the unqualified name of its schema-level enum type).
+    fn core_type(&self, c: &CoreType) -> String;
+
+    /// The column type of a core type declared in `schema`, as written in `CREATE TABLE`
+    /// (PostgreSQL qualifies its enum type; MySQL escapes enum values as literals).
+    fn column_type(&self, schema: &str, c: &CoreType) -> String {
+        let _ = schema;
+        self.core_type(c)
+    }
+
+    /// The default `CURRENT_TIMESTAMP` or `CURRENT_TIMESTAMP(n)`, given upper-cased.
+    fn current_timestamp_default(&self, upper: String) -> String {
+        upper
+    }
+
+    /// Text after a column's type, nullability and default in `CREATE TABLE` (SQLite's enum
+    /// `CHECK`, MySQL's column `COMMENT`).
+    fn column_suffix(&self, a: &Attribute) -> String {
+        let _ = a;
+        String::new()
+    }
+
+    /// Schema-level types a heading needs before its table is created (PostgreSQL's enum
+    /// types), each as a query with one row when the type exists and the statement that
+    /// creates it.
+    fn schema_types(&self, h: &Heading) -> Vec<(Sql, String)> {
+        let _ = h;
+        Vec::new()
+    }
+
+    /// The indexes of a table, each `(unique, columns)`: lines inside `CREATE TABLE` and
+    /// statements after it. `table` is the qualified table name.
+    fn index_ddl(
+        &self,
+        h: &Heading,
+        table: &str,
+        indexes: Vec<(bool, Vec<String>)>,
+    ) -> (Vec<String>, Vec<String>) {
+        (
+            Vec::new(),
+            ddl::create_index_statements(self.backend(), h, table, &indexes),
+        )
+    }
+
+    /// The name of a separately created index of table `h` on `joined` (the column names
+    /// joined by `_`), whose first 30 characters are `short`.
+    fn index_name(&self, h: &Heading, short: &str, joined: &str) -> String {
+        ddl::fit_identifier(format!("idx_{}_{}", h.table, short), joined)
+    }
+
+    /// Statements after `CREATE TABLE` and its indexes (PostgreSQL's comments and storage).
+    fn after_create_table(&self, h: &Heading, table: &str) -> Vec<String> {
+        let _ = (h, table);
+        Vec::new()
+    }
+
+    /// Table options after the closing parenthesis of `CREATE TABLE` (MySQL's engine and
+    /// comment).
+    fn table_options(&self, comment: &str) -> String {
+        let _ = comment;
+        String::new()
+    }
+
+    /// The `CREATE TABLE` statement of a schema's `~lineage` table.
+    fn lineage_table_sql(&self, schema: &str) -> String {
+        let t = self.qualified(schema, "~lineage");
+        format!(
+            "CREATE TABLE IF NOT EXISTS {t} (\"table_name\" VARCHAR(64) NOT NULL, \"attribute_name\" VARCHAR(64) NOT NULL, \
+             \"lineage\" VARCHAR(255) NOT NULL, PRIMARY KEY (\"table_name\",\"attribute_name\"))"
+        )
     }
 
     /// What a server error code means, beyond what the driver classifies.

@@ -1,11 +1,13 @@
 //! PostgreSQL.
 
-use dj_core::typespec::Backend;
+use dj_core::typespec::{Backend, CoreType, TypeSpec};
 
 use super::{Dialect, ErrorClass, quote_literal, quote_with};
 use crate::db::{Param, Sql};
-use crate::heading::ColKind;
+use crate::ddl;
+use crate::heading::{ColKind, Heading};
 use crate::lifecycle::lock::pg_key;
+use crate::sqltype::SqlType;
 
 /// PostgreSQL's dialect.
 pub(crate) struct Postgres;
@@ -93,5 +95,138 @@ impl Dialect for Postgres {
             "23505" => Some(ErrorClass::Duplicate),
             _ => None,
         }
+    }
+
+    fn core_type(&self, c: &CoreType) -> String {
+        use CoreType::*;
+        match c {
+            Int8 | Int16 | UInt8 => "smallint".into(),
+            Int32 | UInt16 => "integer".into(),
+            Int64 | UInt32 => "bigint".into(),
+            UInt64 => "numeric(20,0)".into(),
+            Float32 => "real".into(),
+            Float64 => "double precision".into(),
+            Bool => "boolean".into(),
+            Uuid => "uuid".into(),
+            Json => "jsonb".into(),
+            Bytes => "bytea".into(),
+            Date => "date".into(),
+            DateTime(None) => "timestamp".into(),
+            DateTime(Some(n)) => format!("timestamp({n})"),
+            Enum(_) => c.pg_enum_type_name().unwrap_or_default(),
+            Decimal(p, s) => format!("numeric({p},{s})"),
+            Char(n) => format!("char({n})"),
+            Varchar(n) => format!("varchar({n})"),
+        }
+    }
+
+    /// An enum is a type of the schema, qualified by it.
+    fn column_type(&self, schema: &str, c: &CoreType) -> String {
+        match c {
+            CoreType::Enum(_) => {
+                let name = c.pg_enum_type_name().unwrap_or_default();
+                format!("{}.{}", self.quote(schema), self.quote(&name))
+            }
+            _ => self.core_type(c),
+        }
+    }
+
+    /// `CREATE TYPE … AS ENUM` for each enum declared in the heading.
+    fn schema_types(&self, h: &Heading) -> Vec<(Sql, String)> {
+        let mut out: Vec<(String, Sql, String)> = Vec::new();
+        for a in &h.attributes {
+            if a.inherited {
+                continue;
+            }
+            if let TypeSpec::Core(c @ CoreType::Enum(values)) = &a.spec {
+                let name = c.pg_enum_type_name().unwrap_or_default();
+                if out.iter().any(|(n, _, _)| n == &name) {
+                    continue;
+                }
+                let list: Vec<String> = values.iter().map(|v| self.literal(v)).collect();
+                let ddl = format!(
+                    "CREATE TYPE {} AS ENUM ({})",
+                    self.qualified(&h.schema, &name),
+                    list.join(", ")
+                );
+                let mut exists = Sql::new(Backend::Postgres);
+                exists
+                    .push("SELECT t.typname::text FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = ")
+                    .bind(Some(Param::Text(h.schema.clone())), None)
+                    .push(" AND t.typname = ")
+                    .bind(Some(Param::Text(name.clone())), None);
+                out.push((name, exists, ddl));
+            }
+        }
+        out.into_iter().map(|(_, e, d)| (e, d)).collect()
+    }
+
+    /// Support indexes for foreign keys that no other index covers (DataJoint #1512).
+    fn index_ddl(
+        &self,
+        h: &Heading,
+        table: &str,
+        mut indexes: Vec<(bool, Vec<String>)>,
+    ) -> (Vec<String>, Vec<String>) {
+        let pk_names: Vec<String> = h.primary_key().iter().map(|s| s.to_string()).collect();
+        let fk_cols: Vec<Vec<String>> = h
+            .foreign_keys
+            .iter()
+            .filter(|fk| !fk.unique)
+            .map(|fk| fk.attr_map.iter().map(|(c, _)| c.clone()).collect())
+            .collect();
+        let is_prefix =
+            |cols: &[String], of: &[String]| cols.len() <= of.len() && of[..cols.len()] == *cols;
+        for (i, cols) in fk_cols.iter().enumerate() {
+            let covered = is_prefix(cols, &pk_names)
+                || indexes.iter().any(|(_, ix)| is_prefix(cols, ix))
+                || fk_cols
+                    .iter()
+                    .enumerate()
+                    .any(|(j, o)| j != i && o.len() > cols.len() && is_prefix(cols, o));
+            if !covered && !indexes.iter().any(|(_, ix)| ix == cols) {
+                indexes.push((false, cols.clone()));
+            }
+        }
+        (
+            Vec::new(),
+            ddl::create_index_statements(Backend::Postgres, h, table, &indexes),
+        )
+    }
+
+    /// Table and column comments (with the `:type:` markers); codec `bytea` columns stored
+    /// out of line without compression.
+    fn after_create_table(&self, h: &Heading, table: &str) -> Vec<String> {
+        let mut after = vec![format!(
+            "COMMENT ON TABLE {} IS {}",
+            table,
+            self.literal(&h.comment)
+        )];
+        for a in &h.attributes {
+            if a.inherited {
+                continue;
+            }
+            let c = ddl::column_comment(a);
+            if !c.is_empty() {
+                after.push(format!(
+                    "COMMENT ON COLUMN {}.{} IS {}",
+                    table,
+                    self.quote(&a.name),
+                    self.literal(&c)
+                ));
+            }
+            // A codec's `bytea` (a `<blob>`, an `<attach>`) is already compressed by the codec
+            // where that pays; PostgreSQL's own pglz pass over it costs more than the rest of
+            // the insert and saves nothing. Out-of-line storage without compression. DataJoint
+            // does not read a column's storage mode, so Python sees the same table.
+            if matches!(a.spec, TypeSpec::Codec { .. }) && a.sql_type == "bytea" {
+                after.push(format!(
+                    "ALTER TABLE {} ALTER COLUMN {} SET STORAGE EXTERNAL",
+                    table,
+                    self.quote(&a.name)
+                ));
+            }
+        }
+        after
     }
 }

@@ -1,10 +1,11 @@
 //! SQLite: a schema is a name prefix inside one file (`"schema.table"` is one identifier).
 
-use dj_core::typespec::Backend;
+use dj_core::typespec::{Backend, CoreType, TypeSpec};
 
 use super::{Dialect, quote_literal, quote_with, text};
 use crate::catalog::{SQLITE_SCHEMAS, SQLITE_TABLES};
 use crate::db::Sql;
+use crate::heading::{Attribute, Heading};
 
 /// SQLite's dialect.
 pub(crate) struct Sqlite;
@@ -83,5 +84,39 @@ impl Dialect for Sqlite {
 
     fn placeholder(&self, _n: usize, _cast: Option<&str>) -> String {
         "?".into()
+    }
+
+    fn core_type(&self, c: &CoreType) -> String {
+        use CoreType::*;
+        match c {
+            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Bool => {
+                "INTEGER".into()
+            }
+            Float32 | Float64 => "REAL".into(),
+            Uuid | Bytes => "BLOB".into(),
+            Json | Date | DateTime(_) | Char(_) | Varchar(_) | Enum(_) | Decimal(..) => {
+                "TEXT".into()
+            }
+        }
+    }
+
+    fn current_timestamp_default(&self, _upper: String) -> String {
+        "CURRENT_TIMESTAMP".into()
+    }
+
+    /// An enum column (declared here, not inherited) checks its values.
+    fn column_suffix(&self, a: &Attribute) -> String {
+        match &a.spec {
+            TypeSpec::Core(CoreType::Enum(values)) if !a.inherited => {
+                let list: Vec<String> = values.iter().map(|v| self.literal(v)).collect();
+                format!(" CHECK ({} IN ({}))", self.quote(&a.name), list.join(", "))
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// SQLite index names are database-wide: the schema is prefixed.
+    fn index_name(&self, h: &Heading, short: &str, _joined: &str) -> String {
+        format!("{}.idx_{}_{}", h.schema, h.table, short)
     }
 }
