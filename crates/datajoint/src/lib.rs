@@ -78,8 +78,8 @@ pub use dj_core::value::{DomainValue, Value};
 pub mod error;
 /// The core contracts' result type, which [`Codec`] and [`Store`] implementations return.
 pub use dj_core::Result as CoreResult;
-pub use error::{Error, Result};
 pub use dj_object::ObjectRef;
+pub use error::{Error, Result};
 
 /// Tables: definitions, headings, inserts, fetches, restrictions and deletes.
 #[cfg(feature = "schema")]
