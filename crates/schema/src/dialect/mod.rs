@@ -11,7 +11,7 @@ use dj_core::typespec::{Backend, CoreType};
 
 use crate::db::{Param, Sql};
 use crate::ddl;
-use crate::heading::{Attribute, ColKind, Heading};
+use crate::heading::{Attribute, ColKind, ForeignKey, Heading};
 
 mod mysql;
 mod postgres;
@@ -230,6 +230,104 @@ pub(crate) trait Dialect: Send + Sync {
             "CREATE TABLE IF NOT EXISTS {t} (\"table_name\" VARCHAR(64) NOT NULL, \"attribute_name\" VARCHAR(64) NOT NULL, \
              \"lineage\" VARCHAR(255) NOT NULL, PRIMARY KEY (\"table_name\",\"attribute_name\"))"
         )
+    }
+
+    /// A query of a table's comment, with one row when the table exists (server catalogs;
+    /// SQLite keeps headings in its metadata table).
+    fn table_comment_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT table_comment FROM information_schema.tables WHERE table_schema = ")
+            .bind(text(schema), None)
+            .push(" AND table_name = ")
+            .bind(text(table), None);
+        sql
+    }
+
+    /// A query of a table's columns in order, ten text columns: name, type (as
+    /// [`Dialect::catalog_column_type`] reads them: columns 1 to 3 and 6 to 8), `YES` when
+    /// nullable (4), default (5) and comment (9).
+    fn columns_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT column_name, column_type, '', '', is_nullable, column_default, '', '', '', column_comment \
+                  FROM information_schema.columns WHERE table_schema = ")
+            .bind(text(schema), None)
+            .push(" AND table_name = ")
+            .bind(text(table), None)
+            .push(" ORDER BY ordinal_position");
+        sql
+    }
+
+    /// The column type of a row of [`Dialect::columns_sql`] (`get(i)` is column `i`, empty
+    /// when NULL), as a definition would write it.
+    fn catalog_column_type(&self, get: &dyn Fn(usize) -> String) -> String {
+        crate::catalog::strip_display_width(&get(1))
+    }
+
+    /// A query of the primary-key columns of a table, in key order.
+    fn primary_key_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push(
+            "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = ",
+        )
+        .bind(text(schema), None)
+        .push(" AND table_name = ")
+        .bind(text(table), None)
+        .push(" AND constraint_name = 'PRIMARY' ORDER BY ordinal_position");
+        sql
+    }
+
+    /// A query of the foreign keys of a table (`children == false`) or of those that point to
+    /// it (`children == true`), one row per column pair, seven text columns: constraint, child
+    /// schema, child table, parent schema, parent table, child column, parent column; ordered
+    /// by constraint and column position.
+    fn foreign_keys_sql(&self, schema: &str, table: &str, children: bool) -> Sql {
+        let (s_col, t_col) = if children {
+            ("referenced_table_schema", "referenced_table_name")
+        } else {
+            ("table_schema", "table_name")
+        };
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT constraint_name, table_schema, table_name, referenced_table_schema, referenced_table_name, \
+                  column_name, referenced_column_name FROM information_schema.key_column_usage WHERE ")
+            .push(s_col)
+            .push(" = ")
+            .bind(text(schema), None)
+            .push(" AND ")
+            .push(t_col)
+            .push(" = ")
+            .bind(text(table), None)
+            .push(" AND referenced_table_name IS NOT NULL ORDER BY table_schema, table_name, constraint_name, ordinal_position");
+        sql
+    }
+
+    /// Put the foreign keys read by [`Dialect::foreign_keys_sql`], each `(constraint, child
+    /// schema, child table, fk)`, in declaration order.
+    fn order_foreign_keys(&self, groups: &mut [(String, String, String, ForeignKey)]) {
+        let _ = groups;
+    }
+
+    /// A query of the secondary indexes of a table, three text columns: index name, its
+    /// uniqueness flag ([`Dialect::index_is_unique`]) and its columns (one per row, or
+    /// comma-separated, see [`Dialect::index_row_per_column`]); ordered by name.
+    fn indexes_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT index_name, CAST(non_unique AS CHAR), column_name FROM information_schema.statistics WHERE table_schema = ")
+            .bind(text(schema), None)
+            .push(" AND table_name = ")
+            .bind(text(table), None)
+            .push(" AND index_name <> 'PRIMARY' ORDER BY index_name, seq_in_index");
+        sql
+    }
+
+    /// Whether the flag column of [`Dialect::indexes_sql`] says unique.
+    fn index_is_unique(&self, flag: &str) -> bool {
+        flag == "0"
+    }
+
+    /// Whether [`Dialect::indexes_sql`] gives one row per indexed column (rows of one index
+    /// are joined); otherwise one row per index.
+    fn index_row_per_column(&self) -> bool {
+        true
     }
 
     /// What a server error code means, beyond what the driver classifies.

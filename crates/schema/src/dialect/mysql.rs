@@ -5,7 +5,7 @@ use dj_core::typespec::{Backend, CoreType};
 use super::{Dialect, ErrorClass, quote_literal, quote_with, text};
 use crate::db::Sql;
 use crate::ddl;
-use crate::heading::{Attribute, ColKind, Heading};
+use crate::heading::{Attribute, ColKind, ForeignKey, Heading};
 use crate::lifecycle::lock::mysql_name;
 
 /// MySQL's and MariaDB's dialect.
@@ -162,5 +162,17 @@ impl Dialect for MySql {
              `lineage` VARCHAR(255) NOT NULL COMMENT 'origin: schema.table.attribute', \
              PRIMARY KEY (`table_name`, `attribute_name`)) ENGINE=InnoDB"
         )
+    }
+
+    /// `t_ibfk_10` sorts before `t_ibfk_2`; order by the trailing number.
+    fn order_foreign_keys(&self, groups: &mut [(String, String, String, ForeignKey)]) {
+        groups.sort_by_key(|(n, s, t, _)| {
+            let num: u64 = n
+                .rsplit('_')
+                .next()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0);
+            (s.clone(), t.clone(), num)
+        });
     }
 }

@@ -229,4 +229,99 @@ impl Dialect for Postgres {
         }
         after
     }
+
+    fn table_comment_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(Backend::Postgres);
+        sql.push(&format!(
+            "SELECT coalesce(obj_description({REGCLASS}, 'pg_class'), '') WHERE {REGCLASS} IS NOT NULL"
+        ));
+        sql.params = schema_table(schema, table);
+        sql
+    }
+
+    fn columns_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(Backend::Postgres);
+        sql.push(&format!(
+            "SELECT c.column_name::text, c.data_type::text, c.udt_schema::text, c.udt_name::text, c.is_nullable::text, \
+             c.column_default::text, c.character_maximum_length::text, c.numeric_precision::text, c.numeric_scale::text, \
+             col_description({REGCLASS}, c.ordinal_position::int) \
+             FROM information_schema.columns c WHERE c.table_schema = $1 AND c.table_name = $2 ORDER BY c.ordinal_position"
+        ));
+        sql.params = schema_table(schema, table);
+        sql
+    }
+
+    /// `data_type` with lengths and precisions put back; an enum is its qualified type.
+    fn catalog_column_type(&self, get: &dyn Fn(usize) -> String) -> String {
+        let data_type = get(1);
+        match data_type.as_str() {
+            "USER-DEFINED" => format!("{}.{}", self.quote(&get(2)), self.quote(&get(3))),
+            "character varying" if !get(6).is_empty() => format!("varchar({})", get(6)),
+            "character" if !get(6).is_empty() => format!("char({})", get(6)),
+            "numeric" if !get(7).is_empty() => format!("decimal({},{})", get(7), get(8)),
+            // The native `time` of a definition (written back as declared).
+            "time without time zone" => "time".to_string(),
+            _ => data_type,
+        }
+    }
+
+    fn primary_key_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(Backend::Postgres);
+        sql.push(&format!(
+            "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid \
+             AND a.attnum = ANY(i.indkey) WHERE i.indrelid = {REGCLASS} AND i.indisprimary \
+             ORDER BY array_position(i.indkey::int2[], a.attnum)"
+        ));
+        sql.params = schema_table(schema, table);
+        sql
+    }
+
+    fn foreign_keys_sql(&self, schema: &str, table: &str, children: bool) -> Sql {
+        let side = if children { "confrelid" } else { "conrelid" };
+        let mut sql = Sql::new(Backend::Postgres);
+        sql.push(&format!(
+            "SELECT con.oid::text, cn.nspname::text, cc.relname::text, pn.nspname::text, pc.relname::text, \
+             ca.attname::text, pa.attname::text \
+             FROM pg_constraint con \
+             JOIN pg_class cc ON cc.oid = con.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace \
+             JOIN pg_class pc ON pc.oid = con.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
+             CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(ck, pk, ord) \
+             JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.ck \
+             JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.pk \
+             WHERE con.contype = 'f' AND con.{side} = to_regclass(format('%I.%I', $1::text, $2::text)) \
+             ORDER BY con.oid, k.ord"
+        ));
+        sql.params = schema_table(schema, table);
+        sql
+    }
+
+    fn indexes_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(Backend::Postgres);
+        sql.push(
+            "SELECT ic.relname::text, i.indisunique::text, \
+             (SELECT string_agg(a.attname::text, ',' ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) \
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n) \
+             FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+             WHERE i.indrelid = to_regclass(format('%I.%I', $1::text, $2::text)) AND NOT i.indisprimary ORDER BY ic.relname",
+        );
+        sql.params = schema_table(schema, table);
+        sql
+    }
+
+    fn index_is_unique(&self, flag: &str) -> bool {
+        flag == "true"
+    }
+
+    /// One row per index, its columns joined by `,`.
+    fn index_row_per_column(&self) -> bool {
+        false
+    }
+}
+
+/// The table `$1.$2` of the catalog queries.
+const REGCLASS: &str = "to_regclass(format('%I.%I', $1::text, $2::text))";
+
+/// The parameters `$1` (schema) and `$2` (table) of the catalog queries.
+fn schema_table(schema: &str, table: &str) -> Vec<Param> {
+    vec![Param::Text(schema.into()), Param::Text(table.into())]
 }
