@@ -8,7 +8,7 @@ use dj_core::typespec::{Backend, CoreType, TypeSpec};
 use dj_core::value::Value;
 
 use crate::db::{Exec, Sql, qualified, quote};
-use crate::dialect::dialect;
+use crate::dialect::{dialect, sort_foreign_keys};
 use crate::error::{Error, Result};
 use crate::heading::{Attribute, ColKind, ForeignKey, Heading, Index};
 
@@ -461,7 +461,7 @@ pub(crate) async fn foreign_keys(
             )),
         }
     }
-    d.order_foreign_keys(&mut groups);
+    sort_foreign_keys(d, &mut groups, |(n, s, t, _)| (n, s, t));
     Ok(groups.into_iter().map(|(_, s, t, fk)| (s, t, fk)).collect())
 }
 

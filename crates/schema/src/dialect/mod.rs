@@ -11,7 +11,8 @@ use dj_core::typespec::{Backend, CoreType};
 
 use crate::db::{Param, Sql};
 use crate::ddl;
-use crate::heading::{Attribute, ColKind, ForeignKey, Heading};
+use crate::graph::push_in;
+use crate::heading::{Attribute, ColKind, Heading};
 
 mod mysql;
 mod postgres;
@@ -32,6 +33,15 @@ pub(crate) enum ErrorClass {
 
 fn text(s: &str) -> Option<Param> {
     Some(Param::Text(s.to_string()))
+}
+
+/// Which schemas [`Dialect::schemas_sql`] lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SchemaQuery {
+    /// Every schema of the database except the server's own.
+    All,
+    /// The schemas with a column whose comment carries a `:<codec>:` marker.
+    WithCodecs,
 }
 
 /// The SQL spelling of one backend.
@@ -300,10 +310,17 @@ pub(crate) trait Dialect: Send + Sync {
         sql
     }
 
-    /// Put the foreign keys read by [`Dialect::foreign_keys_sql`], each `(constraint, child
-    /// schema, child table, fk)`, in declaration order.
-    fn order_foreign_keys(&self, groups: &mut [(String, String, String, ForeignKey)]) {
-        let _ = groups;
+    /// Whether foreign keys read from the catalog are put in declaration order by the number
+    /// in their constraint names ([`Dialect::foreign_key_number`]) rather than kept in the
+    /// order of the catalog query.
+    fn numbers_foreign_keys(&self) -> bool {
+        false
+    }
+
+    /// The declaration number of a foreign key from its constraint name.
+    fn foreign_key_number(&self, constraint: &str) -> u64 {
+        let _ = constraint;
+        0
     }
 
     /// A query of the secondary indexes of a table, three text columns: index name, its
@@ -330,6 +347,134 @@ pub(crate) trait Dialect: Send + Sync {
         true
     }
 
+    /// A query of schema names, one column, sorted: every schema of the database
+    /// ([`SchemaQuery::All`], the server's own excluded) or those with a codec column
+    /// ([`SchemaQuery::WithCodecs`]).
+    fn schemas_sql(&self, which: SchemaQuery) -> String;
+
+    /// The current time with milliseconds, as SQL.
+    fn now_sql(&self) -> &'static str {
+        "CURRENT_TIMESTAMP(3)"
+    }
+
+    /// The id of the session's server connection, as SQL.
+    fn connection_id_sql(&self) -> &'static str {
+        "CONNECTION_ID()"
+    }
+
+    /// The database user of the session, as SQL.
+    fn current_user_sql(&self) -> &'static str {
+        "USER()"
+    }
+
+    /// The clause that locks the rows a `SELECT` reads until the transaction ends (none where
+    /// a write transaction locks the whole database, as on SQLite).
+    fn lock_rows_clause(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+
+    /// Whether several connections may write at once (SQLite has a single writer).
+    fn concurrent_writers(&self) -> bool {
+        true
+    }
+
+    /// The longest schema, table or attribute name the backend takes, in characters.
+    fn max_identifier_len(&self) -> usize {
+        63
+    }
+
+    /// Who allows [`Dialect::max_identifier_len`], for error messages (`"PostgreSQL allows"`).
+    fn identifier_limit_label(&self) -> &'static str;
+
+    /// The longest foreign-key constraint name the server generates from a table name
+    /// (`<table>_ibfk_<n>` on MySQL), where it generates them.
+    fn max_generated_constraint_len(&self) -> Option<usize> {
+        None
+    }
+
+    /// Whether a `"`-quoted token in a user's SQL is a string (MySQL) rather than an
+    /// identifier.
+    fn double_quotes_string(&self) -> bool {
+        false
+    }
+
+    /// Whether a backslash escapes the next character inside a string literal of a user's SQL
+    /// (MySQL).
+    fn backslash_escapes(&self) -> bool {
+        false
+    }
+
+    /// Whether enum columns are compared (and `LIKE` applied) as text, via
+    /// [`Dialect::as_text`].
+    fn compares_as_text(&self) -> bool {
+        false
+    }
+
+    /// The cast a bound value compared with or written to a column needs: `kind` of the
+    /// column's final type, `is_enum` when it is an enum, `sql_type` its column type.
+    fn param_cast(&self, kind: ColKind, is_enum: bool, sql_type: &str) -> Option<String> {
+        let _ = (kind, is_enum, sql_type);
+        None
+    }
+
+    /// Whether `UPDATE … SET col = DEFAULT` is understood.
+    fn update_to_default(&self) -> bool {
+        true
+    }
+
+    /// For a column type `c` of a table of `schema` that was dropped, the schema-level type to
+    /// drop with it when no other column uses it (PostgreSQL's enum types): a query with a row
+    /// per column still using it, and the statement that drops it.
+    fn drop_type_sql(&self, schema: &str, c: &CoreType) -> Option<(Sql, String)> {
+        let _ = (schema, c);
+        None
+    }
+
+    /// A query of `(schema, table, comment)` of the base tables of `schemas` on a server,
+    /// sorted.
+    fn bulk_tables_sql(&self, schemas: &[String]) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push(
+            "SELECT table_schema, table_name, table_comment FROM information_schema.tables \
+             WHERE table_type = 'BASE TABLE' AND table_schema",
+        );
+        push_in(&mut sql, schemas);
+        sql.push(" ORDER BY 1, 2");
+        sql
+    }
+
+    /// A query of `(schema, table, column)` of the primary keys of the tables of `schemas`
+    /// on a server, in key order.
+    fn bulk_primary_keys_sql(&self, schemas: &[String]) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push(
+            "SELECT table_schema, table_name, column_name FROM information_schema.key_column_usage \
+             WHERE constraint_name = 'PRIMARY' AND table_schema",
+        );
+        push_in(&mut sql, schemas);
+        sql.push(" ORDER BY table_schema, table_name, ordinal_position");
+        sql
+    }
+
+    /// The rows of [`Dialect::foreign_keys_sql`] for the tables of `schemas`, or (with
+    /// `referencing`) for every table whose foreign keys reference a table of `schemas`.
+    fn bulk_foreign_keys_sql(&self, schemas: &[String], referencing: bool) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push(
+            "SELECT constraint_name, table_schema, table_name, referenced_table_schema, \
+             referenced_table_name, column_name, referenced_column_name \
+             FROM information_schema.key_column_usage WHERE referenced_table_name IS NOT NULL AND ",
+        );
+        sql.push(if referencing {
+            "referenced_table_schema"
+        } else {
+            "table_schema"
+        });
+        push_in(&mut sql, schemas);
+        sql.push(" ORDER BY table_schema, table_name, constraint_name, ordinal_position");
+        sql
+    }
+
     /// What a server error code means, beyond what the driver classifies.
     fn classify_code(&self, code: &str) -> Option<ErrorClass> {
         let _ = code;
@@ -343,6 +488,22 @@ pub(crate) fn dialect(backend: Backend) -> &'static dyn Dialect {
         Backend::Sqlite => &Sqlite,
         Backend::Postgres => &Postgres,
         Backend::MySql => &MySql,
+    }
+}
+
+/// Sort foreign keys read from a server catalog into declaration order, where the dialect
+/// numbers them ([`Dialect::numbers_foreign_keys`]); `key` gives `(constraint, child schema,
+/// child table)` of an item.
+pub(crate) fn sort_foreign_keys<T>(
+    d: &dyn Dialect,
+    items: &mut [T],
+    key: impl Fn(&T) -> (&str, &str, &str),
+) {
+    if d.numbers_foreign_keys() {
+        items.sort_by_key(|it| {
+            let (n, s, t) = key(it);
+            (s.to_string(), t.to_string(), d.foreign_key_number(n))
+        });
     }
 }
 

@@ -2,10 +2,10 @@
 
 use dj_core::typespec::{Backend, CoreType};
 
-use super::{Dialect, ErrorClass, quote_literal, quote_with, text};
+use super::{Dialect, ErrorClass, SchemaQuery, quote_literal, quote_with, text};
 use crate::db::Sql;
 use crate::ddl;
-use crate::heading::{Attribute, ColKind, ForeignKey, Heading};
+use crate::heading::{Attribute, ColKind, Heading};
 use crate::lifecycle::lock::mysql_name;
 
 /// MySQL's and MariaDB's dialect.
@@ -164,15 +164,54 @@ impl Dialect for MySql {
         )
     }
 
-    /// `t_ibfk_10` sorts before `t_ibfk_2`; order by the trailing number.
-    fn order_foreign_keys(&self, groups: &mut [(String, String, String, ForeignKey)]) {
-        groups.sort_by_key(|(n, s, t, _)| {
-            let num: u64 = n
-                .rsplit('_')
-                .next()
-                .and_then(|d| d.parse().ok())
-                .unwrap_or(0);
-            (s.clone(), t.clone(), num)
-        });
+    /// `t_ibfk_10` sorts before `t_ibfk_2`: the order is the trailing number.
+    fn numbers_foreign_keys(&self) -> bool {
+        true
+    }
+
+    fn foreign_key_number(&self, constraint: &str) -> u64 {
+        constraint
+            .rsplit('_')
+            .next()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn schemas_sql(&self, which: SchemaQuery) -> String {
+        match which {
+            SchemaQuery::All => {
+                "SELECT schema_name FROM information_schema.schemata WHERE schema_name \
+             NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys') \
+             ORDER BY 1"
+                    .into()
+            }
+            SchemaQuery::WithCodecs => {
+                "SELECT DISTINCT table_schema FROM information_schema.columns \
+         WHERE column_comment LIKE ':<%' ORDER BY 1"
+                    .into()
+            }
+        }
+    }
+
+    fn max_identifier_len(&self) -> usize {
+        64
+    }
+
+    fn identifier_limit_label(&self) -> &'static str {
+        "MySQL and MariaDB allow"
+    }
+
+    /// MariaDB 10.11 refuses a generated constraint name of 64 characters ("Identifier name
+    /// … is too long"), so the bound is 63.
+    fn max_generated_constraint_len(&self) -> Option<usize> {
+        Some(63)
+    }
+
+    fn double_quotes_string(&self) -> bool {
+        true
+    }
+
+    fn backslash_escapes(&self) -> bool {
+        true
     }
 }

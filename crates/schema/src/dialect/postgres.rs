@@ -2,9 +2,10 @@
 
 use dj_core::typespec::{Backend, CoreType, TypeSpec};
 
-use super::{Dialect, ErrorClass, quote_literal, quote_with};
+use super::{Dialect, ErrorClass, SchemaQuery, quote_literal, quote_with};
 use crate::db::{Param, Sql};
 use crate::ddl;
+use crate::graph::push_in;
 use crate::heading::{ColKind, Heading};
 use crate::lifecycle::lock::pg_key;
 use crate::sqltype::SqlType;
@@ -315,6 +316,122 @@ impl Dialect for Postgres {
     /// One row per index, its columns joined by `,`.
     fn index_row_per_column(&self) -> bool {
         false
+    }
+
+    fn schemas_sql(&self, which: SchemaQuery) -> String {
+        match which {
+            SchemaQuery::All => "SELECT s.schema_name::text FROM information_schema.schemata s \
+             WHERE s.schema_name <> 'information_schema' \
+             AND substr(s.schema_name, 1, 3) <> 'pg_' \
+             AND (s.schema_name <> 'public' OR EXISTS (SELECT 1 FROM \
+             information_schema.tables t WHERE t.table_schema = s.schema_name)) \
+             ORDER BY 1"
+                .into(),
+            SchemaQuery::WithCodecs => {
+                "SELECT DISTINCT n.nspname::text FROM pg_catalog.pg_description d \
+         JOIN pg_catalog.pg_class c ON c.oid = d.objoid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid > 0 \
+         AND c.relkind IN ('r', 'p') AND d.description LIKE ':<%' ORDER BY 1"
+                    .into()
+            }
+        }
+    }
+
+    fn now_sql(&self) -> &'static str {
+        "LOCALTIMESTAMP(3)"
+    }
+
+    fn connection_id_sql(&self) -> &'static str {
+        "pg_backend_pid()"
+    }
+
+    fn current_user_sql(&self) -> &'static str {
+        "current_user"
+    }
+
+    fn identifier_limit_label(&self) -> &'static str {
+        "PostgreSQL allows"
+    }
+
+    fn compares_as_text(&self) -> bool {
+        true
+    }
+
+    /// Enums and unusual types are bound as text cast to the column type; decimals as
+    /// `numeric`.
+    fn param_cast(&self, kind: ColKind, is_enum: bool, sql_type: &str) -> Option<String> {
+        match kind {
+            _ if is_enum => Some(sql_type.to_string()),
+            ColKind::Decimal => Some("numeric".into()),
+            ColKind::Other => Some(sql_type.to_string()),
+            _ => None,
+        }
+    }
+
+    fn drop_type_sql(&self, schema: &str, c: &CoreType) -> Option<(Sql, String)> {
+        if !matches!(c, CoreType::Enum(_)) {
+            return None;
+        }
+        let name = c.pg_enum_type_name().unwrap_or_default();
+        let mut used = Sql::new(Backend::Postgres);
+        used.push("SELECT table_name::text FROM information_schema.columns WHERE udt_schema = ")
+            .bind(Some(Param::Text(schema.to_string())), None)
+            .push(" AND udt_name = ")
+            .bind(Some(Param::Text(name.clone())), None);
+        Some((
+            used,
+            format!("DROP TYPE IF EXISTS {}", self.qualified(schema, &name)),
+        ))
+    }
+
+    fn bulk_tables_sql(&self, schemas: &[String]) -> Sql {
+        let mut sql = Sql::new(Backend::Postgres);
+        sql.push(
+            "SELECT n.nspname::text, c.relname::text, coalesce(obj_description(c.oid, 'pg_class'), '') \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname::text",
+        );
+        push_in(&mut sql, schemas);
+        sql.push(" ORDER BY 1, 2");
+        sql
+    }
+
+    fn bulk_primary_keys_sql(&self, schemas: &[String]) -> Sql {
+        let mut sql = Sql::new(Backend::Postgres);
+        sql.push(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indisprimary AND n.nspname::text",
+        );
+        push_in(&mut sql, schemas);
+        sql.push(" ORDER BY 1, 2, array_position(i.indkey::int2[], a.attnum)");
+        sql
+    }
+
+    fn bulk_foreign_keys_sql(&self, schemas: &[String], referencing: bool) -> Sql {
+        let mut sql = Sql::new(Backend::Postgres);
+        sql.push(
+            "SELECT con.oid::text, cn.nspname::text, cc.relname::text, pn.nspname::text, pc.relname::text, \
+             ca.attname::text, pa.attname::text \
+             FROM pg_constraint con \
+             JOIN pg_class cc ON cc.oid = con.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace \
+             JOIN pg_class pc ON pc.oid = con.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
+             CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(ck, pk, ord) \
+             JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.ck \
+             JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.pk \
+             WHERE con.contype = 'f' AND ",
+        );
+        sql.push(if referencing {
+            "pn.nspname::text"
+        } else {
+            "cn.nspname::text"
+        });
+        push_in(&mut sql, schemas);
+        sql.push(" ORDER BY cn.nspname, cc.relname, con.oid, k.ord");
+        sql
     }
 }
 

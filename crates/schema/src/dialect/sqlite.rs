@@ -2,7 +2,7 @@
 
 use dj_core::typespec::{Backend, CoreType, TypeSpec};
 
-use super::{Dialect, quote_literal, quote_with, text};
+use super::{Dialect, SchemaQuery, quote_literal, quote_with, text};
 use crate::catalog::{SQLITE_SCHEMAS, SQLITE_TABLES};
 use crate::db::Sql;
 use crate::heading::{Attribute, Heading};
@@ -118,5 +118,42 @@ impl Dialect for Sqlite {
     /// SQLite index names are database-wide: the schema is prefixed.
     fn index_name(&self, h: &Heading, short: &str, _joined: &str) -> String {
         format!("{}.idx_{}_{}", h.schema, h.table, short)
+    }
+
+    /// Every schema recorded in the metadata table (both queries).
+    fn schemas_sql(&self, _which: SchemaQuery) -> String {
+        format!(
+            "SELECT schema_name FROM {} ORDER BY schema_name",
+            self.quote(SQLITE_SCHEMAS)
+        )
+    }
+
+    fn now_sql(&self) -> &'static str {
+        "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+    }
+
+    fn connection_id_sql(&self) -> &'static str {
+        "0"
+    }
+
+    fn current_user_sql(&self) -> &'static str {
+        "''"
+    }
+
+    fn lock_rows_clause(&self) -> &'static str {
+        ""
+    }
+
+    fn concurrent_writers(&self) -> bool {
+        false
+    }
+
+    /// PostgreSQL's limit, so that a schema declared here moves to either server.
+    fn identifier_limit_label(&self) -> &'static str {
+        "dj-rs allows on SQLite (PostgreSQL's limit, so the schema can move)"
+    }
+
+    fn update_to_default(&self) -> bool {
+        false
     }
 }
