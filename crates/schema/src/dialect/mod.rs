@@ -2,10 +2,30 @@
 //!
 //! Everything that differs between SQLite, PostgreSQL and MySQL/MariaDB when the schema layer
 //! writes a statement goes through this trait: identifier quoting, string literals, parameter
-//! placeholders, the casts applied to selected columns so that every backend returns a value the
-//! decoder reads the same way, comparisons of enum and text columns, the clause that skips
-//! duplicate rows on insert, `LIMIT`/`OFFSET`, and the classification of server error codes.
+//! placeholders and casts, the casts applied to selected columns so that every backend returns a
+//! value the decoder reads the same way, comparisons of enum and text columns, the syntax of
+//! strings in a user's SQL, the clause that skips duplicate rows on insert, `LIMIT`/`OFFSET`,
+//! row locks, the classification of server error codes; the DDL (column types, enum types,
+//! `CHECK`s, comments with their `:type:` markers, indexes, table options, the `~lineage`
+//! table); the catalog queries that read a heading, list schemas and tables and build the
+//! dependency graph; schema creation and removal, identifier limits and GC session locks.
 //! Adding a backend is one more file here plus its cargo feature and pool in `db.rs`.
+//!
+//! Code outside this module still names a backend in these places, none of them a choice of
+//! SQL spelling:
+//!
+//! - `db.rs` maps the configured backend to its connection pool, and `lifecycle/lock.rs`
+//!   matches on the pool's connection type (SQLite's lock rows live in a table of the file; the
+//!   servers' session locks come from [`Dialect::try_session_lock_sql`]). A new backend adds its
+//!   pool variant there.
+//! - `catalog.rs` (`sqlite_bootstrap`) and `graph.rs` (`sqlite_headings`) build the statements
+//!   of SQLite's metadata tables (`~dj_schemas`, `~dj_tables`) with `Backend::Sqlite`: those
+//!   tables exist only where [`Dialect::keeps_metadata_tables`] says so, and every caller asks
+//!   that first.
+//! - `error.rs` tries every dialect's [`Dialect::classify_code`] (through [`all`]), because a
+//!   driver error does not say which server sent it.
+//! - Tests name backends to check each dialect's output (`ddl.rs` compares the DDL of all three
+//!   with a golden file, `src/testdata/ddl.txt`).
 
 use dj_core::typespec::{Backend, CoreType};
 
@@ -505,6 +525,11 @@ pub(crate) fn sort_foreign_keys<T>(
             (s.to_string(), t.to_string(), d.foreign_key_number(n))
         });
     }
+}
+
+/// Every dialect, for questions asked without knowing the backend (error codes).
+pub(crate) fn all() -> [&'static dyn Dialect; 3] {
+    [&MySql, &Postgres, &Sqlite]
 }
 
 /// Double every `q` inside `name` and wrap it in `q`.
