@@ -115,7 +115,6 @@ pub(crate) trait Dialect: Send + Sync {
 
     /// The statement that takes a session-scoped lock at once or answers 0 (PostgreSQL
     /// advisory locks, MySQL `GET_LOCK`); `None` where locks are rows of a table (SQLite).
-    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     fn try_session_lock_sql(&self, store: &str) -> Option<Sql> {
         let _ = store;
         None
