@@ -8,7 +8,7 @@ use dj_core::typespec::{Backend, CoreType, TypeSpec};
 use dj_core::value::Value;
 
 use crate::db::{Exec, Sql, qualified, quote};
-use crate::dialect::dialect;
+use crate::dialect::{dialect, sort_foreign_keys};
 use crate::error::{Error, Result};
 use crate::heading::{Attribute, ColKind, ForeignKey, Heading, Index};
 
@@ -217,29 +217,26 @@ pub(crate) fn load_heading<'a>(
     depth: usize,
 ) -> Pin<Box<dyn Future<Output = Result<Heading>> + Send + 'a>> {
     Box::pin(async move {
-        let full = format!("{schema}.{table}");
-        match backend {
-            Backend::Sqlite => {
-                sqlite_bootstrap(ex).await?;
-                let mut sql = q(backend);
-                sql.push("SELECT heading FROM ")
-                    .ident(SQLITE_TABLES)
-                    .push(" WHERE schema_name = ")
-                    .bind(text(schema), None)
-                    .push(" AND table_name = ")
-                    .bind(text(table), None);
-                let rows = text_rows(ex, &sql, 1).await?;
-                let Some(Some(json)) = rows.into_iter().next().and_then(|r| r.into_iter().next())
-                else {
-                    return Err(Error::NoSuchTable { table: full });
-                };
-                serde_json::from_str(&json).map_err(|e| Error::Refused {
-                    table: full,
-                    message: format!("metadata is unreadable: {e}"),
-                })
-            }
-            _ => load_server_heading(ex, backend, schema, table, depth).await,
+        if !dialect(backend).keeps_metadata_tables() {
+            return load_server_heading(ex, backend, schema, table, depth).await;
         }
+        let full = format!("{schema}.{table}");
+        sqlite_bootstrap(ex).await?;
+        let mut sql = q(backend);
+        sql.push("SELECT heading FROM ")
+            .ident(SQLITE_TABLES)
+            .push(" WHERE schema_name = ")
+            .bind(text(schema), None)
+            .push(" AND table_name = ")
+            .bind(text(table), None);
+        let rows = text_rows(ex, &sql, 1).await?;
+        let Some(Some(json)) = rows.into_iter().next().and_then(|r| r.into_iter().next()) else {
+            return Err(Error::NoSuchTable { table: full });
+        };
+        serde_json::from_str(&json).map_err(|e| Error::Refused {
+            table: full,
+            message: format!("metadata is unreadable: {e}"),
+        })
     })
 }
 
@@ -251,22 +248,9 @@ async fn load_server_heading(
     depth: usize,
 ) -> Result<Heading> {
     let full = format!("{schema}.{table}");
-    let pg = backend == Backend::Postgres;
-    let regclass = "to_regclass(format('%I.%I', $1::text, $2::text))";
+    let d = dialect(backend);
     // Table comment and existence.
-    let mut sql = q(backend);
-    if pg {
-        sql.push(&format!("SELECT coalesce(obj_description({regclass}, 'pg_class'), '') WHERE {regclass} IS NOT NULL"));
-        sql.params = vec![
-            crate::db::Param::Text(schema.into()),
-            crate::db::Param::Text(table.into()),
-        ];
-    } else {
-        sql.push("SELECT table_comment FROM information_schema.tables WHERE table_schema = ")
-            .bind(text(schema), None)
-            .push(" AND table_name = ")
-            .bind(text(table), None);
-    }
+    let sql = d.table_comment_sql(schema, table);
     let rows = text_rows(ex, &sql, 1).await?;
     let Some(first) = rows.into_iter().next() else {
         return Err(Error::NoSuchTable { table: full });
@@ -274,47 +258,13 @@ async fn load_server_heading(
     let comment = first.into_iter().next().flatten().unwrap_or_default();
 
     // Columns.
-    let mut sql = q(backend);
-    if pg {
-        sql.push(&format!(
-            "SELECT c.column_name::text, c.data_type::text, c.udt_schema::text, c.udt_name::text, c.is_nullable::text, \
-             c.column_default::text, c.character_maximum_length::text, c.numeric_precision::text, c.numeric_scale::text, \
-             col_description({regclass}, c.ordinal_position::int) \
-             FROM information_schema.columns c WHERE c.table_schema = $1 AND c.table_name = $2 ORDER BY c.ordinal_position"
-        ));
-        sql.params = vec![
-            crate::db::Param::Text(schema.into()),
-            crate::db::Param::Text(table.into()),
-        ];
-    } else {
-        sql.push("SELECT column_name, column_type, '', '', is_nullable, column_default, '', '', '', column_comment \
-                  FROM information_schema.columns WHERE table_schema = ")
-            .bind(text(schema), None)
-            .push(" AND table_name = ")
-            .bind(text(table), None)
-            .push(" ORDER BY ordinal_position");
-    }
+    let sql = d.columns_sql(schema, table);
     let cols = text_rows(ex, &sql, 10).await?;
     let mut attributes = Vec::new();
     for c in cols {
         let get = |i: usize| c.get(i).cloned().flatten().unwrap_or_default();
         let name = get(0);
-        let sql_type = if pg {
-            let data_type = get(1);
-            match data_type.as_str() {
-                "USER-DEFINED" => {
-                    format!("{}.{}", quote(backend, &get(2)), quote(backend, &get(3)))
-                }
-                "character varying" if !get(6).is_empty() => format!("varchar({})", get(6)),
-                "character" if !get(6).is_empty() => format!("char({})", get(6)),
-                "numeric" if !get(7).is_empty() => format!("decimal({},{})", get(7), get(8)),
-                // The native `time` of a definition (written back as declared).
-                "time without time zone" => "time".to_string(),
-                _ => data_type,
-            }
-        } else {
-            strip_display_width(&get(1))
-        };
+        let sql_type = d.catalog_column_type(&get);
         let nullable = get(4).eq_ignore_ascii_case("YES");
         let full_comment = get(9);
         let (marker, user_comment) = split_marker(&full_comment);
@@ -341,26 +291,7 @@ async fn load_server_heading(
     }
 
     // Primary key.
-    let mut sql = q(backend);
-    if pg {
-        sql.push(&format!(
-            "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid \
-             AND a.attnum = ANY(i.indkey) WHERE i.indrelid = {regclass} AND i.indisprimary \
-             ORDER BY array_position(i.indkey::int2[], a.attnum)"
-        ));
-        sql.params = vec![
-            crate::db::Param::Text(schema.into()),
-            crate::db::Param::Text(table.into()),
-        ];
-    } else {
-        sql.push(
-            "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = ",
-        )
-        .bind(text(schema), None)
-        .push(" AND table_name = ")
-        .bind(text(table), None)
-        .push(" AND constraint_name = 'PRIMARY' ORDER BY ordinal_position");
-    }
+    let sql = d.primary_key_sql(schema, table);
     for r in text_rows(ex, &sql, 1).await? {
         if let Some(Some(n)) = r.into_iter().next()
             && let Some(a) = attributes.iter_mut().find(|a| a.name == n)
@@ -454,7 +385,7 @@ async fn load_server_heading(
 }
 
 /// `int(11)` → `int`, `double(22,0)`?; keeps `decimal(p,s)`, `varchar(n)`, `binary(16)`, enums.
-fn strip_display_width(t: &str) -> String {
+pub(crate) fn strip_display_width(t: &str) -> String {
     let lower = t.to_ascii_lowercase();
     for base in ["tinyint", "smallint", "mediumint", "int", "bigint"] {
         if let Some(rest) = lower.strip_prefix(base)
@@ -476,7 +407,8 @@ pub(crate) async fn foreign_keys(
     table: &str,
     children: bool,
 ) -> Result<Vec<(String, String, ForeignKey)>> {
-    if backend == Backend::Sqlite {
+    let d = dialect(backend);
+    if d.keeps_metadata_tables() {
         sqlite_bootstrap(ex).await?;
         let mut sql = q(backend);
         sql.push("SELECT schema_name, table_name, heading FROM ")
@@ -504,42 +436,7 @@ pub(crate) async fn foreign_keys(
         }
         return Ok(out);
     }
-    let mut sql = q(backend);
-    if backend == Backend::Postgres {
-        let side = if children { "confrelid" } else { "conrelid" };
-        sql.push(&format!(
-            "SELECT con.oid::text, cn.nspname::text, cc.relname::text, pn.nspname::text, pc.relname::text, \
-             ca.attname::text, pa.attname::text \
-             FROM pg_constraint con \
-             JOIN pg_class cc ON cc.oid = con.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace \
-             JOIN pg_class pc ON pc.oid = con.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
-             CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(ck, pk, ord) \
-             JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.ck \
-             JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.pk \
-             WHERE con.contype = 'f' AND con.{side} = to_regclass(format('%I.%I', $1::text, $2::text)) \
-             ORDER BY con.oid, k.ord"
-        ));
-        sql.params = vec![
-            crate::db::Param::Text(schema.into()),
-            crate::db::Param::Text(table.into()),
-        ];
-    } else {
-        let (s_col, t_col) = if children {
-            ("referenced_table_schema", "referenced_table_name")
-        } else {
-            ("table_schema", "table_name")
-        };
-        sql.push("SELECT constraint_name, table_schema, table_name, referenced_table_schema, referenced_table_name, \
-                  column_name, referenced_column_name FROM information_schema.key_column_usage WHERE ")
-            .push(s_col)
-            .push(" = ")
-            .bind(text(schema), None)
-            .push(" AND ")
-            .push(t_col)
-            .push(" = ")
-            .bind(text(table), None)
-            .push(" AND referenced_table_name IS NOT NULL ORDER BY table_schema, table_name, constraint_name, ordinal_position");
-    }
+    let sql = d.foreign_keys_sql(schema, table, children);
     let rows = text_rows(ex, &sql, 7).await?;
     let mut groups: Vec<(String, String, String, ForeignKey)> = Vec::new();
     for r in rows {
@@ -564,17 +461,7 @@ pub(crate) async fn foreign_keys(
             )),
         }
     }
-    if backend == Backend::MySql {
-        // `t_ibfk_10` sorts before `t_ibfk_2`; order by the trailing number.
-        groups.sort_by_key(|(n, s, t, _)| {
-            let num: u64 = n
-                .rsplit('_')
-                .next()
-                .and_then(|d| d.parse().ok())
-                .unwrap_or(0);
-            (s.clone(), t.clone(), num)
-        });
-    }
+    sort_foreign_keys(d, &mut groups, |(n, s, t, _)| (n, s, t));
     Ok(groups.into_iter().map(|(_, s, t, fk)| (s, t, fk)).collect())
 }
 
@@ -585,39 +472,17 @@ async fn indexes(
     table: &str,
     fks: &[ForeignKey],
 ) -> Result<Vec<Index>> {
-    let mut sql = q(backend);
-    if backend == Backend::Postgres {
-        sql.push(
-            "SELECT ic.relname::text, i.indisunique::text, \
-             (SELECT string_agg(a.attname::text, ',' ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) \
-              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n) \
-             FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
-             WHERE i.indrelid = to_regclass(format('%I.%I', $1::text, $2::text)) AND NOT i.indisprimary ORDER BY ic.relname",
-        );
-        sql.params = vec![
-            crate::db::Param::Text(schema.into()),
-            crate::db::Param::Text(table.into()),
-        ];
-    } else {
-        sql.push("SELECT index_name, CAST(non_unique AS CHAR), column_name FROM information_schema.statistics WHERE table_schema = ")
-            .bind(text(schema), None)
-            .push(" AND table_name = ")
-            .bind(text(table), None)
-            .push(" AND index_name <> 'PRIMARY' ORDER BY index_name, seq_in_index");
-    }
+    let d = dialect(backend);
+    let sql = d.indexes_sql(schema, table);
     let rows = text_rows(ex, &sql, 3).await?;
     let mut out: Vec<(String, Index)> = Vec::new();
     for r in rows {
         let g = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
         let (name, flag, cols) = (g(0), g(1), g(2));
-        let unique = if backend == Backend::Postgres {
-            flag == "true"
-        } else {
-            flag == "0"
-        };
+        let unique = d.index_is_unique(&flag);
         let columns: Vec<String> = cols.split(',').map(str::to_string).collect();
         match out.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, ix)) if backend == Backend::MySql => ix.columns.extend(columns),
+            Some((_, ix)) if d.index_row_per_column() => ix.columns.extend(columns),
             _ => out.push((name, Index { unique, columns })),
         }
     }

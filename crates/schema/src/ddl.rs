@@ -3,23 +3,13 @@
 use dj_core::typespec::{Backend, CoreType, TypeSpec};
 
 use crate::db::{literal, qualified, quote};
+use crate::dialect::dialect;
 use crate::heading::{Attribute, Heading};
-use crate::sqltype::SqlType;
 
 /// The column type of a declared attribute whose final (post-codec) type is `final_type`.
 pub(crate) fn sql_type(backend: Backend, schema: &str, final_type: &TypeSpec) -> String {
     match final_type {
-        TypeSpec::Core(c @ CoreType::Enum(_)) if backend == Backend::Postgres => {
-            let name = c.pg_enum_type_name().unwrap_or_default();
-            format!("{}.{}", quote(backend, schema), quote(backend, &name))
-        }
-        // Enum values are string literals inside the type: escaped as every other literal (on
-        // MySQL a backslash escapes, so a value ending in `\` would otherwise end the list).
-        TypeSpec::Core(CoreType::Enum(values)) if backend == Backend::MySql => {
-            let list: Vec<String> = values.iter().map(|v| literal(backend, v)).collect();
-            format!("enum({})", list.join(", "))
-        }
-        TypeSpec::Core(c) => c.sql_type(backend),
+        TypeSpec::Core(c) => dialect(backend).column_type(schema, c),
         TypeSpec::Native(n) => n.clone(),
         TypeSpec::Codec { .. } => String::new(),
     }
@@ -54,10 +44,7 @@ pub(crate) fn default_sql(backend: Backend, written: &str) -> Option<String> {
                 .bytes()
                 .all(|b| b.is_ascii_digit()))
     {
-        return Some(match backend {
-            Backend::Sqlite => "CURRENT_TIMESTAMP".into(),
-            _ => upper,
-        });
+        return Some(dialect(backend).current_timestamp_default(upper));
     }
     Some(literal(backend, &unquote(w)))
 }
@@ -87,51 +74,8 @@ fn column_ddl(backend: Backend, a: &Attribute, nullable_fk: bool) -> String {
             s.push_str(&d);
         }
     }
-    if backend == Backend::Sqlite
-        && let TypeSpec::Core(CoreType::Enum(values)) = &a.spec
-        && !a.inherited
-    {
-        let list: Vec<String> = values.iter().map(|v| literal(backend, v)).collect();
-        s.push_str(&format!(
-            " CHECK ({} IN ({}))",
-            quote(backend, &a.name),
-            list.join(", ")
-        ));
-    }
-    if backend == Backend::MySql {
-        let c = column_comment(a);
-        if !c.is_empty() {
-            s.push_str(" COMMENT ");
-            s.push_str(&literal(backend, &c));
-        }
-    }
+    s.push_str(&dialect(backend).column_suffix(a));
     s
-}
-
-/// `CREATE TYPE` statements for the PostgreSQL enums of a heading (run only when missing).
-pub(crate) fn pg_enum_types(heading: &Heading) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for a in &heading.attributes {
-        if a.inherited {
-            continue;
-        }
-        if let TypeSpec::Core(c @ CoreType::Enum(values)) = &a.spec {
-            let name = c.pg_enum_type_name().unwrap_or_default();
-            let list: Vec<String> = values
-                .iter()
-                .map(|v| literal(Backend::Postgres, v))
-                .collect();
-            let ddl = format!(
-                "CREATE TYPE {} AS ENUM ({})",
-                qualified(Backend::Postgres, &heading.schema, &name),
-                list.join(", ")
-            );
-            if !out.iter().any(|(n, _)| n == &name) {
-                out.push((name, ddl));
-            }
-        }
-    }
-    out
 }
 
 /// The `CREATE TABLE` statement and the statements that follow it (indexes, comments).
@@ -163,7 +107,6 @@ pub(crate) fn create_table(backend: Backend, h: &Heading) -> Vec<String> {
             parent.join(", ")
         ));
     }
-    let mut after = Vec::new();
     let mut index_list: Vec<(bool, Vec<String>)> = h
         .indexes
         .iter()
@@ -174,95 +117,11 @@ pub(crate) fn create_table(backend: Backend, h: &Heading) -> Vec<String> {
             index_list.push((true, fk.attr_map.iter().map(|(c, _)| c.clone()).collect()));
         }
     }
-    if backend == Backend::MySql {
-        for (unique, cols) in &index_list {
-            let cols: Vec<String> = cols.iter().map(|c| quote(backend, c)).collect();
-            lines.push(format!(
-                "{}index ({})",
-                if *unique { "unique " } else { "" },
-                cols.join(",")
-            ));
-        }
-    } else {
-        if backend == Backend::Postgres {
-            // Support indexes for foreign keys that no other index covers (DataJoint #1512).
-            let pk_names: Vec<String> = h.primary_key().iter().map(|s| s.to_string()).collect();
-            let fk_cols: Vec<Vec<String>> = h
-                .foreign_keys
-                .iter()
-                .filter(|fk| !fk.unique)
-                .map(|fk| fk.attr_map.iter().map(|(c, _)| c.clone()).collect())
-                .collect();
-            let is_prefix = |cols: &[String], of: &[String]| {
-                cols.len() <= of.len() && of[..cols.len()] == *cols
-            };
-            for (i, cols) in fk_cols.iter().enumerate() {
-                let covered = is_prefix(cols, &pk_names)
-                    || index_list.iter().any(|(_, ix)| is_prefix(cols, ix))
-                    || fk_cols
-                        .iter()
-                        .enumerate()
-                        .any(|(j, o)| j != i && o.len() > cols.len() && is_prefix(cols, o));
-                if !covered && !index_list.iter().any(|(_, ix)| ix == cols) {
-                    index_list.push((false, cols.clone()));
-                }
-            }
-        }
-        for (unique, cols) in &index_list {
-            let joined = cols.join("_");
-            let short: String = joined.chars().take(30).collect();
-            let name = match backend {
-                // SQLite index names are database-wide: prefix the schema.
-                Backend::Sqlite => format!("{}.idx_{}_{}", h.schema, h.table, short),
-                _ => fit_identifier(format!("idx_{}_{}", h.table, short), &joined),
-            };
-            let quoted: Vec<String> = cols.iter().map(|c| quote(backend, c)).collect();
-            after.push(format!(
-                "CREATE {}INDEX {} ON {} ({})",
-                if *unique { "UNIQUE " } else { "" },
-                quote(backend, &name),
-                table,
-                quoted.join(", ")
-            ));
-        }
-    }
-    if backend == Backend::Postgres {
-        after.push(format!(
-            "COMMENT ON TABLE {} IS {}",
-            table,
-            literal(backend, &h.comment)
-        ));
-        for a in &h.attributes {
-            if a.inherited {
-                continue;
-            }
-            let c = column_comment(a);
-            if !c.is_empty() {
-                after.push(format!(
-                    "COMMENT ON COLUMN {}.{} IS {}",
-                    table,
-                    quote(backend, &a.name),
-                    literal(backend, &c)
-                ));
-            }
-            // A codec's `bytea` (a `<blob>`, an `<attach>`) is already compressed by the codec
-            // where that pays; PostgreSQL's own pglz pass over it costs more than the rest of
-            // the insert and saves nothing. Out-of-line storage without compression. DataJoint
-            // does not read a column's storage mode, so Python sees the same table.
-            if matches!(a.spec, TypeSpec::Codec { .. }) && a.sql_type == "bytea" {
-                after.push(format!(
-                    "ALTER TABLE {} ALTER COLUMN {} SET STORAGE EXTERNAL",
-                    table,
-                    quote(backend, &a.name)
-                ));
-            }
-        }
-    }
-    let options = match backend {
-        Backend::MySql if h.comment.is_empty() => " ENGINE=InnoDB".to_string(),
-        Backend::MySql => format!(" ENGINE=InnoDB, COMMENT {}", literal(backend, &h.comment)),
-        _ => String::new(),
-    };
+    let d = dialect(backend);
+    let (inline, mut after) = d.index_ddl(h, &table, index_list);
+    lines.extend(inline);
+    after.extend(d.after_create_table(h, &table));
+    let options = d.table_options(&h.comment);
     let mut out = vec![format!(
         "CREATE TABLE IF NOT EXISTS {} (\n{}\n){}",
         table,
@@ -273,6 +132,34 @@ pub(crate) fn create_table(backend: Backend, h: &Heading) -> Vec<String> {
     out
 }
 
+/// `CREATE [UNIQUE] INDEX` statements, after `CREATE TABLE`, for the indexes `(unique,
+/// columns)` of table `h` (qualified name `table`), named by
+/// [`Dialect::index_name`](crate::dialect::Dialect::index_name).
+pub(crate) fn create_index_statements(
+    backend: Backend,
+    h: &Heading,
+    table: &str,
+    indexes: &[(bool, Vec<String>)],
+) -> Vec<String> {
+    let d = dialect(backend);
+    indexes
+        .iter()
+        .map(|(unique, cols)| {
+            let joined = cols.join("_");
+            let short: String = joined.chars().take(30).collect();
+            let name = d.index_name(h, &short, &joined);
+            let quoted: Vec<String> = cols.iter().map(|c| d.quote(c)).collect();
+            format!(
+                "CREATE {}INDEX {} ON {} ({})",
+                if *unique { "UNIQUE " } else { "" },
+                d.quote(&name),
+                table,
+                quoted.join(", ")
+            )
+        })
+        .collect()
+}
+
 /// PostgreSQL's longest identifier, in bytes; longer ones are cut to this length silently.
 const PG_MAX_IDENTIFIER: usize = 63;
 
@@ -280,7 +167,7 @@ const PG_MAX_IDENTIFIER: usize = 63;
 /// first 46 bytes, `_` and 16 hex digits of a hash of `name` and `detail` (the full column list),
 /// so that two long names never collapse into one as PostgreSQL's truncation would make them.
 /// Names are ASCII here (table and attribute names are checked), so byte cuts are char cuts.
-fn fit_identifier(name: String, detail: &str) -> String {
+pub(crate) fn fit_identifier(name: String, detail: &str) -> String {
     if name.len() <= PG_MAX_IDENTIFIER {
         return name;
     }
@@ -319,19 +206,7 @@ pub(crate) fn check_literals(h: &Heading) -> Result<(), String> {
 
 /// The `~lineage` table DDL.
 pub(crate) fn lineage_table(backend: Backend, schema: &str) -> String {
-    let t = qualified(backend, schema, "~lineage");
-    match backend {
-        Backend::MySql => format!(
-            "CREATE TABLE IF NOT EXISTS {t} (`table_name` VARCHAR(64) NOT NULL COMMENT 'table name within the schema', \
-             `attribute_name` VARCHAR(64) NOT NULL COMMENT 'attribute name', \
-             `lineage` VARCHAR(255) NOT NULL COMMENT 'origin: schema.table.attribute', \
-             PRIMARY KEY (`table_name`, `attribute_name`)) ENGINE=InnoDB"
-        ),
-        _ => format!(
-            "CREATE TABLE IF NOT EXISTS {t} (\"table_name\" VARCHAR(64) NOT NULL, \"attribute_name\" VARCHAR(64) NOT NULL, \
-             \"lineage\" VARCHAR(255) NOT NULL, PRIMARY KEY (\"table_name\",\"attribute_name\"))"
-        ),
-    }
+    dialect(backend).lineage_table_sql(schema)
 }
 
 #[cfg(test)]
@@ -374,5 +249,83 @@ mod tests {
         assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
         assert_ne!(a, b);
         assert!(a.starts_with("idx_ttt"));
+    }
+
+    /// A heading that reaches every branch of the DDL: inherited and declared columns, enums
+    /// with a backslash, defaults (quoted, `CURRENT_TIMESTAMP(3)`), a codec column, a nullable
+    /// and a unique foreign key, secondary indexes and a name too long for PostgreSQL.
+    fn every_branch() -> Heading {
+        let attr = |name: &str, spec: &str, in_key: bool, nullable: bool, default: Option<&str>| {
+            let inherited = ["subject_id", "u", "other"].contains(&name);
+            serde_json::json!({"name": name, "spec": spec, "sql_type": "", "in_key": in_key,
+                "nullable": nullable, "default": default, "comment": format!("{name}'s"),
+                "inherited": inherited})
+        };
+        let attrs = vec![
+            attr("subject_id", "int32", true, false, None),
+            attr("sess", "uint16", true, false, None),
+            attr("sex", "enum('F', 'M', 'U\\\\')", false, false, Some("'F'")),
+            attr("kind", "enum('a', 'b')", false, false, None),
+            attr(
+                "ts",
+                "datetime(3)",
+                false,
+                false,
+                Some("CURRENT_TIMESTAMP(3)"),
+            ),
+            attr("u", "uuid", false, false, None),
+            attr("other", "int32", false, true, None),
+            attr("data", "<blob>", false, true, None),
+            attr("note", "varchar(30)", false, false, Some("\"x\"\"y\\z\"")),
+            attr("raw", "int unsigned", false, false, Some("5")),
+        ];
+        serde_json::from_value(serde_json::json!({
+            "schema": "sch",
+            "table": "_session_with_a_rather_long_table_name_for_testing_limits",
+            "comment": "a session's row",
+            "attributes": attrs,
+            "foreign_keys": [
+                {"parent_schema": "sch", "parent_table": "subject",
+                 "attr_map": [["subject_id", "subject_id"]], "nullable": false, "unique": false},
+                {"parent_schema": "other", "parent_table": "thing",
+                 "attr_map": [["other", "id"]], "nullable": true, "unique": false},
+                {"parent_schema": "sch", "parent_table": "uu",
+                 "attr_map": [["u", "u"]], "nullable": false, "unique": true}
+            ],
+            "indexes": [{"unique": false, "columns": ["note", "ts"]},
+                        {"unique": true, "columns": ["kind"]}]
+        }))
+        .unwrap()
+    }
+
+    /// The DDL text of every backend, byte for byte as before the move behind `Dialect`
+    /// (DataJoint reads these catalogs: comments, `:type:` markers, enum and index names).
+    #[test]
+    fn ddl_text_is_stable() {
+        let mut out = String::new();
+        for b in [Backend::Sqlite, Backend::Postgres, Backend::MySql] {
+            let mut h = every_branch();
+            for a in &mut h.attributes {
+                a.sql_type = sql_type(b, &h.schema, &a.spec);
+                if matches!(a.spec, TypeSpec::Codec { .. }) {
+                    a.sql_type = if b == Backend::MySql {
+                        "longblob"
+                    } else {
+                        "bytea"
+                    }
+                    .into();
+                }
+            }
+            out.push_str(&format!("== {b:?}\n"));
+            for (exists, create) in dialect(b).schema_types(&h) {
+                out.push_str(&format!("{} {:?}\n{create}\n", exists.text, exists.params));
+            }
+            for s in create_table(b, &h) {
+                out.push_str(&format!("{s}\n"));
+            }
+            out.push_str(&format!("{}\n", lineage_table(b, &h.schema)));
+        }
+        let golden = include_str!("testdata/ddl.txt");
+        assert_eq!(out, golden, "DDL changed:\n{out}");
     }
 }

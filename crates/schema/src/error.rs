@@ -1,8 +1,6 @@
 //! The one error type of `dj-schema`.
 
-use dj_core::typespec::Backend;
-
-use crate::dialect::{ErrorClass, dialect};
+use crate::dialect::ErrorClass;
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -375,9 +373,9 @@ pub(crate) fn classify_db(table: &str, source: sqlx::Error) -> Error {
         }
         // Some servers report constraint failures with codes the driver does not classify.
         if let Some(code) = db.code() {
-            let class = [Backend::MySql, Backend::Postgres, Backend::Sqlite]
+            let class = crate::dialect::all()
                 .into_iter()
-                .find_map(|b| dialect(b).classify_code(code.as_ref()));
+                .find_map(|d| d.classify_code(code.as_ref()));
             match class {
                 Some(ErrorClass::ForeignKey) => {
                     return Error::ForeignKey {

@@ -44,6 +44,7 @@ use serde::Serialize;
 
 use crate::catalog::{self, SQLITE_TABLES, text_rows};
 use crate::db::{Connection, Exec, Param, Sql};
+use crate::dialect::{dialect, sort_foreign_keys};
 use crate::error::{Error, Result};
 use crate::heading::Heading;
 use crate::naming::{Tier, class_name, master_of};
@@ -199,7 +200,7 @@ impl DependencyGraph {
             return Ok(g);
         }
         let mut raw_edges: Vec<RawEdge> = Vec::new();
-        if backend == Backend::Sqlite {
+        if dialect(backend).keeps_metadata_tables() {
             catalog::sqlite_bootstrap(ex).await?;
             for h in sqlite_headings(ex, &schemas, Side::Child).await? {
                 let pk = h.primary_key().iter().map(|s| s.to_string()).collect();
@@ -237,7 +238,7 @@ impl DependencyGraph {
             .map(|(ps, pt, ..)| (ps.clone(), pt.clone()))
             .collect();
         for (ps, pt) in outside {
-            let pk = if backend == Backend::Sqlite {
+            let pk = if dialect(backend).keeps_metadata_tables() {
                 catalog::load_heading(ex, backend, &ps, &pt, 32)
                     .await
                     .map(|h| h.primary_key().iter().map(|s| s.to_string()).collect())
@@ -595,7 +596,7 @@ fn text(s: &str) -> Option<Param> {
 }
 
 /// ` IN (?, ?, …)` over `values`.
-fn push_in(sql: &mut Sql, values: &[String]) {
+pub(crate) fn push_in(sql: &mut Sql, values: &[String]) {
     sql.push(" IN (");
     for (i, v) in values.iter().enumerate() {
         if i > 0 {
@@ -650,21 +651,7 @@ async fn bulk_tables(
     backend: Backend,
     schemas: &[String],
 ) -> Result<Vec<(String, String, String)>> {
-    let mut sql = Sql::new(backend);
-    if backend == Backend::Postgres {
-        sql.push(
-            "SELECT n.nspname::text, c.relname::text, coalesce(obj_description(c.oid, 'pg_class'), '') \
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p') AND n.nspname::text",
-        );
-    } else {
-        sql.push(
-            "SELECT table_schema, table_name, table_comment FROM information_schema.tables \
-             WHERE table_type = 'BASE TABLE' AND table_schema",
-        );
-    }
-    push_in(&mut sql, schemas);
-    sql.push(" ORDER BY 1, 2");
+    let sql = dialect(backend).bulk_tables_sql(schemas);
     Ok(text_rows(ex, &sql, 3)
         .await?
         .into_iter()
@@ -684,25 +671,7 @@ async fn bulk_primary_keys(
     backend: Backend,
     schemas: &[String],
 ) -> Result<HashMap<(String, String), Vec<String>>> {
-    let mut sql = Sql::new(backend);
-    if backend == Backend::Postgres {
-        sql.push(
-            "SELECT n.nspname::text, c.relname::text, a.attname::text \
-             FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
-             WHERE i.indisprimary AND n.nspname::text",
-        );
-        push_in(&mut sql, schemas);
-        sql.push(" ORDER BY 1, 2, array_position(i.indkey::int2[], a.attnum)");
-    } else {
-        sql.push(
-            "SELECT table_schema, table_name, column_name FROM information_schema.key_column_usage \
-             WHERE constraint_name = 'PRIMARY' AND table_schema",
-        );
-        push_in(&mut sql, schemas);
-        sql.push(" ORDER BY table_schema, table_name, ordinal_position");
-    }
+    let sql = dialect(backend).bulk_primary_keys_sql(schemas);
     let mut out: HashMap<(String, String), Vec<String>> = HashMap::new();
     for r in text_rows(ex, &sql, 3).await? {
         let mut it = r.into_iter();
@@ -731,7 +700,8 @@ async fn bulk_foreign_keys(
     schemas: &[String],
     side: Side,
 ) -> Result<Vec<RawFk>> {
-    if backend == Backend::Sqlite {
+    let d = dialect(backend);
+    if d.keeps_metadata_tables() {
         let mut out = Vec::new();
         for h in sqlite_headings(ex, schemas, side).await? {
             for fk in h.foreign_keys {
@@ -747,40 +717,7 @@ async fn bulk_foreign_keys(
         }
         return Ok(out);
     }
-    let mut sql = Sql::new(backend);
-    if backend == Backend::Postgres {
-        sql.push(
-            "SELECT con.oid::text, cn.nspname::text, cc.relname::text, pn.nspname::text, pc.relname::text, \
-             ca.attname::text, pa.attname::text \
-             FROM pg_constraint con \
-             JOIN pg_class cc ON cc.oid = con.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace \
-             JOIN pg_class pc ON pc.oid = con.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
-             CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(ck, pk, ord) \
-             JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.ck \
-             JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.pk \
-             WHERE con.contype = 'f' AND ",
-        );
-        sql.push(if side == Side::Child {
-            "cn.nspname::text"
-        } else {
-            "pn.nspname::text"
-        });
-        push_in(&mut sql, schemas);
-        sql.push(" ORDER BY cn.nspname, cc.relname, con.oid, k.ord");
-    } else {
-        sql.push(
-            "SELECT constraint_name, table_schema, table_name, referenced_table_schema, \
-             referenced_table_name, column_name, referenced_column_name \
-             FROM information_schema.key_column_usage WHERE referenced_table_name IS NOT NULL AND ",
-        );
-        sql.push(if side == Side::Child {
-            "table_schema"
-        } else {
-            "referenced_table_schema"
-        });
-        push_in(&mut sql, schemas);
-        sql.push(" ORDER BY table_schema, table_name, constraint_name, ordinal_position");
-    }
+    let sql = d.bulk_foreign_keys_sql(schemas, side == Side::Parent);
     let rows = text_rows(ex, &sql, 7).await?;
     // (constraint, child schema, child table) → fk, in first-seen order.
     let mut groups: IndexMap<FkName, FkTarget> = IndexMap::new();
@@ -792,16 +729,6 @@ async fn bulk_foreign_keys(
         entry.2.push((g(5), g(6)));
     }
     let mut out: Vec<(FkName, FkTarget)> = groups.into_iter().collect();
-    if backend == Backend::MySql {
-        // `t_ibfk_10` sorts before `t_ibfk_2`; declaration order is the trailing number.
-        out.sort_by_key(|((n, s, t), _)| {
-            let num: u64 = n
-                .rsplit('_')
-                .next()
-                .and_then(|d| d.parse().ok())
-                .unwrap_or(0);
-            (s.clone(), t.clone(), num)
-        });
-    }
+    sort_foreign_keys(d, &mut out, |((n, s, t), _)| (n, s, t));
     Ok(out.into_iter().map(|((_, s, t), fk)| (s, t, fk)).collect())
 }

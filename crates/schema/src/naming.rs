@@ -13,6 +13,7 @@ use std::fmt;
 
 use dj_core::typespec::Backend;
 
+use crate::dialect::dialect;
 use crate::error::{Error, Result};
 
 /// A table's tier: how its rows come to be.
@@ -166,21 +167,11 @@ pub fn master_of(table: &str) -> Option<&str> {
 /// a longer name silently, so that two names differing only at the end become one), and 63 on
 /// SQLite, which has no limit of its own: a schema declared there moves to either server.
 pub fn max_identifier_len(backend: Backend) -> usize {
-    match backend {
-        Backend::MySql => 64,
-        Backend::Postgres | Backend::Sqlite => 63,
-    }
+    dialect(backend).max_identifier_len()
 }
 
-/// The longest foreign-key constraint name MariaDB generates without an error.
-const MYSQL_MAX_CONSTRAINT_LEN: usize = 63;
-
 fn backend_label(backend: Backend) -> &'static str {
-    match backend {
-        Backend::MySql => "MySQL and MariaDB allow",
-        Backend::Postgres => "PostgreSQL allows",
-        Backend::Sqlite => "dj-rs allows on SQLite (PostgreSQL's limit, so the schema can move)",
-    }
+    dialect(backend).identifier_limit_label()
 }
 
 /// Check that a name of `kind` (`schema`, `table`, `attribute`) fits `backend`'s identifier
@@ -219,11 +210,10 @@ pub fn check_new_table_name(backend: Backend, name: &str, foreign_keys: usize) -
             other => other,
         })?;
     }
-    if backend == Backend::MySql && foreign_keys > 0 {
+    if let Some(max) = dialect(backend).max_generated_constraint_len()
+        && foreign_keys > 0
+    {
         let constraint = format!("{name}_ibfk_{foreign_keys}");
-        // MariaDB 10.11 refuses a generated constraint name of 64 characters ("Identifier name
-        // … is too long"), so the bound is 63 here.
-        let max = MYSQL_MAX_CONSTRAINT_LEN;
         if constraint.len() > max {
             return Err(Error::InvalidName {
                 name: name.to_string(),

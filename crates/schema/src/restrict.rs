@@ -498,7 +498,9 @@ pub(crate) fn scan_sql(
     text: &str,
     backend: Backend,
 ) -> std::result::Result<(Vec<String>, String), String> {
-    let mysql = backend == Backend::MySql;
+    let d = dialect(backend);
+    let (double_quoted_strings, backslash_escapes) =
+        (d.double_quotes_string(), d.backslash_escapes());
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut sql = String::with_capacity(text.len());
@@ -506,11 +508,11 @@ pub(crate) fn scan_sql(
     let mut prev_dot = false;
     while i < chars.len() {
         let c = chars[i];
-        if c == '\'' || (mysql && c == '"') {
+        if c == '\'' || (double_quoted_strings && c == '"') {
             let start = i;
             i += 1;
             while i < chars.len() {
-                if mysql && chars[i] == '\\' {
+                if backslash_escapes && chars[i] == '\\' {
                     i += 2;
                     continue;
                 }
@@ -605,7 +607,7 @@ pub(crate) fn scan_sql(
 /// text (for LIKE and enum equality).
 fn column_expr(h: &QueryHeading, sql: &mut Sql, attr: &str, like: bool) {
     let backend = sql.backend;
-    let as_text = backend == Backend::Postgres
+    let as_text = dialect(backend).compares_as_text()
         && (like
             || matches!(
                 h.attribute(attr).and_then(|a| a.final_type()),

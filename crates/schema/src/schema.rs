@@ -10,7 +10,7 @@ use crate::catalog;
 use crate::db::{Connection, Param, Sql, qualified};
 use crate::ddl;
 use crate::definition::{DefItem, parse};
-use crate::dialect::dialect;
+use crate::dialect::{SchemaQuery, dialect};
 use crate::error::{Error, Result};
 use crate::heading::{Attribute, ForeignKey, Heading, Index};
 use crate::naming::{
@@ -53,41 +53,18 @@ impl Connection {
     /// schema except the server's own (`information_schema`, `pg_*`, `mysql`,
     /// `performance_schema`, `sys`), and PostgreSQL's `public` only when it holds tables.
     pub async fn list_schemas(&self) -> Result<Vec<String>> {
-        self.schema_names(
-            "SELECT s.schema_name::text FROM information_schema.schemata s \
-             WHERE s.schema_name <> 'information_schema' \
-             AND substr(s.schema_name, 1, 3) <> 'pg_' \
-             AND (s.schema_name <> 'public' OR EXISTS (SELECT 1 FROM \
-             information_schema.tables t WHERE t.table_schema = s.schema_name)) \
-             ORDER BY 1",
-            "SELECT schema_name FROM information_schema.schemata WHERE schema_name \
-             NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys') \
-             ORDER BY 1",
-        )
-        .await
+        self.schema_names(SchemaQuery::All).await
     }
 
-    /// Schema names from a one-column query: `postgres` or `mysql` on those servers; on SQLite
-    /// every schema recorded in the file.
-    pub(crate) async fn schema_names(&self, postgres: &str, mysql: &str) -> Result<Vec<String>> {
+    /// The schema names of [`Dialect::schemas_sql`](crate::dialect::Dialect::schemas_sql)
+    /// (on SQLite every schema recorded in the file).
+    pub(crate) async fn schema_names(&self, which: SchemaQuery) -> Result<Vec<String>> {
         let backend = self.backend();
         let mut sql = Sql::new(backend);
-        match backend {
-            Backend::Sqlite => {
-                sql.push("SELECT schema_name FROM ")
-                    .ident(catalog::SQLITE_SCHEMAS)
-                    .push(" ORDER BY schema_name");
-            }
-            Backend::Postgres => {
-                sql.push(postgres);
-            }
-            Backend::MySql => {
-                sql.push(mysql);
-            }
-        }
+        sql.push(&dialect(backend).schemas_sql(which));
         let mut conn = self.acquire().await?;
         let mut ex = conn.exec();
-        if backend == Backend::Sqlite {
+        if dialect(backend).keeps_metadata_tables() {
             catalog::sqlite_bootstrap(&mut ex).await?;
         }
         Ok(catalog::text_rows(&mut ex, &sql, 1)
@@ -580,16 +557,11 @@ impl Schema {
             }
         }
         let mut statements = Vec::new();
-        if backend == Backend::Postgres {
+        let types = dialect(backend).schema_types(h);
+        if !types.is_empty() {
             let mut conn = self.conn.acquire().await?;
             let mut ex = conn.exec();
-            for (name, create) in ddl::pg_enum_types(h) {
-                let mut exists = Sql::new(backend);
-                exists
-                    .push("SELECT t.typname::text FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = ")
-                    .bind(Some(Param::Text(h.schema.clone())), None)
-                    .push(" AND t.typname = ")
-                    .bind(Some(Param::Text(name)), None);
+            for (exists, create) in types {
                 if catalog::text_rows(&mut ex, &exists, 1).await?.is_empty() {
                     ex.raw(&create).await?;
                 }
@@ -601,7 +573,7 @@ impl Schema {
         // SQLite and PostgreSQL run DDL in a transaction; MySQL commits each DDL statement.
         let mut tx = self.conn.begin_tx().await?;
         let mut ex = tx.exec();
-        if backend == Backend::Sqlite {
+        if dialect(backend).keeps_metadata_tables() {
             catalog::sqlite_bootstrap(&mut ex).await?;
         }
         for s in &statements {
@@ -626,7 +598,7 @@ impl Schema {
                 .push(")");
             ex.execute(&ins).await?;
         }
-        if backend == Backend::Sqlite {
+        if dialect(backend).keeps_metadata_tables() {
             let json = serde_json::to_string(h).map_err(|e| Error::Refused {
                 table: h.full_name(),
                 message: format!("cannot record metadata: {e}"),
@@ -651,8 +623,8 @@ impl Schema {
     /// SQLite every table with the schema's prefix).
     pub async fn drop(self) -> Result<()> {
         let backend = self.conn.backend();
-        match backend {
-            Backend::Sqlite => {
+        match dialect(backend).drop_schema_sql(&self.name) {
+            None => {
                 // Each drop takes its dependents along; parts go with their masters.
                 loop {
                     let tables = self.list_tables().await?;
@@ -703,11 +675,9 @@ impl Schema {
                     .bind(Some(Param::Text(self.name.clone())), None);
                 ex.execute(&sql).await?;
             }
-            _ => {
-                if let Some(drop) = dialect(backend).drop_schema_sql(&self.name) {
-                    let mut conn = self.conn.acquire().await?;
-                    conn.exec().raw(&drop).await?;
-                }
+            Some(drop) => {
+                let mut conn = self.conn.acquire().await?;
+                conn.exec().raw(&drop).await?;
             }
         }
         Ok(())

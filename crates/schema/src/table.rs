@@ -27,7 +27,6 @@ use crate::naming::{Tier, class_name, master_of};
 use crate::query::Query;
 use crate::restrict::Restriction;
 use crate::serde_row::{to_row, to_row_cow};
-use crate::sqltype::SqlType;
 
 /// What the schema layer knows about one attribute beyond its heading entry.
 #[derive(Clone, Debug)]
@@ -101,13 +100,11 @@ impl Table {
                     (None, None, a.spec.clone())
                 };
                 let kind = col_kind(&final_type);
-                let pg_cast = match (&final_type, kind) {
-                    _ if backend != Backend::Postgres => None,
-                    (TypeSpec::Core(CoreType::Enum(_)), _) => Some(a.sql_type.clone()),
-                    (_, ColKind::Decimal) => Some("numeric".into()),
-                    (_, ColKind::Other) => Some(a.sql_type.clone()),
-                    _ => None,
-                };
+                let pg_cast = dialect(backend).param_cast(
+                    kind,
+                    matches!(final_type, TypeSpec::Core(CoreType::Enum(_))),
+                    &a.sql_type,
+                );
                 AttrInfo {
                     has_codec: a.spec.is_codec(),
                     resolved,
@@ -587,7 +584,7 @@ impl Table {
             if value.is_null() {
                 if a.nullable {
                     sql.push("NULL");
-                } else if a.default.is_some() && backend != Backend::Sqlite {
+                } else if a.default.is_some() && dialect(backend).update_to_default() {
                     sql.push("DEFAULT");
                 } else {
                     return Err(Error::BadValue {
@@ -686,46 +683,31 @@ impl Table {
             ex.raw(&format!("DROP TABLE {}", table.qualified()))
                 .await
                 .map_err(|e| classify_db(t, e))?;
-            match backend {
-                Backend::Sqlite => {
-                    let mut del = Sql::new(backend);
-                    del.push("DELETE FROM ")
-                        .ident(catalog::SQLITE_TABLES)
-                        .push(" WHERE schema_name = ")
-                        .bind(Some(Param::Text(h.schema.clone())), None)
-                        .push(" AND table_name = ")
-                        .bind(Some(Param::Text(h.table.clone())), None);
-                    ex.execute(&del).await.map_err(|e| classify_db(t, e))?;
+            let d = dialect(backend);
+            if d.keeps_metadata_tables() {
+                let mut del = Sql::new(backend);
+                del.push("DELETE FROM ")
+                    .ident(catalog::SQLITE_TABLES)
+                    .push(" WHERE schema_name = ")
+                    .bind(Some(Param::Text(h.schema.clone())), None)
+                    .push(" AND table_name = ")
+                    .bind(Some(Param::Text(h.table.clone())), None);
+                ex.execute(&del).await.map_err(|e| classify_db(t, e))?;
+            }
+            for a in &h.attributes {
+                if let TypeSpec::Core(c) = &table
+                    .inner
+                    .attrs
+                    .iter()
+                    .zip(&h.attributes)
+                    .find(|(_, x)| x.name == a.name)
+                    .map(|(i, _)| i.final_type.clone())
+                    .unwrap_or(TypeSpec::Native(String::new()))
+                    && let Some((used, drop)) = d.drop_type_sql(&h.schema, c)
+                    && catalog::text_rows(&mut ex, &used, 1).await?.is_empty()
+                {
+                    ex.raw(&drop).await.map_err(|e| classify_db(t, e))?;
                 }
-                Backend::Postgres => {
-                    for a in &h.attributes {
-                        if let TypeSpec::Core(c @ CoreType::Enum(_)) = &table
-                            .inner
-                            .attrs
-                            .iter()
-                            .zip(&h.attributes)
-                            .find(|(_, x)| x.name == a.name)
-                            .map(|(i, _)| i.final_type.clone())
-                            .unwrap_or(TypeSpec::Native(String::new()))
-                        {
-                            let name = c.pg_enum_type_name().unwrap_or_default();
-                            let mut used = Sql::new(backend);
-                            used.push("SELECT table_name::text FROM information_schema.columns WHERE udt_schema = ")
-                                .bind(Some(Param::Text(h.schema.clone())), None)
-                                .push(" AND udt_name = ")
-                                .bind(Some(Param::Text(name.clone())), None);
-                            if catalog::text_rows(&mut ex, &used, 1).await?.is_empty() {
-                                ex.raw(&format!(
-                                    "DROP TYPE IF EXISTS {}",
-                                    qualified(backend, &h.schema, &name)
-                                ))
-                                .await
-                                .map_err(|e| classify_db(t, e))?;
-                            }
-                        }
-                    }
-                }
-                Backend::MySql => {}
             }
         }
         Ok(())

@@ -2,15 +2,37 @@
 //!
 //! Everything that differs between SQLite, PostgreSQL and MySQL/MariaDB when the schema layer
 //! writes a statement goes through this trait: identifier quoting, string literals, parameter
-//! placeholders, the casts applied to selected columns so that every backend returns a value the
-//! decoder reads the same way, comparisons of enum and text columns, the clause that skips
-//! duplicate rows on insert, `LIMIT`/`OFFSET`, and the classification of server error codes.
+//! placeholders and casts, the casts applied to selected columns so that every backend returns a
+//! value the decoder reads the same way, comparisons of enum and text columns, the syntax of
+//! strings in a user's SQL, the clause that skips duplicate rows on insert, `LIMIT`/`OFFSET`,
+//! row locks, the classification of server error codes; the DDL (column types, enum types,
+//! `CHECK`s, comments with their `:type:` markers, indexes, table options, the `~lineage`
+//! table); the catalog queries that read a heading, list schemas and tables and build the
+//! dependency graph; schema creation and removal, identifier limits and GC session locks.
 //! Adding a backend is one more file here plus its cargo feature and pool in `db.rs`.
+//!
+//! Code outside this module still names a backend in these places, none of them a choice of
+//! SQL spelling:
+//!
+//! - `db.rs` maps the configured backend to its connection pool, and `lifecycle/lock.rs`
+//!   matches on the pool's connection type (SQLite's lock rows live in a table of the file; the
+//!   servers' session locks come from [`Dialect::try_session_lock_sql`]). A new backend adds its
+//!   pool variant there.
+//! - `catalog.rs` (`sqlite_bootstrap`) and `graph.rs` (`sqlite_headings`) build the statements
+//!   of SQLite's metadata tables (`~dj_schemas`, `~dj_tables`) with `Backend::Sqlite`: those
+//!   tables exist only where [`Dialect::keeps_metadata_tables`] says so, and every caller asks
+//!   that first.
+//! - `error.rs` tries every dialect's [`Dialect::classify_code`] (through [`all`]), because a
+//!   driver error does not say which server sent it.
+//! - Tests name backends to check each dialect's output (`ddl.rs` compares the DDL of all three
+//!   with a golden file, `src/testdata/ddl.txt`).
 
-use dj_core::typespec::Backend;
+use dj_core::typespec::{Backend, CoreType};
 
 use crate::db::{Param, Sql};
-use crate::heading::ColKind;
+use crate::ddl;
+use crate::graph::push_in;
+use crate::heading::{Attribute, ColKind, Heading};
 
 mod mysql;
 mod postgres;
@@ -31,6 +53,15 @@ pub(crate) enum ErrorClass {
 
 fn text(s: &str) -> Option<Param> {
     Some(Param::Text(s.to_string()))
+}
+
+/// Which schemas [`Dialect::schemas_sql`] lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SchemaQuery {
+    /// Every schema of the database except the server's own.
+    All,
+    /// The schemas with a column whose comment carries a `:<codec>:` marker.
+    WithCodecs,
 }
 
 /// The SQL spelling of one backend.
@@ -84,7 +115,6 @@ pub(crate) trait Dialect: Send + Sync {
 
     /// The statement that takes a session-scoped lock at once or answers 0 (PostgreSQL
     /// advisory locks, MySQL `GET_LOCK`); `None` where locks are rows of a table (SQLite).
-    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     fn try_session_lock_sql(&self, store: &str) -> Option<Sql> {
         let _ = store;
         None
@@ -158,6 +188,312 @@ pub(crate) trait Dialect: Send + Sync {
         }
     }
 
+    /// The SQL column type of a core type, following DataJoint's mapping where it has one
+    /// (on PostgreSQL an enum is the unqualified name of its schema-level enum type).
+    fn core_type(&self, c: &CoreType) -> String;
+
+    /// The column type of a core type declared in `schema`, as written in `CREATE TABLE`
+    /// (PostgreSQL qualifies its enum type; MySQL escapes enum values as literals).
+    fn column_type(&self, schema: &str, c: &CoreType) -> String {
+        let _ = schema;
+        self.core_type(c)
+    }
+
+    /// The default `CURRENT_TIMESTAMP` or `CURRENT_TIMESTAMP(n)`, given upper-cased.
+    fn current_timestamp_default(&self, upper: String) -> String {
+        upper
+    }
+
+    /// Text after a column's type, nullability and default in `CREATE TABLE` (SQLite's enum
+    /// `CHECK`, MySQL's column `COMMENT`).
+    fn column_suffix(&self, a: &Attribute) -> String {
+        let _ = a;
+        String::new()
+    }
+
+    /// Schema-level types a heading needs before its table is created (PostgreSQL's enum
+    /// types), each as a query with one row when the type exists and the statement that
+    /// creates it.
+    fn schema_types(&self, h: &Heading) -> Vec<(Sql, String)> {
+        let _ = h;
+        Vec::new()
+    }
+
+    /// The indexes of a table, each `(unique, columns)`: lines inside `CREATE TABLE` and
+    /// statements after it. `table` is the qualified table name.
+    fn index_ddl(
+        &self,
+        h: &Heading,
+        table: &str,
+        indexes: Vec<(bool, Vec<String>)>,
+    ) -> (Vec<String>, Vec<String>) {
+        (
+            Vec::new(),
+            ddl::create_index_statements(self.backend(), h, table, &indexes),
+        )
+    }
+
+    /// The name of a separately created index of table `h` on `joined` (the column names
+    /// joined by `_`), whose first 30 characters are `short`.
+    fn index_name(&self, h: &Heading, short: &str, joined: &str) -> String {
+        ddl::fit_identifier(format!("idx_{}_{}", h.table, short), joined)
+    }
+
+    /// Statements after `CREATE TABLE` and its indexes (PostgreSQL's comments and storage).
+    fn after_create_table(&self, h: &Heading, table: &str) -> Vec<String> {
+        let _ = (h, table);
+        Vec::new()
+    }
+
+    /// Table options after the closing parenthesis of `CREATE TABLE` (MySQL's engine and
+    /// comment).
+    fn table_options(&self, comment: &str) -> String {
+        let _ = comment;
+        String::new()
+    }
+
+    /// The `CREATE TABLE` statement of a schema's `~lineage` table.
+    fn lineage_table_sql(&self, schema: &str) -> String {
+        let t = self.qualified(schema, "~lineage");
+        format!(
+            "CREATE TABLE IF NOT EXISTS {t} (\"table_name\" VARCHAR(64) NOT NULL, \"attribute_name\" VARCHAR(64) NOT NULL, \
+             \"lineage\" VARCHAR(255) NOT NULL, PRIMARY KEY (\"table_name\",\"attribute_name\"))"
+        )
+    }
+
+    /// A query of a table's comment, with one row when the table exists (server catalogs;
+    /// SQLite keeps headings in its metadata table).
+    fn table_comment_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT table_comment FROM information_schema.tables WHERE table_schema = ")
+            .bind(text(schema), None)
+            .push(" AND table_name = ")
+            .bind(text(table), None);
+        sql
+    }
+
+    /// A query of a table's columns in order, ten text columns: name, type (as
+    /// [`Dialect::catalog_column_type`] reads them: columns 1 to 3 and 6 to 8), `YES` when
+    /// nullable (4), default (5) and comment (9).
+    fn columns_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT column_name, column_type, '', '', is_nullable, column_default, '', '', '', column_comment \
+                  FROM information_schema.columns WHERE table_schema = ")
+            .bind(text(schema), None)
+            .push(" AND table_name = ")
+            .bind(text(table), None)
+            .push(" ORDER BY ordinal_position");
+        sql
+    }
+
+    /// The column type of a row of [`Dialect::columns_sql`] (`get(i)` is column `i`, empty
+    /// when NULL), as a definition would write it.
+    fn catalog_column_type(&self, get: &dyn Fn(usize) -> String) -> String {
+        crate::catalog::strip_display_width(&get(1))
+    }
+
+    /// A query of the primary-key columns of a table, in key order.
+    fn primary_key_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push(
+            "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = ",
+        )
+        .bind(text(schema), None)
+        .push(" AND table_name = ")
+        .bind(text(table), None)
+        .push(" AND constraint_name = 'PRIMARY' ORDER BY ordinal_position");
+        sql
+    }
+
+    /// A query of the foreign keys of a table (`children == false`) or of those that point to
+    /// it (`children == true`), one row per column pair, seven text columns: constraint, child
+    /// schema, child table, parent schema, parent table, child column, parent column; ordered
+    /// by constraint and column position.
+    fn foreign_keys_sql(&self, schema: &str, table: &str, children: bool) -> Sql {
+        let (s_col, t_col) = if children {
+            ("referenced_table_schema", "referenced_table_name")
+        } else {
+            ("table_schema", "table_name")
+        };
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT constraint_name, table_schema, table_name, referenced_table_schema, referenced_table_name, \
+                  column_name, referenced_column_name FROM information_schema.key_column_usage WHERE ")
+            .push(s_col)
+            .push(" = ")
+            .bind(text(schema), None)
+            .push(" AND ")
+            .push(t_col)
+            .push(" = ")
+            .bind(text(table), None)
+            .push(" AND referenced_table_name IS NOT NULL ORDER BY table_schema, table_name, constraint_name, ordinal_position");
+        sql
+    }
+
+    /// Whether foreign keys read from the catalog are put in declaration order by the number
+    /// in their constraint names ([`Dialect::foreign_key_number`]) rather than kept in the
+    /// order of the catalog query.
+    fn numbers_foreign_keys(&self) -> bool {
+        false
+    }
+
+    /// The declaration number of a foreign key from its constraint name.
+    fn foreign_key_number(&self, constraint: &str) -> u64 {
+        let _ = constraint;
+        0
+    }
+
+    /// A query of the secondary indexes of a table, three text columns: index name, its
+    /// uniqueness flag ([`Dialect::index_is_unique`]) and its columns (one per row, or
+    /// comma-separated, see [`Dialect::index_row_per_column`]); ordered by name.
+    fn indexes_sql(&self, schema: &str, table: &str) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT index_name, CAST(non_unique AS CHAR), column_name FROM information_schema.statistics WHERE table_schema = ")
+            .bind(text(schema), None)
+            .push(" AND table_name = ")
+            .bind(text(table), None)
+            .push(" AND index_name <> 'PRIMARY' ORDER BY index_name, seq_in_index");
+        sql
+    }
+
+    /// Whether the flag column of [`Dialect::indexes_sql`] says unique.
+    fn index_is_unique(&self, flag: &str) -> bool {
+        flag == "0"
+    }
+
+    /// Whether [`Dialect::indexes_sql`] gives one row per indexed column (rows of one index
+    /// are joined); otherwise one row per index.
+    fn index_row_per_column(&self) -> bool {
+        true
+    }
+
+    /// A query of schema names, one column, sorted: every schema of the database
+    /// ([`SchemaQuery::All`], the server's own excluded) or those with a codec column
+    /// ([`SchemaQuery::WithCodecs`]).
+    fn schemas_sql(&self, which: SchemaQuery) -> String;
+
+    /// The current time with milliseconds, as SQL.
+    fn now_sql(&self) -> &'static str {
+        "CURRENT_TIMESTAMP(3)"
+    }
+
+    /// The id of the session's server connection, as SQL.
+    fn connection_id_sql(&self) -> &'static str {
+        "CONNECTION_ID()"
+    }
+
+    /// The database user of the session, as SQL.
+    fn current_user_sql(&self) -> &'static str {
+        "USER()"
+    }
+
+    /// The clause that locks the rows a `SELECT` reads until the transaction ends (none where
+    /// a write transaction locks the whole database, as on SQLite).
+    fn lock_rows_clause(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+
+    /// Whether several connections may write at once (SQLite has a single writer).
+    fn concurrent_writers(&self) -> bool {
+        true
+    }
+
+    /// The longest schema, table or attribute name the backend takes, in characters.
+    fn max_identifier_len(&self) -> usize {
+        63
+    }
+
+    /// Who allows [`Dialect::max_identifier_len`], for error messages (`"PostgreSQL allows"`).
+    fn identifier_limit_label(&self) -> &'static str;
+
+    /// The longest foreign-key constraint name the server generates from a table name
+    /// (`<table>_ibfk_<n>` on MySQL), where it generates them.
+    fn max_generated_constraint_len(&self) -> Option<usize> {
+        None
+    }
+
+    /// Whether a `"`-quoted token in a user's SQL is a string (MySQL) rather than an
+    /// identifier.
+    fn double_quotes_string(&self) -> bool {
+        false
+    }
+
+    /// Whether a backslash escapes the next character inside a string literal of a user's SQL
+    /// (MySQL).
+    fn backslash_escapes(&self) -> bool {
+        false
+    }
+
+    /// Whether enum columns are compared (and `LIKE` applied) as text, via
+    /// [`Dialect::as_text`].
+    fn compares_as_text(&self) -> bool {
+        false
+    }
+
+    /// The cast a bound value compared with or written to a column needs: `kind` of the
+    /// column's final type, `is_enum` when it is an enum, `sql_type` its column type.
+    fn param_cast(&self, kind: ColKind, is_enum: bool, sql_type: &str) -> Option<String> {
+        let _ = (kind, is_enum, sql_type);
+        None
+    }
+
+    /// Whether `UPDATE … SET col = DEFAULT` is understood.
+    fn update_to_default(&self) -> bool {
+        true
+    }
+
+    /// For a column type `c` of a table of `schema` that was dropped, the schema-level type to
+    /// drop with it when no other column uses it (PostgreSQL's enum types): a query with a row
+    /// per column still using it, and the statement that drops it.
+    fn drop_type_sql(&self, schema: &str, c: &CoreType) -> Option<(Sql, String)> {
+        let _ = (schema, c);
+        None
+    }
+
+    /// A query of `(schema, table, comment)` of the base tables of `schemas` on a server,
+    /// sorted.
+    fn bulk_tables_sql(&self, schemas: &[String]) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push(
+            "SELECT table_schema, table_name, table_comment FROM information_schema.tables \
+             WHERE table_type = 'BASE TABLE' AND table_schema",
+        );
+        push_in(&mut sql, schemas);
+        sql.push(" ORDER BY 1, 2");
+        sql
+    }
+
+    /// A query of `(schema, table, column)` of the primary keys of the tables of `schemas`
+    /// on a server, in key order.
+    fn bulk_primary_keys_sql(&self, schemas: &[String]) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push(
+            "SELECT table_schema, table_name, column_name FROM information_schema.key_column_usage \
+             WHERE constraint_name = 'PRIMARY' AND table_schema",
+        );
+        push_in(&mut sql, schemas);
+        sql.push(" ORDER BY table_schema, table_name, ordinal_position");
+        sql
+    }
+
+    /// The rows of [`Dialect::foreign_keys_sql`] for the tables of `schemas`, or (with
+    /// `referencing`) for every table whose foreign keys reference a table of `schemas`.
+    fn bulk_foreign_keys_sql(&self, schemas: &[String], referencing: bool) -> Sql {
+        let mut sql = Sql::new(self.backend());
+        sql.push(
+            "SELECT constraint_name, table_schema, table_name, referenced_table_schema, \
+             referenced_table_name, column_name, referenced_column_name \
+             FROM information_schema.key_column_usage WHERE referenced_table_name IS NOT NULL AND ",
+        );
+        sql.push(if referencing {
+            "referenced_table_schema"
+        } else {
+            "table_schema"
+        });
+        push_in(&mut sql, schemas);
+        sql.push(" ORDER BY table_schema, table_name, constraint_name, ordinal_position");
+        sql
+    }
+
     /// What a server error code means, beyond what the driver classifies.
     fn classify_code(&self, code: &str) -> Option<ErrorClass> {
         let _ = code;
@@ -172,6 +508,27 @@ pub(crate) fn dialect(backend: Backend) -> &'static dyn Dialect {
         Backend::Postgres => &Postgres,
         Backend::MySql => &MySql,
     }
+}
+
+/// Sort foreign keys read from a server catalog into declaration order, where the dialect
+/// numbers them ([`Dialect::numbers_foreign_keys`]); `key` gives `(constraint, child schema,
+/// child table)` of an item.
+pub(crate) fn sort_foreign_keys<T>(
+    d: &dyn Dialect,
+    items: &mut [T],
+    key: impl Fn(&T) -> (&str, &str, &str),
+) {
+    if d.numbers_foreign_keys() {
+        items.sort_by_key(|it| {
+            let (n, s, t) = key(it);
+            (s.to_string(), t.to_string(), d.foreign_key_number(n))
+        });
+    }
+}
+
+/// Every dialect, for questions asked without knowing the backend (error codes).
+pub(crate) fn all() -> [&'static dyn Dialect; 3] {
+    [&MySql, &Postgres, &Sqlite]
 }
 
 /// Double every `q` inside `name` and wrap it in `q`.

@@ -10,7 +10,6 @@ use dj_core::typespec::Backend;
 use dj_core::value::Value;
 
 use crate::db::{Connection, Exec, PConn, Param, Sql, quote};
-#[cfg(any(feature = "postgres", feature = "mysql"))]
 use crate::dialect::dialect;
 use crate::error::{Error, Result};
 use crate::heading::ColKind;
@@ -216,7 +215,11 @@ impl StoreLock {
     /// connection; on PostgreSQL and MySQL this does nothing and returns `false`. Returns whether
     /// a lock row was removed. Call it only when no collection of `store` is running.
     pub async fn force_release(conn: &Connection, store: &str) -> Result<bool> {
-        if conn.backend() != Backend::Sqlite {
+        // Session locks end with their session: nothing is left behind.
+        if dialect(conn.backend())
+            .try_session_lock_sql(store)
+            .is_some()
+        {
             return Ok(false);
         }
         let mut c = conn.acquire().await?;

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use dj_core::config::HashAlgorithm;
 use dj_core::store::{Store, StoreExt, StorePath};
 use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
-use dj_core::typespec::Backend;
 use dj_core::value::Value;
 use dj_layout::{ContentHasher, metadata_hash_algorithm};
 use dj_object::hash_stored;
@@ -368,9 +367,7 @@ impl Migration {
                 .push(&table_sql)
                 .push(" WHERE ");
             where_key.render(&self.table, &mut sel)?;
-            if backend != Backend::Sqlite {
-                sel.push(" FOR UPDATE");
-            }
+            sel.push(crate::dialect::dialect(backend).lock_rows_clause());
             let current = tx
                 .exec()
                 .fetch(&sel, &[info.kind])

@@ -39,16 +39,8 @@ pub(crate) struct Catalog {
 /// and MySQL those with a column whose comment carries a `:<codec>:` marker, on SQLite every
 /// schema recorded in the metadata table.
 pub(crate) async fn discover_schemas(conn: &Connection) -> Result<Vec<String>> {
-    conn.schema_names(
-        "SELECT DISTINCT n.nspname::text FROM pg_catalog.pg_description d \
-         JOIN pg_catalog.pg_class c ON c.oid = d.objoid \
-         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid > 0 \
-         AND c.relkind IN ('r', 'p') AND d.description LIKE ':<%' ORDER BY 1",
-        "SELECT DISTINCT table_schema FROM information_schema.columns \
-         WHERE column_comment LIKE ':<%' ORDER BY 1",
-    )
-    .await
+    conn.schema_names(crate::dialect::SchemaQuery::WithCodecs)
+        .await
 }
 
 /// Resolve an attribute's codec chain. A store the configuration does not name is resolved

@@ -9,6 +9,7 @@ use indexmap::IndexMap;
 
 use crate::Row;
 use crate::db::{Param, Sql};
+use crate::dialect::dialect;
 use crate::error::{Error, Result, classify_db};
 use crate::heading::ColKind;
 use crate::query::Query;
@@ -206,27 +207,15 @@ const JOB_COLUMNS: [&str; 14] = [
 ];
 
 fn now_expr(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
-        Backend::Postgres => "LOCALTIMESTAMP(3)",
-        _ => "CURRENT_TIMESTAMP(3)",
-    }
+    dialect(backend).now_sql()
 }
 
 fn connection_id_expr(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "0",
-        Backend::Postgres => "pg_backend_pid()",
-        _ => "CONNECTION_ID()",
-    }
+    dialect(backend).connection_id_sql()
 }
 
 fn user_expr(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "''",
-        Backend::Postgres => "current_user",
-        _ => "USER()",
-    }
+    dialect(backend).current_user_sql()
 }
 
 fn hostname() -> String {

@@ -716,9 +716,10 @@ impl<'a, R: Runner> Populate<'a, R> {
     }
 
     fn concurrency_for_backend(&self) -> usize {
-        match self.target.connection().backend() {
-            dj_core::typespec::Backend::Sqlite => 1,
-            _ => self.concurrency,
+        if crate::dialect::dialect(self.target.connection().backend()).concurrent_writers() {
+            self.concurrency
+        } else {
+            1
         }
     }
 
