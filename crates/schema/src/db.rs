@@ -550,6 +550,7 @@ fn bind_sqlite<'q>(q: SqliteQuery<'q>, p: &Param) -> SqliteQuery<'q> {
 }
 
 /// The canonical SQLite text of a datetime (fixed microseconds so text order is time order).
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn sqlite_datetime(d: &NaiveDateTime) -> String {
     d.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
@@ -732,6 +733,7 @@ fn decode_err(msg: impl std::fmt::Display) -> sqlx::Error {
     sqlx::Error::Decode(msg.to_string().into())
 }
 
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 fn parse_date(s: &str) -> std::result::Result<Value, sqlx::Error> {
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
         .map(Value::Date)
