@@ -46,22 +46,6 @@ where
     }
 }
 
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[derive(Deserialize, Debug, PartialEq)]
 struct Brief {
     session_id: i32,
@@ -107,7 +91,7 @@ async fn partial_structs_never_touch_the_codec_columns_they_omit() {
                 .unwrap();
             }
             // Every object of `raw` is gone from the store: decoding `raw` must fail.
-            let objects = files_under(&store);
+            let objects = common::files_under(&store);
             assert!(!objects.is_empty(), "{label}");
             for f in objects {
                 std::fs::remove_file(f).unwrap();
@@ -548,7 +532,7 @@ async fn derived_queries_into_structs_streams_and_frames() {
                     .await
                     .unwrap();
             }
-            for f in files_under(&store) {
+            for f in common::files_under(&store) {
                 std::fs::remove_file(f).unwrap();
             }
             let joined = subject.query().join(&session);

@@ -86,23 +86,6 @@ fn array(seed: u64, n: usize) -> Item {
     )
 }
 
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blobs_in_named_stores_side_by_side_and_deduplicated() {
     let dir = tempfile::tempdir().unwrap();
@@ -169,14 +152,14 @@ async fn blobs_in_named_stores_side_by_side_and_deduplicated() {
             let path = meta(0, "raw")["path"].as_str().unwrap().to_string();
             assert!(path.starts_with(&format!("_hash/{}/", s.name())), "{path}");
             // Two distinct arrays in the local store (a and b), deduplicated across rows.
-            let local_files = files_under(&local.join("_hash").join(s.name()));
+            let local_files = common::files_under(&local.join("_hash").join(s.name()));
             assert_eq!(local_files.len(), 2, "{label}: {local_files:?}");
             let cold = s.connection().stores().get("cold").unwrap();
             let prefix = StorePath::parse(format!("_hash/{}", s.name())).unwrap();
             assert_eq!(cold.list_all(Some(&prefix)).await.unwrap().len(), 1, "{label}");
             // Deleting rows leaves the objects (garbage collection reclaims them).
             t.delete().await.unwrap();
-            assert_eq!(files_under(&local.join("_hash").join(s.name())).len(), 2);
+            assert_eq!(common::files_under(&local.join("_hash").join(s.name())).len(), 2);
         }
     })
     .await;
@@ -283,7 +266,7 @@ async fn attachments_in_the_table_and_in_a_store() {
                 );
             }
             assert_eq!(t.len().await.unwrap(), 2);
-            for f in files_under(&downloads) {
+            for f in common::files_under(&downloads) {
                 std::fs::remove_file(f).unwrap();
             }
         }

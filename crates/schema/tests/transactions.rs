@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::{each_backend, each_backend_with};
 use dj_codec_blob::Item;
 use dj_codec_hash as _;
@@ -183,22 +181,6 @@ async fn a_table_of_another_connection_is_refused() {
     .await;
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                pending.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_are_written_before_rows_and_a_rollback_leaves_only_orphans() {
     let dir = tempfile::tempdir().unwrap();
@@ -225,7 +207,7 @@ async fn objects_are_written_before_rows_and_a_rollback_leaves_only_orphans() {
                 .await
                 .unwrap();
             let conn = s.connection().clone();
-            let before = files_under(&store_dir).len();
+            let before = common::files_under(&store_dir).len();
             let samples: Vec<f64> = (0..5000).map(|i| f64::from(i) * 0.5).collect();
             let err = conn
                 .transaction(async |tx| {
@@ -250,7 +232,7 @@ async fn objects_are_written_before_rows_and_a_rollback_leaves_only_orphans() {
             assert_eq!(trace.len().await.unwrap(), 0, "{label}");
             assert_eq!(subject.len().await.unwrap(), 0, "{label}");
             assert!(
-                files_under(&store_dir).len() > before,
+                common::files_under(&store_dir).len() > before,
                 "{label}: the object was written before the rows (it stays as an orphan for GC)"
             );
 
