@@ -251,6 +251,84 @@ fn jobs_section_is_read() {
     }
 }
 
+#[test]
+fn jobs_version_method_is_read() {
+    use dj_core::config::VersionMethod;
+    let dir = project();
+    for (json, method) in [
+        (r#"{}"#, VersionMethod::None),
+        (r#"{"jobs": {"version_method": null}}"#, VersionMethod::None),
+        (r#"{"jobs": {"version_method": "none"}}"#, VersionMethod::None),
+        (r#"{"jobs.version_method": "git"}"#, VersionMethod::Git),
+    ] {
+        assert_eq!(from_json(json, dir.path()).unwrap().jobs.version_method, method, "{json}");
+    }
+    for json in [
+        r#"{"jobs": {"version_method": "hg"}}"#,
+        r#"{"jobs": {"version_method": "GIT"}}"#,
+        r#"{"jobs": {"version_method": 1}}"#,
+    ] {
+        let err = err_text(from_json(json, dir.path()));
+        assert!(err.contains("jobs.version_method"), "{json}: {err}");
+    }
+}
+
+#[test]
+fn dj_jobs_environment_variables_override_the_file() {
+    use dj_core::config::VersionMethod;
+    let dir = project();
+    write_config(
+        dir.path(),
+        r#"{"jobs": {"stale_timeout": 100, "keep_completed": false, "default_priority": 3}}"#,
+    );
+    // Unset or empty, the file's values hold.
+    let c = load(dir.path(), &[("DJ_JOBS_DEFAULT_PRIORITY", "")]).unwrap();
+    assert_eq!((c.jobs.stale_timeout, c.jobs.default_priority), (100, 3));
+    let c = load(
+        dir.path(),
+        &[
+            ("DJ_JOBS_STALE_TIMEOUT", "7"),
+            ("DJ_JOBS_KEEP_COMPLETED", "yes"),
+            ("DJ_JOBS_AUTO_REFRESH", "0"),
+            ("DJ_JOBS_DEFAULT_PRIORITY", " 255 "),
+            ("DJ_JOBS_ADD_JOB_METADATA", "true"),
+            ("DJ_JOBS_VERSION_METHOD", "git"),
+            ("DJ_JOBS_ALLOW_NEW_PK_FIELDS_IN_COMPUTED_TABLES", "false"),
+            // A name DataJoint has no setting for is ignored, as there.
+            ("DJ_JOBS_NOT_A_SETTING", "1"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.jobs.stale_timeout, 7);
+    assert_eq!(c.jobs.default_priority, 255);
+    assert!(c.jobs.keep_completed && !c.jobs.auto_refresh && c.jobs.add_job_metadata);
+    assert_eq!(c.jobs.version_method, VersionMethod::Git);
+    // Without a file, and with `"jobs": null` in it.
+    let bare = project();
+    let c = load(bare.path(), &[("DJ_JOBS_STALE_TIMEOUT", "0")]).unwrap();
+    assert_eq!(c.jobs.stale_timeout, 0);
+    write_config(bare.path(), r#"{"jobs": null}"#);
+    let c = load(bare.path(), &[("DJ_JOBS_VERSION_METHOD", "none")]).unwrap();
+    assert_eq!(c.jobs.version_method, VersionMethod::None);
+    // Bad values name the variable.
+    for (var, value) in [
+        ("DJ_JOBS_STALE_TIMEOUT", "-1"),
+        ("DJ_JOBS_STALE_TIMEOUT", "soon"),
+        ("DJ_JOBS_DEFAULT_PRIORITY", "256"),
+        ("DJ_JOBS_KEEP_COMPLETED", "maybe"),
+        ("DJ_JOBS_VERSION_METHOD", "svn"),
+        ("DJ_JOBS_ALLOW_NEW_PK_FIELDS_IN_COMPUTED_TABLES", "2"),
+    ] {
+        let err = err_text(load(dir.path(), &[(var, value)]));
+        assert!(err.contains(var), "{var}={value}: {err}");
+    }
+    // Only the setting dj-rs does not act on is listed as unread.
+    assert!(dj_core::config::is_unread_datajoint_env_var(
+        "DJ_JOBS_ALLOW_NEW_PK_FIELDS_IN_COMPUTED_TABLES"
+    ));
+    assert!(!dj_core::config::is_unread_datajoint_env_var("DJ_JOBS_VERSION_METHOD"));
+}
+
 // ------------------------------------------------------------------------------------------------
 // Database and top-level values
 // ------------------------------------------------------------------------------------------------

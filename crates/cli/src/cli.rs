@@ -153,6 +153,16 @@ pub struct JobsArgs {
     /// table's primary key (repeat for several keys).
     #[arg(long = "ignore", value_name = "KEY")]
     pub ignore: Vec<String>,
+    /// Follow the table while workers elsewhere populate it: a progress bar of the keys made
+    /// out of its key source, with the queue's counts, until every key is made, until no key
+    /// is left that a worker could take (the rest failed or ignored), or Ctrl-C; then the
+    /// report. On standard error; a line per change when that is not a terminal.
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: how often to look (1s, 10s, 1m).
+    #[arg(long, value_name = "DURATION", requires = "watch", default_value = "1s",
+          value_parser = parse_duration)]
+    pub interval: Duration,
 }
 
 /// `dj delete`

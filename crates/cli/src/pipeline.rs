@@ -6,7 +6,7 @@ use datajoint::blob::Item;
 use datajoint::dj_core::value::Value;
 use datajoint::schema::diagram::Diagram;
 use datajoint::schema::graph::DependencyGraph;
-use datajoint::schema::populate::{JobStatus, Jobs, RefreshOptions};
+use datajoint::schema::populate::{self, JobStatus, Jobs, RefreshOptions};
 use datajoint::schema::{Connection, Query, Restriction, Row, Table};
 use serde_json::{Value as Json, json};
 
@@ -15,6 +15,7 @@ use crate::cli::{DeleteArgs, DiagramArgs, DiagramFormat, JobsArgs};
 use crate::commands::{open_table, parse_keys};
 use crate::error::{CliError, EXIT_OK, Result};
 use crate::item_json::item_to_json;
+use crate::progress::WatchBar;
 
 /// `SCHEMA.TABLE`, or `SCHEMA` and `TABLE` as two arguments.
 fn split_target(target: &str, table: Option<&str>) -> Result<(String, String)> {
@@ -171,6 +172,10 @@ pub(crate) async fn jobs(ctx: &mut Ctx<'_>, conn: &Connection, args: &JobsArgs) 
             }),
         );
     }
+    if args.watch {
+        let how = watch(ctx, &target, &jobs, args.interval).await?;
+        actions.insert("watched".into(), json!(how));
+    }
     let counts = jobs.progress().await?;
     let errors = jobs
         .with_status(JobStatus::Error)
@@ -220,6 +225,9 @@ pub(crate) async fn jobs(ctx: &mut Ctx<'_>, conn: &Connection, args: &JobsArgs) 
     if let Some(n) = actions.get("errors_cleared") {
         ctx.line(format!("cleared      {n} error job(s)"))?;
     }
+    if let Some(how) = actions.get("watched").and_then(Json::as_str) {
+        ctx.line(format!("watched      until {how}"))?;
+    }
     if let Some(r) = actions.get("refreshed") {
         ctx.line(format!(
             "refreshed    {} added, {} removed, {} orphaned reservation(s) put back",
@@ -249,6 +257,46 @@ pub(crate) async fn jobs(ctx: &mut Ctx<'_>, conn: &Connection, args: &JobsArgs) 
         }
     }
     Ok(EXIT_OK)
+}
+
+/// `dj jobs --watch`: follow `target` until every key of its key source is made, until no
+/// remaining key can be taken by a worker (nothing pending or reserved, and every remaining key
+/// failed or ignored), or Ctrl-C. Returns which of the three ended it.
+async fn watch(
+    ctx: &Ctx<'_>,
+    target: &Table,
+    jobs: &Jobs,
+    interval: std::time::Duration,
+) -> Result<&'static str> {
+    let interval = interval.max(std::time::Duration::from_millis(100));
+    let mut bar = WatchBar::new(&target.full_name(), !ctx.json);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    // Poll it once now, so that Ctrl-C is caught from the first figures on.
+    tokio::select! {
+        biased;
+        _ = &mut ctrl_c => return Ok("interrupted"),
+        () = std::future::ready(()) => {}
+    }
+    let how = loop {
+        let (remaining, total) = populate::progress(target).await?;
+        let counts = jobs.progress().await?;
+        let n = |s: &str| counts.get(s).copied().unwrap_or(0);
+        let list: Vec<(String, u64)> = counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        bar.update(total - remaining, total, &list);
+        if remaining == 0 {
+            break "all made";
+        }
+        if n("pending") == 0 && n("reserved") == 0 && n("error") + n("ignore") >= remaining {
+            break "nothing left to take";
+        }
+        tokio::select! {
+            _ = &mut ctrl_c => break "interrupted",
+            () = tokio::time::sleep(interval) => {}
+        }
+    };
+    bar.finish();
+    Ok(how)
 }
 
 /// The rows `dj delete` starts from.

@@ -84,3 +84,66 @@ impl Bar {
         }
     }
 }
+
+/// What `dj jobs --watch` shows: keys made out of the key source, and the job queue's counts.
+/// A bar on standard error when it is a terminal; otherwise one line on standard error each
+/// time the figures change; nothing with `--json`.
+pub struct WatchBar {
+    bar: Option<ProgressBar>,
+    lines: bool,
+    last: Option<String>,
+}
+
+impl WatchBar {
+    /// A display for `table`; `enabled` is false with `--json`.
+    pub fn new(table: &str, enabled: bool) -> WatchBar {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (enabled && terminal).then(|| {
+            let bar = ProgressBar::new(0);
+            if let Ok(style) =
+                ProgressStyle::with_template("{prefix} [{wide_bar}] {pos}/{len} {msg} {elapsed}")
+            {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_prefix(table.to_string());
+            bar
+        });
+        WatchBar {
+            bar,
+            lines: enabled && !terminal,
+            last: None,
+        }
+    }
+
+    /// Show `made` of `total` keys, and the queue's `counts` by status.
+    pub fn update(&mut self, made: u64, total: u64, counts: &[(String, u64)]) {
+        let queue: Vec<String> = counts
+            .iter()
+            .filter(|(s, n)| *n > 0 && s != "total")
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect();
+        let msg = if queue.is_empty() {
+            "queue empty".to_string()
+        } else {
+            queue.join(", ")
+        };
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(made);
+            bar.set_message(msg);
+            return;
+        }
+        let line = format!("made {made}/{total}; {msg}");
+        if self.lines && self.last.as_deref() != Some(&line) {
+            eprintln!("{line}");
+            self.last = Some(line);
+        }
+    }
+
+    /// Remove the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -421,3 +421,175 @@ fn pipeline_commands_on_mysql() {
         scenario(json!({ "url": url }), "my");
     }
 }
+
+/// `dj jobs --watch`: a bar (here, lines: standard error is a pipe) of keys made while another
+/// process fills the table, until every key is made; until nothing is left to take; or Ctrl-C.
+fn watch_scenario(database: Json, label: &str) {
+    use std::io::BufRead;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("datajoint.json");
+    std::fs::write(&path, json!({ "database": database }).to_string()).unwrap();
+    let config = Config::from_file(&path).unwrap();
+    let s = format!("djt_cli_watch_{label}_{}", std::process::id());
+    let d = dir.path();
+    let target = format!("{s}.Clean");
+    let made = |keys: &[i32]| {
+        let s = s.clone();
+        let keys = keys.to_vec();
+        with_conn(&config, |conn| async move {
+            let clean = conn
+                .existing_schema(&s)
+                .await
+                .unwrap()
+                .table("__clean")
+                .await
+                .unwrap();
+            let rows: Vec<_> = keys
+                .iter()
+                .map(|k| row! { "subject_id" => *k, "n" => 1 })
+                .collect();
+            clean
+                .insert_with(
+                    &rows,
+                    InsertOptions {
+                        allow_direct_insert: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+        });
+    };
+    {
+        let s = s.clone();
+        with_conn(&config, |conn| async move {
+            if let Ok(old) = conn.existing_schema(&s).await {
+                old.drop().await.unwrap();
+            }
+            let lab = conn.schema(&s).await.unwrap();
+            let subject = lab
+                .declare("Subject", Tier::Manual, "subject_id : int32")
+                .await
+                .unwrap();
+            lab.declare("Clean", Tier::Computed, "-> Subject\n---\nn : int32")
+                .await
+                .unwrap();
+            for id in 1..=3 {
+                subject.insert1(&row! { "subject_id" => id }).await.unwrap();
+            }
+        });
+    }
+    made(&[1]);
+
+    // A watcher, its standard error read line by line.
+    let start = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dj"));
+        cmd.current_dir(d)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("DJ_") {
+                cmd.env_remove(k);
+            }
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, rx)
+    };
+    let next = |rx: &mpsc::Receiver<String>| {
+        rx.recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{label}: no line from dj jobs --watch: {e}"))
+    };
+
+    // Until every key is made: the other two are made once the watcher has reported.
+    let (child, rx) = start(&["jobs", &target, "--watch", "--interval", "1"]);
+    assert_eq!(next(&rx), "made 1/3; queue empty", "{label}");
+    made(&[2]);
+    assert_eq!(next(&rx), "made 2/3; queue empty", "{label}");
+    made(&[3]);
+    assert_eq!(next(&rx), "made 3/3; queue empty", "{label}");
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{label}: {text}");
+    assert!(text.contains("watched      until all made"), "{label}: {text}");
+
+    // Already all made: it returns at once; with --json, no lines on standard error.
+    let o = dj_in(d, &["--json", "jobs", &target, "--watch"], "");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["actions"]["watched"], "all made", "{label}: {j}");
+
+    // Every remaining key failed and none is pending or reserved: nothing left to take.
+    {
+        let s = s.clone();
+        with_conn(&config, |conn| async move {
+            let clean = conn
+                .existing_schema(&s)
+                .await
+                .unwrap()
+                .table("__clean")
+                .await
+                .unwrap();
+            clean
+                .restrict(row! { "subject_id" => 3 })
+                .delete()
+                .await
+                .unwrap();
+            let jobs = Jobs::new(&clean).await.unwrap();
+            assert_eq!(jobs.refresh().await.unwrap().added, 1);
+            jobs.error(&row! { "subject_id" => 3 }, "no data", "")
+                .await
+                .unwrap();
+        });
+    }
+    let j = json_of(d, &["jobs", &target, "--watch"]);
+    assert_eq!(j["actions"]["watched"], "nothing left to take", "{label}: {j}");
+    assert_eq!(j["counts"]["error"], 1);
+
+    // Ctrl-C ends the watch with the report.
+    let j = json_of(d, &["jobs", &target, "--clear-errors", "--refresh"]);
+    assert_eq!(j["counts"]["pending"], 1, "{label}: {j}");
+    let (child, rx) = start(&["jobs", &target, "--watch"]);
+    assert_eq!(next(&rx), "made 2/3; pending 1", "{label}");
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{label}: {text}");
+    assert!(text.contains("watched      until interrupted"), "{label}: {text}");
+    assert!(text.contains("  pending    1"), "{label}: {text}");
+
+    with_conn(&config, |conn| async move {
+        conn.existing_schema(&s).await.unwrap().drop().await.unwrap();
+    });
+}
+
+#[test]
+fn jobs_watch_on_sqlite() {
+    watch_scenario(json!({"backend": "sqlite", "path": "db.sqlite"}), "sqlite");
+}
+
+#[test]
+fn jobs_watch_on_postgres() {
+    if let Some(url) = server_url("DJ_TEST_POSTGRES_URL") {
+        watch_scenario(json!({ "url": url }), "pg");
+    }
+}

@@ -240,8 +240,9 @@ pub struct Config {
     pub jobs: JobsConfig,
 }
 
-/// The `jobs` section, as DataJoint 2.3.5's `config.jobs` (the settings dj-rs reads; the others,
-/// `version_method` and `allow_new_pk_fields_in_computed_tables`, are accepted and ignored).
+/// The `jobs` section, as DataJoint 2.3.5's `config.jobs` (the settings dj-rs reads; the other,
+/// `allow_new_pk_fields_in_computed_tables`, is accepted and ignored). `DJ_JOBS_<KEY>`
+/// environment variables override the file, as every `DJ_*` variable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobsConfig {
     /// Refresh the job queue when a populate with `reserve_jobs` starts (default `true`).
@@ -256,6 +257,45 @@ pub struct JobsConfig {
     /// Declare Computed and Imported tables with the hidden `_job_start_time`,
     /// `_job_duration` and `_job_version` columns, filled by populate (default `false`).
     pub add_job_metadata: bool,
+    /// What populate records as a job's code version, in the job table's `version` and the
+    /// `_job_version` column (default: none, an empty version).
+    pub version_method: VersionMethod,
+}
+
+/// How populate finds the code version it records with each job (`jobs.version_method`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VersionMethod {
+    /// No version: recorded empty (DataJoint's `null` and `"none"`).
+    #[default]
+    None,
+    /// The short commit hash of the git repository around the working directory
+    /// (`git rev-parse --short HEAD`), or empty when there is none (`"git"`).
+    Git,
+}
+
+impl VersionMethod {
+    /// The configuration value: `"none"` or `"git"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionMethod::None => "none",
+            VersionMethod::Git => "git",
+        }
+    }
+}
+
+impl std::str::FromStr for VersionMethod {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(VersionMethod::None),
+            "git" => Ok(VersionMethod::Git),
+            other => Err(Error::config(
+                "jobs.version_method",
+                format!("`{other}` is not a version method; use `git`, `none` or null"),
+            )),
+        }
+    }
 }
 
 impl Default for JobsConfig {
@@ -266,6 +306,7 @@ impl Default for JobsConfig {
             stale_timeout: 3600,
             default_priority: 5,
             add_job_metadata: false,
+            version_method: VersionMethod::None,
         }
     }
 }
@@ -621,8 +662,7 @@ pub const COMMON_STORE_KEYS: &[&str] = &[
 ];
 
 /// Environment variables DataJoint 2.3.5 reads that have no effect in dj-rs. dj-rs does not read
-/// them; `dj config check` lists the ones that are set. A name ending in `_` is a prefix
-/// (`DJ_JOBS_`: the populate job settings).
+/// them; `dj config check` lists the ones that are set. A name ending in `_` is a prefix.
 pub const UNREAD_DATAJOINT_ENV_VARS: &[&str] = &[
     "DJ_LOG_LEVEL",
     "DJ_SAFEMODE",
@@ -633,7 +673,7 @@ pub const UNREAD_DATAJOINT_ENV_VARS: &[&str] = &[
     "DJ_RECONNECT",
     "DJ_DIAGRAM_DIRECTION",
     "DJ_DIAGRAM_THEME",
-    "DJ_JOBS_",
+    "DJ_JOBS_ALLOW_NEW_PK_FIELDS_IN_COMPUTED_TABLES",
 ];
 
 /// Whether `var` is one of [`UNREAD_DATAJOINT_ENV_VARS`] (or under one of its prefixes).
@@ -1121,6 +1161,7 @@ impl Config {
                 "stale_timeout": self.jobs.stale_timeout,
                 "default_priority": self.jobs.default_priority,
                 "add_job_metadata": self.jobs.add_job_metadata,
+                "version_method": self.jobs.version_method.as_str(),
             },
         })
     }

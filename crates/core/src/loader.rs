@@ -37,18 +37,7 @@ const IGNORED_GROUPS: &[(&str, &[&str])] = &[
             "diagram_theme",
         ],
     ),
-    (
-        "jobs",
-        &[
-            "auto_refresh",
-            "keep_completed",
-            "stale_timeout",
-            "default_priority",
-            "version_method",
-            "allow_new_pk_fields_in_computed_tables",
-            "add_job_metadata",
-        ],
-    ),
+    ("jobs", JOBS_KEYS),
     ("provenance", &["capture", "source"]),
 ];
 const IGNORED_DATABASE_KEYS: &[&str] = &["reconnect", "database_prefix", "create_tables"];
@@ -311,9 +300,57 @@ impl<'a> ConfigLoader<'a> {
                 .unwrap_or_else(|| Json::Object(Map::new()));
             tree.insert("stores".into(), stores);
         }
+        self.apply_jobs_env(tree)
+    }
+
+    /// `DJ_JOBS_<KEY>` (DataJoint 2.3.5's names for the `jobs` settings) over the file's
+    /// `jobs.<key>`. Each value is checked here, so that an error names the variable.
+    fn apply_jobs_env(&self, tree: &mut Map<String, Json>) -> Result<()> {
+        let mut found = Vec::new();
+        for key in JOBS_KEYS {
+            let var = format!("DJ_JOBS_{}", key.to_ascii_uppercase());
+            let Some(v) = self.var(&var) else { continue };
+            let value = match *key {
+                "stale_timeout" | "default_priority" => {
+                    json!(v.trim().parse::<i64>().map_err(|_| {
+                        Error::config(&var, format!("`{v}` is not an integer"))
+                    })?)
+                }
+                "version_method" => json!(v.trim()),
+                _ => json!(parse_env_bool(&var, &v)?),
+            };
+            let one = Json::Object(Map::from_iter([(key.to_string(), value.clone())]));
+            read_jobs(&one, &mut JobsConfig::default())
+                .map_err(|e| Error::config(&var, e.to_string()))?;
+            found.push((key.to_string(), value));
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        let jobs = tree
+            .entry("jobs")
+            .or_insert_with(|| Json::Object(Map::new()));
+        if jobs.is_null() {
+            *jobs = Json::Object(Map::new());
+        }
+        let Json::Object(m) = jobs else {
+            return Err(type_error("jobs", "an object", jobs));
+        };
+        m.extend(found);
         Ok(())
     }
 }
+
+/// The keys of DataJoint 2.3.5's `jobs` settings (also its `DJ_JOBS_<KEY>` variables).
+const JOBS_KEYS: &[&str] = &[
+    "auto_refresh",
+    "keep_completed",
+    "stale_timeout",
+    "default_priority",
+    "version_method",
+    "allow_new_pk_fields_in_computed_tables",
+    "add_job_metadata",
+];
 
 /// Find `datajoint.json` from `start` upward. The search stops (after checking it) at a directory
 /// containing `.git` or `.hg`, and at the file-system root.
@@ -852,6 +889,12 @@ fn read_jobs(value: &Json, jobs: &mut JobsConfig) -> Result<()> {
                     jobs.default_priority = u8::try_from(n)
                         .map_err(|_| Error::config(&key, "must be between 0 and 255"))?;
                 }
+            }
+            "version_method" => {
+                jobs.version_method = match opt_string(&key, v)? {
+                    Some(s) => s.parse()?,
+                    None => VersionMethod::None,
+                };
             }
             s if allowed.contains(&s) => {
                 tracing::debug!(key = %key, "ignoring DataJoint Python setting without effect in dj-rs");

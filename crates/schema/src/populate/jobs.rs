@@ -1,6 +1,7 @@
 //! DataJoint 2.3.5's per-table job queue `~~<table>`: the same definition and catalog, so Rust
 //! and Python workers reserve keys from one queue.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use dj_core::typespec::Backend;
@@ -109,6 +110,8 @@ pub struct Jobs {
     target: Table,
     table: Table,
     pk: Vec<String>,
+    /// The code version reservations record (`jobs.version_method`), computed on first use.
+    version: Arc<tokio::sync::OnceCell<String>>,
 }
 
 /// The definition DataJoint 2.3.5 gives the job table of `target`.
@@ -265,7 +268,18 @@ impl Jobs {
             target: target.clone(),
             table,
             pk,
+            version: Arc::new(tokio::sync::OnceCell::new()),
         })
+    }
+
+    /// The code version this worker records in the jobs it reserves: empty unless
+    /// `jobs.version_method` asks for one (see [`job_version`](super::job_version)); computed
+    /// once per `Jobs`.
+    pub async fn version(&self) -> &str {
+        let method = self.table.connection().config().jobs.version_method;
+        self.version
+            .get_or_init(|| super::version::job_version_async(method))
+            .await
     }
 
     /// The job table itself (query it like any table: `jobs.table().restrict(..)`).
@@ -480,6 +494,7 @@ impl Jobs {
     /// Reserve `key` for this worker: one `UPDATE` that succeeds only while the job is
     /// `pending` and its scheduled time has come. Returns whether this worker got it.
     pub async fn reserve(&self, key: &Row) -> Result<bool> {
+        let version = self.version().await.to_string();
         let backend = self.backend();
         let q = |n: &str| crate::db::quote(backend, n);
         let mut sql = Sql::new(backend);
@@ -505,7 +520,9 @@ impl Jobs {
             .push(user_expr(backend))
             .push(", ")
             .push(&q("version"))
-            .push(" = '', ")
+            .push(" = ")
+            .bind(Some(Param::Text(version)), None)
+            .push(", ")
             .push(&q("reserved_time"))
             .push(" = ")
             .push(now_expr(backend))
@@ -638,6 +655,11 @@ impl Jobs {
     }
 }
 
+/// Whether `target` has DataJoint's job-metadata columns (`jobs.add_job_metadata`).
+pub(crate) fn has_job_metadata(target: &Table) -> bool {
+    target.heading().attribute("_job_start_time").is_some()
+}
+
 /// Fill `_job_start_time`, `_job_duration`, `_job_version` of the row of `key` when `target`
 /// declares them, inside the make's transaction.
 pub(crate) async fn update_job_metadata(
@@ -646,9 +668,10 @@ pub(crate) async fn update_job_metadata(
     key: &Row,
     start: chrono::NaiveDateTime,
     duration: Duration,
+    version: &str,
 ) -> Result<()> {
     let h = target.heading();
-    if h.attribute("_job_start_time").is_none() {
+    if !has_job_metadata(target) {
         return Ok(());
     }
     let backend = target.connection().backend();
@@ -674,7 +697,9 @@ pub(crate) async fn update_job_metadata(
         .bind(Some(Param::Float(duration.as_secs_f64())), None)
         .push(", ")
         .push(&q("_job_version"))
-        .push(" = '' WHERE ");
+        .push(" = ")
+        .bind(Some(Param::Text(version.to_string())), None)
+        .push(" WHERE ");
     sql.append(w);
     tx.execute(&sql, &target.full_name()).await.map(|_| ())
 }

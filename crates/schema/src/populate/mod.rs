@@ -45,6 +45,22 @@
 //! See `docs/populate.md`.
 
 mod jobs;
+#[cfg(feature = "progress-bar")]
+mod progress_bar;
+/// Without the `progress-bar` feature, no bar (and no `Populate::progress_bar`).
+#[cfg(not(feature = "progress-bar"))]
+mod progress_bar {
+    pub(crate) struct Bar;
+
+    impl Bar {
+        pub(crate) fn start(_class: &str, _total: usize) -> Bar {
+            Bar
+        }
+        pub(crate) fn update(&self, _done: usize, _ok: bool, _failed: bool) {}
+        pub(crate) fn finish(self, _report: &super::PopulateReport, _stopped_by_error: bool) {}
+    }
+}
+mod version;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -71,6 +87,7 @@ pub use jobs::{
     ERROR_MESSAGE_LENGTH, JobStatus, Jobs, RefreshOptions, RefreshReport, TRUNCATION_APPENDIX,
     truncate_error_message,
 };
+pub use version::{VERSION_LENGTH, job_version};
 
 /// The error a `make` returns: any error (a [`dj_schema::Error`](crate::Error) converts with `?`).
 pub type MakeError = Box<dyn std::error::Error + Send + Sync>;
@@ -388,12 +405,21 @@ pub struct Finish<'a> {
     jobs: Option<&'a Jobs>,
     started: Instant,
     start_time: chrono::NaiveDateTime,
+    version: &'a tokio::sync::OnceCell<String>,
 }
 
 impl Finish<'_> {
     async fn before_commit(&self, tx: &Transaction, target: &Table, key: &Row) -> Result<()> {
         let duration = self.started.elapsed();
-        jobs::update_job_metadata(tx, target, key, self.start_time, duration).await?;
+        if jobs::has_job_metadata(target) {
+            let method = target.connection().config().jobs.version_method;
+            let version = self
+                .version
+                .get_or_init(|| version::job_version_async(method))
+                .await;
+            jobs::update_job_metadata(tx, target, key, self.start_time, duration, version)
+                .await?;
+        }
         if let Some(jobs) = self.jobs {
             jobs.complete_in(tx, key, duration).await?;
         }
@@ -516,6 +542,18 @@ pub async fn default_key_source(target: &Table) -> Result<Query> {
     })
 }
 
+/// `(remaining, total)` for `target` with its default key source: keys not yet in the table,
+/// and all keys (DataJoint's `T.progress()`). Needs no `make`, so a monitor (`dj jobs --watch`)
+/// can follow a table that workers elsewhere populate. With an overridden key source or
+/// restrictions, use [`Populate::progress`].
+pub async fn progress(target: &Table) -> Result<(u64, u64)> {
+    check_tier(target)?;
+    let ks = default_key_source(target).await?.proj(Vec::<String>::new());
+    let total = ks.len().await?;
+    let remaining = ks.exclude(target.query()).len().await?;
+    Ok((remaining, total))
+}
+
 /// A populate run: its options, then [`run`](Self::run) (DataJoint's `populate`).
 ///
 /// ```text
@@ -541,7 +579,11 @@ pub struct Populate<'a, R> {
     reserve_jobs: bool,
     refresh: Option<bool>,
     priority: Option<i64>,
-    on_progress: Option<ProgressFn>,
+    on_progress: Vec<ProgressFn>,
+    /// Draw a progress bar (feature `progress-bar`).
+    bar: bool,
+    /// The code version (`jobs.version_method`), computed on first use in the run.
+    version: tokio::sync::OnceCell<String>,
 }
 
 impl<'a, 'm, M: Make> Populate<'a, OneStep<'m, M>> {
@@ -573,7 +615,9 @@ impl<'a, R: Runner> Populate<'a, R> {
             reserve_jobs: false,
             refresh: None,
             priority: None,
-            on_progress: None,
+            on_progress: Vec::new(),
+            bar: false,
+            version: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -641,9 +685,19 @@ impl<'a, R: Runner> Populate<'a, R> {
         self
     }
 
-    /// Call `f` after every key (an opt-in progress report).
+    /// Call `f` after every key (an opt-in progress report; each call adds one more).
     pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
-        self.on_progress = Some(Arc::new(f));
+        self.on_progress.push(Arc::new(f));
+        self
+    }
+
+    /// Draw a progress bar on standard error while the run goes (DataJoint's
+    /// `display_progress=True`): keys finished of the keys this run set out to do, how many
+    /// were made and failed, elapsed time and an estimate of the rest. Nothing is drawn when
+    /// standard error is not a terminal. Feature `progress-bar`.
+    #[cfg(feature = "progress-bar")]
+    pub fn progress_bar(mut self, yes: bool) -> Self {
+        self.bar = yes;
         self
     }
 
@@ -734,14 +788,36 @@ impl<'a, R: Runner> Populate<'a, R> {
         // the makes under way finish (their jobs are completed or marked, never left reserved).
         let stop = AtomicBool::new(false);
         let stop = &stop;
+        let bar = self
+            .bar
+            .then(|| progress_bar::Bar::start(&crate::naming::class_name(self.target.name()), total));
         let mut results = futures::stream::iter(keys)
             .map(|key| {
-                let span = tracing::info_span!("make", table = %full, key = %key_text(&key));
+                let span = tracing::info_span!(
+                    "make",
+                    table = %full,
+                    key = %key_text(&key),
+                    outcome = tracing::field::Empty,
+                    elapsed_ms = tracing::field::Empty,
+                );
+                let recorder = span.clone();
                 async move {
                     if stop.load(Ordering::SeqCst) {
+                        recorder.record("outcome", "not_started");
                         return (key, Ok(None));
                     }
+                    let started = Instant::now();
                     let r = self.one_key(&key, jobs, tables).await;
+                    recorder.record("elapsed_ms", started.elapsed().as_millis() as u64);
+                    recorder.record(
+                        "outcome",
+                        match &r {
+                            Ok(Some(Outcome::Made)) => "made",
+                            Ok(Some(Outcome::AlreadyDone)) => "already_done",
+                            Ok(None) => "reserved_elsewhere",
+                            Err(_) => "error",
+                        },
+                    );
                     (key, r)
                 }
                 .instrument(span)
@@ -752,6 +828,7 @@ impl<'a, R: Runner> Populate<'a, R> {
         while let Some((key, r)) = results.next().await {
             done += 1;
             let ok = matches!(r, Ok(Some(Outcome::Made)));
+            let failed = r.is_err();
             match r {
                 Ok(Some(Outcome::Made)) => report.success_count += 1,
                 Ok(Some(Outcome::AlreadyDone) | None) => report.skipped += 1,
@@ -767,14 +844,23 @@ impl<'a, R: Runner> Populate<'a, R> {
                     });
                 }
             }
-            if let Some(f) = &self.on_progress {
-                f(&Progress {
+            if let Some(bar) = &bar {
+                bar.update(done, ok, failed);
+            }
+            if !self.on_progress.is_empty() {
+                let p = Progress {
                     done,
                     total,
                     key,
                     ok,
-                });
+                };
+                for f in &self.on_progress {
+                    f(&p);
+                }
             }
+        }
+        if let Some(bar) = bar {
+            bar.finish(&report, first_error.is_some());
         }
         match first_error {
             Some(e) => Err(e),
@@ -799,6 +885,7 @@ impl<'a, R: Runner> Populate<'a, R> {
             started: Instant::now(),
             // Local time, as DataJoint's `datetime.fromtimestamp`.
             start_time: chrono::Local::now().naive_local(),
+            version: &self.version,
         };
         let r = self
             .runner
