@@ -258,10 +258,17 @@ fn jobs_version_method_is_read() {
     for (json, method) in [
         (r#"{}"#, VersionMethod::None),
         (r#"{"jobs": {"version_method": null}}"#, VersionMethod::None),
-        (r#"{"jobs": {"version_method": "none"}}"#, VersionMethod::None),
+        (
+            r#"{"jobs": {"version_method": "none"}}"#,
+            VersionMethod::None,
+        ),
         (r#"{"jobs.version_method": "git"}"#, VersionMethod::Git),
     ] {
-        assert_eq!(from_json(json, dir.path()).unwrap().jobs.version_method, method, "{json}");
+        assert_eq!(
+            from_json(json, dir.path()).unwrap().jobs.version_method,
+            method,
+            "{json}"
+        );
     }
     for json in [
         r#"{"jobs": {"version_method": "hg"}}"#,
@@ -326,7 +333,9 @@ fn dj_jobs_environment_variables_override_the_file() {
     assert!(dj_core::config::is_unread_datajoint_env_var(
         "DJ_JOBS_ALLOW_NEW_PK_FIELDS_IN_COMPUTED_TABLES"
     ));
-    assert!(!dj_core::config::is_unread_datajoint_env_var("DJ_JOBS_VERSION_METHOD"));
+    assert!(!dj_core::config::is_unread_datajoint_env_var(
+        "DJ_JOBS_VERSION_METHOD"
+    ));
 }
 
 // ------------------------------------------------------------------------------------------------

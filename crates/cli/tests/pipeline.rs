@@ -525,12 +525,19 @@ fn watch_scenario(database: Json, label: &str) {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{label}: {text}");
-    assert!(text.contains("watched      until all made"), "{label}: {text}");
+    assert!(
+        text.contains("watched      until all made"),
+        "{label}: {text}"
+    );
 
     // Already all made: it returns at once; with --json, no lines on standard error.
     let o = dj_in(d, &["--json", "jobs", &target, "--watch"], "");
     assert_eq!(o.status.code(), Some(0));
-    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let j: Json = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["actions"]["watched"], "all made", "{label}: {j}");
 
@@ -558,7 +565,10 @@ fn watch_scenario(database: Json, label: &str) {
         });
     }
     let j = json_of(d, &["jobs", &target, "--watch"]);
-    assert_eq!(j["actions"]["watched"], "nothing left to take", "{label}: {j}");
+    assert_eq!(
+        j["actions"]["watched"], "nothing left to take",
+        "{label}: {j}"
+    );
     assert_eq!(j["counts"]["error"], 1);
 
     // Ctrl-C ends the watch with the report.
@@ -574,11 +584,19 @@ fn watch_scenario(database: Json, label: &str) {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{label}: {text}");
-    assert!(text.contains("watched      until interrupted"), "{label}: {text}");
+    assert!(
+        text.contains("watched      until interrupted"),
+        "{label}: {text}"
+    );
     assert!(text.contains("  pending    1"), "{label}: {text}");
 
     with_conn(&config, |conn| async move {
-        conn.existing_schema(&s).await.unwrap().drop().await.unwrap();
+        conn.existing_schema(&s)
+            .await
+            .unwrap()
+            .drop()
+            .await
+            .unwrap();
     });
 }
 

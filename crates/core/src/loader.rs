@@ -310,15 +310,16 @@ impl<'a> ConfigLoader<'a> {
         for key in JOBS_KEYS {
             let var = format!("DJ_JOBS_{}", key.to_ascii_uppercase());
             let Some(v) = self.var(&var) else { continue };
-            let value = match *key {
-                "stale_timeout" | "default_priority" => {
-                    json!(v.trim().parse::<i64>().map_err(|_| {
-                        Error::config(&var, format!("`{v}` is not an integer"))
-                    })?)
-                }
-                "version_method" => json!(v.trim()),
-                _ => json!(parse_env_bool(&var, &v)?),
-            };
+            let value =
+                match *key {
+                    "stale_timeout" | "default_priority" => {
+                        json!(v.trim().parse::<i64>().map_err(|_| {
+                            Error::config(&var, format!("`{v}` is not an integer"))
+                        })?)
+                    }
+                    "version_method" => json!(v.trim()),
+                    _ => json!(parse_env_bool(&var, &v)?),
+                };
             let one = Json::Object(Map::from_iter([(key.to_string(), value.clone())]));
             read_jobs(&one, &mut JobsConfig::default())
                 .map_err(|e| Error::config(&var, e.to_string()))?;

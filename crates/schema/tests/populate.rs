@@ -1479,3 +1479,240 @@ async fn make_arguments_and_job_priorities() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_versions_follow_jobs_version_method() {
+    use dj_core::config::VersionMethod;
+    // The tests run in the repository's work tree: git gives its commit.
+    let expected = dj_schema::populate::job_version(VersionMethod::Git);
+    let in_git = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert_eq!(!expected.is_empty(), in_git, "{expected:?}");
+    assert_eq!(dj_schema::populate::job_version(VersionMethod::None), "");
+    common::each_backend_with(
+        "pop_version",
+        |mut c| {
+            c.jobs.add_job_metadata = true;
+            c.jobs.keep_completed = true;
+            c.jobs.version_method = VersionMethod::Git;
+            c
+        },
+        |label, s| {
+            let expected = expected.clone();
+            async move {
+                let p = pipeline(&s).await;
+                // Direct mode for subject 1, the job queue for subject 2.
+                let r = Populate::new(&p.stats, &Square::new(vec![]))
+                    .restrict(row! {"subject_id" => 1})
+                    .run()
+                    .await
+                    .unwrap_or_else(|e| panic!("{label}: {e}"));
+                assert_eq!(r.success_count, 3, "{label}");
+                let r = Populate::new(&p.stats, &Square::new(vec![]))
+                    .reserve_jobs(true)
+                    .run()
+                    .await
+                    .unwrap_or_else(|e| panic!("{label}: {e}"));
+                assert_eq!(r.success_count, 3, "{label}");
+                let meta = p
+                    .stats
+                    .query()
+                    .attrs(["subject_id", "session", "_job_version"])
+                    .fetch_rows()
+                    .await
+                    .unwrap();
+                assert_eq!(meta.len(), 6, "{label}");
+                for m in &meta {
+                    assert_eq!(
+                        m["_job_version"].as_str(),
+                        Some(expected.as_str()),
+                        "{label}: {m:?}"
+                    );
+                }
+                let jobs = Jobs::new(&p.stats).await.unwrap();
+                assert_eq!(jobs.version().await, expected, "{label}");
+                let done: Vec<Row> = jobs.with_status(JobStatus::Success).fetch().await.unwrap();
+                assert_eq!(done.len(), 3, "{label}");
+                for j in &done {
+                    assert_eq!(j["subject_id"].as_i64(), Some(2), "{label}: {j:?}");
+                    assert_eq!(
+                        j["version"].as_str(),
+                        Some(expected.as_str()),
+                        "{label}: {j:?}"
+                    );
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// A subscriber that keeps the fields of every `make` span.
+#[derive(Default)]
+struct MakeSpans {
+    next: std::sync::atomic::AtomicU64,
+    spans: std::sync::Mutex<std::collections::BTreeMap<u64, Vec<(String, String)>>>,
+}
+
+struct Fields<'a>(&'a mut Vec<(String, String)>);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .push((field.name().to_string(), format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.push((field.name().to_string(), value.to_string()));
+    }
+}
+
+/// The subscriber handed to `tracing`, sharing its records with the test.
+struct Recorder(Arc<MakeSpans>);
+
+impl tracing::Subscriber for Recorder {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let id = self.0.next.fetch_add(1, Ordering::SeqCst) + 1;
+        if span.metadata().name() == "make" {
+            let mut fields = Vec::new();
+            span.record(&mut Fields(&mut fields));
+            self.0.spans.lock().unwrap().insert(id, fields);
+        }
+        tracing::span::Id::from_u64(id)
+    }
+    fn record(&self, span: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        if let Some(fields) = self.0.spans.lock().unwrap().get_mut(&span.into_u64()) {
+            values.record(&mut Fields(fields));
+        }
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+impl MakeSpans {
+    /// `(key, outcome, has elapsed_ms)` of every `make` span, by key.
+    fn outcomes(&self) -> Vec<(String, String, bool)> {
+        let mut out: Vec<(String, String, bool)> = self
+            .spans
+            .lock()
+            .unwrap()
+            .values()
+            .map(|f| {
+                let get = |n: &str| {
+                    f.iter()
+                        .rev()
+                        .find(|(k, _)| k == n)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                (get("key"), get("outcome"), !get("elapsed_ms").is_empty())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Spans per job with their outcome, several progress callbacks, the progress bar, and
+/// `populate::progress` without a make (SQLite, in this thread, so that the subscriber set
+/// for it sees every span).
+#[tokio::test]
+async fn each_job_has_a_span_with_its_outcome_and_progress_is_reported() {
+    let spans = std::sync::Arc::new(MakeSpans::default());
+    let _guard = tracing::subscriber::set_default(Recorder(spans.clone()));
+    let mut config = dj_core::Config::default();
+    config.database.path = Some(":memory:".into());
+    let conn = Connection::open(&config).await.unwrap();
+    let s = conn.schema("pop_spans").await.unwrap();
+    let item = s
+        .declare("Item", Tier::Manual, "n : int32\n---\nx : int64")
+        .await
+        .unwrap();
+    let out = s
+        .declare("Out", Tier::Computed, "-> Item\n---\ny : int64")
+        .await
+        .unwrap();
+    let rows: Vec<Row> = (1..=4)
+        .map(|n| row! {"n" => n, "x" => i64::from(n)})
+        .collect();
+    item.insert(&rows).await.unwrap();
+
+    struct FailOn3;
+    impl Make for FailOn3 {
+        async fn make(&self, key: &Row, cx: &MakeContext<'_>) -> MakeResult<()> {
+            if key["n"].as_i64() == Some(3) {
+                return Err("three is not allowed".into());
+            }
+            let mut r = key.clone();
+            r.insert("y".into(), 1.into());
+            cx.insert1(cx.target(), &r).await?;
+            Ok(())
+        }
+    }
+
+    // Without suppress_errors the run stops at 3 and 4 is not started.
+    let err = Populate::new(&out, &FailOn3).run().await.unwrap_err();
+    assert!(err.to_string().contains("three is not allowed"), "{err}");
+    let table = out.full_name();
+    let want = |o: &[(i32, &str, bool)]| -> Vec<(String, String, bool)> {
+        o.iter()
+            .map(|(n, outcome, timed)| (format!("{{n: {n}}}"), outcome.to_string(), *timed))
+            .collect()
+    };
+    assert_eq!(
+        spans.outcomes(),
+        want(&[
+            (1, "made", true),
+            (2, "made", true),
+            (3, "error", true),
+            (4, "not_started", false)
+        ])
+    );
+    assert!(
+        spans
+            .spans
+            .lock()
+            .unwrap()
+            .values()
+            .all(|f| f.iter().any(|(k, v)| k == "table" && *v == table)),
+        "every span names the table"
+    );
+    assert_eq!(dj_schema::populate::progress(&out).await.unwrap(), (2, 4));
+    spans.spans.lock().unwrap().clear();
+
+    // Two callbacks both see every key; with suppress_errors, 4 is made and 3 fails again.
+    let a = Arc::new(AtomicUsize::new(0));
+    let b = Arc::new(AtomicUsize::new(0));
+    let (a2, b2) = (a.clone(), b.clone());
+    let run = Populate::new(&out, &FailOn3)
+        .suppress_errors(true)
+        .on_progress(move |p| {
+            assert_eq!(p.total, 2);
+            a2.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_progress(move |p| {
+            if p.ok {
+                b2.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    #[cfg(feature = "progress-bar")]
+    let run = run.progress_bar(true);
+    assert_eq!(run.progress().await.unwrap(), (2, 4));
+    let report = run.run().await.unwrap();
+    assert_eq!((report.success_count, report.errors.len()), (1, 1));
+    assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (2, 1));
+    assert_eq!(
+        spans.outcomes(),
+        want(&[(3, "error", true), (4, "made", true)])
+    );
+    assert_eq!(dj_schema::populate::progress(&out).await.unwrap(), (1, 4));
+    // A Manual table has no progress.
+    assert!(dj_schema::populate::progress(&item).await.is_err());
+    conn.close().await;
+}

@@ -14,10 +14,10 @@
 
 use std::path::Path;
 
+use datajoint::blob::Item;
 use datajoint::dj_core::config::DatabaseBackend;
 use datajoint::dj_core::loader::ConfigLoader;
 use datajoint::schema::populate::{Make, MakeContext, MakeResult};
-use datajoint::blob::Item;
 use datajoint::schema::{Connection, Row, Table, Tier};
 use datajoint::{Config, Result, Value};
 

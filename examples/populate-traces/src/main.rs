@@ -370,8 +370,14 @@ fn spawn_worker(
     if let Some(c) = &cli.config {
         cmd.arg("--config").arg(c);
     }
-    cmd.args(["worker", "--id", &id.to_string(), "--window", &window.to_string()])
-        .args(["--concurrency", &concurrency.to_string()]);
+    cmd.args([
+        "worker",
+        "--id",
+        &id.to_string(),
+        "--window",
+        &window.to_string(),
+    ])
+    .args(["--concurrency", &concurrency.to_string()]);
     if let Some(n) = max_calls {
         cmd.args(["--max-calls", &n.to_string()]);
     }
@@ -403,12 +409,14 @@ async fn populate_workers(
 ) -> AnyResult<ExitCode> {
     let (conn, p) = open(cli).await?;
     if conn.backend() == Backend::Sqlite {
-        return Err("--workers needs a database server that every worker process reaches: \
+        return Err(
+            "--workers needs a database server that every worker process reaches: \
                     PostgreSQL or MySQL/MariaDB (set `database` in datajoint.json, or DJ_BACKEND, \
                     DJ_HOST, DJ_USER, DJ_PASS). SQLite is one file with one writer, not a job \
                     queue for many processes; without --workers, `populate` runs in this one \
                     process (--concurrency for several makes at once)"
-            .into());
+                .into(),
+        );
     }
     if n == 0 {
         return Err("--workers must be at least 1".into());

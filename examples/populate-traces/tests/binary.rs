@@ -145,8 +145,14 @@ fn direct_mode_on_sqlite_with_the_embedded_defaults() {
     let j = run_json(d, &env, &["--json", "populate", "--window", "5"], 1);
     assert_eq!(j["mode"], "direct");
     assert_eq!(j["backend"], "sqlite");
-    assert_eq!((j["made"].as_u64(), j["failed"].as_u64()), (Some(10), Some(2)));
-    assert_eq!((j["remaining"].as_u64(), j["total"].as_u64()), (Some(2), Some(12)));
+    assert_eq!(
+        (j["made"].as_u64(), j["failed"].as_u64()),
+        (Some(10), Some(2))
+    );
+    assert_eq!(
+        (j["remaining"].as_u64(), j["total"].as_u64()),
+        (Some(2), Some(12))
+    );
     let made: BTreeSet<i64> = ids(&j["workers"][0]["made"]).into_iter().collect();
     let want: BTreeSet<i64> = (1..=12).filter(|i| i % 5 != 0).collect();
     assert_eq!(made, want);
@@ -165,7 +171,9 @@ fn direct_mode_on_sqlite_with_the_embedded_defaults() {
     let config = config_in(d);
     runtime().block_on(async {
         let conn = Connection::open(&config).await.unwrap();
-        let p = declare(&conn, populate_traces::DEFAULT_SCHEMA).await.unwrap();
+        let p = declare(&conn, populate_traces::DEFAULT_SCHEMA)
+            .await
+            .unwrap();
         assert_eq!(p.filtered.len().await.unwrap(), 10);
         let rows: Vec<Row> = p
             .filtered
@@ -176,7 +184,10 @@ fn direct_mode_on_sqlite_with_the_embedded_defaults() {
             .unwrap();
         for r in rows.iter().map(|r| FilteredTrace::from_row(r).unwrap()) {
             assert_eq!(r.window, 5);
-            assert_eq!(r.filtered, moving_average(&trace(r.session_id, 500, false), 5));
+            assert_eq!(
+                r.filtered,
+                moving_average(&trace(r.session_id, 500, false), 5)
+            );
         }
         let s: Row = p
             .session
@@ -202,7 +213,10 @@ fn direct_mode_on_sqlite_with_the_embedded_defaults() {
 
     // Again: nothing new is made, the two broken sessions fail again.
     let j = run_json(d, &env, &["--json", "populate", "--no-progress"], 1);
-    assert_eq!((j["made"].as_u64(), j["failed"].as_u64()), (Some(0), Some(2)));
+    assert_eq!(
+        (j["made"].as_u64(), j["failed"].as_u64()),
+        (Some(0), Some(2))
+    );
     let j = run_json(d, &env, &["--json", "status"], 0);
     assert_eq!(j, json!({"remaining": 2, "total": 12, "jobs": null}));
 }
@@ -278,8 +292,14 @@ fn workers_on(label: &str, url: &str) {
     let want: Vec<i64> = (1..=60).filter(|i| i % 25 != 0).collect();
     assert_eq!(all, want, "{label}: every key made exactly once");
     assert_eq!(j["made_twice"], json!([]), "{label}");
-    assert_eq!((j["made"].as_u64(), j["failed"].as_u64()), (Some(58), Some(2)));
-    assert_eq!((j["remaining"].as_u64(), j["total"].as_u64()), (Some(2), Some(60)));
+    assert_eq!(
+        (j["made"].as_u64(), j["failed"].as_u64()),
+        (Some(58), Some(2))
+    );
+    assert_eq!(
+        (j["remaining"].as_u64(), j["total"].as_u64()),
+        (Some(2), Some(60))
+    );
 
     runtime().block_on(async {
         let conn = Connection::open(&config).await.unwrap();
@@ -295,7 +315,11 @@ fn workers_on(label: &str, url: &str) {
             .unwrap();
         assert_eq!(done.len(), 58, "{label}");
         for r in &done {
-            assert_eq!(r["version"].as_str(), Some(version.as_str()), "{label}: {r:?}");
+            assert_eq!(
+                r["version"].as_str(),
+                Some(version.as_str()),
+                "{label}: {r:?}"
+            );
             assert!(pids.contains(&r["pid"].as_i64().unwrap()), "{label}: {r:?}");
         }
         let failed = jobs
@@ -306,7 +330,10 @@ fn workers_on(label: &str, url: &str) {
         assert_eq!(failed.len(), 2, "{label}");
         for r in &failed {
             let msg = r["error_message"].as_str().unwrap();
-            assert!(msg.contains("the filter needs finite samples"), "{label}: {msg}");
+            assert!(
+                msg.contains("the filter needs finite samples"),
+                "{label}: {msg}"
+            );
         }
         conn.existing_schema(&schema)
             .await

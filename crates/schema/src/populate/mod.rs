@@ -417,8 +417,7 @@ impl Finish<'_> {
                 .version
                 .get_or_init(|| version::job_version_async(method))
                 .await;
-            jobs::update_job_metadata(tx, target, key, self.start_time, duration, version)
-                .await?;
+            jobs::update_job_metadata(tx, target, key, self.start_time, duration, version).await?;
         }
         if let Some(jobs) = self.jobs {
             jobs.complete_in(tx, key, duration).await?;
@@ -788,9 +787,9 @@ impl<'a, R: Runner> Populate<'a, R> {
         // the makes under way finish (their jobs are completed or marked, never left reserved).
         let stop = AtomicBool::new(false);
         let stop = &stop;
-        let bar = self
-            .bar
-            .then(|| progress_bar::Bar::start(&crate::naming::class_name(self.target.name()), total));
+        let bar = self.bar.then(|| {
+            progress_bar::Bar::start(&crate::naming::class_name(self.target.name()), total)
+        });
         let mut results = futures::stream::iter(keys)
             .map(|key| {
                 let span = tracing::info_span!(
