@@ -2,7 +2,9 @@
 //!
 //! A struct (or map) serializes to a [`Row`]: scalars become the matching [`Value`], byte
 //! buffers `Value::Bytes`, `None` and `()` `Value::Null`, unit enum variants their name, and
-//! sequences, maps and nested structs `Value::Json`. Deserializing reads a `Row` back: uuid, date
+//! sequences, maps and nested structs `Value::Json`
+//! (or, when they hold NaN or an infinity, which JSON cannot represent, the blob item DataJoint
+//! would pack for them, with the `blob` feature, and an error without it). Deserializing reads a `Row` back: uuid, date
 //! and datetime values are offered as ISO text (which `uuid` and `chrono` parse), decimals as text,
 //! JSON as nested data. Domain values (a codec's Rust type) cannot pass through serde.
 //!
@@ -266,11 +268,179 @@ fn json<T: Serialize + ?Sized>(v: &T) -> Result<Value, SerdeError> {
 
 const COMPOSITE: &str = "\u{0}composite";
 
-/// A field value: a scalar through [`ValueSerializer`], anything composite as JSON.
+/// A field value: a scalar through [`ValueSerializer`], anything composite as JSON, except that
+/// composite data holding NaN or an infinity (which JSON cannot represent, and `serde_json` would
+/// silently turn into `null`) becomes a blob item (feature `blob`) or an error.
 fn field_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, SerdeError> {
     match value.serialize(ValueSerializer) {
-        Err(SerdeError(m)) if m == COMPOSITE => json(value),
+        Err(SerdeError(m)) if m == COMPOSITE => {
+            if holds_non_finite(value)? {
+                non_finite_composite(value)
+            } else {
+                json(value)
+            }
+        }
         other => other,
+    }
+}
+
+/// Composite data with NaN or an infinity: the blob item DataJoint Python would pack for the same
+/// Python value (floats stay floats, NaN stays NaN), for `<blob>` and `<blob@>` attributes.
+#[cfg(feature = "blob")]
+fn non_finite_composite<T: Serialize + ?Sized>(value: &T) -> Result<Value, SerdeError> {
+    dj_codec_blob::to_item(value)
+        .map(Value::domain)
+        .map_err(|e| SerdeError(e.to_string()))
+}
+
+#[cfg(not(feature = "blob"))]
+fn non_finite_composite<T: Serialize + ?Sized>(_: &T) -> Result<Value, SerdeError> {
+    Err(SerdeError(
+        "composite value holds NaN or an infinity, which JSON cannot represent (build with \
+         the `blob` feature to store it in a <blob> attribute)"
+            .into(),
+    ))
+}
+
+/// Whether serializing `value` reaches a NaN or infinite float.
+fn holds_non_finite<T: Serialize + ?Sized>(value: &T) -> Result<bool, SerdeError> {
+    match value.serialize(FloatScan) {
+        Ok(()) => Ok(false),
+        Err(SerdeError(m)) if m == NON_FINITE => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+const NON_FINITE: &str = "\u{0}non-finite";
+
+/// A serializer that only looks for non-finite floats (stopping at the first).
+struct FloatScan;
+
+macro_rules! scan_ok {
+    ($($f:ident($($t:ty),*);)*) => {$(
+        fn $f(self, $(_: $t),*) -> Result<(), SerdeError> { Ok(()) }
+    )*};
+}
+
+impl ser::Serializer for FloatScan {
+    type Ok = ();
+    type Error = SerdeError;
+    type SerializeSeq = FloatScan;
+    type SerializeTuple = FloatScan;
+    type SerializeTupleStruct = FloatScan;
+    type SerializeTupleVariant = FloatScan;
+    type SerializeMap = FloatScan;
+    type SerializeStruct = FloatScan;
+    type SerializeStructVariant = FloatScan;
+
+    scan_ok! {
+        serialize_bool(bool); serialize_i8(i8); serialize_i16(i16); serialize_i32(i32);
+        serialize_i64(i64); serialize_i128(i128); serialize_u8(u8); serialize_u16(u16);
+        serialize_u32(u32); serialize_u64(u64); serialize_u128(u128); serialize_char(char);
+        serialize_str(&str); serialize_bytes(&[u8]); serialize_none(); serialize_unit();
+        serialize_unit_struct(&'static str);
+        serialize_unit_variant(&'static str, u32, &'static str);
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), SerdeError> {
+        self.serialize_f64(v.into())
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), SerdeError> {
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(SerdeError(NON_FINITE.into()))
+        }
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), SerdeError> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), SerdeError> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), SerdeError> {
+        v.serialize(self)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<FloatScan, SerdeError> {
+        Ok(self)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<FloatScan, SerdeError> {
+        Ok(self)
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<FloatScan, SerdeError> {
+        Ok(self)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<FloatScan, SerdeError> {
+        Ok(self)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<FloatScan, SerdeError> {
+        Ok(self)
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<FloatScan, SerdeError> {
+        Ok(self)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<FloatScan, SerdeError> {
+        Ok(self)
+    }
+}
+
+/// The compound forms of [`FloatScan`]: every element, key and value is scanned.
+macro_rules! scan_compound {
+    ($($tr:ident :: $f:ident $(($k:ty))?;)*) => {$(
+        impl ser::$tr for FloatScan {
+            type Ok = ();
+            type Error = SerdeError;
+            fn $f<T: Serialize + ?Sized>(&mut self, $(_: $k,)? v: &T) -> Result<(), SerdeError> {
+                v.serialize(FloatScan)
+            }
+            fn end(self) -> Result<(), SerdeError> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+scan_compound! {
+    SerializeSeq::serialize_element;
+    SerializeTuple::serialize_element;
+    SerializeTupleStruct::serialize_field;
+    SerializeTupleVariant::serialize_field;
+    SerializeStruct::serialize_field(&'static str);
+    SerializeStructVariant::serialize_field(&'static str);
+}
+
+impl ser::SerializeMap for FloatScan {
+    type Ok = ();
+    type Error = SerdeError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, k: &T) -> Result<(), SerdeError> {
+        k.serialize(FloatScan)
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), SerdeError> {
+        v.serialize(FloatScan)
+    }
+    fn end(self) -> Result<(), SerdeError> {
+        Ok(())
     }
 }
 

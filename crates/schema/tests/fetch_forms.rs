@@ -196,6 +196,72 @@ async fn vec_f64_round_trips_through_blob_and_blob_at() {
     .await;
 }
 
+/// NaN and infinities in a serde `Vec<f64>` reach the blob as floats, never as `None` (JSON,
+/// the path other composite values take, cannot hold them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vec_f64_with_nan_and_infinity_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    each_backend_stored(
+        "vec_nan",
+        &dir.path().join("store"),
+        |label, s| async move {
+            let t = s
+                .declare(
+                    "Trace",
+                    Tier::Manual,
+                    "trace_id : int32\n---\nsamples : <blob>\ncounts : <blob>\nstored : <blob@>\n\
+                 gains = null : <blob>",
+                )
+                .await
+                .unwrap();
+            let trace = Trace {
+                trace_id: 1,
+                samples: vec![1.0, f64::NAN, f64::INFINITY, -2.5],
+                counts: vec![3],
+                stored: vec![f64::NEG_INFINITY, f64::NAN],
+                gains: Some(vec![f32::NAN]),
+            };
+            t.insert1(&trace).await.unwrap();
+            let back: Trace = t.query().fetch1().await.unwrap();
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&back.samples), bits(&trace.samples), "{label}");
+            assert_eq!(bits(&back.stored), bits(&trace.stored), "{label}");
+            assert!(back.gains.unwrap()[0].is_nan(), "{label}");
+            // The bytes are DataJoint's for the Python list [1.0, nan, inf, -2.5].
+            let stored = t.query().fetch_stored().await.unwrap();
+            let Value::Bytes(b) = &stored[0]["samples"] else {
+                panic!("{label}: {:?}", stored[0]["samples"]);
+            };
+            assert_eq!(
+                b.as_ref(),
+                encode(&to_item(&trace.samples).unwrap()).unwrap(),
+                "{label}"
+            );
+            // A `json` attribute refuses NaN instead of storing `null`.
+            let j = s
+                .declare("Doc", Tier::Manual, "doc_id : int32\n---\nbody : json")
+                .await
+                .unwrap();
+            #[derive(Serialize)]
+            struct Doc {
+                doc_id: i32,
+                body: Vec<f64>,
+            }
+            let err = j
+                .insert1(&Doc {
+                    doc_id: 1,
+                    body: vec![f64::NAN],
+                })
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("body"), "{label}: {err}");
+            assert!(j.query().is_empty().await.unwrap(), "{label}");
+        },
+    )
+    .await;
+}
+
 #[derive(Deserialize, Debug)]
 struct Arrays {
     vector: Vec<f64>,
