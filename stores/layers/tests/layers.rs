@@ -1,6 +1,8 @@
 //! The layers against real stores: retries on a `FaultyStore`, the prefix layer through the
 //! conformance suite, and the spans of the tracing layer seen by a subscriber.
 
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
