@@ -149,6 +149,6 @@ pub enum BlobError {
 
 impl From<BlobError> for dj_core::Error {
     fn from(e: BlobError) -> Self {
-        dj_core::Error::codec(NAME, e)
+        dj_core::Error::codec_source(NAME, e)
     }
 }

@@ -63,7 +63,7 @@ use dj_core::codec::{Codec, CodecContext};
 use dj_core::config::StoreSpec;
 use dj_core::error::{Error, Result};
 use dj_core::store::{
-    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
+    Capabilities, GetOptions, GetResult, MultipartUpload, ObjectMeta, PutOptions, PutResult, Store,
     StorePath,
 };
 use dj_core::typespec::TypeSpec;
@@ -299,13 +299,18 @@ impl Store for Confined {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
-    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Bytes,
+        options: PutOptions,
+    ) -> Result<PutResult> {
         self.check(path).await?;
-        self.inner.put_opts(path, payload, mode).await
+        self.inner.put_opts(path, payload, options).await
     }
-    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
         self.check(path).await?;
-        self.inner.get_opts(path, range).await
+        self.inner.get_opts(path, options).await
     }
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
         self.check(path).await?;

@@ -143,7 +143,7 @@ impl NpyCodec {
         let put = store.put_stream(path, chunks, part_size).await;
         let checksum = producer
             .await
-            .map_err(|e| Error::codec(NAME, format!("encoding task failed: {e}")))?;
+            .map_err(|e| Error::codec_context(NAME, format!("encoding task failed: {e}"), e))?;
         put?;
         checksum.ok_or_else(|| {
             Error::codec(

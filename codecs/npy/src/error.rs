@@ -204,7 +204,7 @@ impl From<NpyError> for dj_core::Error {
                 path,
                 message: source.to_string(),
             },
-            other => dj_core::Error::codec(NAME, other),
+            other => dj_core::Error::codec_source(NAME, other),
         }
     }
 }

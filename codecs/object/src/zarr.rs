@@ -59,7 +59,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use dj_core::error::Error;
-use dj_core::store::{GetRange, Store, StorePath};
+use dj_core::store::{GetOptions, GetRange, Store, StorePath};
 use dj_object::{FolderWriter, ObjectRef};
 use futures::{StreamExt, TryStreamExt, stream};
 use zarrs::storage::byte_range::{ByteRange, ByteRangeIterator, InvalidByteRangeError};
@@ -162,7 +162,11 @@ impl Folder {
             }
             return Ok(Some(Bytes::new()));
         }
-        let result = match self.store.get_opts(path, request).await {
+        let result = match self
+            .store
+            .get_opts(path, GetOptions::default().with_range(request))
+            .await
+        {
             Ok(r) => r,
             Err(Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.error("read", key.as_str(), e)),

@@ -126,6 +126,7 @@ impl CodecContext {
                 attribute: Some(self.field.clone()),
                 message: "this codec needs a store; declare the attribute with `@` or `@store`"
                     .into(),
+                source: None,
             });
         };
         Ok((name.clone(), self.stores.get(name)?))
@@ -320,10 +321,12 @@ impl ResolvedType {
                             codec,
                             attribute,
                             message,
+                            source,
                         } => Error::Codec {
                             codec,
                             attribute,
                             message: format!("{message} (in `{spec}`)"),
+                            source,
                         },
                         other => other,
                     })?;

@@ -55,6 +55,10 @@ pub enum Error {
     },
 
     /// A codec refused a value, a mode or a stored representation.
+    ///
+    /// When the refusal comes from another error (a parser's, a decoder's), that error is kept
+    /// as [`source`](std::error::Error::source), so callers can downcast it; build such errors
+    /// with [`Error::codec_source`]. The message already contains the source's text.
     #[error("codec <{codec}>{}: {message}", attribute_suffix(.attribute))]
     Codec {
         /// The codec's name.
@@ -63,6 +67,9 @@ pub enum Error {
         attribute: Option<String>,
         /// What went wrong.
         message: String,
+        /// The error that caused this one, when there is one.
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// A value had the wrong type for where it was used.
@@ -199,6 +206,48 @@ pub enum Error {
     },
 }
 
+/// Whether an I/O error of this kind is transient: a timeout, or a connection refused, reset,
+/// aborted or dropped, or an interrupted or short read. Stores use it to set the `retryable` flag
+/// of [`Error::Store`] from the error's type, never from its message.
+pub fn is_transient_io(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        kind,
+        K::TimedOut
+            | K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+            | K::Interrupted
+            | K::WouldBlock
+            | K::UnexpectedEof
+    )
+}
+
+/// Whether an [`std::io::Error`] of a [transient](is_transient_io) kind is anywhere in `err`'s
+/// source chain (`err` included).
+///
+/// ```
+/// use std::io::{Error, ErrorKind};
+/// use dj_core::error::has_transient_io;
+/// let reset = Error::new(ErrorKind::ConnectionReset, "peer hung up");
+/// assert!(has_transient_io(&reset));
+/// assert!(!has_transient_io(&Error::new(ErrorKind::PermissionDenied, "timed out")));
+/// ```
+pub fn has_transient_io(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut link = Some(err);
+    while let Some(e) = link {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| is_transient_io(io.kind()))
+        {
+            return true;
+        }
+        link = e.source();
+    }
+    false
+}
+
 fn attribute_suffix(attribute: &Option<String>) -> String {
     match attribute {
         Some(a) => format!(" (attribute `{a}`)"),
@@ -225,12 +274,45 @@ impl Error {
         matches!(self, Error::NotFound { .. })
     }
 
-    /// Build an [`Error::Codec`].
+    /// Build an [`Error::Codec`] from a message.
     pub fn codec(codec: impl Into<String>, message: impl fmt::Display) -> Self {
         Error::Codec {
             codec: codec.into(),
             attribute: None,
             message: message.to_string(),
+            source: None,
+        }
+    }
+
+    /// Build an [`Error::Codec`] caused by `source`: the message is the source's text, and the
+    /// source is kept (see [`std::error::Error::source`]).
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// let parse = "x".parse::<u8>().unwrap_err();
+    /// let e = dj_core::Error::codec_source("spikes", parse);
+    /// assert_eq!(e.to_string(), "codec <spikes>: invalid digit found in string");
+    /// assert!(e.source().unwrap().downcast_ref::<std::num::ParseIntError>().is_some());
+    /// ```
+    pub fn codec_source(
+        codec: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::codec_context(codec, source.to_string(), source)
+    }
+
+    /// Build an [`Error::Codec`] with a message of its own, caused by `source`; the message
+    /// should say what was being done and include the source's text when it helps.
+    pub fn codec_context(
+        codec: impl Into<String>,
+        message: impl fmt::Display,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Codec {
+            codec: codec.into(),
+            attribute: None,
+            message: message.to_string(),
+            source: Some(source.into()),
         }
     }
 
@@ -266,10 +348,12 @@ impl Error {
                 codec,
                 attribute: None,
                 message,
+                source,
             } => Error::Codec {
                 codec,
                 attribute: Some(attr.to_string()),
                 message,
+                source,
             },
             Error::WrongValueType {
                 attribute: None,
@@ -282,5 +366,47 @@ impl Error {
             },
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn codec_errors_keep_their_source_through_with_attribute() {
+        let cause = std::io::Error::new(std::io::ErrorKind::InvalidData, "bad header");
+        let e = Error::codec_source("blob", cause).with_attribute("signal");
+        assert_eq!(
+            e.to_string(),
+            "codec <blob> (attribute `signal`): bad header"
+        );
+        let source = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            source.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::InvalidData)
+        );
+        assert!(!e.is_retryable());
+        assert!(Error::codec("blob", "plain").source().is_none());
+    }
+
+    #[test]
+    fn transient_io_is_decided_by_kind_not_text() {
+        assert!(is_transient_io(std::io::ErrorKind::TimedOut));
+        assert!(!is_transient_io(std::io::ErrorKind::NotFound));
+        let worded = std::io::Error::other("operation timed out");
+        assert!(!has_transient_io(&worded));
+        let store = Error::Store {
+            store: "s".into(),
+            operation: "get",
+            path: "k".into(),
+            retryable: false,
+            source: Box::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "x",
+            )),
+        };
+        assert!(has_transient_io(&store), "found in the source chain");
     }
 }

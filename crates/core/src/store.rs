@@ -18,6 +18,7 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -131,6 +132,84 @@ pub enum PutMode {
     /// Write only if nothing is at the key; otherwise fail with [`Error::AlreadyExists`]. Exactly
     /// one of several racing writers succeeds.
     Create,
+}
+
+/// How to write an object: the options of [`Store::put_opts`].
+///
+/// The struct is `#[non_exhaustive]` so that options can be added (a content type, a
+/// conditional write on an entity tag) without breaking stores or callers: build it from
+/// [`PutOptions::default`] or [`PutOptions::create`] and the `with_*` methods, and read it through
+/// its fields. A store that meets an option it cannot honour fails with
+/// [`Error::NotSupported`] rather than ignoring it.
+///
+/// ```
+/// use dj_core::store::{PutMode, PutOptions};
+/// assert_eq!(PutOptions::default().mode, PutMode::Overwrite);
+/// assert_eq!(PutOptions::create().mode, PutMode::Create);
+/// assert_eq!(PutOptions::default().with_mode(PutMode::Create), PutOptions::create());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PutOptions {
+    /// What to do when an object is already at the key (default: overwrite it).
+    pub mode: PutMode,
+}
+
+impl PutOptions {
+    /// Options that write only if nothing is at the key ([`PutMode::Create`]).
+    pub fn create() -> Self {
+        PutOptions::default().with_mode(PutMode::Create)
+    }
+
+    /// With [`mode`](Self::mode) set to `mode`.
+    pub fn with_mode(mut self, mode: PutMode) -> Self {
+        self.mode = mode;
+        self
+    }
+}
+
+impl From<PutMode> for PutOptions {
+    fn from(mode: PutMode) -> Self {
+        PutOptions::default().with_mode(mode)
+    }
+}
+
+/// How to read an object: the options of [`Store::get_opts`].
+///
+/// `#[non_exhaustive]` for the same reason as [`PutOptions`]: build it from
+/// [`GetOptions::default`] (the whole object) or [`GetOptions::range`] and the `with_*` methods.
+///
+/// ```
+/// use dj_core::store::{GetOptions, GetRange};
+/// assert_eq!(GetOptions::default().range, None);
+/// assert_eq!(GetOptions::range(2..5).range, Some(GetRange::Bounded(2..5)));
+/// let tail = GetOptions::default().with_range(Some(GetRange::Suffix(4)));
+/// assert_eq!(tail.range, Some(GetRange::Suffix(4)));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct GetOptions {
+    /// The part of the object to read; `None` reads all of it.
+    pub range: Option<GetRange>,
+}
+
+impl GetOptions {
+    /// Options that read the bytes `range` (end exclusive, clamped to the object's size).
+    pub fn range(range: Range<u64>) -> Self {
+        GetOptions::default().with_range(Some(GetRange::Bounded(range)))
+    }
+
+    /// With [`range`](Self::range) set to `range`.
+    pub fn with_range(mut self, range: Option<GetRange>) -> Self {
+        self.range = range;
+        self
+    }
+}
+
+impl From<GetRange> for GetOptions {
+    fn from(range: GetRange) -> Self {
+        GetOptions::default().with_range(Some(range))
+    }
 }
 
 /// What a completed put reports.
@@ -418,8 +497,15 @@ pub enum IncompleteRemoval {
 ///
 /// Implementations map their native errors into [`Error`], with [`Error::NotFound`] for missing
 /// objects, [`Error::AlreadyExists`] for create-if-absent conflicts and [`Error::Store`] (with the
-/// `retryable` flag set for timeouts and throttling) for the rest. Every operation emits a
-/// `tracing` span with the store, path, bytes and duration.
+/// `retryable` flag set for timeouts and throttling, decided from the native error's type) for
+/// the rest.
+///
+/// Cross-cutting behaviour is not the store's business but a [`Layer`]'s: the built-in
+/// protocols open their stores wrapped in the tracing layer of `dj-store-layers` (a span with the
+/// store, path, bytes and duration for every operation) and, for backends that do not retry by
+/// themselves, its retry layer. Options may be added to [`PutOptions`] and [`GetOptions`] in
+/// minor releases; a store that cannot honour an option it meets fails with
+/// [`Error::NotSupported`].
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug + fmt::Display + 'static {
     /// The configured name of this store (e.g. `main`), used in errors and metadata.
@@ -428,11 +514,16 @@ pub trait Store: Send + Sync + fmt::Debug + fmt::Display + 'static {
     /// What this store can do.
     fn capabilities(&self) -> Capabilities;
 
-    /// Write a whole object.
-    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult>;
+    /// Write a whole object, as `options` say (see [`PutOptions`]).
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Bytes,
+        options: PutOptions,
+    ) -> Result<PutResult>;
 
-    /// Read an object, or part of it.
-    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult>;
+    /// Read an object, or part of it, as `options` say (see [`GetOptions`]).
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult>;
 
     /// Read an object's metadata.
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta>;
@@ -506,6 +597,30 @@ pub trait Store: Send + Sync + fmt::Debug + fmt::Display + 'static {
     }
 }
 
+/// Wraps a store into another that adds one behaviour (spans, retries, a key prefix) and
+/// forwards the rest, in the style of OpenDAL's layers. Implementations live outside the core
+/// (`dj-store-layers`); the trait is here so that any crate can write and accept one.
+///
+/// A wrapper must forward every [`Store`] method, including the ones with defaults
+/// ([`Store::delete_if_older`], [`Store::list_incomplete`], [`Store::remove_incomplete`]), so
+/// that the wrapped store's own implementations are not replaced by the defaults.
+pub trait Layer: Send + Sync {
+    /// `inner` with this layer's behaviour added.
+    fn layer(&self, inner: Arc<dyn Store>) -> Arc<dyn Store>;
+}
+
+impl<L: Layer + ?Sized> Layer for &L {
+    fn layer(&self, inner: Arc<dyn Store>) -> Arc<dyn Store> {
+        (**self).layer(inner)
+    }
+}
+
+impl<L: Layer + ?Sized> Layer for Arc<L> {
+    fn layer(&self, inner: Arc<dyn Store>) -> Arc<dyn Store> {
+        (**self).layer(inner)
+    }
+}
+
 /// Whether a create-if-absent put wrote the object or found it already there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -520,12 +635,12 @@ pub enum PutOutcome {
 pub trait StoreExt: Store {
     /// Write (overwriting) a whole object.
     async fn put(&self, path: &StorePath, payload: Bytes) -> Result<PutResult> {
-        self.put_opts(path, payload, PutMode::Overwrite).await
+        self.put_opts(path, payload, PutOptions::default()).await
     }
 
     /// Write an object only if absent; "already exists" is reported, not an error.
     async fn put_if_absent(&self, path: &StorePath, payload: Bytes) -> Result<PutOutcome> {
-        match self.put_opts(path, payload, PutMode::Create).await {
+        match self.put_opts(path, payload, PutOptions::create()).await {
             Ok(_) => Ok(PutOutcome::Created),
             Err(Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyExisted),
             Err(e) => Err(e),
@@ -534,12 +649,15 @@ pub trait StoreExt: Store {
 
     /// Read a whole object.
     async fn get(&self, path: &StorePath) -> Result<Bytes> {
-        self.get_opts(path, None).await?.bytes().await
+        self.get_opts(path, GetOptions::default())
+            .await?
+            .bytes()
+            .await
     }
 
     /// Read `range` of an object.
     async fn get_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
-        self.get_opts(path, Some(GetRange::Bounded(range)))
+        self.get_opts(path, GetOptions::range(range))
             .await?
             .bytes()
             .await

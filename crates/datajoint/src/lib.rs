@@ -118,6 +118,8 @@ pub mod stores {
     /// The `gcs` store.
     #[cfg(feature = "gcs")]
     pub use dj_store_gcs as gcs;
+    /// Store layers (tracing, retry, prefix), to wrap stores built by hand.
+    pub use dj_store_layers as layers;
     /// The `memory` store.
     #[cfg(feature = "memory")]
     pub use dj_store_memory as memory;

@@ -55,7 +55,7 @@ use tokio::io::{AsyncRead, AsyncSeek, AsyncWriteExt, ReadBuf};
 use dj_core::config::HashAlgorithm;
 use dj_core::error::{Error, Result};
 use dj_core::registry::StoreSet;
-use dj_core::store::{MultipartUpload, Store, StoreExt, StorePath};
+use dj_core::store::{GetOptions, MultipartUpload, Store, StoreExt, StorePath};
 use dj_core::value::Value;
 use dj_layout::ContentHasher;
 
@@ -237,7 +237,11 @@ impl ObjectRef {
         if self.meta.is_dir {
             return Err(self.not_a_file("stream"));
         }
-        Ok(self.store.get_opts(&self.key()?, None).await?.stream)
+        Ok(self
+            .store
+            .get_opts(&self.key()?, GetOptions::default())
+            .await?
+            .stream)
     }
 
     /// An `AsyncRead + AsyncSeek` reader over the file that fetches blocks of
@@ -516,7 +520,7 @@ pub async fn hash_stored(
     key: &StorePath,
     algorithm: HashAlgorithm,
 ) -> Result<(u64, String)> {
-    let mut stream = store.get_opts(key, None).await?.stream;
+    let mut stream = store.get_opts(key, GetOptions::default()).await?.stream;
     let mut hasher = ContentHasher::new(algorithm);
     let mut len = 0u64;
     while let Some(chunk) = stream.try_next().await? {
@@ -561,7 +565,7 @@ async fn download_file(store: &Arc<dyn Store>, key: &StorePath, target: &Path) -
         .map_err(|e| io_error(&parent, e))?
         .into_parts();
     let mut file = tokio::fs::File::from_std(file);
-    let mut stream = store.get_opts(key, None).await?.stream;
+    let mut stream = store.get_opts(key, GetOptions::default()).await?.stream;
     while let Some(chunk) = stream.try_next().await? {
         file.write_all(&chunk)
             .await
@@ -1287,7 +1291,7 @@ pub async fn upload_dir(
     let local_owned = local.to_path_buf();
     let files = tokio::task::spawn_blocking(move || local_tree(&local_owned))
         .await
-        .map_err(|e| Error::codec("object", format!("listing task failed: {e}")))??;
+        .map_err(|e| Error::codec_context("object", format!("listing task failed: {e}"), e))??;
     let folder = FolderWriter::new(Arc::clone(&store), key.clone());
     let results: Vec<Result<WrittenFile>> = futures::stream::iter(files)
         .map(|(rel, path)| {

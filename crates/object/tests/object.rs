@@ -121,17 +121,17 @@ impl Store for Stalling {
         &self,
         path: &StorePath,
         payload: bytes::Bytes,
-        mode: dj_core::store::PutMode,
+        options: dj_core::store::PutOptions,
     ) -> dj_core::Result<dj_core::store::PutResult> {
-        self.0.put_opts(path, payload, mode).await
+        self.0.put_opts(path, payload, options).await
     }
     async fn get_opts(
         &self,
         path: &StorePath,
-        range: Option<dj_core::store::GetRange>,
+        options: dj_core::store::GetOptions,
     ) -> dj_core::Result<dj_core::store::GetResult> {
         use futures::StreamExt;
-        let mut r = self.0.get_opts(path, range).await?;
+        let mut r = self.0.get_opts(path, options).await?;
         let first = r.stream.next().await;
         r.stream = futures::stream::iter(first)
             .chain(futures::stream::pending())

@@ -22,7 +22,7 @@ use dj_core::codec::{Codec, CodecContext};
 use dj_core::config::StoreSpec;
 use dj_core::registry::{Registry, StoreSet};
 use dj_core::store::{
-    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
+    Capabilities, GetOptions, GetResult, MultipartUpload, ObjectMeta, PutOptions, PutResult, Store,
     StoreExt, StorePath,
 };
 use dj_core::typespec::TypeSpec;
@@ -169,9 +169,9 @@ impl Store for Knobbed {
         &self,
         path: &StorePath,
         payload: Bytes,
-        mode: PutMode,
+        options: PutOptions,
     ) -> dj_core::Result<PutResult> {
-        let r = self.inner.put_opts(path, payload, mode).await;
+        let r = self.inner.put_opts(path, payload, options).await;
         if path.as_str().starts_with("_hash/")
             && self.knobs.pause_next_put.swap(false, Ordering::SeqCst)
         {
@@ -180,12 +180,8 @@ impl Store for Knobbed {
         }
         r
     }
-    async fn get_opts(
-        &self,
-        path: &StorePath,
-        range: Option<GetRange>,
-    ) -> dj_core::Result<GetResult> {
-        self.inner.get_opts(path, range).await
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> dj_core::Result<GetResult> {
+        self.inner.get_opts(path, options).await
     }
     async fn head(&self, path: &StorePath) -> dj_core::Result<ObjectMeta> {
         self.inner.head(path).await

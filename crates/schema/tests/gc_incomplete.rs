@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use dj_codec_blob::Item;
 use dj_core::registry::StoreSet;
 use dj_core::store::{
-    Capabilities, GetRange, GetResult, IncompleteKind, IncompleteRemoval, IncompleteWrite,
-    MultipartUpload, ObjectMeta, PutMode, PutResult, Store, StorePath,
+    Capabilities, GetOptions, GetResult, IncompleteKind, IncompleteRemoval, IncompleteWrite,
+    MultipartUpload, ObjectMeta, PutOptions, PutResult, Store, StorePath,
 };
 use dj_core::value::Value;
 use dj_schema::lifecycle::{Gc, GcOptions, GcReport};
@@ -76,16 +76,12 @@ impl Store for Hooked {
         &self,
         path: &StorePath,
         payload: Bytes,
-        mode: PutMode,
+        options: PutOptions,
     ) -> dj_core::Result<PutResult> {
-        self.inner.put_opts(path, payload, mode).await
+        self.inner.put_opts(path, payload, options).await
     }
-    async fn get_opts(
-        &self,
-        path: &StorePath,
-        range: Option<GetRange>,
-    ) -> dj_core::Result<GetResult> {
-        self.inner.get_opts(path, range).await
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> dj_core::Result<GetResult> {
+        self.inner.get_opts(path, options).await
     }
     async fn head(&self, path: &StorePath) -> dj_core::Result<ObjectMeta> {
         self.inner.head(path).await

@@ -18,7 +18,7 @@ use dj_codec_blob::Item;
 use dj_core::config::{Config, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::store::{
-    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
+    Capabilities, GetOptions, GetResult, MultipartUpload, ObjectMeta, PutOptions, PutResult, Store,
     StoreExt, StorePath,
 };
 use dj_core::value::Value;
@@ -512,24 +512,20 @@ impl Store for Counting {
         &self,
         path: &StorePath,
         payload: Bytes,
-        mode: PutMode,
+        options: PutOptions,
     ) -> dj_core::Result<PutResult> {
         let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.max.fetch_max(n, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let r = self.inner.put_opts(path, payload, mode).await;
+        let r = self.inner.put_opts(path, payload, options).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
         r
     }
-    async fn get_opts(
-        &self,
-        path: &StorePath,
-        range: Option<GetRange>,
-    ) -> dj_core::Result<GetResult> {
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> dj_core::Result<GetResult> {
         let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.max.fetch_max(n, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let r = self.inner.get_opts(path, range).await;
+        let r = self.inner.get_opts(path, options).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
         r
     }

@@ -35,8 +35,8 @@ use futures::stream::BoxStream;
 use dj_core::config::StoreSpec;
 use dj_core::error::{Error, Result};
 use dj_core::store::{
-    Capabilities, GetRange, GetResult, IncompleteRemoval, IncompleteWrite, MultipartUpload,
-    ObjectMeta, PutMode, PutOutcome, PutResult, Store, StoreExt, StorePath,
+    Capabilities, GetOptions, GetRange, GetResult, IncompleteRemoval, IncompleteWrite,
+    MultipartUpload, ObjectMeta, PutOptions, PutOutcome, PutResult, Store, StoreExt, StorePath,
 };
 
 fn key(prefix: &str, rest: &str) -> StorePath {
@@ -59,7 +59,7 @@ fn pattern_at(offset: usize, len: usize, seed: u8) -> Bytes {
 async fn stream_hash(store: &dyn Store, k: &StorePath) -> (u64, blake3::Hash) {
     let s = store.name();
     let r = store
-        .get_opts(k, None)
+        .get_opts(k, GetOptions::default())
         .await
         .unwrap_or_else(|e| panic!("[{s}] get {k}: {e}"));
     let mut hasher = blake3::Hasher::new();
@@ -215,7 +215,7 @@ pub async fn ranges(store: &dyn Store, prefix: &str) {
         "[{s}] bounded range"
     );
     let r = store
-        .get_opts(&k, Some(GetRange::Offset(99_990)))
+        .get_opts(&k, GetOptions::from(GetRange::Offset(99_990)))
         .await
         .unwrap();
     assert_eq!(r.range, 99_990..100_000, "[{s}] offset range reported");
@@ -224,7 +224,10 @@ pub async fn ranges(store: &dyn Store, prefix: &str) {
         data.slice(99_990..),
         "[{s}] offset range"
     );
-    let r = store.get_opts(&k, Some(GetRange::Suffix(5))).await.unwrap();
+    let r = store
+        .get_opts(&k, GetOptions::from(GetRange::Suffix(5)))
+        .await
+        .unwrap();
     assert_eq!(
         r.bytes().await.unwrap(),
         data.slice(99_995..),
@@ -237,7 +240,10 @@ pub async fn ranges(store: &dyn Store, prefix: &str) {
     );
     // A range that starts past the end is an error about the request: not "not found", and not
     // worth retrying.
-    match store.get_opts(&k, Some(GetRange::Offset(200_000))).await {
+    match store
+        .get_opts(&k, GetOptions::from(GetRange::Offset(200_000)))
+        .await
+    {
         Ok(r) => panic!("[{s}] range past the end returned {:?}", r.range),
         Err(e) => assert!(
             !e.is_not_found() && !e.is_retryable(),
@@ -245,7 +251,10 @@ pub async fn ranges(store: &dyn Store, prefix: &str) {
         ),
     }
     let err = store
-        .get_opts(&key(prefix, "no-such"), Some(GetRange::Bounded(0..10)))
+        .get_opts(
+            &key(prefix, "no-such"),
+            GetOptions::from(GetRange::Bounded(0..10)),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -260,7 +269,7 @@ pub async fn stream(store: &dyn Store, prefix: &str) {
     let k = key(prefix, "streamed");
     let data = pattern(3 * 1024 * 1024 + 7, 3);
     store.put(&k, data.clone()).await.unwrap();
-    let r = store.get_opts(&k, None).await.unwrap();
+    let r = store.get_opts(&k, GetOptions::default()).await.unwrap();
     assert_eq!(r.meta.size, data.len() as u64, "[{s}] stream meta size");
     let mut got = Vec::with_capacity(data.len());
     let mut chunks = r.stream;
@@ -367,7 +376,7 @@ pub async fn create_if_absent_race(store: &dyn Store, prefix: &str, writers: usi
         "[{s}] the stored content must be the winner's"
     );
     let err = store
-        .put_opts(&k, Bytes::from_static(b"late"), PutMode::Create)
+        .put_opts(&k, Bytes::from_static(b"late"), PutOptions::create())
         .await
         .unwrap_err();
     assert!(
@@ -541,11 +550,18 @@ pub enum Fault {
     /// The Nth multipart part (1-based, counted over all uploads) fails, half-way through an
     /// upload.
     PartNth(usize),
+    /// The first N puts fail, the later ones succeed (a transient outage, for retry tests).
+    PutFirst(usize),
+    /// The first N gets fail, the later ones succeed.
+    GetFirst(usize),
+    /// The first N listings of objects fail before yielding anything, the later ones succeed.
+    ListFirst(usize),
 }
 
 /// Wraps a store and fails chosen operations with a retryable [`Error::Store`] whose source says
-/// `injected fault`, for fault tests. Puts and multipart parts are counted whether or not they
-/// fail; heads and deletes pass through.
+/// `injected fault` (or a permanent one, after [`FaultyStore::permanent`]), for fault tests.
+/// Puts, gets, listings and multipart parts are counted whether or not they fail; heads and
+/// deletes pass through.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -566,7 +582,10 @@ pub enum Fault {
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     fault: Fault,
+    retryable: bool,
     puts: AtomicUsize,
+    gets: AtomicUsize,
+    lists: AtomicUsize,
     parts: Arc<AtomicUsize>,
 }
 
@@ -576,9 +595,18 @@ impl FaultyStore {
         FaultyStore {
             inner,
             fault,
+            retryable: true,
             puts: AtomicUsize::new(0),
+            gets: AtomicUsize::new(0),
+            lists: AtomicUsize::new(0),
             parts: Arc::default(),
         }
+    }
+
+    /// Make the injected faults permanent: not retryable.
+    pub fn permanent(mut self) -> Self {
+        self.retryable = false;
+        self
     }
 
     /// How many puts were attempted.
@@ -586,12 +614,22 @@ impl FaultyStore {
         self.puts.load(Ordering::SeqCst)
     }
 
+    /// How many gets were attempted.
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+
+    /// How many listings of objects were started.
+    pub fn lists(&self) -> usize {
+        self.lists.load(Ordering::SeqCst)
+    }
+
     fn injected(&self, operation: &'static str, path: &str) -> Error {
         Error::Store {
             store: self.inner.name().to_string(),
             operation,
             path: path.to_string(),
-            retryable: true,
+            retryable: self.retryable,
             source: "injected fault".into(),
         }
     }
@@ -620,23 +658,30 @@ impl Store for FaultyStore {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
-    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Bytes,
+        options: PutOptions,
+    ) -> Result<PutResult> {
         let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
         let fail = match self.fault {
             Fault::PutNth(k) => n == k,
             Fault::PutFromNth(k) => n >= k,
-            Fault::List | Fault::ListIncomplete | Fault::Get | Fault::PartNth(_) => false,
+            Fault::PutFirst(k) => n <= k,
+            _ => false,
         };
         if fail {
             return Err(self.injected("put", path.as_str()));
         }
-        self.inner.put_opts(path, payload, mode).await
+        self.inner.put_opts(path, payload, options).await
     }
-    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
-        if self.fault == Fault::Get {
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
+        let n = self.gets.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fault == Fault::Get || matches!(self.fault, Fault::GetFirst(k) if n <= k) {
             return Err(self.injected("get", path.as_str()));
         }
-        self.inner.get_opts(path, range).await
+        self.inner.get_opts(path, options).await
     }
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
         self.inner.head(path).await
@@ -652,7 +697,8 @@ impl Store for FaultyStore {
         self.inner.delete_if_older(path, cutoff).await
     }
     fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, Result<ObjectMeta>> {
-        if self.fault == Fault::List {
+        let n = self.lists.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fault == Fault::List || matches!(self.fault, Fault::ListFirst(k) if n <= k) {
             let err = self.injected("list", prefix.map_or("", StorePath::as_str));
             return futures::stream::once(async move { Err(err) }).boxed();
         }
@@ -687,6 +733,7 @@ impl Store for FaultyStore {
                 _ => None,
             },
             parts: Arc::clone(&self.parts),
+            retryable: self.retryable,
             store: self.inner.name().to_string(),
             path: path.as_str().to_string(),
         }))
@@ -699,6 +746,7 @@ struct FaultyUpload {
     inner: Box<dyn MultipartUpload>,
     fail_at: Option<usize>,
     parts: Arc<AtomicUsize>,
+    retryable: bool,
     store: String,
     path: String,
 }
@@ -712,7 +760,7 @@ impl MultipartUpload for FaultyUpload {
                 store: self.store.clone(),
                 operation: "put_part",
                 path: self.path.clone(),
-                retryable: true,
+                retryable: self.retryable,
                 source: "injected fault".into(),
             });
         }
@@ -870,16 +918,21 @@ impl Store for CountingStore {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
-    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Bytes,
+        options: PutOptions,
+    ) -> Result<PutResult> {
         self.counts.puts.fetch_add(1, Ordering::SeqCst);
-        self.inner.put_opts(path, payload, mode).await
+        self.inner.put_opts(path, payload, options).await
     }
-    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
         self.counts.gets.fetch_add(1, Ordering::SeqCst);
-        if range.is_some() {
+        if options.range.is_some() {
             self.counts.ranged_gets.fetch_add(1, Ordering::SeqCst);
         }
-        let mut r = self.inner.get_opts(path, range).await?;
+        let mut r = self.inner.get_opts(path, options).await?;
         let counts = Arc::clone(&self.counts);
         r.stream = r
             .stream

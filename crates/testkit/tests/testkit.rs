@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dj_core::Result;
 use dj_core::store::{
-    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
-    StoreExt, StorePath,
+    Capabilities, GetOptions, GetResult, MultipartUpload, ObjectMeta, PutMode, PutOptions,
+    PutResult, Store, StoreExt, StorePath,
 };
 use dj_store_object_store::ObjectStoreAdapter;
 use dj_testkit::{self as testkit, Fault, FaultyStore};
@@ -56,16 +56,21 @@ impl Store for Broken {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
-    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
-        let mode = if self.bug == Bug::CreateOverwrites {
-            PutMode::Overwrite
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Bytes,
+        options: PutOptions,
+    ) -> Result<PutResult> {
+        let options = if self.bug == Bug::CreateOverwrites {
+            options.with_mode(PutMode::Overwrite)
         } else {
-            mode
+            options
         };
-        self.inner.put_opts(path, payload, mode).await
+        self.inner.put_opts(path, payload, options).await
     }
-    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
-        match self.inner.get_opts(path, range).await {
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
+        match self.inner.get_opts(path, options).await {
             Err(dj_core::Error::NotFound { store, path }) if self.bug == Bug::MissingIsGeneric => {
                 Err(dj_core::Error::Store {
                     store,

@@ -40,8 +40,8 @@ use chrono::{DateTime, Utc};
 use dj_core::config::{Config, SpecContext, StoreSpec};
 use dj_core::error::{Error, Result};
 use dj_core::store::{
-    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
-    StorePath,
+    Capabilities, GetOptions, GetResult, MultipartUpload, ObjectMeta, PutMode, PutOptions,
+    PutResult, Store, StorePath,
 };
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -196,11 +196,16 @@ impl Store for BtreeStore {
             .with_min_part_size(0)
     }
 
-    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
-        self.write(path, payload, mode)
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Bytes,
+        options: PutOptions,
+    ) -> Result<PutResult> {
+        self.write(path, payload, options.mode)
     }
 
-    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
         let (meta, data) = {
             let map = self.lock();
             let o = map
@@ -209,7 +214,7 @@ impl Store for BtreeStore {
                 .ok_or_else(|| self.not_found(path))?;
             (Self::meta(path.as_str(), o)?, o.data.clone())
         };
-        let range = match range {
+        let range = match options.range {
             Some(r) => r.resolve(meta.size, path.as_str())?,
             None => 0..meta.size,
         };
@@ -314,11 +319,16 @@ pub fn check(spec: &mut StoreSpec, _cx: &SpecContext<'_>) -> Result<()> {
 /// Build a `btree` store from its spec (the factory registered for the protocol).
 pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
     let options: BtreeOptions = spec.options_as()?;
-    Ok(Arc::new(BtreeStore::new(
+    let store = Arc::new(BtreeStore::new(
         &spec.name,
         spec.location.trim_matches('/'),
         options,
-    )))
+    ));
+    // Spans for every operation, like the built-in stores; in memory, so nothing to retry.
+    Ok(dj_store_layers::standard(
+        store,
+        dj_store_layers::Retries::Backend,
+    ))
 }
 
 dj_core::submit_store_protocol!(PROTOCOL, create, check = check);

@@ -510,7 +510,12 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
         )
         .with_backend_description(description)
         .with_retry_classifier(classify);
-    Ok(Arc::new(adapter))
+    // object_store's HTTP client retries transient failures itself (its `RetryConfig`): no
+    // retry layer on top, which would multiply the attempts.
+    Ok(dj_store_layers::standard(
+        Arc::new(adapter),
+        dj_store_layers::Retries::Backend,
+    ))
 }
 
 dj_core::submit_store_protocol!("azure", create, check = check);

@@ -59,8 +59,8 @@ use dj_core::Result;
 use dj_core::config::{Config, SpecContext, StoreSpec};
 use dj_core::error::Error;
 use dj_core::store::{
-    Capabilities, ConditionalDelete, GetRange, GetResult, IncompleteKind, IncompleteRemoval,
-    IncompleteWrite, MultipartUpload, ObjectMeta, PutMode, PutResult, Store, StorePath,
+    Capabilities, ConditionalDelete, GetOptions, GetResult, IncompleteKind, IncompleteRemoval,
+    IncompleteWrite, MultipartUpload, ObjectMeta, PutOptions, PutResult, Store, StorePath,
 };
 use dj_core::task::run_blocking;
 use dj_store_object_store::ObjectStoreAdapter;
@@ -180,11 +180,16 @@ impl Store for FileStore {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
-    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
-        self.inner.put_opts(path, payload, mode).await
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Bytes,
+        options: PutOptions,
+    ) -> Result<PutResult> {
+        self.inner.put_opts(path, payload, options).await
     }
-    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
-        self.inner.get_opts(path, range).await
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(path, options).await
     }
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
         self.inner.head(path).await
@@ -392,7 +397,12 @@ fn delete_file_if_older(
 
 /// Build a `file` store from its spec (the factory registered for the protocol).
 pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
-    FileStore::open(&spec.name, &spec.location)
+    // Local files: nothing to retry.
+    let store = FileStore::open(&spec.name, &spec.location)?;
+    Ok(dj_store_layers::standard(
+        store,
+        dj_store_layers::Retries::Backend,
+    ))
 }
 
 /// Check a `file` spec when the configuration is loaded (the check registered for the

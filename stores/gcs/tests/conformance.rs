@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use dj_core::config::{Config, StoreSpec};
 use dj_core::registry::StoreSet;
-use dj_core::store::{GetRange, Store, StoreExt, StorePath};
+use dj_core::store::{GetOptions, GetRange, Store, StoreExt, StorePath};
 
 /// Emulators that serve reads but no writes of the XML API.
 const READ_ONLY: &[&str] = &["fake-gcs-server"];
@@ -81,7 +81,7 @@ async fn conformance(store: &dyn Store, seed: &str) {
         data.slice(10..20)
     );
     let r = store
-        .get_opts(&ranged, Some(GetRange::Offset(99_990)))
+        .get_opts(&ranged, GetOptions::from(GetRange::Offset(99_990)))
         .await
         .unwrap();
     assert_eq!(r.range, 99_990..100_000, "offset range reported");
@@ -91,7 +91,7 @@ async fn conformance(store: &dyn Store, seed: &str) {
         "offset range"
     );
     let r = store
-        .get_opts(&ranged, Some(GetRange::Suffix(5)))
+        .get_opts(&ranged, GetOptions::from(GetRange::Suffix(5)))
         .await
         .unwrap();
     assert_eq!(
@@ -105,7 +105,7 @@ async fn conformance(store: &dyn Store, seed: &str) {
         "clamped range"
     );
     match store
-        .get_opts(&ranged, Some(GetRange::Offset(200_000)))
+        .get_opts(&ranged, GetOptions::from(GetRange::Offset(200_000)))
         .await
     {
         Ok(r) => panic!("range past the end returned {:?}", r.range),

@@ -33,7 +33,7 @@ use bytes::Bytes;
 use dj_core::Result;
 use dj_core::config::{Config, StoreSpec};
 use dj_core::store::{
-    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
+    Capabilities, GetOptions, GetResult, MultipartUpload, ObjectMeta, PutOptions, PutResult, Store,
     StorePath,
 };
 use dj_store_object_store::ObjectStoreAdapter;
@@ -103,11 +103,16 @@ impl Store for MemoryStore {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
-    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
-        self.inner.put_opts(path, payload, mode).await
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Bytes,
+        options: PutOptions,
+    ) -> Result<PutResult> {
+        self.inner.put_opts(path, payload, options).await
     }
-    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
-        self.inner.get_opts(path, range).await
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(path, options).await
     }
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
         self.inner.head(path).await
@@ -131,7 +136,11 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
     } else {
         MemoryStore::with_prefix(&spec.name, location)?
     };
-    Ok(Arc::new(store))
+    // In memory: nothing to retry.
+    Ok(dj_store_layers::standard(
+        Arc::new(store),
+        dj_store_layers::Retries::Backend,
+    ))
 }
 
 dj_core::submit_store_protocol!("memory", create, allowed = &[], required = &[]);

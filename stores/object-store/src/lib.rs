@@ -14,9 +14,9 @@
 //!   [`Error::Store`] is marked retryable for timeouts, dropped or refused connections, HTTP 5xx
 //!   and 429 and S3's throttling codes, never for 4xx answers or bad keys. A missing bucket is
 //!   reported as such, not as a missing object, whenever the server says so.
-//! - **Tracing.** Every operation runs in an `info`-level span named `dj_store` with the fields
-//!   `op`, `store`, `path`, `bytes` and `elapsed_us`. Nothing is printed unless the application
-//!   installs a subscriber.
+//! - **Tracing.** The adapter opens no spans of its own: stores opened from configuration are
+//!   wrapped in `dj-store-layers`' tracing layer, which gives every operation one. Part uploads
+//!   run in the span current when `put_part` is called (they may run on tasks of their own).
 //! - **Multipart.** Parts are uploaded with up to [`PARTS_IN_FLIGHT`] in flight at once; a
 //!   further `put_part` waits for one to finish, so memory stays bounded. An upload dropped
 //!   without `complete` or `abort` is aborted in the background (when a Tokio runtime is running).
@@ -45,19 +45,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{BoxStream, FuturesUnordered, StreamExt, TryStreamExt};
 use object_store::path::Path as OsPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tracing::Instrument;
 
 use dj_core::error::{BoxError, Error, Result};
 use dj_core::store::{
-    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
-    StorePath,
+    Capabilities, GetOptions, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode,
+    PutOptions, PutResult, Store, StorePath,
 };
 
 /// How many parts of one multipart upload may be in flight at once.
@@ -134,10 +133,16 @@ impl fmt::Display for ObjectStoreAdapter {
 
 /// Whether an `object_store` error may go away on retry: the generic rules, after `classifier`.
 ///
-/// Retryable: I/O errors of the timed-out, refused, reset, aborted or interrupted kinds anywhere
-/// in the source chain; HTTP 5xx, 408 and 429 answers; S3's `SlowDown`, `InternalError`,
-/// `ServiceUnavailable` and `RequestTimeout` codes; anything reporting a timeout. Not retryable:
-/// everything else (4xx answers, bad keys, missing objects, unsupported operations).
+/// Retryable: I/O errors of a transient kind ([`dj_core::error::is_transient_io`]: timed out,
+/// refused, reset, aborted, interrupted) anywhere in the source chain; HTTP 5xx, 408 and 429
+/// answers; S3's `SlowDown`, `InternalError`, `ServiceUnavailable` and `RequestTimeout` codes.
+/// Not retryable: everything else (4xx answers, bad keys, missing objects, unsupported
+/// operations), whatever its message says.
+///
+/// The decision is made from types (the `object_store` variant, [`std::io::ErrorKind`], and the
+/// classifier's downcasts) with one exception: `object_store` 0.14 keeps its HTTP answer type
+/// (`RetryError`, with the status code) private, so the status code and the S3 error code are
+/// read from the answer as `object_store` words it (`non-2xx status code: NNN`, `<Code>..</Code>`).
 pub fn is_retryable(e: &object_store::Error, classifier: Option<RetryClassifier>) -> bool {
     match e {
         object_store::Error::Generic { .. } => {}
@@ -150,24 +155,13 @@ pub fn is_retryable(e: &object_store::Error, classifier: Option<RetryClassifier>
         if let Some(decided) = classifier.and_then(|c| c(err)) {
             return decided;
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind as K;
-            if matches!(
-                io.kind(),
-                K::TimedOut
-                    | K::ConnectionRefused
-                    | K::ConnectionReset
-                    | K::ConnectionAborted
-                    | K::NotConnected
-                    | K::BrokenPipe
-                    | K::Interrupted
-                    | K::WouldBlock
-                    | K::UnexpectedEof
-            ) {
-                return true;
-            }
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| dj_core::error::is_transient_io(io.kind()))
+        {
+            return true;
         }
-        if retryable_text(&err.to_string()) {
+        if retryable_answer(&err.to_string()) {
             return true;
         }
         link = err.source();
@@ -175,8 +169,9 @@ pub fn is_retryable(e: &object_store::Error, classifier: Option<RetryClassifier>
     false
 }
 
-/// The textual rules for one error message (`object_store` 0.14 HTTP client wording).
-fn retryable_text(text: &str) -> bool {
+/// Whether an HTTP answer, as `object_store` 0.14's private `RetryError` renders it, asks to be
+/// retried: its status code, or the S3 error code in its body.
+fn retryable_answer(text: &str) -> bool {
     // `RequestError::Status`: "Server returned non-2xx status code: 503 Service Unavailable: …"
     if let Some(rest) = text.split("non-2xx status code: ").nth(1) {
         let code: String = rest.chars().take_while(char::is_ascii_digit).collect();
@@ -190,11 +185,7 @@ fn retryable_text(text: &str) -> bool {
         "<Code>ServiceUnavailable</Code>",
         "<Code>RequestTimeout</Code>",
     ];
-    if S3_CODES.iter().any(|c| text.contains(c)) {
-        return true;
-    }
-    let lower = text.to_ascii_lowercase();
-    lower.contains("timed out") || lower.contains("operation timeout")
+    S3_CODES.iter().any(|c| text.contains(c))
 }
 
 /// Whether the server said the bucket (or container) does not exist.
@@ -404,27 +395,6 @@ impl Shared {
     }
 }
 
-fn span(op: &'static str, store: &str, path: &str) -> tracing::Span {
-    tracing::info_span!(
-        "dj_store",
-        op,
-        store,
-        path,
-        bytes = tracing::field::Empty,
-        elapsed_us = tracing::field::Empty
-    )
-}
-
-fn finish(span: &tracing::Span, started: Instant, bytes: Option<u64>) {
-    if let Some(b) = bytes {
-        span.record("bytes", b);
-    }
-    span.record(
-        "elapsed_us",
-        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-    );
-}
-
 #[cfg(feature = "fs")]
 /// The largest read [`file_stream`] makes at once: whole objects up to this size arrive as one
 /// buffer (one copy from the page cache, into huge pages), larger ones in bounded chunks.
@@ -490,14 +460,16 @@ impl Store for ObjectStoreAdapter {
         self.capabilities
     }
 
-    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Bytes,
+        options: PutOptions,
+    ) -> Result<PutResult> {
         let s = &self.shared;
-        let sp = span("put", &s.name, path.as_str());
-        let started = Instant::now();
-        let len = payload.len() as u64;
         let loc = s.location(path)?;
-        let opts = PutOptions {
-            mode: match mode {
+        let opts = object_store::PutOptions {
+            mode: match options.mode {
                 PutMode::Overwrite => object_store::PutMode::Overwrite,
                 PutMode::Create => object_store::PutMode::Create,
             },
@@ -506,38 +478,29 @@ impl Store for ObjectStoreAdapter {
         let r = s
             .store
             .put_opts(&loc, PutPayload::from_bytes(payload), opts)
-            .instrument(sp.clone())
             .await;
-        finish(&sp, started, Some(len));
         let r = r.map_err(|e| s.map_err("put", path.as_str(), e))?;
         Ok(PutResult { e_tag: r.e_tag })
     }
 
-    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
         let s = &self.shared;
-        let sp = span("get", &s.name, path.as_str());
-        let started = Instant::now();
         let loc = s.location(path)?;
         let opts = object_store::GetOptions {
-            range: range.map(|r| match r {
+            range: options.range.map(|r| match r {
                 GetRange::Bounded(r) => object_store::GetRange::Bounded(r),
                 GetRange::Offset(o) => object_store::GetRange::Offset(o),
                 GetRange::Suffix(n) => object_store::GetRange::Suffix(n),
             }),
             ..Default::default()
         };
-        let r = s.store.get_opts(&loc, opts).instrument(sp.clone()).await;
-        let r = match r {
-            Ok(r) => r,
-            Err(e) => {
-                finish(&sp, started, None);
-                return Err(s.map_err("get", path.as_str(), e));
-            }
-        };
+        let r = s
+            .store
+            .get_opts(&loc, opts)
+            .await
+            .map_err(|e| s.map_err("get", path.as_str(), e))?;
         let meta = s.meta(r.meta.clone())?;
         let range = r.range.clone();
-        // Time to first byte; the stream is read by the caller.
-        finish(&sp, started, Some(range.end - range.start));
         let shared = Arc::clone(s);
         let key = path.as_str().to_string();
         // A local file: read it in large blocking reads. object_store's own stream reads 8 KiB
@@ -566,21 +529,15 @@ impl Store for ObjectStoreAdapter {
 
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
         let s = &self.shared;
-        let sp = span("head", &s.name, path.as_str());
-        let started = Instant::now();
         let loc = s.location(path)?;
-        let r = s.store.head(&loc).instrument(sp.clone()).await;
-        finish(&sp, started, r.as_ref().ok().map(|m| m.size));
+        let r = s.store.head(&loc).await;
         s.meta(r.map_err(|e| s.map_err("head", path.as_str(), e))?)
     }
 
     async fn delete(&self, path: &StorePath) -> Result<()> {
         let s = &self.shared;
-        let sp = span("delete", &s.name, path.as_str());
-        let started = Instant::now();
         let loc = s.location(path)?;
-        let r = s.store.delete(&loc).instrument(sp.clone()).await;
-        finish(&sp, started, None);
+        let r = s.store.delete(&loc).await;
         match r {
             // Deleting a missing object succeeds (S3 does the same); a missing bucket does not.
             Ok(()) => Ok(()),
@@ -599,33 +556,21 @@ impl Store for ObjectStoreAdapter {
             None => s.prefix.clone(),
         };
         let prefix_str = prefix.map(|p| p.as_str().to_string()).unwrap_or_default();
-        let sp = span("list", &s.name, &prefix_str);
-        let started = Instant::now();
-        let inner = {
-            let _entered = sp.enter();
-            s.store.list(loc.as_ref())
-        };
-        inner
+        s.store
+            .list(loc.as_ref())
             .map(move |r| match r {
                 Ok(m) => s.meta(m),
                 Err(e) => Err(s.map_err("list", &prefix_str, e)),
             })
-            .chain(futures::stream::poll_fn(move |_| {
-                // Record the listing's duration once it is exhausted.
-                finish(&sp, started, None);
-                std::task::Poll::Ready(None)
-            }))
             .boxed()
     }
 
     async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>> {
         let s = &self.shared;
-        let sp = span("put_multipart", &s.name, path.as_str());
         let loc = s.location(path)?;
         let upload = s
             .store
             .put_multipart(&loc)
-            .instrument(sp.clone())
             .await
             .map_err(|e| s.map_err("start multipart upload", path.as_str(), e))?;
         Ok(Box::new(Multipart {
@@ -633,9 +578,6 @@ impl Store for ObjectStoreAdapter {
             path: path.as_str().to_string(),
             upload: Some(upload),
             in_flight: FuturesUnordered::new(),
-            bytes: 0,
-            started: Instant::now(),
-            span: sp,
         }))
     }
 }
@@ -689,9 +631,6 @@ struct Multipart {
     /// `None` once completed or aborted.
     upload: Option<Box<dyn object_store::MultipartUpload>>,
     in_flight: FuturesUnordered<PartFuture>,
-    bytes: u64,
-    started: Instant,
-    span: tracing::Span,
 }
 
 impl fmt::Debug for Multipart {
@@ -699,7 +638,6 @@ impl fmt::Debug for Multipart {
         f.debug_struct("Multipart")
             .field("store", &self.shared.name)
             .field("path", &self.path)
-            .field("bytes", &self.bytes)
             .field("in_flight", &self.in_flight.len())
             .finish()
     }
@@ -747,10 +685,10 @@ impl MultipartUpload for Multipart {
         let Some(upload) = self.upload.as_mut() else {
             return Err(self.finished("upload part"));
         };
-        self.bytes += data.len() as u64;
+        // Parts may run on tasks of their own: carry the caller's span over.
         let fut = upload
             .put_part(PutPayload::from_bytes(data))
-            .instrument(self.span.clone());
+            .in_current_span();
         self.in_flight.push(PartFuture::start(fut));
         Ok(())
     }
@@ -766,8 +704,7 @@ impl MultipartUpload for Multipart {
         let Some(mut upload) = self.upload.take() else {
             return Err(self.finished("complete multipart upload"));
         };
-        let r = upload.complete().instrument(self.span.clone()).await;
-        finish(&self.span, self.started, Some(self.bytes));
+        let r = upload.complete().await;
         match r {
             Ok(r) => Ok(PutResult { e_tag: r.e_tag }),
             Err(e) => {
@@ -788,7 +725,6 @@ impl MultipartUpload for Multipart {
         match self.upload.take() {
             Some(mut upload) => upload
                 .abort()
-                .instrument(self.span.clone())
                 .await
                 .map_err(|e| self.err("abort multipart upload", e)),
             None => Ok(()),
@@ -839,7 +775,6 @@ mod tests {
             "Server returned non-2xx status code: 500 Internal Server Error: x",
             "Server returned non-2xx status code: 429 Too Many Requests: ",
             "Server returned error response: <Error><Code>SlowDown</Code></Error>",
-            "operation timed out",
         ] {
             assert!(is_retryable(&generic(text), None), "{text}");
         }
@@ -847,6 +782,8 @@ mod tests {
             "Server returned non-2xx status code: 400 Bad Request: key 500 503",
             "Server returned non-2xx status code: 416 Range Not Satisfiable: ",
             "invalid key `a500/connection`",
+            // Only the error's type says "timeout", never its wording.
+            "operation timed out",
         ] {
             assert!(!is_retryable(&generic(text), None), "{text}");
         }

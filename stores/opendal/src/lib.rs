@@ -82,6 +82,14 @@
 //! retryable when OpenDAL says the error is temporary (`is_temporary()`) or the service
 //! throttled the request. Bad store specs are [`dj_core::Error::Config`] errors naming
 //! `stores.<name>.<key>`; secret values never appear in them.
+//!
+//! ## Layers
+//!
+//! An [`OpendalStore`] opens no spans and does not retry (OpenDAL's own retry layer is not used).
+//! The registered protocols return it wrapped by `dj_store_layers::standard`: the tracing layer
+//! for all, and the retry layer (`RetryPolicy::default()`) for the remote services `opendal-s3`,
+//! `webdav` and `sftp`. A store built by hand with [`OpendalStore::new`] can be wrapped the same
+//! way.
 
 mod error;
 mod protocols;

@@ -178,6 +178,19 @@ pub(crate) fn build_error(spec: &StoreSpec, k: &str, what: &str, e: opendal::Err
     Error::config(key(spec, k), format!("cannot configure {what}: {e}"))
 }
 
+/// A store as its protocol opens it: wrapped in the tracing layer, and for a remote service
+/// (`remote`: S3, WebDAV, SFTP; OpenDAL is used here without its own retry layer, so nothing
+/// below retries) in the retry layer with the default policy first. Local services have nothing
+/// worth retrying.
+fn layered(store: crate::OpendalStore, remote: bool) -> std::sync::Arc<dyn dj_core::store::Store> {
+    let retries = if remote {
+        dj_store_layers::Retries::Layer(dj_store_layers::RetryPolicy::default())
+    } else {
+        dj_store_layers::Retries::Backend
+    };
+    dj_store_layers::standard(std::sync::Arc::new(store), retries)
+}
+
 /// Make sure HTTP-based services have a transport: OpenDAL's reqwest transport, unless the
 /// application installed its own process-wide default first.
 #[cfg(any(feature = "s3", feature = "webdav"))]
@@ -203,7 +216,7 @@ mod memory {
         let _: super::NoOptions = spec.options_as()?;
         let op = Operator::new(Memory::default().root(&super::root(&spec.location)))
             .map_err(|e| super::build_error(spec, "location", "the opendal memory service", e))?;
-        Ok(Arc::new(OpendalStore::new(&spec.name, op)))
+        Ok(super::layered(OpendalStore::new(&spec.name, op), false))
     }
 
     fn check(spec: &mut StoreSpec, _: &SpecContext<'_>) -> Result<()> {
@@ -261,8 +274,9 @@ mod fs {
                 e,
             )
         })?;
-        Ok(Arc::new(
+        Ok(super::layered(
             OpendalStore::new(&spec.name, op).with_hidden_prefix(STAGING_DIR),
+            false,
         ))
     }
 
@@ -326,7 +340,7 @@ mod s3 {
         })?;
         let store = OpendalStore::new(&spec.name, op)
             .with_backend_description(format!("S3 bucket `{bucket}` at {url} (opendal)"));
-        Ok(Arc::new(store))
+        Ok(super::layered(store, true))
     }
 
     fn check(spec: &mut StoreSpec, _: &SpecContext<'_>) -> Result<()> {
@@ -388,7 +402,7 @@ mod webdav {
         })?;
         let store = OpendalStore::new(&spec.name, op)
             .with_backend_description(format!("WebDAV server {url}"));
-        Ok(Arc::new(store))
+        Ok(super::layered(store, true))
     }
 
     fn check(spec: &mut StoreSpec, _: &SpecContext<'_>) -> Result<()> {
@@ -442,7 +456,7 @@ mod sftp {
         })?;
         let store = OpendalStore::new(&spec.name, op)
             .with_backend_description(format!("SFTP server `{endpoint}`"));
-        Ok(Arc::new(store))
+        Ok(super::layered(store, true))
     }
 
     fn check(spec: &mut StoreSpec, _: &SpecContext<'_>) -> Result<()> {

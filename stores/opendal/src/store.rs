@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::IntoFuture;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,13 +13,12 @@ use chrono::{DateTime, Utc};
 use dj_core::Result;
 use dj_core::error::Error;
 use dj_core::store::{
-    Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
-    StorePath,
+    Capabilities, GetOptions, GetResult, MultipartUpload, ObjectMeta, PutMode, PutOptions,
+    PutResult, Store, StorePath,
 };
 use futures::lock::Mutex;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use opendal::{Buffer, ErrorKind, Metadata, Operator};
-use tracing::Instrument;
 
 use crate::error::map_error;
 
@@ -179,27 +178,6 @@ impl OpendalStore {
     }
 }
 
-fn span(op: &'static str, store: &str, path: &str) -> tracing::Span {
-    tracing::info_span!(
-        "dj_store",
-        op,
-        store,
-        path,
-        bytes = tracing::field::Empty,
-        elapsed_us = tracing::field::Empty
-    )
-}
-
-fn finish(span: &tracing::Span, started: Instant, bytes: Option<u64>) {
-    if let Some(b) = bytes {
-        span.record("bytes", b);
-    }
-    span.record(
-        "elapsed_us",
-        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-    );
-}
-
 impl Shared {
     fn err(&self, operation: &'static str, path: &str, e: opendal::Error) -> Error {
         map_error(&self.name, &self.backend, operation, path, e)
@@ -302,14 +280,16 @@ impl Store for OpendalStore {
         self.capabilities
     }
 
-    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Bytes,
+        options: PutOptions,
+    ) -> Result<PutResult> {
         let s = &self.shared;
         s.check_writable(path)?;
-        let sp = span("put", &s.name, path.as_str());
-        let started = Instant::now();
-        let len = payload.len() as u64;
         let r = async {
-            match mode {
+            match options.mode {
                 PutMode::Overwrite => s.op.write(path.as_str(), payload).await,
                 PutMode::Create => {
                     // Services whose own check is not exclusive are serialized per key here;
@@ -337,27 +317,22 @@ impl Store for OpendalStore {
                 }
             }
         }
-        .instrument(sp.clone())
         .await;
-        finish(&sp, started, Some(len));
         let meta = r.map_err(|e| s.err("put", path.as_str(), e))?;
         Ok(PutResult {
             e_tag: meta.etag().map(str::to_string),
         })
     }
 
-    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
         let s = &self.shared;
-        let sp = span("get", &s.name, path.as_str());
-        let started = Instant::now();
-        let meta = s.stat("get", path).instrument(sp.clone()).await?;
+        let meta = s.stat("get", path).await?;
         let size = meta.content_length();
-        let range = match range {
+        let range = match options.range {
             Some(r) => r.resolve(size, path.as_str())?,
             None => 0..size,
         };
         let object = s.object_meta(path.clone(), &meta);
-        finish(&sp, started, Some(range.end - range.start));
         if range.start == range.end {
             return Ok(GetResult {
                 meta: object,
@@ -371,7 +346,6 @@ impl Store for OpendalStore {
             reader = reader.if_match(etag);
         }
         let chunks = async { reader.await?.into_stream(range.start..range.end).await }
-            .instrument(sp.clone())
             .await
             .map_err(|e| s.err("get", path.as_str(), e))?;
         let shared = Arc::clone(s);
@@ -389,19 +363,13 @@ impl Store for OpendalStore {
 
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
         let s = &self.shared;
-        let sp = span("head", &s.name, path.as_str());
-        let started = Instant::now();
-        let r = s.stat("head", path).instrument(sp.clone()).await;
-        finish(&sp, started, r.as_ref().ok().map(Metadata::content_length));
-        Ok(s.object_meta(path.clone(), &r?))
+        let meta = s.stat("head", path).await?;
+        Ok(s.object_meta(path.clone(), &meta))
     }
 
     async fn delete(&self, path: &StorePath) -> Result<()> {
         let s = &self.shared;
-        let sp = span("delete", &s.name, path.as_str());
-        let started = Instant::now();
-        let r = s.op.delete(path.as_str()).instrument(sp.clone()).await;
-        finish(&sp, started, None);
+        let r = s.op.delete(path.as_str()).await;
         match r {
             Ok(()) => Ok(()),
             // Deleting a missing object succeeds.
@@ -415,7 +383,6 @@ impl Store for OpendalStore {
         // A directory path lists segment-wise: `a/b/` never matches `a/bc`.
         let dir = prefix.map_or_else(|| "/".to_string(), |p| format!("{p}/"));
         let prefix_str = prefix.map(|p| p.as_str().to_string()).unwrap_or_default();
-        let sp = span("list", &s.name, &prefix_str);
         let lister = {
             let s = Arc::clone(&s);
             let prefix_str = prefix_str.clone();
@@ -425,7 +392,6 @@ impl Store for OpendalStore {
                     .await
                     .map_err(|e| s.err("list", &prefix_str, e))
             }
-            .instrument(sp)
         };
         stream::once(lister)
             .map_ok(move |entries| {
@@ -447,13 +413,11 @@ impl Store for OpendalStore {
     async fn put_multipart(&self, path: &StorePath) -> Result<Box<dyn MultipartUpload>> {
         let s = &self.shared;
         s.check_writable(path)?;
-        let sp = span("put_multipart", &s.name, path.as_str());
         let inner = if s.write_can_multi {
             let writer =
                 s.op.writer_with(path.as_str())
                     .concurrent(PARTS_IN_FLIGHT)
                     .into_future()
-                    .instrument(sp.clone())
                     .await
                     .map_err(|e| s.err("start multipart upload", path.as_str(), e))?;
             Upload::Native(writer)
@@ -465,8 +429,6 @@ impl Store for OpendalStore {
             path: path.as_str().to_string(),
             inner: Some(inner),
             bytes: 0,
-            started: Instant::now(),
-            span: sp,
         }))
     }
 }
@@ -487,8 +449,6 @@ struct Multipart {
     /// `None` once completed or aborted.
     inner: Option<Upload>,
     bytes: u64,
-    started: Instant,
-    span: tracing::Span,
 }
 
 impl fmt::Debug for Multipart {
@@ -557,7 +517,7 @@ impl MultipartUpload for Multipart {
                 parts.push(data);
                 Ok(())
             }
-            Some(Upload::Native(w)) => w.write(data).instrument(self.span.clone()).await,
+            Some(Upload::Native(w)) => w.write(data).await,
         };
         match r {
             Ok(()) => {
@@ -576,21 +536,16 @@ impl MultipartUpload for Multipart {
         let r = match self.inner.take() {
             None => return Err(self.finished("complete multipart upload")),
             Some(Upload::Buffered(parts)) => {
-                self.shared
-                    .op
-                    .write(&self.path, Buffer::from(parts))
-                    .instrument(self.span.clone())
-                    .await
+                self.shared.op.write(&self.path, Buffer::from(parts)).await
             }
             Some(Upload::Native(mut w)) => {
-                let r = w.close().instrument(self.span.clone()).await;
+                let r = w.close().await;
                 if r.is_err() {
                     self.inner = Some(Upload::Native(w));
                 }
                 r
             }
         };
-        finish(&self.span, self.started, Some(self.bytes));
         match r {
             Ok(meta) => Ok(PutResult {
                 e_tag: meta.etag().map(str::to_string),
@@ -606,9 +561,7 @@ impl MultipartUpload for Multipart {
     async fn abort(mut self: Box<Self>) -> Result<()> {
         match self.inner.take() {
             Some(Upload::Native(mut w)) => {
-                Multipart::abort_writer(&self.shared, &self.path, &mut w)
-                    .instrument(self.span.clone())
-                    .await
+                Multipart::abort_writer(&self.shared, &self.path, &mut w).await
             }
             Some(Upload::Buffered(_)) | None => Ok(()),
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use dj_core::config::{Config, StoreSpec};
 use dj_core::registry::{Registry, StoreSet};
-use dj_core::store::{PutMode, Store, StoreExt, StorePath};
+use dj_core::store::{PutOptions, Store, StoreExt, StorePath};
 use dj_store_opendal as _;
 use dj_store_opendal::OpendalStore;
 
@@ -85,7 +85,7 @@ async fn fs_objects_are_plain_files_and_staging_is_hidden() {
     assert!(err.to_string().contains("reserved"), "{err}");
     // Create on an existing key is refused and leaves the content alone.
     let err = store
-        .put_opts(&k, Bytes::from_static(b"other"), PutMode::Create)
+        .put_opts(&k, Bytes::from_static(b"other"), PutOptions::create())
         .await
         .unwrap_err();
     assert!(

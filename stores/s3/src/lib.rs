@@ -69,8 +69,8 @@ use dj_core::Result;
 use dj_core::config::{Config, Secret, SpecContext, StoreSpec};
 use dj_core::error::Error;
 use dj_core::store::{
-    Capabilities, GetRange, GetResult, IncompleteKind, IncompleteRemoval, IncompleteWrite,
-    MultipartUpload, ObjectMeta, PutMode, PutResult, Store, StorePath,
+    Capabilities, GetOptions, GetResult, IncompleteKind, IncompleteRemoval, IncompleteWrite,
+    MultipartUpload, ObjectMeta, PutOptions, PutResult, Store, StorePath,
 };
 use dj_store_object_store::ObjectStoreAdapter;
 use futures::StreamExt;
@@ -283,10 +283,16 @@ pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
         )
         .with_backend_description(backend)
         .with_retry_classifier(classify);
-    Ok(Arc::new(S3Store {
+    // object_store's HTTP client retries transient failures itself (its `RetryConfig`): no
+    // retry layer on top, which would multiply the attempts.
+    let store = Arc::new(S3Store {
         inner: adapter,
         uploads,
-    }))
+    });
+    Ok(dj_store_layers::standard(
+        store,
+        dj_store_layers::Retries::Backend,
+    ))
 }
 
 /// An S3 store: the `object_store` adapter, plus the listing and aborting of unfinished
@@ -319,11 +325,16 @@ impl Store for S3Store {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
-    async fn put_opts(&self, path: &StorePath, payload: Bytes, mode: PutMode) -> Result<PutResult> {
-        self.inner.put_opts(path, payload, mode).await
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Bytes,
+        options: PutOptions,
+    ) -> Result<PutResult> {
+        self.inner.put_opts(path, payload, options).await
     }
-    async fn get_opts(&self, path: &StorePath, range: Option<GetRange>) -> Result<GetResult> {
-        self.inner.get_opts(path, range).await
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(path, options).await
     }
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
         self.inner.head(path).await

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use dj_core::config::HashAlgorithm;
-use dj_core::store::{Store, StoreExt, StorePath};
+use dj_core::store::{GetOptions, Store, StoreExt, StorePath};
 use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
 use dj_core::value::Value;
 use dj_layout::{ContentHasher, metadata_hash_algorithm};
@@ -527,7 +527,7 @@ async fn digest(
     key: &StorePath,
     expected: &Expected,
 ) -> dj_core::Result<(u64, String, Option<String>)> {
-    let got = store.get_opts(key, None).await?;
+    let got = store.get_opts(key, GetOptions::default()).await?;
     let mut d = Digest::new(expected);
     let mut stream = got.stream;
     while let Some(chunk) = stream.next().await {
@@ -575,7 +575,7 @@ async fn copy_file(
     }
     // Copy, digesting the source as it streams.
     let got = src
-        .get_opts(key, None)
+        .get_opts(key, GetOptions::default())
         .await
         .map_err(|e| format!("cannot read the source object: {e}"))?;
     let digest_cell = Arc::new(Mutex::new(Digest::new(&expected)));
