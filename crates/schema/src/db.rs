@@ -479,6 +479,21 @@ impl PConn {
     }
 }
 
+impl PConn {
+    /// Begin a transaction on this pooled connection, without a second trip to the pool (whose
+    /// check of an idle connection costs a round trip).
+    pub(crate) async fn begin(self) -> Result<Tx> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            PConn::Sqlite(c) => Tx::Sqlite(sqlx::Transaction::begin(c, None).await?),
+            #[cfg(feature = "postgres")]
+            PConn::Postgres(c) => Tx::Postgres(sqlx::Transaction::begin(c, None).await?),
+            #[cfg(feature = "mysql")]
+            PConn::MySql(c) => Tx::MySql(sqlx::Transaction::begin(c, None).await?),
+        })
+    }
+}
+
 impl Tx {
     pub fn exec(&mut self) -> Exec<'_> {
         match self {

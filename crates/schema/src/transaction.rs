@@ -127,6 +127,18 @@ impl Connection {
         })
     }
 
+    /// Open a transaction on `pc`, a connection already taken from this connection's pool.
+    pub(crate) async fn begin_on(&self, pc: crate::db::PConn) -> Result<Transaction> {
+        let tx = pc.begin().await?;
+        Ok(Transaction {
+            conn: self.clone(),
+            state: Mutex::new(State {
+                tx,
+                objects_since: None,
+            }),
+        })
+    }
+
     /// Run `f` in one transaction: when it returns `Ok` everything it did through the
     /// [`Transaction`] commits, when it returns an error (or panics, or its future is dropped)
     /// all of it rolls back and the error is returned.

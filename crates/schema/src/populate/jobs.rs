@@ -494,6 +494,13 @@ impl Jobs {
     /// Reserve `key` for this worker: one `UPDATE` that succeeds only while the job is
     /// `pending` and its scheduled time has come. Returns whether this worker got it.
     pub async fn reserve(&self, key: &Row) -> Result<bool> {
+        let mut pc = self.table.connection().acquire().await?;
+        self.reserve_on(&mut pc, key).await
+    }
+
+    /// [`reserve`](Self::reserve) on a connection taken from the pool already (populate then
+    /// opens the make's transaction on that same connection: one trip to the pool per job).
+    pub(crate) async fn reserve_on(&self, pc: &mut crate::db::PConn, key: &Row) -> Result<bool> {
         let version = self.version().await.to_string();
         let backend = self.backend();
         let q = |n: &str| crate::db::quote(backend, n);
@@ -534,7 +541,12 @@ impl Jobs {
             .push(&q("scheduled_time"))
             .push(" <= ")
             .push(now_expr(backend));
-        Ok(self.execute(&sql).await? == 1)
+        let n = pc
+            .exec()
+            .execute(&sql)
+            .await
+            .map_err(|e| classify_db(&self.table.full_name(), e))?;
+        Ok(n == 1)
     }
 
     /// Mark `key` done: its job row is deleted, or with `jobs.keep_completed` set to `success`

@@ -406,9 +406,32 @@ pub struct Finish<'a> {
     started: Instant,
     start_time: chrono::NaiveDateTime,
     version: &'a tokio::sync::OnceCell<String>,
+    /// The pooled connection the job was reserved on: the make's transaction opens on it.
+    reserved_on: std::sync::Mutex<Option<crate::db::PConn>>,
 }
 
 impl Finish<'_> {
+    /// Open the make's transaction, on the connection of the reservation when there is one
+    /// (one trip to the pool per job instead of two).
+    async fn begin(&self, target: &Table) -> Result<Transaction> {
+        let pc = self.take_reserved();
+        match pc {
+            Some(pc) => target.connection().begin_on(pc).await,
+            None => target.connection().begin().await,
+        }
+    }
+
+    /// Give the reservation's connection back to the pool (before work outside a transaction).
+    fn release(&self) {
+        drop(self.take_reserved());
+    }
+
+    fn take_reserved(&self) -> Option<crate::db::PConn> {
+        self.reserved_on
+            .lock()
+            .map_or_else(|mut e| e.get_mut().take(), |mut g| g.take())
+    }
+
     async fn before_commit(&self, tx: &Transaction, target: &Table, key: &Row) -> Result<()> {
         let duration = self.started.elapsed();
         if jobs::has_job_metadata(target) {
@@ -440,7 +463,7 @@ impl<M: Make> Runner for OneStep<'_, M> {
         tables: &HashMap<String, Table>,
         finish: &Finish<'_>,
     ) -> std::result::Result<Outcome, MakeError> {
-        let tx = target.connection().begin().await?;
+        let tx = finish.begin(target).await?;
         if already_done(&tx, target, key).await? {
             tx.rollback().await?;
             return Ok(Outcome::AlreadyDone);
@@ -467,6 +490,8 @@ impl<M: MakeTripartite> Runner for ThreeStep<'_, M> {
         tables: &HashMap<String, Table>,
         finish: &Finish<'_>,
     ) -> std::result::Result<Outcome, MakeError> {
+        // The pool serves make_fetch and make_compute may be long: hold no connection meanwhile.
+        finish.release();
         let outside = MakeContext {
             target,
             tx: None,
@@ -478,7 +503,7 @@ impl<M: MakeTripartite> Runner for ThreeStep<'_, M> {
         }
         let fetched = self.0.make_fetch(key, &outside).await?;
         let computed = self.0.make_compute(key, &fetched).await?;
-        let tx = target.connection().begin().await?;
+        let tx = finish.begin(target).await?;
         if already_done(&tx, target, key).await? {
             tx.rollback().await?;
             return Ok(Outcome::AlreadyDone);
@@ -874,10 +899,13 @@ impl<'a, R: Runner> Populate<'a, R> {
         jobs: Option<&Jobs>,
         tables: &HashMap<String, Table>,
     ) -> Result<Option<Outcome>> {
-        if let Some(jobs) = jobs
-            && !jobs.reserve(key).await?
-        {
-            return Ok(None);
+        let mut reserved_on = None;
+        if let Some(jobs) = jobs {
+            let mut pc = self.target.connection().acquire().await?;
+            if !jobs.reserve_on(&mut pc, key).await? {
+                return Ok(None);
+            }
+            reserved_on = Some(pc);
         }
         let finish = Finish {
             jobs,
@@ -885,6 +913,7 @@ impl<'a, R: Runner> Populate<'a, R> {
             // Local time, as DataJoint's `datetime.fromtimestamp`.
             start_time: chrono::Local::now().naive_local(),
             version: &self.version,
+            reserved_on: std::sync::Mutex::new(reserved_on),
         };
         let r = self
             .runner
