@@ -292,6 +292,48 @@ impl Raw {
     }
 }
 
+/// The same lookups through a sqlx pool like dj-rs's (no health check on acquire), acquiring a
+/// connection per lookup: what the pool alone costs (sqlx checks a connection with a round trip
+/// when it goes back to the pool, in a task of its own).
+async fn pool_fetch1_all(backend: DatabaseBackend, url: &str, table: &str) -> Duration {
+    macro_rules! run {
+        ($opts:ty, $ph:expr) => {{
+            let pool = <$opts>::new()
+                .max_connections(5)
+                .test_before_acquire(false)
+                .connect(url)
+                .await
+                .unwrap();
+            let sql = format!("SELECT id, a, b, c FROM {table} WHERE id = {}", $ph);
+            // Warm: every pooled connection prepares the statement.
+            for i in 0..20 {
+                sqlx::query(AssertSqlSafe(sql.as_str()))
+                    .bind(i)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            }
+            let start = Instant::now();
+            for i in 0..FETCH_ROWS {
+                let r = sqlx::query(AssertSqlSafe(sql.as_str()))
+                    .bind(i)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                let id: i32 = r.get(0);
+                assert_eq!(id, i);
+            }
+            let d = start.elapsed();
+            pool.close().await;
+            d
+        }};
+    }
+    match backend {
+        DatabaseBackend::Postgresql => run!(sqlx::postgres::PgPoolOptions, "$1"),
+        _ => run!(sqlx::mysql::MySqlPoolOptions, "?"),
+    }
+}
+
 async fn dj_fetch1_all(t: &Table) -> Duration {
     let start = Instant::now();
     for i in 0..FETCH_ROWS {
@@ -325,6 +367,7 @@ struct Times {
     py: Vec<Duration>,
     floor: Vec<Duration>,
     copy: Vec<Duration>,
+    pool: Vec<Duration>,
 }
 
 fn report(label: &str, work: &str, t: &mut Times, floor_name: &str) {
@@ -346,6 +389,14 @@ fn report(label: &str, work: &str, t: &mut Times, floor_name: &str) {
         ms(floor),
         dj.as_secs_f64() / floor.as_secs_f64()
     );
+    if !t.pool.is_empty() {
+        let pool = median(&mut t.pool);
+        line += &format!(
+            "; sqlx pool, acquire per lookup {:.1} ms (dj-rs {:.2}x)",
+            ms(pool),
+            dj.as_secs_f64() / pool.as_secs_f64()
+        );
+    }
     if !t.copy.is_empty() {
         let copy = median(&mut t.copy);
         line += &format!(
@@ -409,9 +460,10 @@ fn main() {
             .collect();
         // One warm-up round (statements prepared, pools filled), then the timed rounds.
         for round in 0..=n {
-            let (f_dj, f_raw, i_dj, i_raw, i_copy) = rt.block_on(async {
+            let (f_dj, f_raw, f_pool, i_dj, i_raw, i_copy) = rt.block_on(async {
                 let f_dj = dj_fetch1_all(&small).await;
                 let f_raw = raw.fetch1_all(&small_t).await;
+                let f_pool = pool_fetch1_all(backend, &url, &small_t).await;
                 let i_dj = dj_insert(&bulk, &insert_rows).await;
                 let i_raw = raw.insert_batched(&raw_t, FLOOR_BATCH).await;
                 let i_copy = raw.insert_copy(&raw_t).await;
@@ -420,7 +472,7 @@ fn main() {
                         times.push(raw.insert_batched(&raw_t, *b).await);
                     }
                 }
-                (f_dj, f_raw, i_dj, i_raw, i_copy)
+                (f_dj, f_raw, f_pool, i_dj, i_raw, i_copy)
             });
             let (f_py, i_py) = match &mut py {
                 Some(p) => (Some(p.run("fetch1")), Some(p.run("insert"))),
@@ -431,6 +483,7 @@ fn main() {
             }
             fetch.dj.push(f_dj);
             fetch.floor.push(f_raw);
+            fetch.pool.push(f_pool);
             insert.dj.push(i_dj);
             insert.floor.push(i_raw);
             insert.copy.extend(i_copy);
