@@ -16,7 +16,7 @@
 //! other batch sizes. DataJoint's column is skipped when `DJ_TEST_PYTHON` (or the project's
 //! `.cache/venv`) has no `datajoint`. PostgreSQL and MariaDB run when `DJ_TEST_POSTGRES_URL` /
 //! `DJ_TEST_MYSQL_URL` are set.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
