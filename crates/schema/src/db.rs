@@ -21,6 +21,10 @@ use crate::heading::ColKind;
 #[derive(Clone, Debug)]
 pub(crate) enum Param {
     Bool(bool),
+    /// An integer of a 16-bit (or narrower) column.
+    Int16(i16),
+    /// An integer of a 32-bit column.
+    Int32(i32),
     Int(i64),
     /// An unsigned integer above `i64::MAX`, sent as text.
     BigUInt(u64),
@@ -220,6 +224,47 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// Connections a server pool holds at most.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+const MAX_CONNECTIONS: u32 = 5;
+
+/// A pooled server connection idle this long is closed (instead of being handed out after the
+/// server or a firewall may have dropped it).
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How many times a read outside a transaction is sent again after the server closed the
+/// connection it ran on: each attempt takes another pooled connection (or opens one), so a
+/// server restart that closed every idle connection costs at most this many failed attempts.
+pub(crate) const READ_RETRIES: u32 = MAX_CONNECTIONS + 1;
+
+/// Whether `e` says the connection itself is gone (the server closed it, or the socket failed)
+/// rather than that the statement failed: a statement that never ran can be sent again on
+/// another connection.
+///
+/// Pooled connections are not checked with a round trip before each use (that would double the
+/// latency of every small query); a connection the server closed while it sat in the pool is
+/// found out by the first statement sent on it, which fails with one of these errors, and the
+/// connection is then discarded.
+pub(crate) fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            #[cfg(feature = "mysql")]
+            if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                // ER_CONNECTION_KILLED, ER_SERVER_SHUTDOWN, ER_NEW_ABORTING_CONNECTION.
+                return matches!(my.number(), 1927 | 1053 | 1184);
+            }
+            // PostgreSQL: class 08 (connection exception), 57P01-57P03 (administrator command,
+            // crash shutdown, cannot connect now).
+            db.code().is_some_and(|c| {
+                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+            })
+        }
+        _ => false,
+    }
+}
+
 #[cfg(feature = "mysql")]
 const MYSQL_SQL_MODE: &str = "SET SESSION sql_mode = 'NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ONLY_FULL_GROUP_BY'";
 
@@ -285,15 +330,47 @@ impl Connection {
         })
     }
 
+    /// Open a transaction on a pooled connection. A connection the server closed while it sat
+    /// in the pool fails at `BEGIN`, before anything ran: another one is tried.
     pub(crate) async fn begin_tx(&self) -> Result<Tx> {
-        Ok(match &self.inner.pool {
-            #[cfg(feature = "sqlite")]
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
-            #[cfg(feature = "postgres")]
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
-            #[cfg(feature = "mysql")]
-            Pool::MySql(p) => Tx::MySql(p.begin().await?),
-        })
+        let mut attempt = 0;
+        loop {
+            let tx = match &self.inner.pool {
+                #[cfg(feature = "sqlite")]
+                Pool::Sqlite(p) => p.begin().await.map(Tx::Sqlite),
+                #[cfg(feature = "postgres")]
+                Pool::Postgres(p) => p.begin().await.map(Tx::Postgres),
+                #[cfg(feature = "mysql")]
+                Pool::MySql(p) => p.begin().await.map(Tx::MySql),
+            };
+            match tx {
+                Err(e) if attempt < READ_RETRIES && connection_lost(&e) => {
+                    tracing::debug!(error = %e, "connection lost before BEGIN; trying another");
+                    attempt += 1;
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    /// Run a query outside any transaction (a read: it changes nothing, so it can be sent
+    /// again) and decode its rows by `kinds`. When the pooled connection turns out to be closed
+    /// by the server (see [`connection_lost`]), it is discarded and the query runs on another.
+    pub(crate) async fn read(&self, sql: &Sql, kinds: &[ColKind]) -> Result<Vec<Vec<Value>>> {
+        let mut attempt = 0;
+        loop {
+            let mut conn = self.acquire().await?;
+            match conn.exec().fetch(sql, kinds).await {
+                Err(Error::Database { source, .. })
+                    if attempt < READ_RETRIES && connection_lost(&source) =>
+                {
+                    tracing::debug!(error = %source, "connection lost; reading on another");
+                    conn.discard();
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Whether `other` is a handle on this same connection (pool).
@@ -350,6 +427,7 @@ async fn open_sqlite(db: &dj_core::config::DatabaseConfig, url: Option<&str>) ->
     } else {
         SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(opts.journal_mode(SqliteJournalMode::Wal))
             .await
     }
@@ -386,8 +464,10 @@ async fn open_pg(db: &dj_core::config::DatabaseConfig, url: Option<&str>) -> Res
         opts = opts.database(name);
     }
     let pool = PgPoolOptions::new()
-        .max_connections(5)
+        .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(30))
+        .test_before_acquire(false)
+        .idle_timeout(IDLE_TIMEOUT)
         .connect_with(opts)
         .await
         .map_err(|e| Error::Connect(format!("cannot connect to PostgreSQL: {e}")))?;
@@ -417,8 +497,10 @@ async fn open_mysql(db: &dj_core::config::DatabaseConfig, url: Option<&str>) -> 
         opts = opts.password(p.expose());
     }
     let pool = MySqlPoolOptions::new()
-        .max_connections(5)
+        .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(30))
+        .test_before_acquire(false)
+        .idle_timeout(IDLE_TIMEOUT)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 sqlx::raw_sql(MYSQL_SQL_MODE).execute(&mut *conn).await?;
@@ -467,6 +549,18 @@ pub(crate) enum Exec<'c> {
 }
 
 impl PConn {
+    /// Close this connection when it is dropped instead of returning it to the pool.
+    pub fn discard(&mut self) {
+        match self {
+            #[cfg(feature = "sqlite")]
+            PConn::Sqlite(c) => c.close_on_drop(),
+            #[cfg(feature = "postgres")]
+            PConn::Postgres(c) => c.close_on_drop(),
+            #[cfg(feature = "mysql")]
+            PConn::MySql(c) => c.close_on_drop(),
+        }
+    }
+
     pub fn exec(&mut self) -> Exec<'_> {
         match self {
             #[cfg(feature = "sqlite")]
@@ -552,11 +646,13 @@ type MySqlQuery<'q> = sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArgu
 fn bind_sqlite<'q>(q: SqliteQuery<'q>, p: &Param) -> SqliteQuery<'q> {
     match p {
         Param::Bool(b) => q.bind(i64::from(*b)),
+        Param::Int16(i) => q.bind(*i),
+        Param::Int32(i) => q.bind(*i),
         Param::Int(i) => q.bind(*i),
         Param::BigUInt(u) => q.bind(u.to_string()),
         Param::Float(f) => q.bind(*f),
-        Param::Text(s) => q.bind(s.clone()),
-        Param::Bytes(b) => q.bind(b.to_vec()),
+        Param::Text(s) => q.bind(s.as_str()),
+        Param::Bytes(b) => q.bind(b.as_ref()),
         Param::Uuid(u) => q.bind(u.as_bytes().to_vec()),
         Param::Json(j) => q.bind(j.to_string()),
         Param::Date(d) => q.bind(d.format("%Y-%m-%d").to_string()),
@@ -574,13 +670,15 @@ pub(crate) fn sqlite_datetime(d: &NaiveDateTime) -> String {
 fn bind_pg<'q>(q: PgQuery<'q>, p: &Param) -> PgQuery<'q> {
     match p {
         Param::Bool(b) => q.bind(*b),
+        Param::Int16(i) => q.bind(*i),
+        Param::Int32(i) => q.bind(*i),
         Param::Int(i) => q.bind(*i),
         Param::BigUInt(u) => q.bind(u.to_string()),
         Param::Float(f) => q.bind(*f),
-        Param::Text(s) => q.bind(s.clone()),
-        Param::Bytes(b) => q.bind(b.to_vec()),
+        Param::Text(s) => q.bind(s.as_str()),
+        Param::Bytes(b) => q.bind(b.as_ref()),
         Param::Uuid(u) => q.bind(*u),
-        Param::Json(j) => q.bind(sqlx::types::Json(j.clone())),
+        Param::Json(j) => q.bind(sqlx::types::Json(j)),
         Param::Date(d) => q.bind(*d),
         Param::DateTime(d) => q.bind(*d),
     }
@@ -590,11 +688,13 @@ fn bind_pg<'q>(q: PgQuery<'q>, p: &Param) -> PgQuery<'q> {
 fn bind_mysql<'q>(q: MySqlQuery<'q>, p: &Param) -> MySqlQuery<'q> {
     match p {
         Param::Bool(b) => q.bind(i64::from(*b)),
+        Param::Int16(i) => q.bind(*i),
+        Param::Int32(i) => q.bind(*i),
         Param::Int(i) => q.bind(*i),
         Param::BigUInt(u) => q.bind(*u),
         Param::Float(f) => q.bind(*f),
-        Param::Text(s) => q.bind(s.clone()),
-        Param::Bytes(b) => q.bind(b.to_vec()),
+        Param::Text(s) => q.bind(s.as_str()),
+        Param::Bytes(b) => q.bind(b.as_ref()),
         Param::Uuid(u) => q.bind(u.as_bytes().to_vec()),
         Param::Json(j) => q.bind(j.to_string()),
         Param::Date(d) => q.bind(*d),
@@ -685,23 +785,36 @@ impl Exec<'_> {
 impl PConn {
     /// Run a query and send each decoded row to `tx` as it arrives; stops early when the
     /// receiver is gone. Memory stays bounded by the channel's capacity.
+    ///
+    /// With `may_retry`, a connection found closed by the server before any row was sent is
+    /// discarded and `true` comes back (nothing reached `tx`): the caller runs the query again
+    /// on another connection.
     pub async fn fetch_into(
         mut self,
-        sql: Sql,
-        kinds: Vec<ColKind>,
-        tx: tokio::sync::mpsc::Sender<Result<Vec<Value>>>,
-    ) {
+        sql: &Sql,
+        kinds: &[ColKind],
+        tx: &tokio::sync::mpsc::Sender<Result<Vec<Value>>>,
+        may_retry: bool,
+    ) -> bool {
         tracing::trace!(sql = %sql.text, params = sql.params.len(), "fetch stream");
-        let text = AssertSqlSafe(sql.text.clone());
+        let text = AssertSqlSafe(sql.text.as_str());
+        let mut lost = false;
         macro_rules! pump {
             ($c:expr, $bind:ident, $decode:ident) => {{
                 let mut rows = bind_all!(sqlx::query(text), &sql.params, $bind).fetch(&mut **$c);
+                let mut sent = false;
                 loop {
                     let item = match rows.try_next().await {
-                        Ok(Some(row)) => decode_row(&row, &kinds, $decode),
+                        Ok(Some(row)) => decode_row(&row, kinds, $decode),
                         Ok(None) => break,
+                        Err(e) if may_retry && !sent && connection_lost(&e) => {
+                            tracing::debug!(error = %e, "connection lost; streaming on another");
+                            lost = true;
+                            break;
+                        }
                         Err(e) => Err(Error::from(e)),
                     };
+                    sent = true;
                     let failed = item.is_err();
                     if tx.send(item).await.is_err() || failed {
                         break;
@@ -717,6 +830,10 @@ impl PConn {
             #[cfg(feature = "mysql")]
             PConn::MySql(c) => pump!(c, bind_mysql, decode_mysql),
         }
+        if lost {
+            self.discard();
+        }
+        lost
     }
 }
 
@@ -1091,4 +1208,196 @@ fn decode_mysql(
         ColKind::Date => Value::Date(row.try_get_unchecked::<NaiveDate, _>(i)?),
         ColKind::DateTime => Value::DateTime(row.try_get_unchecked::<NaiveDateTime, _>(i)?),
     })
+}
+
+#[cfg(all(test, any(feature = "postgres", feature = "mysql")))]
+mod tests {
+    //! Pooled connections are handed out without a health-check round trip; these tests kill the
+    //! server side of every pooled connection (`pg_terminate_backend`, `KILL`) from another
+    //! connection and show that the next read, stream and insert still succeed.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::{Row, Tier, row};
+    use dj_core::config::Secret;
+    use futures::StreamExt as _;
+    use sqlx::Connection as _;
+
+    fn servers() -> Vec<(DatabaseBackend, String)> {
+        let mut out = Vec::new();
+        for (var, backend) in [
+            ("DJ_TEST_POSTGRES_URL", DatabaseBackend::Postgresql),
+            ("DJ_TEST_MYSQL_URL", DatabaseBackend::Mysql),
+        ] {
+            match std::env::var(var) {
+                Ok(url) if !url.is_empty() => out.push((backend, url)),
+                _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                    panic!("{var} is not set, and CI=true")
+                }
+                _ => eprintln!("SKIP backend: {var} is not set"),
+            }
+        }
+        out
+    }
+
+    /// The server-side ids of every connection in `conn`'s pool, which is left with all of them
+    /// idle (checked in again).
+    async fn pooled_ids(conn: &Connection) -> Vec<i64> {
+        let (size, text) = match &conn.inner.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => (p.size(), "SELECT pg_backend_pid()"),
+            #[cfg(feature = "mysql")]
+            Pool::MySql(p) => (p.size(), "SELECT CONNECTION_ID()"),
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("server backends only"),
+        };
+        let mut held = Vec::new();
+        let mut ids = Vec::new();
+        let mut sql = Sql::new(conn.backend());
+        sql.push(text);
+        while held.len() < size.max(1) as usize {
+            let mut c = conn.acquire().await.unwrap();
+            match c.exec().fetch(&sql, &[ColKind::Int]).await {
+                Ok(rows) => {
+                    ids.push(rows[0][0].as_i64().unwrap());
+                    held.push(c);
+                }
+                // Killed earlier and not used since: gone from the pool now.
+                Err(Error::Database { source, .. }) if connection_lost(&source) => c.discard(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        drop(held);
+        // Connections go back to the pool from a spawned task: wait until all are idle.
+        for _ in 0..200 {
+            let (idle, size) = match &conn.inner.pool {
+                #[cfg(feature = "postgres")]
+                Pool::Postgres(p) => (p.num_idle(), p.size()),
+                #[cfg(feature = "mysql")]
+                Pool::MySql(p) => (p.num_idle(), p.size()),
+                #[allow(unreachable_patterns)]
+                _ => unreachable!(),
+            };
+            if idle as u32 == size && size as usize >= ids.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        ids
+    }
+
+    /// Kill the server side of every pooled connection of `conn` from a connection of its own,
+    /// and wait until the server has let them go. Returns how many were killed.
+    async fn kill_pool(conn: &Connection, backend: DatabaseBackend, url: &str) -> usize {
+        let ids = pooled_ids(conn).await;
+        assert!(!ids.is_empty());
+        match backend {
+            #[cfg(feature = "postgres")]
+            DatabaseBackend::Postgresql => {
+                let mut killer = sqlx::PgConnection::connect(url).await.unwrap();
+                for id in &ids {
+                    let done: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+                        .bind(*id as i32)
+                        .fetch_one(&mut killer)
+                        .await
+                        .unwrap();
+                    assert!(done, "backend {id} was not terminated");
+                }
+                for _ in 0..500 {
+                    let left: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                    )
+                    .bind(ids.iter().map(|i| *i as i32).collect::<Vec<_>>())
+                    .fetch_one(&mut killer)
+                    .await
+                    .unwrap();
+                    if left == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                killer.close().await.unwrap();
+            }
+            #[cfg(feature = "mysql")]
+            DatabaseBackend::Mysql => {
+                let mut killer = sqlx::MySqlConnection::connect(url).await.unwrap();
+                for id in &ids {
+                    sqlx::raw_sql(AssertSqlSafe(format!("KILL {id}")))
+                        .execute(&mut killer)
+                        .await
+                        .unwrap();
+                }
+                for _ in 0..500 {
+                    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+                    let left: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+                        "SELECT count(*) FROM information_schema.PROCESSLIST WHERE ID IN ({list})"
+                    )))
+                    .fetch_one(&mut killer)
+                    .await
+                    .unwrap();
+                    if left == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                killer.close().await.unwrap();
+            }
+            #[allow(unreachable_patterns)]
+            _ => unreachable!(),
+        }
+        ids.len()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queries_succeed_after_the_server_kills_pooled_connections() {
+        for (backend, url) in servers() {
+            let mut config = Config::default();
+            config.database.backend = backend;
+            config.database.url = Some(Secret::new(url.clone()));
+            let conn = Connection::open(&config).await.unwrap();
+            let name = format!("djt_dblat_reconnect_{}", std::process::id());
+            let schema = conn.schema(&name).await.unwrap();
+            let t = schema
+                .declare("Item", Tier::Manual, "id : int32\n---\nlabel : varchar(16)")
+                .await
+                .unwrap();
+            t.insert1(&row! { "id" => 1, "label" => "one" })
+                .await
+                .unwrap();
+            // Every pooled connection dead: each operation below finds out only by using one.
+            let killed = kill_pool(&conn, backend, &url).await;
+            eprintln!("{backend:?}: killed {killed} pooled connection(s)");
+            let r: Row = t.restrict(row! { "id" => 1 }).fetch1().await.unwrap();
+            assert_eq!(r["label"], "one".into());
+
+            kill_pool(&conn, backend, &url).await;
+            assert_eq!(t.len().await.unwrap(), 1);
+
+            kill_pool(&conn, backend, &url).await;
+            let streamed: Vec<Row> = t
+                .query()
+                .stream::<Row>()
+                .map(|r| r.unwrap())
+                .collect()
+                .await;
+            assert_eq!(streamed.len(), 1);
+
+            kill_pool(&conn, backend, &url).await;
+            t.insert1(&row! { "id" => 2, "label" => "two" })
+                .await
+                .unwrap();
+            assert_eq!(t.len().await.unwrap(), 2);
+
+            schema.drop().await.unwrap();
+            conn.close().await;
+        }
+    }
+
+    #[test]
+    fn lost_connections_are_told_from_failed_statements() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        assert!(connection_lost(&io));
+        assert!(!connection_lost(&sqlx::Error::RowNotFound));
+        assert!(!connection_lost(&sqlx::Error::Protocol("bad".into())));
+    }
 }

@@ -75,6 +75,11 @@ pub struct InsertOptions {
 }
 
 const MAX_PARAMS: usize = 30_000;
+/// Rows per INSERT statement at most. Longer statements do not go faster: the servers parse and
+/// plan a multi-row `VALUES` list in time that grows faster than its length, and a full batch
+/// of this size is one cached prepared statement reused for every batch (measured in
+/// `benches/latency.rs`; see docs/performance.md).
+const ROWS_PER_STATEMENT: usize = 1000;
 const MAX_STATEMENT_BYTES: usize = 8 << 20;
 
 impl Table {
@@ -459,7 +464,7 @@ impl Table {
         let pk: Vec<String> = h.primary_key().iter().map(|c| quote(backend, c)).collect();
         let mut statements = Vec::new();
         for (cols, rows) in groups {
-            let per_stmt = (MAX_PARAMS / cols.len().max(1)).max(1);
+            let per_stmt = (MAX_PARAMS / cols.len().max(1)).clamp(1, ROWS_PER_STATEMENT);
             let mut rows = rows.into_iter().peekable();
             while rows.peek().is_some() {
                 let mut sql = Sql::new(backend);
@@ -484,7 +489,8 @@ impl Table {
                             sql.push(", ");
                         }
                         bytes += param_size(&p);
-                        sql.bind(p, self.inner.attrs[c].pg_cast.as_deref());
+                        let info = &self.inner.attrs[c];
+                        sql.bind(column_width(p, &info.final_type), info.pg_cast.as_deref());
                     }
                     sql.push(")");
                     n += 1;
@@ -711,6 +717,24 @@ impl Table {
             }
         }
         Ok(())
+    }
+}
+
+/// An integer parameter bound at its column's width (16 or 32 bits) instead of 64, so that the
+/// server stores it as sent instead of coercing a wider value. Only INSERT statements built
+/// here bind this way: PostgreSQL fixes a prepared statement's parameter types when it is first
+/// prepared, so one statement text must always be bound with the same types, and the INSERT
+/// text of a table's column list is built nowhere else.
+fn column_width(p: Option<Param>, ty: &TypeSpec) -> Option<Param> {
+    use CoreType::*;
+    match (p, ty) {
+        (Some(Param::Int(i)), TypeSpec::Core(Int8 | Int16 | UInt8)) => {
+            Some(i16::try_from(i).map_or(Param::Int(i), Param::Int16))
+        }
+        (Some(Param::Int(i)), TypeSpec::Core(Int32 | UInt16)) => {
+            Some(i32::try_from(i).map_or(Param::Int(i), Param::Int32))
+        }
+        (p, _) => p,
     }
 }
 

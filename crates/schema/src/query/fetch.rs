@@ -141,8 +141,15 @@ impl Query {
         names: &[String],
         decode: impl Fn(&AttrInfo) -> bool,
     ) -> Result<(Decoder, Vec<Vec<Value>>)> {
-        let mut conn = self.node.conn.acquire().await?;
-        self.fetch_raw_in(&mut conn.exec(), names, decode).await
+        let decoder = self.decoder_with(names.to_vec(), decode)?;
+        let sql = self.fetch_statement(names)?;
+        let rows = self
+            .node
+            .conn
+            .read(&sql, &decoder.kinds)
+            .await
+            .map_err(|e| self.bad_expression(&sql.text, e))?;
+        Ok((decoder, rows))
     }
 
     /// [`fetch_raw_with`](Self::fetch_raw_with) through `ex` (an open transaction's connection).
@@ -175,12 +182,7 @@ impl Query {
             .fetch(&sql, &[ColKind::Int])
             .await
             .map_err(|e| self.bad_expression(&sql.text, e))?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.first())
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            .max(0) as u64)
+        Ok(count_of(&rows))
     }
 
     /// [`keys`](Self::keys) through `ex` (an open transaction's connection).
@@ -315,8 +317,14 @@ impl Query {
 
     /// The number of matching rows.
     pub async fn len(&self) -> Result<u64> {
-        let mut conn = self.node.conn.acquire().await?;
-        self.len_in(&mut conn.exec()).await
+        let sql = self.count_statement()?;
+        let rows = self
+            .node
+            .conn
+            .read(&sql, &[ColKind::Int])
+            .await
+            .map_err(|e| self.bad_expression(&sql.text, e))?;
+        Ok(count_of(&rows))
     }
 
     /// Whether no row matches.
@@ -359,10 +367,20 @@ impl Query {
         let label = decoder.label.clone();
         let text = sql.text.clone();
         let reader = async move {
-            match conn.acquire().await {
-                Ok(pc) => pc.fetch_into(sql, kinds, tx).await,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
+            let mut attempt = 0;
+            loop {
+                match conn.acquire().await {
+                    Ok(pc) => {
+                        let may_retry = attempt < crate::db::READ_RETRIES;
+                        if !pc.fetch_into(&sql, &kinds, &tx, may_retry).await {
+                            break;
+                        }
+                        attempt += 1;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        break;
+                    }
                 }
             }
         };
@@ -411,6 +429,15 @@ impl Query {
             })
             .boxed()
     }
+}
+
+/// The count a `SELECT count(*)` returned.
+fn count_of(rows: &[Vec<Value>]) -> u64 {
+    rows.first()
+        .and_then(|r| r.first())
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        .max(0) as u64
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
