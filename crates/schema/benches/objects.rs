@@ -206,7 +206,6 @@ fn objects(c: &mut Criterion) {
     });
 }
 
-
 /// The 1000 x 64 KiB `<blob@file>` workload, and the 100 x 1 MiB one with `compat` compression.
 fn small_and_compat(c: &mut Criterion) {
     let rt = runtime();
@@ -288,7 +287,14 @@ fn small_and_compat(c: &mut Criterion) {
         b.iter_custom(|iters| rt.block_on(fetch_rounds(&compat, iters)))
     });
     g.bench_function("insert", |b| {
-        b.iter_custom(|iters| rt.block_on(insert_rounds(&compat, compat_store.as_ref(), iters, &mut seed)))
+        b.iter_custom(|iters| {
+            rt.block_on(insert_rounds(
+                &compat,
+                compat_store.as_ref(),
+                iters,
+                &mut seed,
+            ))
+        })
     });
     g.finish();
     rt.block_on(async {
@@ -358,7 +364,10 @@ async fn durable_rounds(root: &Path, blobs: &Arc<Vec<Arc<Vec<u8>>>>, iters: u64)
         let blobs = Arc::clone(blobs);
         let d = dir.clone();
         let start = Instant::now();
-        fan_out(blobs.len(), move |i| durable_write(&d, &format!("o{i}"), &blobs[i])).await;
+        fan_out(blobs.len(), move |i| {
+            durable_write(&d, &format!("o{i}"), &blobs[i])
+        })
+        .await;
         total += start.elapsed();
     }
     total
@@ -418,8 +427,8 @@ async fn copy_rounds(url: &str, blobs: &[Arc<Vec<u8>>], iters: u64) -> Duration 
     pg.execute(AssertSqlSafe(format!(
         "CREATE TABLE IF NOT EXISTS {table} (id int4 PRIMARY KEY, data bytea NOT NULL)"
     )))
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     // The binary COPY stream: header, one (id, data) tuple per blob, trailer.
     let mut payload = Vec::with_capacity(blobs.iter().map(|b| b.len() + 14).sum::<usize>() + 32);
     payload.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
@@ -435,11 +444,15 @@ async fn copy_rounds(url: &str, blobs: &[Arc<Vec<u8>>], iters: u64) -> Duration 
     payload.extend_from_slice(&(-1i16).to_be_bytes());
     let mut total = Duration::ZERO;
     for _ in 0..iters {
-        pg.execute(AssertSqlSafe(format!("TRUNCATE {table}"))).await.unwrap();
+        pg.execute(AssertSqlSafe(format!("TRUNCATE {table}")))
+            .await
+            .unwrap();
         let start = Instant::now();
         let mut tx = pg.begin().await.unwrap();
         let mut copy = tx
-            .copy_in_raw(&format!("COPY {table} (id, data) FROM STDIN (FORMAT binary)"))
+            .copy_in_raw(&format!(
+                "COPY {table} (id, data) FROM STDIN (FORMAT binary)"
+            ))
             .await
             .unwrap();
         copy.send(payload.as_slice()).await.unwrap();
@@ -448,7 +461,9 @@ async fn copy_rounds(url: &str, blobs: &[Arc<Vec<u8>>], iters: u64) -> Duration 
         total += start.elapsed();
         assert_eq!(n as usize, blobs.len());
     }
-    pg.execute(AssertSqlSafe(format!("DROP TABLE {table}"))).await.unwrap();
+    pg.execute(AssertSqlSafe(format!("DROP TABLE {table}")))
+        .await
+        .unwrap();
     pg.close().await.unwrap();
     total
 }
