@@ -455,7 +455,10 @@ async fn copy_rounds(url: &str, blobs: &[Arc<Vec<u8>>], iters: u64) -> Duration 
             ))
             .await
             .unwrap();
-        copy.send(payload.as_slice()).await.unwrap();
+        // In messages of about 1 MiB, as a client streaming a COPY sends them.
+        for part in payload.chunks(MIB) {
+            copy.send(part).await.unwrap();
+        }
         let n = copy.finish().await.unwrap();
         tx.commit().await.unwrap();
         total += start.elapsed();
