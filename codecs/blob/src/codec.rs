@@ -61,6 +61,33 @@ impl Source {
     }
 }
 
+/// Work on a value whose blob compresses (or may: `fast` estimates first) goes to the blocking
+/// pool from about this many bytes. zlib runs at tens of megabytes per second, so 32 KiB is
+/// hundreds of microseconds to several milliseconds of work, far more than the hand-off; and on
+/// the pool the values of one insert (which the table encodes many at a time) are compressed on
+/// every core instead of one after another on the runtime thread that polls them.
+const COMPRESSING_POOL_MIN: usize = 32 * 1024;
+
+/// Whether encoding `item` is worth a trip to the blocking pool: when compression may run on a
+/// blob of [`COMPRESSING_POOL_MIN`] bytes or more, or when the copy alone is big.
+fn encode_on_pool(item: &Item, compression: Compression) -> bool {
+    let Item::Array(a) = item else {
+        return false;
+    };
+    let bytes = crate::encode::data_bytes(&a.data);
+    match compression {
+        Compression::None => bytes > BLOCKING_THRESHOLD,
+        _ => bytes >= COMPRESSING_POOL_MIN,
+    }
+}
+
+/// Whether decoding `blob` is worth a trip to the blocking pool: when it must be inflated and is
+/// [`COMPRESSING_POOL_MIN`] bytes or more, or when the copy alone is big.
+fn decode_on_pool(blob: &[u8]) -> bool {
+    blob.len() > BLOCKING_THRESHOLD
+        || (blob.len() >= COMPRESSING_POOL_MIN && blob.starts_with(b"ZL123\0"))
+}
+
 #[async_trait]
 impl Codec for BlobCodec {
     fn name(&self) -> &str {
@@ -93,9 +120,10 @@ impl Codec for BlobCodec {
 
     async fn encode(&self, value: Value, ctx: &CodecContext) -> Result<Value> {
         let source = Source::new(value)?;
-        let big =
-            matches!(source.item(), Some(Item::Array(a)) if a.data.len() * 8 > BLOCKING_THRESHOLD);
         let compression = self.compression.unwrap_or(ctx.config.blob_compression);
+        let big = source
+            .item()
+            .is_some_and(|item| encode_on_pool(item, compression));
         let options = EncodeOptions { compression };
         let bytes = run_blocking(big, NAME, "task", move || {
             let item = source
@@ -114,7 +142,7 @@ impl Codec for BlobCodec {
                 format!("stored blob must be bytes, found {}", stored.kind()),
             ));
         };
-        let big = bytes.len() > BLOCKING_THRESHOLD;
+        let big = decode_on_pool(&bytes);
         let options = DecodeOptions {
             max_decompressed_size: ctx.config.blob_max_decompressed_size,
             ..DecodeOptions::default()

@@ -125,7 +125,7 @@ fn encoded_len_hint(item: &Item) -> usize {
 }
 
 /// The size of an array's element data in bytes (a guess for object arrays).
-fn data_bytes(data: &ArrayData) -> usize {
+pub(crate) fn data_bytes(data: &ArrayData) -> usize {
     let n = data.len();
     match data {
         ArrayData::Bool(_) | ArrayData::I8(_) | ArrayData::U8(_) => n,

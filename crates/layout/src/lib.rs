@@ -94,7 +94,23 @@ pub fn hash_md5_base32(data: &[u8]) -> String {
 
 /// BLAKE3 of `data`, base32 (RFC 4648), no padding, lowercase: 52 chars.
 pub fn hash_blake3_base32(data: &[u8]) -> String {
-    base32_lower(blake3::hash(data).as_bytes())
+    let mut h = blake3::Hasher::new();
+    blake3_update(&mut h, data);
+    base32_lower(h.finalize().as_bytes())
+}
+
+/// BLAKE3 input chunks of this many bytes or more are hashed on every core (BLAKE3 is a tree
+/// hash, so the result is the same); below it the hand-off to the thread pool costs more than
+/// it saves.
+const BLAKE3_PARALLEL_MIN: usize = 1 << 20;
+
+/// Feed `data` to a BLAKE3 hasher, on several cores when it is large.
+fn blake3_update(h: &mut blake3::Hasher, data: &[u8]) {
+    if data.len() >= BLAKE3_PARALLEL_MIN {
+        h.update_rayon(data);
+    } else {
+        h.update(data);
+    }
 }
 
 /// The content hash of `data` with `algorithm`, as used in hash paths and metadata.
@@ -157,9 +173,7 @@ impl ContentHasher {
     pub fn update(&mut self, chunk: &[u8]) {
         match &mut self.inner {
             HasherInner::Md5(h) => h.update(chunk),
-            HasherInner::Blake3(h) => {
-                h.update(chunk);
-            }
+            HasherInner::Blake3(h) => blake3_update(h, chunk),
         }
     }
 
@@ -885,6 +899,28 @@ mod tests {
         assert_eq!(percent_encode_all("a/b c"), "a%2Fb%20c");
         assert_eq!(percent_encode_all("~x_y.z-1"), "~x_y.z-1");
         assert_eq!(percent_encode_all("é:"), "%C3%A9%3A");
+    }
+
+    #[test]
+    fn large_blake3_inputs_hash_as_small_chunks_do() {
+        // Over BLAKE3_PARALLEL_MIN the input is hashed on several cores; the hash must be the
+        // one a plain sequential pass gives, whole or fed in pieces of either kind.
+        let data: Vec<u8> = (0..3 * BLAKE3_PARALLEL_MIN + 12_345)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let sequential = base32_lower(blake3::hash(&data).as_bytes());
+        assert_eq!(hash_blake3_base32(&data), sequential);
+        assert_eq!(content_hash(HashAlgorithm::Blake3, &data), sequential);
+        let mut pieces = ContentHasher::new(HashAlgorithm::Blake3);
+        for piece in data.chunks(BLAKE3_PARALLEL_MIN + 7) {
+            pieces.update(piece);
+        }
+        assert_eq!(pieces.finalize(), sequential);
+        let mut small = ContentHasher::new(HashAlgorithm::Blake3);
+        for piece in data.chunks(4096) {
+            small.update(piece);
+        }
+        assert_eq!(small.finalize(), sequential);
     }
 
     #[test]

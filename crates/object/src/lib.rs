@@ -523,9 +523,14 @@ pub async fn hash_stored(
     let mut stream = store.get_opts(key, GetOptions::default()).await?.stream;
     let mut hasher = ContentHasher::new(algorithm);
     let mut len = 0u64;
-    while let Some(chunk) = stream.try_next().await? {
+    let mut next = stream.try_next().await?;
+    while let Some(chunk) = next {
         len += chunk.len() as u64;
-        hasher = hash_chunk(hasher, chunk).await?;
+        // The next chunk is read while this one is hashed.
+        let (hashed, read) =
+            futures::future::join(hash_chunk(hasher, chunk), stream.try_next()).await;
+        hasher = hashed?;
+        next = read?;
     }
     Ok((len, hasher.finalize()))
 }
@@ -1228,17 +1233,11 @@ pub async fn upload_file(
 /// end of the file).
 fn read_up_to(mut file: std::fs::File, len: usize) -> io::Result<(std::fs::File, Vec<u8>)> {
     use std::io::Read as _;
-    let mut data = dj_core::pages::zeroed_bytes(len);
-    let mut filled = 0;
-    while filled < len {
-        match file.read(&mut data[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    data.truncate(filled);
+    // Not zeroed first: `read_to_end` reads into the spare capacity, so each page is written
+    // once, by the read.
+    let mut data = Vec::with_capacity(len);
+    dj_core::pages::advise_huge(data.as_ptr(), data.capacity());
+    (&mut file).take(len as u64).read_to_end(&mut data)?;
     Ok((file, data))
 }
 

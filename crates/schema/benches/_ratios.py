@@ -30,3 +30,15 @@ def report(label, group, op, seconds, note=""):
     side = (f"dj-rs {rust:.1f} ms, {ms / rust:.1f}x faster" if rust
             else "no dj-rs result (run the criterion bench first)")
     print(f"{label}: {group} / {op}{note}: DataJoint 2.3.5 {ms:.1f} ms; {side}", flush=True)
+
+
+def floor(label, group, op, floor_op, note=""):
+    """Print dj-rs's time for `label: group / op` as a multiple of the floor `floors / floor_op`
+    (both criterion medians of the Rust bench)."""
+    rust = rust_ms(f"{label}: {group}", op)
+    base = rust_ms("floors", floor_op)
+    if rust and base:
+        side = f"dj-rs {rust:.1f} ms = {rust / base:.2f}x the floor ({floor_op}: {base:.1f} ms)"
+    else:
+        side = "no dj-rs result or floor (run the criterion bench first)"
+    print(f"{label}: {group} / {op}{note}: {side}", flush=True)

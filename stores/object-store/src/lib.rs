@@ -421,12 +421,24 @@ fn file_stream(
             // Allocated here, on a runtime worker, not on the blocking thread that fills it: the
             // blocking pool has many threads, each with its own allocator arena, and buffers
             // freed into many arenas stay resident.
-            let mut buf = dj_core::pages::zeroed_bytes(len);
+            // Not zeroed: `read_to_end` reads straight into the spare capacity, so the pages
+            // are written once, by the read.
+            let mut buf = Vec::with_capacity(len);
+            dj_core::pages::advise_huge(buf.as_ptr(), buf.capacity());
             let read = move || -> std::io::Result<(std::fs::File, Vec<u8>)> {
                 use std::io::{Read, Seek, SeekFrom};
                 let mut file = file;
                 file.seek(SeekFrom::Start(pos))?;
-                file.read_exact(&mut buf)?;
+                (&mut file).take(len as u64).read_to_end(&mut buf)?;
+                if buf.len() < len {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "the file ended {} bytes early (it shrank while being read)",
+                            len - buf.len()
+                        ),
+                    ));
+                }
                 Ok((file, buf))
             };
             let io_error = |e: std::io::Error| Error::Store {
