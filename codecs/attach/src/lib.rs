@@ -273,7 +273,7 @@ dj_core::submit_codec!(NAME, || Arc::new(AttachCodec));
 
 /// Local file work, always on the blocking pool when a runtime is running.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    dj_core::task::run_blocking(true, NAME, "file task", f).await?
+    dj_rt::task::run_blocking(true, NAME, "file task", f).await?
 }
 
 #[async_trait]

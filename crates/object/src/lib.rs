@@ -528,7 +528,7 @@ pub async fn hash_stored(
 
 /// Hash a chunk, on the blocking pool when it is large.
 async fn hash_chunk(mut hasher: ContentHasher, chunk: Bytes) -> Result<ContentHasher> {
-    dj_core::task::run_blocking(
+    dj_rt::task::run_blocking(
         chunk.len() >= 1024 * 1024,
         "object",
         "hashing task",
@@ -853,7 +853,7 @@ impl ObjectWriter {
         if self.buf.capacity() == 0 && self.size > 0 {
             // A part was just taken: start the next one at full size instead of growing.
             self.buf.reserve(self.part_size);
-            dj_core::pages::advise_huge(self.buf.as_ptr(), self.buf.capacity());
+            dj_rt::pages::advise_huge(self.buf.as_ptr(), self.buf.capacity());
         }
         self.buf.extend_from_slice(data);
         self.size += data.len() as u64;
@@ -1224,7 +1224,7 @@ pub async fn upload_file(
 /// end of the file).
 fn read_up_to(mut file: std::fs::File, len: usize) -> io::Result<(std::fs::File, Vec<u8>)> {
     use std::io::Read as _;
-    let mut data = dj_core::pages::zeroed_bytes(len);
+    let mut data = dj_rt::pages::zeroed_bytes(len);
     let mut filled = 0;
     while filled < len {
         match file.read(&mut data[filled..]) {

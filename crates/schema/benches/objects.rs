@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dj_codec_blob::Item;
-use dj_core::config::{Config, StoreSpec};
+use dj_config::{Config, StoreSpec};
 use dj_core::store::{Store, StoreExt};
 use dj_core::value::Value;
 use dj_schema::{Connection, Row, Table, Tier, row};

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use dj_codec_attach::Attachment;
 use dj_codec_blob::{Item, MAX_DEPTH};
-use dj_core::config::{Config, StoreSpec};
+use dj_config::{Config, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::store::{StoreExt, StorePath};
 use dj_core::value::Value;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use dj_codec_blob::{Item, decode, encode, to_item};
-use dj_core::config::{Config, StoreSpec};
+use dj_config::{Config, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::value::Value;
 use dj_schema::{Connection, Row, Schema, Tier, row};

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dj_codec_attach::Attachment;
 use dj_codec_blob::Item;
+use dj_config::StoreSpec;
 use dj_core::codec::{Codec, CodecContext};
-use dj_core::config::StoreSpec;
 use dj_core::registry::{Registry, StoreSet};
 use dj_core::store::{
     Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,
@@ -1375,7 +1375,7 @@ async fn a_schema_missing_from_the_database_makes_gc_refuse() {
                 };
                 // Another database (an empty SQLite file) with the same store.
                 let other_dir = tempfile::tempdir().unwrap();
-                let mut config = dj_core::Config::default();
+                let mut config = dj_config::Config::default();
                 config.database.path = Some(other_dir.path().join("other.sqlite"));
                 config.stores.specs.insert(spec.name.clone(), spec.clone());
                 let other = Connection::open(&config).await.unwrap();

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dj_codec_attach::Attachment;
 use dj_codec_blob::Item;
-use dj_core::config::{Config, StoreSpec};
+use dj_config::{Config, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::store::{
     Capabilities, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode, PutResult, Store,

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use dj_codec_object::ObjectInput;
-use dj_core::config::{Config, StoreSpec};
+use dj_config::{Config, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::store::{Store, StoreExt, StorePath};
 use dj_core::value::Value;

@@ -97,7 +97,7 @@ async fn missing_location_is_a_clear_error() {
         "main".into(),
         StoreSpec::new("main", "file", dir.path().to_str().unwrap()),
     );
-    let store = StoreSet::new(Arc::new(config)).get("main").unwrap();
+    let store = StoreSet::new(config).get("main").unwrap();
     store
         .put(&StorePath::parse("a").unwrap(), Bytes::from_static(b"1"))
         .await

@@ -451,7 +451,7 @@ fn file_stream(
             // Allocated here, on a runtime worker, not on the blocking thread that fills it: the
             // blocking pool has many threads, each with its own allocator arena, and buffers
             // freed into many arenas stay resident.
-            let mut buf = dj_core::pages::zeroed_bytes(len);
+            let mut buf = dj_rt::pages::zeroed_bytes(len);
             let read = move || -> std::io::Result<(std::fs::File, Vec<u8>)> {
                 use std::io::{Read, Seek, SeekFrom};
                 let mut file = file;

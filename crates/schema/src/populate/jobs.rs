@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dj_core::typespec::Backend;
+use crate::Backend;
 use dj_core::value::Value;
 use indexmap::IndexMap;
 
