@@ -76,7 +76,7 @@ pub use dj_core::config::{
 
 mod loader;
 
-pub use loader::{ConfigLoader, find_config_file};
+pub use loader::ConfigLoader;
 
 /// Which database backend to connect to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -246,11 +246,11 @@ impl DerefMut for Config {
 // ================================================================================================
 
 /// The configuration file's name.
-pub const CONFIG_FILE_NAME: &str = "datajoint.json";
+pub(crate) const CONFIG_FILE_NAME: &str = "datajoint.json";
 /// The secrets directory looked for beside the configuration file.
-pub const SECRETS_DIR_NAME: &str = ".secrets";
+pub(crate) const SECRETS_DIR_NAME: &str = ".secrets";
 /// The secrets directory used when there is no `.secrets/` beside the file (Docker, Kubernetes).
-pub const SYSTEM_SECRETS_DIR: &str = "/run/secrets/datajoint";
+pub(crate) const SYSTEM_SECRETS_DIR: &str = "/run/secrets/datajoint";
 
 /// Environment variables DataJoint 2.3.5 reads that have no effect in dj-rs. dj-rs does not read
 /// them; `dj config check` lists the ones that are set. A name ending in `_` is a prefix
@@ -290,7 +290,7 @@ impl DatabaseBackend {
     }
 
     /// The port used when none is configured (`None` for SQLite).
-    pub fn default_port(self) -> Option<u16> {
+    pub(crate) fn default_port(self) -> Option<u16> {
         match self {
             DatabaseBackend::Sqlite => None,
             DatabaseBackend::Postgresql => Some(5432),
@@ -342,7 +342,7 @@ impl DatabaseConfig {
 
     /// The server settings that are set (non-empty), as `database.*` keys, in a fixed order:
     /// `host`, `port`, `user`, `password`, `name`.
-    pub fn server_settings(&self) -> Vec<&'static str> {
+    pub(crate) fn server_settings(&self) -> Vec<&'static str> {
         let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
         let mut keys = Vec::new();
         if set(&self.host) {
@@ -363,9 +363,8 @@ impl DatabaseConfig {
         keys
     }
 
-    /// Check that the settings fit the backend: SQLite takes no server settings (see
-    /// [`server_settings`](Self::server_settings)), and its file must not be a directory. The
-    /// loader runs this; `dj_schema::Connection` runs it again, for configurations built in code
+    /// Check that the settings fit the backend: SQLite takes no server settings (host, port,
+    /// user, password, name), and its file must not be a directory. The loader runs this; `dj_schema::Connection` runs it again, for configurations built in code
     /// (where [`DatabaseConfig::default`] means SQLite).
     pub fn validate(&self) -> Result<()> {
         self.validate_with(&|_| None)

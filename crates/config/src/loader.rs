@@ -160,7 +160,7 @@ impl fmt::Debug for ConfigLoader<'_> {
 
 impl<'a> ConfigLoader<'a> {
     /// A loader searching from `start_dir`, reading the process environment and
-    /// [`SYSTEM_SECRETS_DIR`], validating plugin protocols against [`Registry::global`].
+    /// `/run/secrets/datajoint`, validating plugin protocols against [`Registry::global`].
     pub fn new(start_dir: impl Into<PathBuf>) -> Self {
         ConfigLoader {
             start_dir: start_dir.into(),
@@ -321,7 +321,7 @@ impl<'a> ConfigLoader<'a> {
 
 /// Find `datajoint.json` from `start` upward. The search stops (after checking it) at a directory
 /// containing `.git` or `.hg`, and at the file-system root.
-pub fn find_config_file(start: &Path) -> Option<PathBuf> {
+pub(crate) fn find_config_file(start: &Path) -> Option<PathBuf> {
     let start = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
     let mut dir: &Path = &start;
     loop {

@@ -226,12 +226,14 @@ impl ObjectMetadata {
 }
 
 /// A timestamp as Python's `datetime.isoformat()` prints an aware UTC time:
-/// `2026-11-23T22:05:46.367583+00:00`.
+/// `2026-11-23T22:05:46.367583+00:00`. (For the object crates; not part of the documented API.)
+#[doc(hidden)]
 pub fn python_timestamp(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, false)
 }
 
 /// The current time as [`python_timestamp`] prints it.
+#[doc(hidden)]
 pub fn python_timestamp_now() -> String {
     python_timestamp(&Utc::now())
 }

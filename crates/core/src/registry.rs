@@ -25,7 +25,9 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 pub use crate::storeset::StoreSet;
 
-/// A codec submitted at link time.
+/// A codec submitted at link time (by [`submit_codec!`](crate::submit_codec), whose
+/// plumbing this is).
+#[doc(hidden)]
 pub struct CodecPlugin {
     /// The codec name, as used inside `<…>`.
     pub name: &'static str,
@@ -48,7 +50,9 @@ pub type StoreCheck = fn(&mut StoreSpec, &SpecContext<'_>) -> Result<()>;
 /// A run-time [`StoreCheck`], which may capture data.
 pub type DynStoreCheck = Arc<dyn Fn(&mut StoreSpec, &SpecContext<'_>) -> Result<()> + Send + Sync>;
 
-/// A store protocol submitted at link time.
+/// A store protocol submitted at link time (by
+/// [`submit_store_protocol!`](crate::submit_store_protocol), whose plumbing this is).
+#[doc(hidden)]
 pub struct StorePlugin {
     /// The protocol name used in `stores.<name>.protocol`.
     pub protocol: &'static str,

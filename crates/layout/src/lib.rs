@@ -38,6 +38,8 @@
 //! # Ok::<(), dj_core::Error>(())
 //! ```
 
+// Python's text formats (pk path segments); for the codec crates and their tests.
+#[doc(hidden)]
 pub mod pyfmt;
 
 use std::borrow::Borrow;
