@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datajoint::blob::Item;
-use datajoint::config::{Config, StoreSpec};
 use datajoint::dj_core::codec::{Codec, CodecContext, ResolvedType};
+use datajoint::dj_core::config::{Config, StoreSpec};
 use datajoint::dj_core::{Error, Result};
 use datajoint::{Registry, TypeSpec, Value};
 

@@ -57,12 +57,10 @@ where
         config.download_path = dir.join("downloads");
         adjust(&mut config);
         let config = Arc::new(config);
-        let conn = Connection::open_with(
-            Arc::clone(&config),
-            Arc::new(StoreSet::new(Arc::clone(&config))),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let conn =
+            Connection::open_with(Arc::clone(&config), Arc::new(StoreSet::new(config.core())))
+                .await
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
         for store in ["files", "s3"] {
             let name = common::schema_name(test);
             let schema = conn.schema(&name).await.unwrap();

@@ -33,7 +33,7 @@ where
         );
         config.stores.default = Some("main".into());
         let config: Arc<Config> = Arc::new(config);
-        let set = Arc::new(StoreSet::new(Arc::clone(&config)));
+        let set = Arc::new(StoreSet::new(config.core()));
         let conn = Connection::open_with(Arc::clone(&config), set)
             .await
             .unwrap_or_else(|e| panic!("{label}: {e}"));

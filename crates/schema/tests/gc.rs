@@ -451,7 +451,7 @@ async fn a_failed_listing_or_query_refuses_to_delete() {
 
         // The same store, failing every listing.
         let faulty: Arc<dyn Store> = Arc::new(FaultyStore::new(cx.store("gcfault"), Fault::List));
-        let set = StoreSet::new(Arc::clone(cx.conn.config()));
+        let set = StoreSet::new(cx.conn.config().core());
         set.insert("gcfault", faulty);
         let conn = Connection::open_with(Arc::clone(cx.conn.config()), Arc::new(set))
             .await

@@ -1,6 +1,5 @@
 //! The file store passes the conformance suite and lays keys out as plain files.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-use std::sync::Arc;
 
 use bytes::Bytes;
 use dj_core::config::{Config, StoreSpec};

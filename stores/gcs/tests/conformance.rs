@@ -12,11 +12,9 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 use dj_store_gcs as _;
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use dj_config::Config;
-use dj_core::config::StoreSpec;
+use dj_core::config::{SpecContext, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::store::{GetRange, Store, StoreExt, StorePath};
 

@@ -2,11 +2,10 @@
 //! and through the configuration and the registry.
 #![cfg(all(feature = "memory", feature = "fs"))]
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-use std::sync::Arc;
 
 use bytes::Bytes;
 use dj_config::Config;
-use dj_core::config::StoreSpec;
+use dj_core::config::{SpecContext, StoreSpec};
 use dj_core::registry::{Registry, StoreSet};
 use dj_core::store::{PutMode, Store, StoreExt, StorePath};
 use dj_store_opendal as _;
@@ -204,7 +203,7 @@ async fn webdav_and_sftp_specs_build_stores() {
         r#"{"stores": {"d": {"protocol": "webdav", "endpoint": "h", "location": "l", "user": "u"}}}"#,
         ".",
     )
-    .and_then(|c| StoreSet::new(Arc::new(c)).get("d").map(|_| ()))
+    .and_then(|c| StoreSet::new(c).get("d").map(|_| ()))
     .unwrap_err()
     .to_string();
     assert!(err.contains("stores.d.password"), "{err}");

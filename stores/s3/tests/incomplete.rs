@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::Utc;
-use dj_core::config::Config;
+use dj_core::config::SpecContext;
 use dj_core::store::{
     IncompleteKind, IncompleteRemoval, IncompleteWrite, MultipartUpload, Store, StoreExt, StorePath,
 };

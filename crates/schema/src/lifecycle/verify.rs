@@ -443,7 +443,6 @@ async fn check(stores: &StoreSet, store_name: &str, path: &str, meta: Option<&Js
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use bytes::Bytes;
     use dj_config::{Config, StoreSpec};

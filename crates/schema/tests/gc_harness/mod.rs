@@ -138,7 +138,7 @@ where
         config.download_path = downloads.path().to_path_buf();
         config.transfer_concurrency = 4;
         let config = Arc::new(config);
-        let set = StoreSet::new(Arc::clone(&config));
+        let set = StoreSet::new(config.core());
         wrap(&set);
         let conn = Connection::open_with(Arc::clone(&config), Arc::new(set))
             .await
