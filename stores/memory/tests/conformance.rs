@@ -1,6 +1,5 @@
 //! The memory store passes the conformance suite, directly and through its protocol.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-use std::sync::Arc;
 
 use bytes::Bytes;
 use dj_core::config::{Config, StoreSpec};
