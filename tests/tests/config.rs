@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datajoint::stores::s3::S3Options;
-use dj_core::config::{
-    BackendSource, Config, DatabaseBackend, DatabaseConfig, HashAlgorithm, SettingOrigin, StoreSpec,
+use dj_config::ConfigLoader;
+use dj_config::{
+    BackendSource, Config, DatabaseBackend, DatabaseConfig, HashAlgorithm, SettingOrigin,
+    SpecContext, StoreSpec,
 };
-use dj_core::loader::ConfigLoader;
 use dj_core::registry::{ProtocolEntry, Registry};
 use dj_core::store::Store;
 use dj_core::{Error, Result};
@@ -75,7 +76,7 @@ fn no_file_gives_sqlite_defaults() {
     let c = load(dir.path(), &[]).unwrap();
     assert_eq!(c.database.backend, DatabaseBackend::Sqlite);
     let cwd = fs::canonicalize(dir.path()).unwrap();
-    let path = fs::canonicalize(c.database.path.unwrap().parent().unwrap()).unwrap();
+    let path = fs::canonicalize(c.database.path.clone().unwrap().parent().unwrap()).unwrap();
     assert_eq!(path, cwd);
     assert!(c.stores.specs.is_empty());
     assert!(c.safemode);
@@ -92,7 +93,7 @@ fn file_is_found_upward_and_search_stops_at_git() {
     fs::create_dir_all(&deep).unwrap();
     let c = load(&deep, &[]).unwrap();
     assert_eq!(c.database.host.as_deref(), Some("root-host"));
-    assert!(c.source.unwrap().ends_with("datajoint.json"));
+    assert!(c.source.clone().unwrap().ends_with("datajoint.json"));
     // A `.git` (or `.hg`) below the file ends the search there.
     fs::create_dir(dir.path().join("a/.hg")).unwrap();
     let c = load(&deep, &[]).unwrap();
@@ -222,7 +223,7 @@ fn harmless_datajoint_python_keys_are_accepted() {
 fn jobs_section_is_read() {
     let dir = project();
     let c = from_json(r#"{}"#, dir.path()).unwrap();
-    assert_eq!(c.jobs, dj_core::config::JobsConfig::default());
+    assert_eq!(c.jobs, dj_config::JobsConfig::default());
     assert_eq!(c.jobs.default_priority, 5);
     assert_eq!(c.jobs.stale_timeout, 3600);
     assert!(c.jobs.auto_refresh && !c.jobs.keep_completed && !c.jobs.add_job_metadata);
@@ -400,9 +401,9 @@ fn database_section() {
     assert!(!c.safemode);
     assert_eq!(c.transfer_concurrency, 4);
     assert_eq!(c.download_path, PathBuf::from("dl"));
-    assert_eq!(c.blob_compression, dj_core::config::BlobCompression::Fast);
+    assert_eq!(c.blob_compression, dj_config::BlobCompression::Fast);
     let c = from_json(r#"{"blob_compression": "compat"}"#, dir.path()).unwrap();
-    assert_eq!(c.blob_compression, dj_core::config::BlobCompression::Compat);
+    assert_eq!(c.blob_compression, dj_config::BlobCompression::Compat);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -608,7 +609,8 @@ fn s3_credentials_both_or_neither() {
     assert!(!s.secure);
     // Empty strings count as absent: the store is built for the ambient credential chain.
     let c = from_json(&s3(r#", "access_key": "", "secret_key": """#), dir.path()).unwrap();
-    datajoint::stores::s3::create(c.stores.get("s").unwrap(), &c).unwrap();
+    datajoint::stores::s3::create(c.stores.get("s").unwrap(), &SpecContext::new(c.base_dir()))
+        .unwrap();
     let err = err_text(from_json(&s3(r#", "secure": "yes""#), dir.path()));
     assert!(
         err.contains("stores.s.secure") && err.contains("true or false"),
@@ -670,7 +672,7 @@ fn default_stores_must_exist() {
     assert_eq!(c.stores.filepath_default.as_deref(), Some("m"));
 }
 
-fn no_store(_: &StoreSpec, _: &Config) -> Result<Arc<dyn Store>> {
+fn no_store(_: &StoreSpec, _: &SpecContext<'_>) -> Result<Arc<dyn Store>> {
     Err(Error::config("test", "not a real store"))
 }
 

@@ -3,8 +3,6 @@
 //! is built from configuration alone and passes the core conformance checks.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use datajoint::{Config, StoreSet};
 use dj_testkit as testkit;
 
@@ -41,7 +39,7 @@ async fn every_protocol_from_a_config_file() {
     let file = dir.path().join("datajoint.json");
     std::fs::write(&file, json).unwrap();
     let config = Config::from_file(&file).unwrap();
-    let stores = StoreSet::new(Arc::new(config));
+    let stores = StoreSet::new(config);
     let mut names = vec!["hot", "scratch"];
     if s3.is_some() {
         names.push("cold");

@@ -6,7 +6,9 @@
 //! - `cargo xtask services`: starts the same services for local work and prints their URLs.
 //! - `cargo xtask bench`: criterion benches plus DataJoint Python on the same work.
 //! - `cargo xtask golden`: regenerates the blob golden vectors with DataJoint Python.
+//! - `cargo xtask api [--bless]`: checks (or rewrites) the public-API snapshots in `api/`.
 
+mod api;
 mod python;
 mod services;
 mod test;
@@ -22,7 +24,8 @@ fn usage() -> &'static str {
      test       start services, then fmt, clippy, tests, interop and docs (what CI runs)\n  \
      services   start PostgreSQL, MariaDB and the S3 server, print their URLs, keep S3 running\n  \
      bench      run the benchmarks, side by side with DataJoint Python\n  \
-     golden     regenerate the blob golden vectors with DataJoint Python 2.3.5\n"
+     golden     regenerate the blob golden vectors with DataJoint Python 2.3.5\n  \
+     api        compare the public APIs with the snapshots in api/ (--bless: rewrite them)\n"
 }
 
 fn main() -> ExitCode {
@@ -32,6 +35,14 @@ fn main() -> ExitCode {
         Some("services") => services::run_foreground(&root()),
         Some("bench") => test::bench(&root(), &args[1..]),
         Some("golden") => test::golden(&root()),
+        Some("api") => {
+            let only: Vec<&str> = args[1..]
+                .iter()
+                .map(String::as_str)
+                .filter(|a| *a != "--bless")
+                .collect();
+            api::run(&root(), args[1..].iter().any(|a| a == "--bless"), &only)
+        }
         Some("-h" | "--help" | "help") | None => {
             print!("{}", usage());
             return ExitCode::SUCCESS;

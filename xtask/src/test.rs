@@ -79,6 +79,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
                 "warnings",
             ]))
         })?;
+        steps.run("public API snapshots (api/)", || {
+            crate::api::run(root, false, &[])
+        })?;
     }
     let services = services::start(root)?;
     let with_env = |cmd: &mut Command| {

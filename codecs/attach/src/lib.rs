@@ -116,8 +116,8 @@ pub fn unpack(stored: &Bytes) -> Result<(&str, Bytes)> {
 /// longer than [`MAX_FILENAME_BYTES`], the stem is shortened (at a character boundary) to fit.
 ///
 /// Safe under concurrency (several rows of one fetch, several processes): the contents are
-/// written to a temporary file first and published under the chosen name with a hard link, which
-/// fails if the name is taken. So a file is never visible half-written under a final name, and
+/// written to a temporary file first and published under the chosen name with a rename that
+/// fails if the name is taken (`tempfile`'s `persist_noclobber`). So a file is never visible half-written under a final name, and
 /// nothing is ever overwritten. Where hard links are not supported, the file is created with
 /// `create_new` and written in place.
 pub fn save_into(dir: &Path, filename: &str, data: &[u8]) -> Result<PathBuf> {
@@ -178,50 +178,39 @@ fn prefix_within(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// The temporary file [`save_into`] writes once and links under the name it settles on. Its name
-/// is short and independent of the attachment's name (which may already be as long as the file
-/// system allows): `.<pid>.<n>.dj-part`.
-struct Staged {
-    path: PathBuf,
-    written: bool,
+/// The temporary file [`save_into`] writes once and publishes under the name it settles on: a
+/// `tempfile` beside the target with a short name independent of the attachment's (which may
+/// already be as long as the file system allows), `.dj-XXXXXX.dj-part`. It is persisted without
+/// clobbering (an atomic rename that fails when the name is taken); until then, dropping it (an
+/// error, a panic) removes it.
+struct Staged<'a> {
+    dir: &'a Path,
+    file: Option<tempfile::NamedTempFile>,
     links: bool,
 }
 
-impl Staged {
-    fn new(dir: &Path) -> Staged {
+impl<'a> Staged<'a> {
+    fn new(dir: &'a Path) -> Staged<'a> {
         Staged {
-            path: Staged::fresh_path(dir),
-            written: false,
+            dir,
+            file: None,
             links: true,
         }
     }
 
-    /// A temporary name in `dir` that no other call in this process uses.
-    fn fresh_path(dir: &Path) -> PathBuf {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        dir.join(format!(".{}.{n}.dj-part", std::process::id()))
-    }
-
-    /// Create the temporary file; a leftover of the same name (a crashed process whose id was
-    /// reused) moves us on to the next number.
-    fn create(&mut self) -> std::io::Result<std::fs::File> {
-        let mut attempts = 0;
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&self.path)
-            {
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 16 => {
-                    attempts += 1;
-                    if let Some(dir) = self.path.parent() {
-                        self.path = Staged::fresh_path(dir);
-                    }
-                }
-                other => return other,
-            }
+    /// The temporary file holding `data`, written on first use.
+    fn written(&mut self, data: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
+        use std::io::Write;
+        if let Some(file) = self.file.take() {
+            return Ok(file);
         }
+        let mut file = tempfile::Builder::new()
+            .prefix(".dj-")
+            .suffix(".dj-part")
+            .tempfile_in(self.dir)?;
+        file.write_all(data)?;
+        file.as_file().sync_all()?;
+        Ok(file)
     }
 
     /// Make `target` hold `data` unless the name is taken: `Ok(true)` when published,
@@ -229,16 +218,14 @@ impl Staged {
     fn publish(&mut self, target: &Path, data: &[u8]) -> std::io::Result<bool> {
         use std::io::Write;
         if self.links {
-            if !self.written {
-                let mut f = self.create()?;
-                f.write_all(data)?;
-                f.sync_all()?;
-                self.written = true;
-            }
-            match std::fs::hard_link(&self.path, target) {
-                Ok(()) => return Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-                // No hard links here (some network and FAT file systems): write in place.
+            match self.written(data)?.persist_noclobber(target) {
+                Ok(_) => return Ok(true),
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    self.file = Some(e.file);
+                    return Ok(false);
+                }
+                // No atomic rename or hard links here (some network and FAT file systems):
+                // the temporary file is removed and the data written in place.
                 Err(_) => self.links = false,
             }
         }
@@ -257,14 +244,6 @@ impl Staged {
     }
 }
 
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if self.written {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// The `<attach>` codec.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AttachCodec;
@@ -273,7 +252,7 @@ dj_core::submit_codec!(NAME, || Arc::new(AttachCodec));
 
 /// Local file work, always on the blocking pool when a runtime is running.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    dj_core::task::run_blocking(true, NAME, "file task", f).await?
+    dj_rt::task::run_blocking(true, NAME, "file task", f).await?
 }
 
 #[async_trait]
@@ -500,5 +479,35 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".dj-part"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_staged_file_that_is_never_published_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let parts = || -> Vec<_> {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".dj-part"))
+                .map(|e| e.path())
+                .collect()
+        };
+        {
+            let mut staged = Staged::new(dir.path());
+            // The name is taken: the staged file is kept for the next candidate...
+            std::fs::write(dir.path().join("taken.txt"), b"other").unwrap();
+            assert!(
+                !staged
+                    .publish(&dir.path().join("taken.txt"), b"data")
+                    .unwrap()
+            );
+            assert_eq!(parts().len(), 1);
+            // ...and removed when the save stops there (an error, a panic, an unwound task).
+        }
+        assert!(parts().is_empty(), "{:?}", parts());
+        assert_eq!(
+            std::fs::read(dir.path().join("taken.txt")).unwrap(),
+            b"other"
+        );
     }
 }

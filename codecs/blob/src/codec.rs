@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dj_core::codec::{Codec, CodecContext};
 use dj_core::error::{Error, Result};
-use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
 use dj_core::typespec::{CoreType, TypeSpec};
 use dj_core::value::{DomainValue, Value};
+use dj_rt::task::{BLOCKING_THRESHOLD, run_blocking};
 
 use crate::decode::{DecodeOptions, decode_with};
 use crate::encode::{Compression, EncodeOptions};

@@ -731,7 +731,7 @@ mod tests {
         let python = "646a300004020000000000000011000000000000000508000000000000006368616e6e656c73\
                       04000000000000000a0100200d000000000000000504000000000000007261746505000000\
                       000000000a02003075";
-        let hex: String = blob.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = data_encoding::HEXLOWER.encode(&blob);
         assert_eq!(hex, python.replace(' ', ""));
     }
 

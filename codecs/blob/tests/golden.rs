@@ -18,7 +18,7 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 fn float_text(f: f64) -> String {
-    dj_core::pyfmt::float_repr(f)
+    dj_layout::pyfmt::float_repr(f)
 }
 
 fn dtype(data: &ArrayData) -> String {

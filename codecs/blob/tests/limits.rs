@@ -399,21 +399,26 @@ fn compressed_blobs_over_the_limit_are_refused_with_the_setting_named() {
 #[test]
 fn the_setting_is_read_from_the_configuration_and_used_by_the_codec() {
     let dir = std::path::Path::new(".");
-    let config = Config::from_json_str(r#"{"blob_max_decompressed_size": 1048576}"#, dir).unwrap();
+    let config =
+        dj_config::Config::from_json_str(r#"{"blob_max_decompressed_size": 1048576}"#, dir)
+            .unwrap();
     assert_eq!(config.blob_max_decompressed_size, 1 << 20);
     assert_eq!(
         Config::default().blob_max_decompressed_size,
         DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE
     );
     assert_eq!(
-        Config::from_json_str(r#"{"blob_max_decompressed_size": null}"#, dir)
+        dj_config::Config::from_json_str(r#"{"blob_max_decompressed_size": null}"#, dir)
             .unwrap()
             .blob_max_decompressed_size,
         DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE
     );
     for bad in ["0", "-5", "\"1GB\"", "1.5"] {
-        let e = Config::from_json_str(&format!(r#"{{"blob_max_decompressed_size": {bad}}}"#), dir)
-            .unwrap_err();
+        let e = dj_config::Config::from_json_str(
+            &format!(r#"{{"blob_max_decompressed_size": {bad}}}"#),
+            dir,
+        )
+        .unwrap_err();
         assert!(
             e.to_string().contains("blob_max_decompressed_size"),
             "{bad}: {e}"
@@ -428,7 +433,7 @@ fn the_setting_is_read_from_the_configuration_and_used_by_the_codec() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let config = Arc::new(config);
+        let config = config.core();
         let mut cx = CodecContext::for_tests(Arc::clone(&config));
         cx.field = "frames".into();
         let ty =

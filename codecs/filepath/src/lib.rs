@@ -198,7 +198,7 @@ impl StoreRoot {
         let known = self.canonical.get().cloned();
         let key = key.clone();
         let store = store.to_string();
-        let root = dj_core::task::run_blocking(true, NAME, "path check", move || {
+        let root = dj_rt::task::run_blocking(true, NAME, "path check", move || {
             let root = match known {
                 Some(root) => root,
                 None => std::fs::canonicalize(&location).map_err(|source| Error::Io {

@@ -8,10 +8,10 @@ use dj_core::codec::{Codec, CodecContext, StoredRef};
 use dj_core::config::HashAlgorithm;
 use dj_core::error::{Error, Result};
 use dj_core::store::{Store, StoreExt, StorePath};
-use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
 use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
 use dj_layout::{ContentHasher, StoreLayout};
+use dj_rt::task::{BLOCKING_THRESHOLD, run_blocking};
 use futures::StreamExt;
 
 use crate::NAME;

@@ -8,8 +8,8 @@ use bytes::{Bytes, BytesMut};
 use dj_core::config::HashAlgorithm;
 use dj_core::error::{Error, Result};
 use dj_core::store::{Store, StoreExt, StorePath};
-use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
 use dj_layout::hash_blake3_base32;
+use dj_rt::task::{BLOCKING_THRESHOLD, run_blocking};
 use ndarray::{ArrayD, Axis, Slice};
 
 use crate::array::{NpyArray, check_data_len, decode_array};

@@ -68,7 +68,7 @@ fn main() {
         "files".into(),
         StoreSpec::new("files", "file", dir.path().to_string_lossy()),
     );
-    let stores = StoreSet::new(Arc::new(config));
+    let stores = StoreSet::new(config);
     let store = stores.get("files").unwrap();
     let key = StorePath::parse("_schema/bench/big/id=1/data_Stream01.bin").unwrap();
 

@@ -23,34 +23,35 @@
 //! Store errors become [`StorageError::Other`] naming the store, the folder and the key; a missing
 //! key is not an error but `None`, as zarrs expects (missing chunks read as the fill value).
 //!
-//! ```no_run
+//! On a store alone (an in-memory one here); with tables, a staged insert's
+//! `folder("volume", Some(".zarr"))` is the [`FolderWriter`] and a fetched row holds the
+//! [`ObjectRef`] (the `datajoint` facade's `zarr` example does that on SQLite):
+//!
+//! ```
 //! use std::sync::Arc;
 //! use dj_codec_object::zarr::{ZarrReadStore, ZarrWriteStore, zarrs};
-//! use dj_object::ObjectRef;
-//! use dj_schema::{Connection, Tier, row};
+//! use dj_core::store::StorePath;
+//! use dj_object::{FolderWriter, ObjectRef};
 //! use zarrs::array::{Array, ArrayBuilder, data_type};
 //!
-//! # async fn demo(conn: Connection) -> Result<(), Box<dyn std::error::Error>> {
-//! let lab = conn.schema("lab").await?;
-//! let scan = lab
-//!     .declare("Scan", Tier::Manual, "scan_id : int32\n---\nvolume : <object@>")
-//!     .await?;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = dj_store_memory::memory_store("main");
+//! let folder = StorePath::parse("_schema/lab/scan/scan_id=1/volume_Tok3n.zarr")?;
 //!
-//! // Write: a staged insert's folder is a zarrs store.
-//! let mut staged = scan.staged_insert1(row! { "scan_id" => 1 })?;
-//! let store = Arc::new(ZarrWriteStore::new(staged.folder("volume", Some(".zarr"))?));
+//! // Write: the folder is a zarrs store; finishing it writes the manifest.
+//! let writer = FolderWriter::new(Arc::clone(&store), folder);
 //! let array = ArrayBuilder::new(vec![64, 64], vec![16, 16], data_type::float32(), 0.0f32)
-//!     .build(store, "/")?;
+//!     .build(Arc::new(ZarrWriteStore::new(writer.clone())), "/")?;
 //! array.async_store_metadata().await?;
 //! array.async_store_chunk(&[0, 0], vec![1.0f32; 16 * 16]).await?;
-//! staged.commit().await?;
+//! let meta = writer.finish(Some(".zarr".into())).await?;
 //!
 //! // Read lazily: only `zarr.json` and chunk (0, 0) are fetched.
-//! let row: dj_schema::Row = scan.query().fetch1().await?;
-//! let obj = row["volume"].as_domain::<ObjectRef>().ok_or("not an object")?.clone();
+//! let obj = ObjectRef::new(meta, store);
 //! let array = Array::async_open(Arc::new(ZarrReadStore::new(obj)?), "/").await?;
 //! let chunk: Vec<f32> = array.async_retrieve_chunk(&[0, 0]).await?;
-//! assert_eq!(chunk.len(), 256);
+//! assert_eq!(chunk, vec![1.0f32; 256]);
 //! # Ok(()) }
 //! ```
 

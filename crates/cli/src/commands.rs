@@ -3,8 +3,8 @@
 
 use datajoint::Config;
 use datajoint::blob::Item;
+use datajoint::config::{DatabaseBackend, StoreSpec, is_unread_datajoint_env_var};
 use datajoint::dj_core::codec::ResolvedType;
-use datajoint::dj_core::config::{DatabaseBackend, StoreSpec, is_unread_datajoint_env_var};
 use datajoint::dj_core::registry::Registry;
 use datajoint::dj_core::typespec::{CoreType, TypeSpec};
 use datajoint::dj_core::value::Value;

@@ -78,27 +78,15 @@ pub fn format_seconds(secs: u64) -> String {
     out
 }
 
-/// A byte count for people: `0 B`, `512 B`, `1.5 KiB`, `3.2 GiB`.
+/// A byte count for people, in binary units through `indicatif`: `0 B`, `512 B`, `1.50 KiB`,
+/// `3.20 GiB`.
 ///
 /// ```
 /// assert_eq!(dj_cli::duration::human_bytes(512), "512 B");
-/// assert_eq!(dj_cli::duration::human_bytes(1536), "1.5 KiB");
+/// assert_eq!(dj_cli::duration::human_bytes(1536), "1.50 KiB");
 /// ```
 pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = UNITS[0];
-    for u in &UNITS[1..] {
-        if value < 1024.0 {
-            break;
-        }
-        value /= 1024.0;
-        unit = u;
-    }
-    format!("{value:.1} {unit}")
+    indicatif::HumanBytes(bytes).to_string()
 }
 
 #[cfg(test)]
@@ -133,8 +121,9 @@ mod tests {
     #[test]
     fn bytes() {
         assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1024), "1.0 KiB");
-        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
-        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.00 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.00 GiB");
+        assert_eq!(human_bytes(u64::MAX), "16.00 EiB");
     }
 }

@@ -64,7 +64,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use datajoint::Config;
-use datajoint::dj_core::loader::ConfigLoader;
+use datajoint::config::ConfigLoader;
 
 pub mod cli;
 mod commands;

@@ -1,58 +1,26 @@
-//! Configuration: `datajoint.json`, `DJ_*` environment overrides and secrets.
+//! The configuration codecs and stores read: the `stores` section ([`StoreSpec`], with the layout
+//! settings every store shares and each protocol's own options as data) and the settings the
+//! codecs act on ([`Config`]).
 //!
-//! The configuration says which database to use and which object stores exist. It is read the way
-//! DataJoint 2.x reads it, so one `datajoint.json` serves both DataJoint Python and dj-rs:
-//!
-//! 1. `datajoint.json` is searched from the working directory upward, stopping at a directory
-//!    that holds `.git` or `.hg` (that directory is still searched);
-//! 2. keys may be nested (`{"stores": {"main": {…}}}`) or dotted (`"stores.main.location"`), mixed
-//!    freely, but never given twice; `"object_storage": {"stores": …}` is accepted as another
-//!    spelling of `stores`;
-//! 3. `DJ_HOST`, `DJ_USER`, `DJ_PASS`, `DJ_PORT`, `DJ_BACKEND`, `DJ_DATABASE_NAME`, `DJ_USE_TLS`
-//!    override the file, `DJ_STORES` (a JSON object) replaces the whole `stores` section, and
-//!    `DJ_IGNORE_CONFIG_FILE=true` skips the file and the secrets;
-//! 4. secrets (one file per dotted key in `.secrets/` beside the file, else
-//!    `/run/secrets/datajoint/`) fill values that are still missing.
-//!
-//! The backend is `database.backend` (or `DJ_BACKEND`), else the scheme of `database.url`, else
-//! MySQL (DataJoint's default) when any server setting is given, else SQLite; SQLite together with
-//! a server setting is an error ([`BackendSource`] records which rule applied).
-//!
-//! Everything is validated at load time: unknown keys, missing required keys, bad values and
-//! unknown protocols are errors that name the dotted key and the store. dj-core reads the keys
-//! every store shares ([`COMMON_STORE_KEYS`]); the rest of a store's section is its protocol's,
-//! kept in [`StoreSpec::options`] and checked by the store crate that registered the protocol
+//! Loading `datajoint.json` (search, `DJ_*` environment overrides, secrets, validation) and the
+//! settings of the rest of dj-rs (database, jobs, `safemode`) live in `dj-config`, whose
+//! `Config` holds this one and dereferences to it. A store crate reads its options into its own
+//! `serde` struct with [`StoreSpec::options_as`] and checks them when the configuration is loaded
 //! (see [`registry::StoreCheck`](crate::registry::StoreCheck)). Secret values never appear in
 //! `Debug` output, logs or error messages. The full key reference is `docs/configuration.md`.
 //!
 //! ```
-//! use std::sync::Arc;
-//! use dj_core::config::{Config, DatabaseBackend, HashAlgorithm, StoreSpec};
-//! use dj_core::registry::{ProtocolEntry, Registry};
-//! # fn open(_: &StoreSpec, _: &Config) -> dj_core::Result<Arc<dyn dj_core::store::Store>> {
-//! #     Err(dj_core::Error::config("stores", "not opened in this example"))
-//! # }
+//! use dj_core::config::{Config, HashAlgorithm, StoreSpec};
 //!
-//! // Store crates register their protocols (here one at run time, with two options).
-//! Registry::global().register_protocol(ProtocolEntry::with_keys(
-//!     "bucket-store", open, &["endpoint", "bucket"], &["bucket"],
-//! ))?;
-//! let dir = std::env::temp_dir();
-//! let config = Config::from_json_str(
-//!     r#"{
-//!         "database": {"backend": "postgresql", "host": "db.lab", "password": "hunter2"},
-//!         "stores.default": "main",
-//!         "stores.main": {"protocol": "bucket-store", "endpoint": "s3.amazonaws.com",
-//!                         "bucket": "lab", "location": "oas", "hash_algorithm": "blake3"}
-//!     }"#,
-//!     &dir,
-//! )?;
-//! assert_eq!(config.database.backend, DatabaseBackend::Postgresql);
-//! assert_eq!(config.stores.default.as_deref(), Some("main"));
+//! let mut config = Config::default();
+//! let spec = StoreSpec::new("main", "s3", "oas")
+//!     .with_option("bucket", "lab")
+//!     .with_option("secret_access_key", "hunter2");
+//! config.stores.specs.insert("main".into(), spec);
+//! config.stores.default = Some("main".into());
 //! let main = config.stores.get("main")?;
-//! assert_eq!(main.hash_algorithm, HashAlgorithm::Blake3);
+//! assert_eq!(main.hash_algorithm, HashAlgorithm::Md5);
 //! assert_eq!(main.hash_prefix, "_hash");
-//! assert_eq!(main.options["bucket"], "lab");
 //! assert!(!format!("{config:?}").contains("hunter2"));
 //! # Ok::<(), dj_core::Error>(())
 //! ```
@@ -61,7 +29,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
-use serde_json::{Map, Value as Json, json};
+use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
 
@@ -152,79 +120,15 @@ pub struct StoresConfig {
     pub specs: IndexMap<String, StoreSpec>,
 }
 
-/// Which database backend to connect to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum DatabaseBackend {
-    /// SQLite, embedded; the default when no backend, URL or server setting is configured.
-    #[default]
-    Sqlite,
-    /// PostgreSQL.
-    Postgresql,
-    /// MySQL or MariaDB.
-    Mysql,
-}
-
-/// Where a database setting came from: the file, an environment variable or a secrets file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SettingOrigin {
-    /// The configuration file (or the JSON given to [`Config::from_json_str`]).
-    File,
-    /// An environment variable, e.g. `DJ_HOST`.
-    Env(String),
-    /// A file in the secrets directory.
-    Secret(PathBuf),
-}
-
-/// What chose [`DatabaseConfig::backend`], for `dj config check` and error messages.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub enum BackendSource {
-    /// No setting chose it: SQLite, dj-rs's default. A configuration built in code keeps this
-    /// value whatever backend the code sets.
-    #[default]
-    Default,
-    /// `database.backend` in the file, or `DJ_BACKEND`.
-    Backend(SettingOrigin),
-    /// The scheme of `database.url`.
-    UrlScheme(SettingOrigin),
-    /// No backend was given but these server settings were (dotted key and origin), so the
-    /// backend is MySQL, DataJoint's default.
-    ServerSettings(Vec<(String, SettingOrigin)>),
-}
-
-/// The `database` section.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct DatabaseConfig {
-    /// The backend.
-    pub backend: DatabaseBackend,
-    /// What chose the backend (set by the loader).
-    pub backend_source: BackendSource,
-    /// Host name (PostgreSQL, MySQL).
-    pub host: Option<String>,
-    /// Port (PostgreSQL, MySQL).
-    pub port: Option<u16>,
-    /// User name.
-    pub user: Option<String>,
-    /// Password.
-    pub password: Option<Secret>,
-    /// The database to connect to (PostgreSQL; DataJoint's `database.name`).
-    pub name: Option<String>,
-    /// A full connection URL, instead of host/port/user/password.
-    pub url: Option<Secret>,
-    /// SQLite: the database file (default `datajoint.sqlite` beside `datajoint.json`).
-    pub path: Option<PathBuf>,
-}
-
-/// The whole configuration.
+/// The settings codecs and stores read: the stores and the codecs' own settings. `dj-config`'s
+/// `Config` (the whole configuration, with the database and job settings) holds one and
+/// dereferences to it, so `config.stores` reads the same on both.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// The `database` section.
-    pub database: DatabaseConfig,
     /// The `stores` section.
     pub stores: StoresConfig,
     /// Where `<attach>` values are written on fetch (default `.`).
     pub download_path: PathBuf,
-    /// Whether destructive operations ask first (DataJoint's `safemode`).
-    pub safemode: bool,
     /// How many object transfers one insert or fetch runs at once.
     pub transfer_concurrency: usize,
     /// How `<blob>` compresses what it writes (`blob_compression`: `fast`, `compat`, `none`).
@@ -232,99 +136,32 @@ pub struct Config {
     /// The largest size in bytes a compressed (`ZL123`) blob may inflate to on fetch
     /// (`blob_max_decompressed_size`; default [`DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE`]).
     pub blob_max_decompressed_size: u64,
-    /// The file the configuration came from, if any.
+    /// The file the configuration came from, if any; relative store locations are resolved
+    /// against its directory.
     pub source: Option<PathBuf>,
-    /// The secrets directory that was read, if any.
-    pub secrets_dir: Option<PathBuf>,
-    /// The `jobs` section (populate and the job queue).
-    pub jobs: JobsConfig,
-}
-
-/// The `jobs` section, as DataJoint 2.3.5's `config.jobs` (the settings dj-rs reads; the other,
-/// `allow_new_pk_fields_in_computed_tables`, is accepted and ignored). `DJ_JOBS_<KEY>`
-/// environment variables override the file, as every `DJ_*` variable.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JobsConfig {
-    /// Refresh the job queue when a populate with `reserve_jobs` starts (default `true`).
-    pub auto_refresh: bool,
-    /// Keep `success` rows in the job table instead of deleting them (default `false`).
-    pub keep_completed: bool,
-    /// Seconds after which a job whose key left the key source is removed (default 3600;
-    /// 0 skips the age-based cleanup).
-    pub stale_timeout: u64,
-    /// Priority of new jobs, 0 to 255, lower first (default 5).
-    pub default_priority: u8,
-    /// Declare Computed and Imported tables with the hidden `_job_start_time`,
-    /// `_job_duration` and `_job_version` columns, filled by populate (default `false`).
-    pub add_job_metadata: bool,
-    /// What populate records as a job's code version, in the job table's `version` and the
-    /// `_job_version` column (default: none, an empty version).
-    pub version_method: VersionMethod,
-}
-
-/// How populate finds the code version it records with each job (`jobs.version_method`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum VersionMethod {
-    /// No version: recorded empty (DataJoint's `null` and `"none"`).
-    #[default]
-    None,
-    /// The short commit hash of the git repository around the working directory
-    /// (`git rev-parse --short HEAD`), or empty when there is none (`"git"`).
-    Git,
-}
-
-impl VersionMethod {
-    /// The configuration value: `"none"` or `"git"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VersionMethod::None => "none",
-            VersionMethod::Git => "git",
-        }
-    }
-}
-
-impl std::str::FromStr for VersionMethod {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "none" => Ok(VersionMethod::None),
-            "git" => Ok(VersionMethod::Git),
-            other => Err(Error::config(
-                "jobs.version_method",
-                format!("`{other}` is not a version method; use `git`, `none` or null"),
-            )),
-        }
-    }
-}
-
-impl Default for JobsConfig {
-    fn default() -> Self {
-        JobsConfig {
-            auto_refresh: true,
-            keep_completed: false,
-            stale_timeout: 3600,
-            default_priority: 5,
-            add_job_metadata: false,
-            version_method: VersionMethod::None,
-        }
-    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            database: DatabaseConfig::default(),
             stores: StoresConfig::default(),
             download_path: PathBuf::from("."),
-            safemode: true,
             transfer_concurrency: 16,
             blob_compression: BlobCompression::Fast,
             blob_max_decompressed_size: DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE,
             source: None,
-            secrets_dir: None,
-            jobs: JobsConfig::default(),
         }
+    }
+}
+
+impl Config {
+    /// The directory relative store paths are resolved against: the configuration file's, else
+    /// the working directory (`.`).
+    pub fn base_dir(&self) -> &Path {
+        self.source
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
     }
 }
 
@@ -506,7 +343,7 @@ impl<'de> serde::Deserialize<'de> for Secret {
     }
 }
 
-/// What a protocol's configuration check may use besides the spec.
+/// What a protocol's configuration check and its store factory may use besides the spec.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct SpecContext<'a> {
@@ -518,6 +355,13 @@ impl<'a> SpecContext<'a> {
     /// A context resolving relative paths against `base_dir`.
     pub fn new(base_dir: &'a Path) -> Self {
         SpecContext { base_dir }
+    }
+}
+
+impl Default for SpecContext<'_> {
+    /// A context resolving relative paths against the working directory (`.`).
+    fn default() -> Self {
+        SpecContext::new(Path::new("."))
     }
 }
 
@@ -568,85 +412,6 @@ pub fn resolve_path(base: &Path, p: &str) -> PathBuf {
     }
 }
 
-// ================================================================================================
-// Layout settings
-// ================================================================================================
-
-/// Shortest allowed token length (`token_length` is clamped to this).
-pub const MIN_TOKEN_LENGTH: usize = 4;
-/// Longest allowed token length.
-pub const MAX_TOKEN_LENGTH: usize = 16;
-/// The default token length.
-pub const DEFAULT_TOKEN_LENGTH: usize = 8;
-
-/// Length of an MD5 hash in lowercase base32 without padding.
-pub const MD5_HASH_LEN: usize = 26;
-/// Length of a BLAKE3 (256-bit) hash in lowercase base32 without padding.
-pub const BLAKE3_HASH_LEN: usize = 52;
-
-/// Normalise a section prefix the way DataJoint does (`strip("/")`) and check it: `""` (no
-/// section) or a relative path. `key` names the setting in errors.
-pub fn normalize_prefix(prefix: &str, key: &str) -> Result<String> {
-    let p = prefix.trim_matches('/');
-    if p.is_empty() {
-        return Ok(String::new());
-    }
-    crate::store::StorePath::parse(p)
-        .map_err(|e| Error::config(key, format!("`{prefix}` is not a valid relative path: {e}")))?;
-    Ok(p.to_string())
-}
-
-/// The attribute names of a partition pattern, in pattern order.
-///
-/// A pattern is one or more `/`-separated segments, each exactly `{attribute}` (letters, digits,
-/// `_`), e.g. `{subject_id}/{session_date}`. DataJoint only reads the braced names and ignores any
-/// other text, so brace-less or decorated patterns (`subject_id/session_date`, `s{a}`) would
-/// silently do something else than they seem to; they are errors here, as are repeated names.
-pub fn partition_attributes(pattern: &str) -> Result<Vec<String>> {
-    let bad = |why: &str| {
-        Error::invalid_path(
-            pattern,
-            format!(
-                "invalid partition pattern: {why}; write `{{attr}}` segments separated by `/`, e.g. `{{subject_id}}/{{session_date}}`"
-            ),
-        )
-    };
-    let mut names: Vec<String> = Vec::new();
-    for segment in pattern.split('/') {
-        let name = segment
-            .strip_prefix('{')
-            .and_then(|s| s.strip_suffix('}'))
-            .ok_or_else(|| {
-                bad(&format!(
-                    "segment `{segment}` is not of the form `{{attr}}`"
-                ))
-            })?;
-        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-            return Err(bad(&format!("`{segment}` does not name an attribute")));
-        }
-        if names.iter().any(|n| n == name) {
-            return Err(bad(&format!("attribute `{name}` appears twice")));
-        }
-        names.push(name.to_string());
-    }
-    Ok(names)
-}
-
-/// Clamp a token length to 4–16, as DataJoint does.
-pub fn clamp_token_length(length: usize) -> usize {
-    length.clamp(MIN_TOKEN_LENGTH, MAX_TOKEN_LENGTH)
-}
-
-// ================================================================================================
-// Loading and validation
-// ================================================================================================
-
-/// The configuration file's name.
-pub const CONFIG_FILE_NAME: &str = "datajoint.json";
-/// The secrets directory looked for beside the configuration file.
-pub const SECRETS_DIR_NAME: &str = ".secrets";
-/// The secrets directory used when there is no `.secrets/` beside the file (Docker, Kubernetes).
-pub const SYSTEM_SECRETS_DIR: &str = "/run/secrets/datajoint";
 /// Keys every store spec may have, whatever its protocol.
 pub const COMMON_STORE_KEYS: &[&str] = &[
     "protocol",
@@ -661,34 +426,8 @@ pub const COMMON_STORE_KEYS: &[&str] = &[
     "hash_algorithm",
 ];
 
-/// Environment variables DataJoint 2.3.5 reads that have no effect in dj-rs. dj-rs does not read
-/// them; `dj config check` lists the ones that are set. A name ending in `_` is a prefix.
-pub const UNREAD_DATAJOINT_ENV_VARS: &[&str] = &[
-    "DJ_LOG_LEVEL",
-    "DJ_SAFEMODE",
-    "DJ_DOWNLOAD_PATH",
-    "DJ_QUERY_CACHE",
-    "DJ_DATABASE_PREFIX",
-    "DJ_CREATE_TABLES",
-    "DJ_RECONNECT",
-    "DJ_DIAGRAM_DIRECTION",
-    "DJ_DIAGRAM_THEME",
-    "DJ_JOBS_ALLOW_NEW_PK_FIELDS_IN_COMPUTED_TABLES",
-];
-
-/// Whether `var` is one of [`UNREAD_DATAJOINT_ENV_VARS`] (or under one of its prefixes).
-pub fn is_unread_datajoint_env_var(var: &str) -> bool {
-    UNREAD_DATAJOINT_ENV_VARS.iter().any(|v| {
-        if v.ends_with('_') {
-            var.starts_with(v) && var.len() > v.len()
-        } else {
-            var == *v
-        }
-    })
-}
-
 /// Whether a store-spec key names a credential, by its name. Used to redact plugin keys in
-/// [`StoreSpec::options`] from `Debug` output and [`Config::redacted_json`].
+/// [`StoreSpec::options`] from `Debug` output and from `dj-config`'s `Config::redacted_json`.
 pub fn is_secret_key_name(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     [
@@ -815,256 +554,6 @@ impl std::str::FromStr for BlobCompression {
     }
 }
 
-impl DatabaseBackend {
-    /// The configuration name: `sqlite`, `postgresql` or `mysql`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DatabaseBackend::Sqlite => "sqlite",
-            DatabaseBackend::Postgresql => "postgresql",
-            DatabaseBackend::Mysql => "mysql",
-        }
-    }
-
-    /// The port used when none is configured (`None` for SQLite).
-    pub fn default_port(self) -> Option<u16> {
-        match self {
-            DatabaseBackend::Sqlite => None,
-            DatabaseBackend::Postgresql => Some(5432),
-            DatabaseBackend::Mysql => Some(3306),
-        }
-    }
-}
-
-impl fmt::Display for DatabaseBackend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for DatabaseBackend {
-    type Err = Error;
-    /// `sqlite`, `postgresql` (or `postgres`), `mysql` (or `mariadb`), case-insensitive.
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "sqlite" | "sqlite3" => Ok(DatabaseBackend::Sqlite),
-            "postgresql" | "postgres" => Ok(DatabaseBackend::Postgresql),
-            "mysql" | "mariadb" => Ok(DatabaseBackend::Mysql),
-            _ => Err(Error::config(
-                "database.backend",
-                format!("`{s}` is not a database backend; use `sqlite`, `postgresql` or `mysql`"),
-            )),
-        }
-    }
-}
-
-impl DatabaseConfig {
-    /// The configured port, or the backend's default (5432, 3306; `None` for SQLite).
-    pub fn port_or_default(&self) -> Option<u16> {
-        self.port.or_else(|| self.backend.default_port())
-    }
-
-    /// The configured host, or `localhost` as in DataJoint.
-    pub fn host_or_default(&self) -> &str {
-        self.host.as_deref().unwrap_or("localhost")
-    }
-
-    /// The SQLite file: the configured path, or `datajoint.sqlite` (relative to the working
-    /// directory) when none is set, e.g. in [`Config::default`].
-    pub fn sqlite_path(&self) -> PathBuf {
-        self.path
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("datajoint.sqlite"))
-    }
-
-    /// The server settings that are set (non-empty), as `database.*` keys, in a fixed order:
-    /// `host`, `port`, `user`, `password`, `name`.
-    pub fn server_settings(&self) -> Vec<&'static str> {
-        let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
-        let mut keys = Vec::new();
-        if set(&self.host) {
-            keys.push("database.host");
-        }
-        if self.port.is_some() {
-            keys.push("database.port");
-        }
-        if set(&self.user) {
-            keys.push("database.user");
-        }
-        if self.password.is_some() {
-            keys.push("database.password");
-        }
-        if set(&self.name) {
-            keys.push("database.name");
-        }
-        keys
-    }
-
-    /// Check that the settings fit the backend: SQLite takes no server settings (see
-    /// [`server_settings`](Self::server_settings)), and its file must not be a directory. The
-    /// loader runs this; `dj_schema::Connection` runs it again, for configurations built in code
-    /// (where [`DatabaseConfig::default`] means SQLite).
-    pub fn validate(&self) -> Result<()> {
-        self.validate_with(&|_| None)
-    }
-
-    pub(crate) fn validate_with(
-        &self,
-        origin: &dyn Fn(&str) -> Option<SettingOrigin>,
-    ) -> Result<()> {
-        if self.backend != DatabaseBackend::Sqlite {
-            return Ok(());
-        }
-        if let Some(key) = self.server_settings().first() {
-            let from = match origin(key) {
-                Some(SettingOrigin::File) | None => String::new(),
-                Some(o) => format!(" (from {o})"),
-            };
-            let why = match &self.backend_source {
-                BackendSource::Default => {
-                    "the default when nothing names a backend, as in a configuration built in code"
-                        .to_string()
-                }
-                other => format!("chosen by {other}"),
-            };
-            return Err(Error::config(
-                *key,
-                format!(
-                    "is set{from}, but the backend is sqlite ({why}), which connects to no server; \
-                     set `database.backend` (or `DJ_BACKEND`) to `mysql` or `postgresql`, or \
-                     remove the server settings"
-                ),
-            ));
-        }
-        if self.url.is_none() {
-            let path = self.sqlite_path();
-            if path.is_dir() {
-                return Err(Error::config(
-                    "database.path",
-                    format!(
-                        "`{}` is a directory, not a SQLite database file",
-                        path.display()
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Where connections go, without secrets: the SQLite file, or `host:port` (MySQL) and
-    /// `host:port/database` (PostgreSQL). For a `database.url`, its host, port and database when
-    /// they can be told apart from the user name and password with certainty; otherwise a phrase
-    /// saying that the URL names the server.
-    pub fn target(&self) -> String {
-        match (self.backend, self.url.as_ref()) {
-            (DatabaseBackend::Sqlite, Some(url)) => {
-                let rest = url.expose().split_once(':').map_or("", |(_, r)| r);
-                let rest = rest.strip_prefix("//").unwrap_or(rest);
-                rest.split(['?', '#']).next().unwrap_or(rest).to_string()
-            }
-            (DatabaseBackend::Sqlite, None) => self.sqlite_path().display().to_string(),
-            (_, Some(url)) => match url_server(url.expose()) {
-                Some((server, db)) => match (&self.name, self.backend) {
-                    (Some(name), DatabaseBackend::Postgresql) => format!("{server}/{name}"),
-                    _ if db.is_empty() => server,
-                    _ => format!("{server}/{db}"),
-                },
-                None => "the server in `database.url` (not shown: the URL is secret)".to_string(),
-            },
-            (backend, None) => {
-                let server = format!(
-                    "{}:{}",
-                    self.host_or_default(),
-                    self.port_or_default().unwrap_or_default()
-                );
-                if backend == DatabaseBackend::Postgresql {
-                    format!("{server}/{}", self.name.as_deref().unwrap_or("postgres"))
-                } else {
-                    server
-                }
-            }
-        }
-    }
-}
-
-/// The `host[:port]` and database of a server URL, or `None` when the user name or password
-/// might run into them (an `@`, `?` or `#` where it cannot be told apart), so that no part of a
-/// password is ever shown.
-fn url_server(url: &str) -> Option<(String, String)> {
-    let (_, rest) = url.split_once("://")?;
-    let ats: Vec<usize> = rest.match_indices('@').map(|(i, _)| i).collect();
-    let end_of_authority = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let host_start = match ats.as_slice() {
-        [] => 0,
-        [at] if *at < end_of_authority => at + 1,
-        _ => return None,
-    };
-    let server = &rest[host_start..end_of_authority];
-    if server.is_empty() {
-        return None;
-    }
-    let db = rest[end_of_authority..]
-        .strip_prefix('/')
-        .unwrap_or("")
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("");
-    Some((server.to_string(), db.to_string()))
-}
-
-impl fmt::Display for SettingOrigin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SettingOrigin::File => f.write_str("the configuration file"),
-            SettingOrigin::Env(var) => write!(f, "the environment variable `{var}`"),
-            SettingOrigin::Secret(path) => write!(f, "the secrets file `{}`", path.display()),
-        }
-    }
-}
-
-/// `` `database.host` in the configuration file``, `` `DJ_HOST` ``, ….
-pub(crate) fn setting_phrase(key: &str, origin: &SettingOrigin) -> String {
-    match origin {
-        SettingOrigin::File => format!("`{key}` in the configuration file"),
-        SettingOrigin::Env(var) => format!("`{var}`"),
-        SettingOrigin::Secret(path) => {
-            format!("`{key}` from the secrets file `{}`", path.display())
-        }
-    }
-}
-
-impl fmt::Display for BackendSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BackendSource::Default => f.write_str(
-                "no backend, URL or server setting is configured: SQLite, dj-rs's default",
-            ),
-            BackendSource::Backend(origin) => {
-                f.write_str(&setting_phrase("database.backend", origin))
-            }
-            BackendSource::UrlScheme(origin) => write!(
-                f,
-                "the scheme of {}",
-                setting_phrase("database.url", origin)
-            ),
-            BackendSource::ServerSettings(keys) => {
-                // File keys as dotted keys, environment variables by name.
-                let list: Vec<String> = keys
-                    .iter()
-                    .map(|(k, o)| match o {
-                        SettingOrigin::File => format!("`{k}`"),
-                        o => setting_phrase(k, o),
-                    })
-                    .collect();
-                write!(
-                    f,
-                    "server settings without a backend ({}): mysql, DataJoint's default backend",
-                    list.join(", ")
-                )
-            }
-        }
-    }
-}
-
 impl StoresConfig {
     /// The spec of a configured store, or [`Error::UnknownStore`] naming the configured ones.
     pub fn get(&self, name: &str) -> Result<&StoreSpec> {
@@ -1081,89 +570,6 @@ pub(crate) fn known_list<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> 
         "(none)".into()
     } else {
         v.join(", ")
-    }
-}
-
-impl Config {
-    /// The effective configuration as JSON, in the nested `datajoint.json` shape, with every
-    /// secret replaced by `"***"` (for `dj config check`).
-    pub fn redacted_json(&self) -> Json {
-        fn secret(s: &Option<Secret>) -> Json {
-            s.as_ref().map_or(Json::Null, |_| json!("***"))
-        }
-        fn path(p: &Option<PathBuf>) -> Json {
-            p.as_ref()
-                .map_or(Json::Null, |p| json!(p.display().to_string()))
-        }
-        let db = &self.database;
-        let mut stores = Map::new();
-        stores.insert("default".into(), json!(self.stores.default));
-        stores.insert(
-            "filepath_default".into(),
-            json!(self.stores.filepath_default),
-        );
-        for (name, s) in &self.stores.specs {
-            let options: Map<String, Json> = s
-                .options
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        if is_secret_key_name(k) {
-                            json!("***")
-                        } else {
-                            v.clone()
-                        },
-                    )
-                })
-                .collect();
-            let mut store = json!({
-                "protocol": s.protocol,
-                "location": s.location,
-                "subfolding": s.subfolding,
-                "partition_pattern": s.partition_pattern,
-                "token_length": s.token_length,
-                "hash_prefix": s.hash_prefix,
-                "schema_prefix": s.schema_prefix,
-                "filepath_prefix": s.filepath_prefix,
-                "hash_algorithm": s.hash_algorithm.as_str(),
-            });
-            // The protocol's options sit beside the common keys, as in the file.
-            if let Json::Object(m) = &mut store {
-                for (k, v) in options {
-                    m.entry(k).or_insert(v);
-                }
-            }
-            stores.insert(name.clone(), store);
-        }
-        json!({
-            "database": {
-                "backend": db.backend.as_str(),
-                "host": db.host,
-                "port": db.port,
-                "user": db.user,
-                "password": secret(&db.password),
-                "name": db.name,
-                "url": secret(&db.url),
-                "path": path(&db.path),
-            },
-            "stores": stores,
-            "download_path": self.download_path.display().to_string(),
-            "safemode": self.safemode,
-            "transfer_concurrency": self.transfer_concurrency,
-            "blob_compression": self.blob_compression.as_str(),
-            "blob_max_decompressed_size": self.blob_max_decompressed_size,
-            "source": path(&self.source),
-            "secrets_dir": path(&self.secrets_dir),
-            "jobs": {
-                "auto_refresh": self.jobs.auto_refresh,
-                "keep_completed": self.jobs.keep_completed,
-                "stale_timeout": self.jobs.stale_timeout,
-                "default_priority": self.jobs.default_priority,
-                "add_job_metadata": self.jobs.add_job_metadata,
-                "version_method": self.jobs.version_method.as_str(),
-            },
-        })
     }
 }
 

@@ -10,14 +10,15 @@
 //! - [`store`]: the [`Store`](store::Store) trait, keys and the [`StoreExt`](store::StoreExt)
 //!   conveniences;
 //! - [`registry`]: link-time (`inventory`) and run-time registration of codecs and protocols;
-//! - [`config`]: the configuration (database, stores and their layout settings) and [`loader`]:
-//!   loading it from `datajoint.json`, environment overrides and secrets;
-//! - [`storeset`]: the stores of one connection, opened on first use;
+//! - [`config`]: the configuration codecs and stores read (stores, their layout settings and
+//!   protocol options, the codecs' own settings);
+//! - [`StoreSet`](registry::StoreSet): the stores of one connection, opened on first use;
 //! - [`reuse`]: the rule that lets writers reuse stored objects while garbage collection runs;
 //! - [`object`]: the metadata and manifest formats of path-addressed objects.
 //!
-//! The machinery lives in crates of its own: `dj-layout` (every store path and the content
-//! hashes), `dj-object` (`ObjectRef`, readers, writers, transfers), `dj-store-object-store` (the
+//! The machinery lives in crates of its own: `dj-config` (loading `datajoint.json`, environment
+//! overrides and secrets; the database and job settings), `dj-layout` (every store path and the
+//! content hashes), `dj-object` (`ObjectRef`, readers, writers, transfers), `dj-store-object-store` (the
 //! `object_store` adapter the file, s3, gcs and azure stores build on) and `dj-testkit` (the
 //! store conformance suite).
 //!
@@ -37,15 +38,14 @@
 pub mod codec;
 pub mod config;
 pub mod error;
-pub mod loader;
 pub mod object;
+// Huge-page buffers: used by `store` here; other crates reach them as `dj_rt::pages`.
+#[doc(hidden)]
 pub mod pages;
-pub mod pyfmt;
 pub mod registry;
 pub mod reuse;
 pub mod store;
-pub mod storeset;
-pub mod task;
+mod storeset;
 pub mod typespec;
 pub mod value;
 

@@ -24,6 +24,7 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
 use serde_json::{Map, json};
 
 use crate::error::{Error, Result};
@@ -38,28 +39,133 @@ pub const MANIFEST_SUFFIX: &str = ".manifest.json";
 // ------------------------------------------------------------------------------------------------
 
 /// The JSON metadata of a path-addressed object, as stored in the table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serialized (through serde) in DataJoint's key order, `path, store, size, ext, is_dir,
+/// item_count, timestamp`, then `hash` and `checksum` when set, then the extra keys. Read
+/// leniently, as DataJoint's own and older rows need: only `path` is required; a value of the
+/// wrong type reads as absent (an empty `store` too), except a `timestamp` string that is not
+/// a time, which is an error.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectMetadata {
     /// The key inside the store.
     pub path: String,
     /// The store's name.
+    #[serde(default, deserialize_with = "lenient::nonempty_string")]
     pub store: Option<String>,
     /// Size in bytes: of the file, or the sum of a folder's files. `None` when not recorded.
+    #[serde(default, deserialize_with = "lenient::count")]
     pub size: Option<u64>,
     /// The file extension with its leading dot, e.g. `.zarr`, `.h5`.
+    #[serde(default, deserialize_with = "lenient::string")]
     pub ext: Option<String>,
     /// Whether the object is a folder.
+    #[serde(default, deserialize_with = "lenient::flag")]
     pub is_dir: bool,
     /// How many files a folder holds.
+    #[serde(default, deserialize_with = "lenient::count")]
     pub item_count: Option<u64>,
     /// When the object was written.
+    #[serde(
+        default,
+        serialize_with = "lenient::serialize_timestamp",
+        deserialize_with = "lenient::timestamp"
+    )]
     pub timestamp: Option<DateTime<Utc>>,
-    /// BLAKE3 of the file (of the manifest, for folders), lowercase base32. dj-rs only.
-    pub checksum: Option<String>,
     /// DataJoint's MD5-base32 `hash` field; its built-in codecs never fill it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::string"
+    )]
     pub hash: Option<String>,
-    /// Any other keys, kept as they were (codecs such as `<npy@>` add their own).
+    /// BLAKE3 of the file (of the manifest, for folders), lowercase base32. dj-rs only.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::string"
+    )]
+    pub checksum: Option<String>,
+    /// Any other keys, kept as they were (codecs such as `<npy@>` add their own). A key that
+    /// names one of the fields above is not written.
+    #[serde(flatten, serialize_with = "lenient::serialize_extra")]
     pub extra: Map<String, serde_json::Value>,
+}
+
+/// The lenient readers of [`ObjectMetadata`]'s fields, and its writers of a timestamp (as
+/// Python's `isoformat`) and of the extra keys.
+mod lenient {
+    use chrono::{DateTime, Utc};
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::{Map, Value as Json};
+
+    /// The keys of the named fields, which extra keys never override.
+    const FIELDS: &[&str] = &[
+        "path",
+        "store",
+        "size",
+        "ext",
+        "is_dir",
+        "item_count",
+        "timestamp",
+        "hash",
+        "checksum",
+    ];
+
+    pub(super) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(match Json::deserialize(d)? {
+            Json::String(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    pub(super) fn nonempty_string<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<String>, D::Error> {
+        Ok(string(d)?.filter(|s| !s.is_empty()))
+    }
+
+    pub(super) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Ok(Json::deserialize(d)?.as_u64())
+    }
+
+    pub(super) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        Ok(Json::deserialize(d)?.as_bool().unwrap_or(false))
+    }
+
+    pub(super) fn timestamp<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match string(d)? {
+            None => Ok(None),
+            Some(t) => super::parse_timestamp(&t)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("bad timestamp `{t}`"))),
+        }
+    }
+
+    pub(super) fn serialize_timestamp<S: Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&super::python_timestamp(t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn serialize_extra<S: Serializer>(
+        extra: &Map<String, Json>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in extra {
+            if !FIELDS.contains(&k.as_str()) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
 }
 
 impl ObjectMetadata {
@@ -80,29 +186,10 @@ impl ObjectMetadata {
     }
 
     /// The JSON document, keys in DataJoint's order (`path, store, size, ext, is_dir,
-    /// item_count, timestamp`), then `checksum`, then any extra keys.
+    /// item_count, timestamp`), then `hash` and `checksum` when set, then any extra keys.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut m = Map::new();
-        m.insert("path".into(), json!(self.path));
-        m.insert("store".into(), json!(self.store));
-        m.insert("size".into(), json!(self.size));
-        m.insert("ext".into(), json!(self.ext));
-        m.insert("is_dir".into(), json!(self.is_dir));
-        m.insert("item_count".into(), json!(self.item_count));
-        m.insert(
-            "timestamp".into(),
-            json!(self.timestamp.as_ref().map(python_timestamp)),
-        );
-        if let Some(h) = &self.hash {
-            m.insert("hash".into(), json!(h));
-        }
-        if let Some(c) = &self.checksum {
-            m.insert("checksum".into(), json!(c));
-        }
-        for (k, v) in &self.extra {
-            m.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        serde_json::Value::Object(m)
+        // Serializing strings, numbers and maps into a JSON value cannot fail.
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// Read metadata from a stored value: a JSON document, or JSON text as MySQL returns it.
@@ -112,58 +199,14 @@ impl ObjectMetadata {
         Self::from_json(&json, codec)
     }
 
-    /// Read metadata from a JSON document. `path` is required; every other key is optional.
+    /// Read metadata from a JSON document. `path` is required; every other key is optional
+    /// (see [`ObjectMetadata`] for how leniently each is read).
     pub fn from_json(json: &serde_json::Value, codec: &str) -> Result<ObjectMetadata> {
-        let Some(obj) = json.as_object() else {
+        if !json.is_object() {
             return Err(Error::codec(codec, "stored metadata is not a JSON object"));
-        };
-        let path = obj
-            .get("path")
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| Error::codec(codec, "stored metadata has no `path`"))?;
-        let string = |k: &str| {
-            obj.get(k)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_string)
-        };
-        let timestamp = match obj.get("timestamp").and_then(serde_json::Value::as_str) {
-            Some(t) => Some(parse_timestamp(t).ok_or_else(|| {
-                Error::codec(codec, format!("stored metadata has a bad timestamp `{t}`"))
-            })?),
-            None => None,
-        };
-        let mut extra = Map::new();
-        for (k, v) in obj {
-            if !matches!(
-                k.as_str(),
-                "path"
-                    | "store"
-                    | "size"
-                    | "ext"
-                    | "is_dir"
-                    | "item_count"
-                    | "timestamp"
-                    | "checksum"
-                    | "hash"
-            ) {
-                extra.insert(k.clone(), v.clone());
-            }
         }
-        Ok(ObjectMetadata {
-            path: path.to_string(),
-            store: string("store").filter(|s| !s.is_empty()),
-            size: obj.get("size").and_then(serde_json::Value::as_u64),
-            ext: string("ext"),
-            is_dir: obj
-                .get("is_dir")
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false),
-            item_count: obj.get("item_count").and_then(serde_json::Value::as_u64),
-            timestamp,
-            checksum: string("checksum"),
-            hash: string("hash"),
-            extra,
-        })
+        ObjectMetadata::deserialize(json)
+            .map_err(|e| Error::codec(codec, format!("stored metadata is not valid: {e}")))
     }
 
     /// Metadata for a file just written: size and checksum from `written`, a timestamp of now.
@@ -183,12 +226,14 @@ impl ObjectMetadata {
 }
 
 /// A timestamp as Python's `datetime.isoformat()` prints an aware UTC time:
-/// `2026-11-23T22:05:46.367583+00:00`.
+/// `2026-11-23T22:05:46.367583+00:00`. (For the object crates; not part of the documented API.)
+#[doc(hidden)]
 pub fn python_timestamp(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, false)
 }
 
 /// The current time as [`python_timestamp`] prints it.
+#[doc(hidden)]
 pub fn python_timestamp_now() -> String {
     python_timestamp(&Utc::now())
 }
@@ -376,6 +421,42 @@ mod tests {
         // DataJoint may record an empty store name.
         let m = ObjectMetadata::from_json(&json!({"path": "a", "store": ""}), "object").unwrap();
         assert_eq!(m.store, None);
+        let err = ObjectMetadata::from_json(&json!({"size": 1}), "object").unwrap_err();
+        assert!(err.to_string().contains("`path`"), "{err}");
+        let err = ObjectMetadata::from_json(&json!({"path": "a", "timestamp": "yesterday"}), "x")
+            .unwrap_err();
+        assert!(err.to_string().contains("`yesterday`"), "{err}");
+    }
+
+    #[test]
+    fn metadata_values_of_the_wrong_type_read_as_absent() {
+        let j = json!({
+            "path": "a/b.bin", "store": 7, "size": -3, "ext": null, "is_dir": "yes",
+            "item_count": 2.5, "timestamp": 12, "hash": false, "checksum": ["x"],
+        });
+        let m = ObjectMetadata::from_json(&j, "object").unwrap();
+        assert_eq!(m, ObjectMetadata::new("a/b.bin", None));
+        // A naive timestamp (Python's isoformat without an offset) is UTC.
+        let j = json!({"path": "a", "timestamp": "2026-01-02T03:04:05", "size": 4, "is_dir": true});
+        let m = ObjectMetadata::from_json(&j, "object").unwrap();
+        assert_eq!(
+            m.timestamp.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-01-02T03:04:05+00:00")
+        );
+        assert_eq!((m.size, m.is_dir), (Some(4), true));
+    }
+
+    #[test]
+    fn metadata_extra_keys_never_override_fields() {
+        let mut m = ObjectMetadata::new("a", Some("s".into()));
+        m.hash = Some("h".into());
+        m.extra.insert("path".into(), json!("elsewhere"));
+        m.extra.insert("shape".into(), json!([3]));
+        let text = m.to_json().to_string();
+        assert_eq!(
+            text,
+            r#"{"path":"a","store":"s","size":null,"ext":null,"is_dir":false,"item_count":null,"timestamp":null,"hash":"h","shape":[3]}"#
+        );
     }
 
     #[test]

@@ -20,12 +20,14 @@ use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::codec::{Codec, CodecLookup};
-use crate::config::{Config, SpecContext, StoreSpec};
+use crate::config::{SpecContext, StoreSpec};
 use crate::error::{Error, Result};
 use crate::store::Store;
 pub use crate::storeset::StoreSet;
 
-/// A codec submitted at link time.
+/// A codec submitted at link time (by [`submit_codec!`](crate::submit_codec), whose
+/// plumbing this is).
+#[doc(hidden)]
 pub struct CodecPlugin {
     /// The codec name, as used inside `<…>`.
     pub name: &'static str,
@@ -35,8 +37,10 @@ pub struct CodecPlugin {
     pub source: &'static str,
 }
 
-/// Builds a store from its spec.
-pub type StoreFactory = fn(&StoreSpec, &Config) -> Result<Arc<dyn Store>>;
+/// Builds a store from its spec. The context gives what opening may need besides the spec (the
+/// directory relative locations are resolved against); nothing else of the configuration
+/// reaches a store.
+pub type StoreFactory = fn(&StoreSpec, &SpecContext<'_>) -> Result<Arc<dyn Store>>;
 
 /// Checks (and may complete) a store spec of a protocol when the configuration is loaded: its
 /// options (unknown keys, types, required keys, credentials) and its location. Errors name
@@ -46,7 +50,9 @@ pub type StoreCheck = fn(&mut StoreSpec, &SpecContext<'_>) -> Result<()>;
 /// A run-time [`StoreCheck`], which may capture data.
 pub type DynStoreCheck = Arc<dyn Fn(&mut StoreSpec, &SpecContext<'_>) -> Result<()> + Send + Sync>;
 
-/// A store protocol submitted at link time.
+/// A store protocol submitted at link time (by
+/// [`submit_store_protocol!`](crate::submit_store_protocol), whose plumbing this is).
+#[doc(hidden)]
 pub struct StorePlugin {
     /// The protocol name used in `stores.<name>.protocol`.
     pub protocol: &'static str,
@@ -410,7 +416,7 @@ impl StoreSet {
                 protocol: spec.protocol.clone(),
                 known: registry.list_protocols().join(", "),
             })?;
-        let store = (entry.create)(spec, &self.config)?;
+        let store = (entry.create)(spec, &SpecContext::new(self.config.base_dir()))?;
         let mut stores = self.stores.write().unwrap_or_else(|e| e.into_inner());
         Ok(Arc::clone(stores.entry(name.to_string()).or_insert(store)))
     }
@@ -420,6 +426,7 @@ impl StoreSet {
 mod tests {
     use super::*;
     use crate::codec::CodecContext;
+    use crate::config::Config;
     use crate::typespec::TypeSpec;
     use crate::value::Value;
     use async_trait::async_trait;
@@ -465,7 +472,7 @@ mod tests {
             .stores
             .specs
             .insert("x".into(), StoreSpec::new("x", "carrier-pigeon", "/"));
-        let set = StoreSet::new(Arc::new(config));
+        let set = StoreSet::new(config);
         let err = set.get_with("x", &Registry::new()).unwrap_err().to_string();
         assert!(err.contains("protocol `carrier-pigeon`"), "{err}");
         let err = set.get("nope").unwrap_err().to_string();

@@ -34,10 +34,11 @@ impl fmt::Debug for StoreSet {
 }
 
 impl StoreSet {
-    /// Stores for `config`, none opened yet.
-    pub fn new(config: Arc<Config>) -> Self {
+    /// Stores for `config`, none opened yet. `config` is this crate's [`Config`] (owned or in an
+    /// `Arc`) or anything that converts into one, such as `dj-config`'s whole configuration.
+    pub fn new(config: impl Into<Arc<Config>>) -> Self {
         StoreSet {
-            config,
+            config: config.into(),
             stores: RwLock::new(HashMap::new()),
         }
     }

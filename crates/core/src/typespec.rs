@@ -23,27 +23,6 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
-/// The SQL backends dj-rs speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Backend {
-    /// SQLite, the embedded default.
-    Sqlite,
-    /// PostgreSQL.
-    Postgres,
-    /// MySQL and MariaDB.
-    MySql,
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgresql",
-            Backend::MySql => "mysql",
-        })
-    }
-}
-
 /// Which store a codec spec names.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum StoreRef {

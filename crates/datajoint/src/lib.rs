@@ -68,13 +68,18 @@
 //! assert!(datajoint::Registry::global().list_protocols().contains(&"file".to_string()));
 //! ```
 
+/// The configuration: loading `datajoint.json` ([`Config::load`](config::Config::load)), the
+/// database, job and store settings (`dj-config`, which re-exports dj-core's store types).
+pub use dj_config as config;
+pub use dj_config::{Config, Secret, StoreSpec};
 pub use dj_core;
 pub use dj_core::codec::{Codec, CodecContext, ResolvedType, StoredRef};
-pub use dj_core::config::{Config, Secret, StoreSpec};
 pub use dj_core::registry::{Registry, StoreSet};
 pub use dj_core::store::{Store, StoreExt, StorePath};
-pub use dj_core::typespec::{Backend, CoreType, TypeSpec};
+pub use dj_core::typespec::{CoreType, TypeSpec};
 pub use dj_core::value::{DomainValue, Value};
+#[cfg(feature = "schema")]
+pub use dj_schema::Backend;
 pub mod error;
 /// The core contracts' result type, which [`Codec`] and [`Store`] implementations return.
 pub use dj_core::Result as CoreResult;

@@ -38,15 +38,19 @@
 //! # Ok::<(), dj_core::Error>(())
 //! ```
 
+// Python's text formats (pk path segments); for the codec crates and their tests.
+#[doc(hidden)]
+pub mod pyfmt;
+
 use std::borrow::Borrow;
 use std::fmt::Write as _;
 
 use md5::{Digest, Md5};
 use rand::Rng;
 
+use crate::pyfmt::float_repr;
 use dj_core::config::{HashAlgorithm, StoreSpec};
 use dj_core::error::{Error, Result};
-use dj_core::pyfmt::float_repr;
 use dj_core::store::StorePath;
 use dj_core::value::Value;
 
@@ -65,10 +69,70 @@ pub fn normalize_ext(ext: Option<&str>) -> Option<String> {
 pub const TOKEN_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-pub use dj_core::config::{
-    BLAKE3_HASH_LEN, DEFAULT_TOKEN_LENGTH, MAX_TOKEN_LENGTH, MD5_HASH_LEN, MIN_TOKEN_LENGTH,
-    clamp_token_length, normalize_prefix, partition_attributes,
-};
+/// Shortest allowed token length (`token_length` is clamped to this).
+pub const MIN_TOKEN_LENGTH: usize = 4;
+/// Longest allowed token length.
+pub const MAX_TOKEN_LENGTH: usize = 16;
+/// The default token length.
+pub const DEFAULT_TOKEN_LENGTH: usize = 8;
+
+/// Length of an MD5 hash in lowercase base32 without padding.
+pub const MD5_HASH_LEN: usize = 26;
+/// Length of a BLAKE3 (256-bit) hash in lowercase base32 without padding.
+pub const BLAKE3_HASH_LEN: usize = 52;
+
+/// Normalise a section prefix the way DataJoint does (`strip("/")`) and check it: `""` (no
+/// section) or a relative path. `key` names the setting in errors.
+pub fn normalize_prefix(prefix: &str, key: &str) -> Result<String> {
+    let p = prefix.trim_matches('/');
+    if p.is_empty() {
+        return Ok(String::new());
+    }
+    StorePath::parse(p)
+        .map_err(|e| Error::config(key, format!("`{prefix}` is not a valid relative path: {e}")))?;
+    Ok(p.to_string())
+}
+
+/// The attribute names of a partition pattern, in pattern order.
+///
+/// A pattern is one or more `/`-separated segments, each exactly `{attribute}` (letters, digits,
+/// `_`), e.g. `{subject_id}/{session_date}`. DataJoint only reads the braced names and ignores any
+/// other text, so brace-less or decorated patterns (`subject_id/session_date`, `s{a}`) would
+/// silently do something else than they seem to; they are errors here, as are repeated names.
+pub fn partition_attributes(pattern: &str) -> Result<Vec<String>> {
+    let bad = |why: &str| {
+        Error::invalid_path(
+            pattern,
+            format!(
+                "invalid partition pattern: {why}; write `{{attr}}` segments separated by `/`, e.g. `{{subject_id}}/{{session_date}}`"
+            ),
+        )
+    };
+    let mut names: Vec<String> = Vec::new();
+    for segment in pattern.split('/') {
+        let name = segment
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .ok_or_else(|| {
+                bad(&format!(
+                    "segment `{segment}` is not of the form `{{attr}}`"
+                ))
+            })?;
+        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return Err(bad(&format!("`{segment}` does not name an attribute")));
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(bad(&format!("attribute `{name}` appears twice")));
+        }
+        names.push(name.to_string());
+    }
+    Ok(names)
+}
+
+/// Clamp a token length to 4–16, as DataJoint does.
+pub fn clamp_token_length(length: usize) -> usize {
+    length.clamp(MIN_TOKEN_LENGTH, MAX_TOKEN_LENGTH)
+}
 
 /// Strings longer than this (in characters) are shortened and percent-encoded in pk segments.
 const PK_MAX_RAW_CHARS: usize = 100;

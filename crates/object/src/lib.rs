@@ -537,7 +537,7 @@ pub async fn hash_stored(
 
 /// Hash a chunk, on the blocking pool when it is large.
 async fn hash_chunk(mut hasher: ContentHasher, chunk: Bytes) -> Result<ContentHasher> {
-    dj_core::task::run_blocking(
+    dj_rt::task::run_blocking(
         chunk.len() >= 1024 * 1024,
         "object",
         "hashing task",
@@ -862,7 +862,7 @@ impl ObjectWriter {
         if self.buf.capacity() == 0 && self.size > 0 {
             // A part was just taken: start the next one at full size instead of growing.
             self.buf.reserve(self.part_size);
-            dj_core::pages::advise_huge(self.buf.as_ptr(), self.buf.capacity());
+            dj_rt::pages::advise_huge(self.buf.as_ptr(), self.buf.capacity());
         }
         self.buf.extend_from_slice(data);
         self.size += data.len() as u64;
@@ -1236,7 +1236,7 @@ fn read_up_to(mut file: std::fs::File, len: usize) -> io::Result<(std::fs::File,
     // Not zeroed first: `read_to_end` reads into the spare capacity, so each page is written
     // once, by the read.
     let mut data = Vec::with_capacity(len);
-    dj_core::pages::advise_huge(data.as_ptr(), data.capacity());
+    dj_rt::pages::advise_huge(data.as_ptr(), data.capacity());
     (&mut file).take(len as u64).read_to_end(&mut data)?;
     Ok((file, data))
 }

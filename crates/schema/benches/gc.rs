@@ -71,7 +71,7 @@ fn main() {
     rt.block_on(async {
         let conn = Connection::open_with(
             Arc::new(config.clone()),
-            Arc::new(dj_core::registry::StoreSet::new(Arc::new(config.clone()))),
+            Arc::new(dj_core::registry::StoreSet::new(config.clone())),
         )
         .await
         .unwrap();

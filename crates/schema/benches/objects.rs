@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dj_codec_blob::{Compression, EncodeOptions, Item};
-use dj_core::config::{BlobCompression, Config, StoreSpec};
+use dj_config::{Config, StoreSpec};
+use dj_core::config::BlobCompression;
 use dj_core::store::{Store, StoreExt};
 use dj_core::value::Value;
 use dj_schema::{Connection, Row, Table, Tier, row};

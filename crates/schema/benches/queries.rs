@@ -20,8 +20,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use dj_core::Config;
-use dj_core::config::{DatabaseBackend, Secret};
+use dj_config::Config;
+use dj_config::{DatabaseBackend, Secret};
 use dj_schema::query::U;
 use dj_schema::{Connection, Query, Schema, Table, Tier};
 use futures::StreamExt;

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dj_codec_blob::Item;
-use dj_core::Config;
-use dj_core::config::{DatabaseBackend, Secret};
+use dj_config::Config;
+use dj_config::{DatabaseBackend, Secret};
 use dj_core::value::Value;
 use dj_schema::{Connection, Row, Table, Tier, row};
 

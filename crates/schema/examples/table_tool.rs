@@ -36,8 +36,8 @@ use dj_codec_attach::Attachment;
 use dj_codec_blob::{Compression, EncodeOptions, Item};
 use dj_codec_npy::{DType, NpyArray, NpyRef};
 use dj_codec_object::ObjectInput;
-use dj_core::Config;
-use dj_core::config::{DatabaseBackend, Secret};
+use dj_config::Config;
+use dj_config::{DatabaseBackend, Secret};
 use dj_core::value::Value;
 use dj_object::ObjectRef;
 use dj_schema::{Connection, Restriction, Row, Schema, Tier};
@@ -52,21 +52,13 @@ use dj_store_s3 as _;
 type Fallible<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    data_encoding::HEXLOWER.encode(bytes)
 }
 
 fn unhex(s: &str) -> Fallible<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return Err(format!("odd-length hex string ({} characters)", s.len()).into());
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad hex at character {i}").into())
-        })
-        .collect()
+    data_encoding::HEXLOWER_PERMISSIVE
+        .decode(s.as_bytes())
+        .map_err(|e| format!("bad hex string ({} characters): {e}", s.len()).into())
 }
 
 fn str_field<'a>(req: &'a Json, key: &str) -> Fallible<&'a str> {

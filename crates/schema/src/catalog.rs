@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use dj_core::typespec::{Backend, CoreType, TypeSpec};
+use crate::Backend;
+
+use dj_core::typespec::{CoreType, TypeSpec};
 use dj_core::value::Value;
 
 use crate::db::{Exec, Sql, qualified, quote};

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::Backend;
 use chrono::{NaiveDate, NaiveDateTime};
-use dj_core::Config;
-use dj_core::config::DatabaseBackend;
+use dj_config::Config;
+use dj_config::DatabaseBackend;
 use dj_core::registry::{Registry, StoreSet};
-use dj_core::typespec::Backend;
 use dj_core::value::Value;
 use futures::TryStreamExt as _;
 use sqlx::{AssertSqlSafe, Column as _, Row as _, TypeInfo as _, ValueRef as _};
@@ -272,7 +272,7 @@ impl Connection {
     /// Connect as configured by `config.database`, with the stores of `config.stores`.
     pub async fn open(config: &Config) -> Result<Connection> {
         let config = Arc::new(config.clone());
-        let stores = Arc::new(StoreSet::new(Arc::clone(&config)));
+        let stores = Arc::new(StoreSet::new(config.core()));
         Connection::open_with(config, stores).await
     }
 
@@ -283,7 +283,7 @@ impl Connection {
     /// gets when it sets a host but no backend, is refused instead of opening a local file, and
     /// so is a SQLite path that is a directory ([`DatabaseConfig::validate`]).
     ///
-    /// [`DatabaseConfig::validate`]: dj_core::config::DatabaseConfig::validate
+    /// [`DatabaseConfig::validate`]: dj_config::DatabaseConfig::validate
     pub async fn open_with(config: Arc<Config>, stores: Arc<StoreSet>) -> Result<Connection> {
         let db = &config.database;
         db.validate()?;
@@ -392,7 +392,7 @@ impl Connection {
 }
 
 #[cfg(feature = "sqlite")]
-async fn open_sqlite(db: &dj_core::config::DatabaseConfig, url: Option<&str>) -> Result<Pool> {
+async fn open_sqlite(db: &dj_config::DatabaseConfig, url: Option<&str>) -> Result<Pool> {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
     use std::str::FromStr;
     let memory = url.is_some_and(|u| u.contains(":memory:"))
@@ -436,12 +436,12 @@ async fn open_sqlite(db: &dj_core::config::DatabaseConfig, url: Option<&str>) ->
 }
 
 #[cfg(not(feature = "sqlite"))]
-async fn open_sqlite(_: &dj_core::config::DatabaseConfig, _: Option<&str>) -> Result<Pool> {
+async fn open_sqlite(_: &dj_config::DatabaseConfig, _: Option<&str>) -> Result<Pool> {
     Err(Error::BackendDisabled("sqlite"))
 }
 
 #[cfg(feature = "postgres")]
-async fn open_pg(db: &dj_core::config::DatabaseConfig, url: Option<&str>) -> Result<Pool> {
+async fn open_pg(db: &dj_config::DatabaseConfig, url: Option<&str>) -> Result<Pool> {
     use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
     use std::str::FromStr;
     let mut opts = match url {
@@ -475,12 +475,12 @@ async fn open_pg(db: &dj_core::config::DatabaseConfig, url: Option<&str>) -> Res
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn open_pg(_: &dj_core::config::DatabaseConfig, _: Option<&str>) -> Result<Pool> {
+async fn open_pg(_: &dj_config::DatabaseConfig, _: Option<&str>) -> Result<Pool> {
     Err(Error::BackendDisabled("postgres"))
 }
 
 #[cfg(feature = "mysql")]
-async fn open_mysql(db: &dj_core::config::DatabaseConfig, url: Option<&str>) -> Result<Pool> {
+async fn open_mysql(db: &dj_config::DatabaseConfig, url: Option<&str>) -> Result<Pool> {
     use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
     use std::str::FromStr;
     let mut opts = match url {
@@ -514,7 +514,7 @@ async fn open_mysql(db: &dj_core::config::DatabaseConfig, url: Option<&str>) -> 
 }
 
 #[cfg(not(feature = "mysql"))]
-async fn open_mysql(_: &dj_core::config::DatabaseConfig, _: Option<&str>) -> Result<Pool> {
+async fn open_mysql(_: &dj_config::DatabaseConfig, _: Option<&str>) -> Result<Pool> {
     Err(Error::BackendDisabled("mysql"))
 }
 

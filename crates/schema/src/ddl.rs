@@ -1,6 +1,8 @@
 //! DDL per backend, following what DataJoint 2.3.5 emits (see the relational reference).
 
-use dj_core::typespec::{Backend, CoreType, TypeSpec};
+use crate::Backend;
+
+use dj_core::typespec::{CoreType, TypeSpec};
 
 use crate::db::{literal, qualified, quote};
 use crate::dialect::dialect;

@@ -15,7 +15,7 @@
 //! struct Subject { subject_id: i32, name: String }
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! let mut config = dj_core::Config::default();
+//! let mut config = dj_config::Config::default();
 //! config.database.path = Some(":memory:".into()); // SQLite, in memory
 //! let conn = Connection::open(&config).await?;
 //! let lab = conn.schema("lab").await?;
@@ -66,6 +66,7 @@ mod table;
 pub mod transaction;
 
 pub use db::Connection;
+pub use dialect::Backend;
 pub use error::{Error, Result};
 pub use heading::{Attribute, ForeignKey, Heading, Index};
 pub use lifecycle::{Gc, GcOptions, GcReport, Migration, MigrationReport, Verify, VerifyReport};

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use dj_core::typespec::Backend;
+use crate::Backend;
 
 use crate::dialect::dialect;
 use crate::error::{Error, Result};

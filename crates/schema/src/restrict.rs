@@ -16,7 +16,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use dj_core::typespec::{Backend, CoreType, TypeSpec};
+use crate::Backend;
+
+use dj_core::typespec::{CoreType, TypeSpec};
 use dj_core::value::Value;
 
 use crate::Row;
@@ -698,7 +700,7 @@ fn render_cond(h: &QueryHeading, sql: &mut Sql, attr: &str, op: Op, v: &Value) -
 #[cfg(test)]
 mod tests {
     use super::sql_names;
-    use dj_core::typespec::Backend;
+    use crate::Backend;
 
     #[test]
     fn names_of_a_condition() {

@@ -2,8 +2,9 @@
 
 use std::any::Any;
 
+use crate::Backend;
 use dj_core::codec::ResolvedType;
-use dj_core::typespec::{Backend, CoreType, StoreRef, TypeSpec};
+use dj_core::typespec::{CoreType, StoreRef, TypeSpec};
 use serde::Serialize;
 
 use crate::catalog;

@@ -32,8 +32,9 @@ impl SqlType for CoreType {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Backend;
     use crate::dialect::dialect;
-    use dj_core::typespec::{Backend, TypeSpec};
+    use dj_core::typespec::TypeSpec;
 
     fn p(s: &str) -> TypeSpec {
         s.parse().unwrap()

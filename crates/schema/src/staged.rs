@@ -18,9 +18,9 @@
 //! # use dj_codec_object as _; use dj_store_memory as _;
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
-//! let mut config = dj_core::Config::default();
+//! let mut config = dj_config::Config::default();
 //! config.database.path = Some(":memory:".into());
-//! config.stores.specs.insert("main".into(), dj_core::config::StoreSpec::new("main", "memory", ""));
+//! config.stores.specs.insert("main".into(), dj_config::StoreSpec::new("main", "memory", ""));
 //! let conn = Connection::open(&config).await?;
 //! let lab = conn.schema("lab").await?;
 //! let scan = lab

@@ -7,8 +7,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::Backend;
 use dj_core::codec::{CodecContext, ResolvedType};
-use dj_core::typespec::{Backend, CoreType, TypeSpec};
+use dj_core::typespec::{CoreType, TypeSpec};
 use dj_core::value::Value;
 use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
@@ -209,7 +210,7 @@ impl Table {
             field: field.to_string(),
             key,
             store: None,
-            config: Arc::clone(&self.inner.conn.inner.config),
+            config: self.inner.conn.inner.config.core(),
             stores: Arc::clone(&self.inner.conn.inner.stores),
         }
     }

@@ -5,7 +5,7 @@
 //! use dj_schema::{Connection, Tier, row};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! let mut config = dj_core::Config::default();
+//! let mut config = dj_config::Config::default();
 //! config.database.path = Some(":memory:".into());
 //! let conn = Connection::open(&config).await?;
 //! let lab = conn.schema("lab").await?;

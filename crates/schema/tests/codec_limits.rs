@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use dj_codec_attach::Attachment;
 use dj_codec_blob::{Item, MAX_DEPTH};
-use dj_core::config::{Config, StoreSpec};
+use dj_config::{Config, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::store::{StoreExt, StorePath};
 use dj_core::value::Value;
@@ -57,12 +57,10 @@ where
         config.download_path = dir.join("downloads");
         adjust(&mut config);
         let config = Arc::new(config);
-        let conn = Connection::open_with(
-            Arc::clone(&config),
-            Arc::new(StoreSet::new(Arc::clone(&config))),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let conn =
+            Connection::open_with(Arc::clone(&config), Arc::new(StoreSet::new(config.core())))
+                .await
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
         for store in ["files", "s3"] {
             let name = common::schema_name(test);
             let schema = conn.schema(&name).await.unwrap();

@@ -8,8 +8,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::each_backend;
-use dj_core::typespec::{Backend, CoreType, TypeSpec};
+use dj_core::typespec::{CoreType, TypeSpec};
 use dj_core::value::Value;
+use dj_schema::Backend;
 use dj_schema::definition::{DefItem, parse};
 use dj_schema::{Row, Schema, Tier, row};
 use proptest::strategy::{Strategy, ValueTree};

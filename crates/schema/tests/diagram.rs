@@ -356,7 +356,7 @@ fn check_svg(label: &str, svg: &str, nodes: usize, edges: usize, labels: &[&str]
 #[tokio::test]
 async fn docs_diagram_is_current() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = dj_core::Config::default();
+    let mut config = dj_config::Config::default();
     config.database.path = Some(dir.path().join("docs.sqlite"));
     let conn = dj_schema::Connection::open(&config).await.unwrap();
     let lab = conn.schema("lab").await.unwrap();
@@ -444,7 +444,7 @@ async fn docs_diagram_is_current() {
 #[tokio::test]
 async fn wide_pipeline_lays_out_without_overlaps() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = dj_core::Config::default();
+    let mut config = dj_config::Config::default();
     config.database.path = Some(dir.path().join("wide.sqlite"));
     let conn = dj_schema::Connection::open(&config).await.unwrap();
     let s = conn.schema("wide").await.unwrap();

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use dj_codec_blob::{Item, decode, encode, to_item};
-use dj_core::config::{Config, StoreSpec};
+use dj_config::{Config, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::value::Value;
 use dj_schema::{Connection, Row, Schema, Tier, row};
@@ -33,7 +33,7 @@ where
         );
         config.stores.default = Some("main".into());
         let config: Arc<Config> = Arc::new(config);
-        let set = Arc::new(StoreSet::new(Arc::clone(&config)));
+        let set = Arc::new(StoreSet::new(config.core()));
         let conn = Connection::open_with(Arc::clone(&config), set)
             .await
             .unwrap_or_else(|e| panic!("{label}: {e}"));

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dj_codec_attach::Attachment;
 use dj_codec_blob::Item;
+use dj_config::StoreSpec;
 use dj_core::codec::{Codec, CodecContext};
-use dj_core::config::StoreSpec;
 use dj_core::registry::{Registry, StoreSet};
 use dj_core::store::{
     Capabilities, GetOptions, GetResult, MultipartUpload, ObjectMeta, PutOptions, PutResult, Store,
@@ -447,7 +447,7 @@ async fn a_failed_listing_or_query_refuses_to_delete() {
 
         // The same store, failing every listing.
         let faulty: Arc<dyn Store> = Arc::new(FaultyStore::new(cx.store("gcfault"), Fault::List));
-        let set = StoreSet::new(Arc::clone(cx.conn.config()));
+        let set = StoreSet::new(cx.conn.config().core());
         set.insert("gcfault", faulty);
         let conn = Connection::open_with(Arc::clone(cx.conn.config()), Arc::new(set))
             .await
@@ -1371,7 +1371,7 @@ async fn a_schema_missing_from_the_database_makes_gc_refuse() {
                 };
                 // Another database (an empty SQLite file) with the same store.
                 let other_dir = tempfile::tempdir().unwrap();
-                let mut config = dj_core::Config::default();
+                let mut config = dj_config::Config::default();
                 config.database.path = Some(other_dir.path().join("other.sqlite"));
                 config.stores.specs.insert(spec.name.clone(), spec.clone());
                 let other = Connection::open(&config).await.unwrap();

@@ -390,7 +390,7 @@ async fn staging_files_of_killed_writes_are_collected_after_the_grace() {
             // A failed listing of leftovers is a scan error: nothing at all is deleted.
             let faulty: Arc<dyn Store> =
                 Arc::new(FaultyStore::new(cx.store("gcstage"), Fault::ListIncomplete));
-            let set = StoreSet::new(Arc::clone(cx.conn.config()));
+            let set = StoreSet::new(cx.conn.config().core());
             set.insert("gcstage", faulty);
             let conn = Connection::open_with(Arc::clone(cx.conn.config()), Arc::new(set))
                 .await

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dj_codec_attach::Attachment;
 use dj_codec_blob::Item;
-use dj_core::config::{Config, StoreSpec};
+use dj_config::{Config, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::store::{
     Capabilities, GetOptions, GetResult, MultipartUpload, ObjectMeta, PutOptions, PutResult, Store,
@@ -69,7 +69,7 @@ async fn each_backend_stored<S, F, Fut>(
 }
 
 fn default_stores(config: &Arc<Config>) -> Arc<StoreSet> {
-    Arc::new(StoreSet::new(Arc::clone(config)))
+    Arc::new(StoreSet::new(config.core()))
 }
 
 fn array(seed: u64, n: usize) -> Item {
@@ -314,7 +314,7 @@ async fn a_store_failing_mid_batch_writes_no_row_and_loses_nothing() {
         c.transfer_concurrency = 4;
     };
     let stores = |config: &Arc<Config>| {
-        let set = StoreSet::new(Arc::clone(config));
+        let set = StoreSet::new(config.core());
         let real = set.get("main").unwrap();
         set.insert("main", Arc::new(FaultyStore::new(real, Fault::PutNth(5))));
         Arc::new(set)
@@ -554,7 +554,7 @@ async fn transfers_run_concurrently_within_the_bound() {
         c.transfer_concurrency = 6;
     };
     let stores = |config: &Arc<Config>| {
-        let set = StoreSet::new(Arc::clone(config));
+        let set = StoreSet::new(config.core());
         let counting = Arc::new(Counting {
             inner: dj_store_memory::memory_store("mem"),
             now: AtomicUsize::new(0),

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use dj_codec_object::ObjectInput;
-use dj_core::config::{Config, StoreSpec};
+use dj_config::{Config, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::store::{Store, StoreExt, StorePath};
 use dj_core::value::Value;
@@ -69,7 +69,7 @@ where
 }
 
 fn plain(config: &Arc<Config>) -> Arc<StoreSet> {
-    Arc::new(StoreSet::new(Arc::clone(config)))
+    Arc::new(StoreSet::new(config.core()))
 }
 
 fn obj(v: &Value) -> &ObjectRef {
@@ -512,7 +512,7 @@ async fn faults_leave_no_row_and_no_partial_object() {
     let dir = tempfile::tempdir().unwrap();
     // Every second multipart part fails: a large upload fails half-way through.
     let faulty = |config: &Arc<Config>| {
-        let set = StoreSet::new(Arc::clone(config));
+        let set = StoreSet::new(config.core());
         for name in ["files", "s3"] {
             let real = set.get(name).unwrap();
             set.insert(name, Arc::new(FaultyStore::new(real, Fault::PartNth(2))));

@@ -418,7 +418,7 @@ async fn key_sources_renamed_parents_overrides_and_bad_input() {
 async fn transactions_read_and_plan_deletes_through_their_own_connection() {
     // In memory: one pooled connection, so a read through the pool inside the transaction
     // would wait for ever.
-    let mut config = dj_core::Config::default();
+    let mut config = dj_config::Config::default();
     config.database.path = Some(":memory:".into());
     let conn = Connection::open(&config).await.unwrap();
     let s = conn.schema("mem").await.unwrap();
@@ -1167,13 +1167,13 @@ fn populate_worker_process() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut config = dj_core::Config::default();
+        let mut config = dj_config::Config::default();
         config.database.backend = if backend == "postgres" {
-            dj_core::config::DatabaseBackend::Postgresql
+            dj_config::DatabaseBackend::Postgresql
         } else {
-            dj_core::config::DatabaseBackend::Mysql
+            dj_config::DatabaseBackend::Mysql
         };
-        config.database.url = Some(dj_core::config::Secret::new(url));
+        config.database.url = Some(dj_config::Secret::new(url));
         let conn = Connection::open(&config).await.unwrap();
         let s = conn.existing_schema(schema).await.unwrap();
         let item = s.table("item").await.unwrap();

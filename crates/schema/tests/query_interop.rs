@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dj_codec_blob as _;
-use dj_core::Config;
-use dj_core::config::{DatabaseBackend, Secret};
+use dj_config::Config;
+use dj_config::{DatabaseBackend, Secret};
 use dj_core::value::Value;
 use dj_schema::query::U;
 use dj_schema::{Connection, Query, Restriction, Row, Table, row};

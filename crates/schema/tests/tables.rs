@@ -839,11 +839,10 @@ async fn singleton_and_tiers() {
 async fn store_codec_chain_encodes_before_the_transaction() {
     use dj_codec_hash as _;
     use dj_store_memory as _;
-    let with_store = |mut c: dj_core::Config| {
-        c.stores.specs.insert(
-            "mem".into(),
-            dj_core::config::StoreSpec::new("mem", "memory", ""),
-        );
+    let with_store = |mut c: dj_config::Config| {
+        c.stores
+            .specs
+            .insert("mem".into(), dj_config::StoreSpec::new("mem", "memory", ""));
         c.stores.default = Some("mem".into());
         c
     };
@@ -893,8 +892,8 @@ async fn store_codec_chain_encodes_before_the_transaction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_uses_only_the_configured_backend() {
-    use dj_core::config::DatabaseBackend;
-    use dj_core::typespec::Backend;
+    use dj_config::DatabaseBackend;
+    use dj_schema::Backend;
     // Each configured backend is the one connected to.
     for (label, config, _dir) in common::configs() {
         let conn = dj_schema::Connection::open(&config).await.unwrap();
@@ -913,13 +912,13 @@ async fn connection_uses_only_the_configured_backend() {
     for (key, set) in [
         (
             "database.host",
-            (|c: &mut dj_core::Config| c.database.host = Some("db.lab".into()))
-                as fn(&mut dj_core::Config),
+            (|c: &mut dj_config::Config| c.database.host = Some("db.lab".into()))
+                as fn(&mut dj_config::Config),
         ),
         ("database.user", |c| c.database.user = Some("alice".into())),
         ("database.port", |c| c.database.port = Some(3306)),
     ] {
-        let mut config = dj_core::Config::default();
+        let mut config = dj_config::Config::default();
         config.database.path = Some(file.clone());
         set(&mut config);
         let err = dj_schema::Connection::open(&config).await.unwrap_err();
@@ -928,7 +927,7 @@ async fn connection_uses_only_the_configured_backend() {
         assert!(!file.exists(), "{key}: a SQLite file was created");
     }
     // A SQLite path that is a directory.
-    let mut config = dj_core::Config::default();
+    let mut config = dj_config::Config::default();
     config.database.path = Some(dir.path().to_path_buf());
     let err = dj_schema::Connection::open(&config).await.unwrap_err();
     assert!(err.to_string().contains("database.path"), "{err}");

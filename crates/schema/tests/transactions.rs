@@ -8,7 +8,7 @@ mod common;
 use common::{each_backend, each_backend_with};
 use dj_codec_blob::Item;
 use dj_codec_hash as _;
-use dj_core::config::StoreSpec;
+use dj_config::StoreSpec;
 use dj_schema::{Connection, Error, Restriction, Schema, Table, Tier, row};
 use dj_store_file as _;
 
@@ -186,7 +186,7 @@ async fn objects_are_written_before_rows_and_a_rollback_leaves_only_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
     std::fs::create_dir_all(&store_dir).unwrap();
-    let adjust = |mut c: dj_core::Config| {
+    let adjust = |mut c: dj_config::Config| {
         c.stores.specs.insert(
             "main".into(),
             StoreSpec::new("main", "file", store_dir.to_string_lossy()),

@@ -10,11 +10,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use datajoint::dj_core::config::DatabaseBackend;
+use datajoint::config::DatabaseBackend;
 use datajoint::schema::lifecycle::{Gc, GcOptions, Verify};
 use datajoint::schema::{Connection, Row, Table, Tier, row};
 use datajoint::{
@@ -136,7 +135,7 @@ fn s3_spec(name: &str) -> Option<StoreSpec> {
 async fn wipe(spec: &StoreSpec) {
     let mut config = Config::default();
     config.stores.specs.insert(spec.name.clone(), spec.clone());
-    let store = StoreSet::new(Arc::new(config)).get(&spec.name).unwrap();
+    let store = StoreSet::new(config).get(&spec.name).unwrap();
     for meta in store.list_all(None).await.unwrap() {
         store.delete(&meta.path).await.unwrap();
     }

@@ -18,11 +18,11 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> dj_core::Result<()> {
-//! use dj_core::config::{Config, StoreSpec};
+//! use dj_core::config::{SpecContext, StoreSpec};
 //! use dj_core::store::{StoreExt, StorePath};
 //!
 //! let spec = StoreSpec::new("scratch", "btree", "doc-example").with_option("max_object_size", 64);
-//! let store = dj_store_btree::create(&spec, &Config::default())?;
+//! let store = dj_store_btree::create(&spec, &SpecContext::default())?;
 //! let key = StorePath::parse("notes/a.txt")?;
 //! store.put(&key, "hello".into()).await?;
 //! assert_eq!(&store.get(&key).await?[..], b"hello");
@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use dj_core::config::{Config, SpecContext, StoreSpec};
+use dj_core::config::{SpecContext, StoreSpec};
 use dj_core::error::{Error, Result};
 use dj_core::store::{
     Capabilities, GetOptions, GetResult, MultipartUpload, ObjectMeta, PutMode, PutOptions,
@@ -317,7 +317,7 @@ pub fn check(spec: &mut StoreSpec, _cx: &SpecContext<'_>) -> Result<()> {
 }
 
 /// Build a `btree` store from its spec (the factory registered for the protocol).
-pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
+pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>> {
     let options: BtreeOptions = spec.options_as()?;
     let store = Arc::new(BtreeStore::new(
         &spec.name,

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use dj_core::config::Config;
+use dj_config::Config;
 use dj_core::registry::Registry;
+use dj_core::registry::StoreSet;
 use dj_core::store::{StoreExt, StorePath};
-use dj_core::storeset::StoreSet;
 
 #[tokio::test]
 async fn a_configured_btree_store_works() {
@@ -27,7 +27,7 @@ async fn a_configured_btree_store_works() {
                       "scratch": {"protocol": "btree", "location": "cfg-test", "max_object_size": 16}}}"#,
     )
     .unwrap();
-    let config = Arc::new(Config::from_file(&path).unwrap());
+    let config = Config::from_file(&path).unwrap().core();
     let stores = StoreSet::new(Arc::clone(&config));
     let store = stores.get("scratch").unwrap();
     let key = StorePath::parse("a/b.txt").unwrap();

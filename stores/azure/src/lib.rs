@@ -42,7 +42,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> dj_core::Result<()> {
-//! use dj_core::config::{Config, StoreSpec};
+//! use dj_core::config::{SpecContext, StoreSpec};
 //! use dj_core::store::{StoreExt, StorePath};
 //!
 //! let spec = StoreSpec::new("archive", "azure", "lab/raw")
@@ -51,7 +51,7 @@
 //!         "connection_string",
 //!         "DefaultEndpointsProtocol=https;AccountName=mylab;AccountKey=...;EndpointSuffix=core.windows.net",
 //!     );
-//! let store = dj_store_azure::create(&spec, &Config::default())?;
+//! let store = dj_store_azure::create(&spec, &SpecContext::default())?;
 //! // Stored as `lab/raw/notes/a.txt` in container `recordings`.
 //! store.put(&StorePath::parse("notes/a.txt")?, "hello".into()).await?;
 //! # Ok(()) }
@@ -61,7 +61,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use dj_core::Result;
-use dj_core::config::{Config, Secret, SpecContext, StoreSpec};
+use dj_core::config::{Secret, SpecContext, StoreSpec};
 use dj_core::error::Error;
 use dj_core::store::{Capabilities, Store};
 use dj_store_object_store::ObjectStoreAdapter;
@@ -426,7 +426,7 @@ impl AzureTarget {
 /// a malformed `connection_string`, an account key that is not base64, or an endpoint the Azure
 /// client cannot use. Nothing is sent over the network here; an unreachable endpoint or a
 /// missing container shows on the first request.
-pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
+pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>> {
     let name = spec.name.as_str();
     let key = |k: &str| format!("stores.{name}.{k}");
     let target = AzureTarget::from_spec(spec)?;
@@ -589,7 +589,7 @@ mod tests {
         assert!(t.emulator);
         assert_eq!(t.account, EMULATOR_ACCOUNT);
         assert_eq!(t.account_key.unwrap().expose(), EMULATOR_ACCOUNT_KEY);
-        assert!(create(&s, &Config::default()).is_ok());
+        assert!(create(&s, &SpecContext::default()).is_ok());
 
         // An explicit endpoint moves the emulator account elsewhere.
         s.options.insert(
@@ -602,7 +602,7 @@ mod tests {
             t.endpoint.as_deref(),
             Some("http://127.0.0.1:4000/devstoreaccount1")
         );
-        assert!(create(&s, &Config::default()).is_ok());
+        assert!(create(&s, &SpecContext::default()).is_ok());
     }
 
     #[test]
@@ -623,7 +623,7 @@ mod tests {
             "connection_string".into(),
             "AccountName=x;AccountKey=SECRET!!notbase64".into(),
         );
-        let err = create(&s, &Config::default()).map(|_| ()).unwrap_err();
+        let err = create(&s, &SpecContext::default()).map(|_| ()).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("stores.az.connection_string"), "{text}");
         assert!(!text.contains("SECRET"), "{text}");
@@ -661,7 +661,7 @@ mod tests {
         s.options.insert("account_name".into(), "a".into());
         s.options
             .insert("account_key".into(), "not base64 at all".into());
-        let err = create(&s, &Config::default())
+        let err = create(&s, &SpecContext::default())
             .map(|_| ())
             .unwrap_err()
             .to_string();

@@ -3,10 +3,9 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 use dj_store_azure as _;
 
-use std::sync::Arc;
-
 use bytes::Bytes;
-use dj_core::config::{Config, StoreSpec};
+use dj_config::Config;
+use dj_core::config::{SpecContext, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::store::{StoreExt, StorePath};
 
@@ -52,14 +51,14 @@ async fn conformance_with_location_prefix() {
     let Some(spec) = spec("dj/conformance") else {
         return;
     };
-    let store = dj_store_azure::create(&spec, &Config::default()).unwrap();
+    let store = dj_store_azure::create(&spec, &SpecContext::default()).unwrap();
     dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_at_container_root() {
     let Some(spec) = spec("") else { return };
-    let store = dj_store_azure::create(&spec, &Config::default()).unwrap();
+    let store = dj_store_azure::create(&spec, &SpecContext::default()).unwrap();
     dj_testkit::run_all(store.as_ref()).await;
 }
 
@@ -81,7 +80,7 @@ async fn config_registry_store() {
         !format!("{spec:?}").contains(&e.key),
         "the key must not show in Debug"
     );
-    let store = StoreSet::new(Arc::new(config)).get("lab").unwrap();
+    let store = StoreSet::new(config).get("lab").unwrap();
     let k = StorePath::parse(dj_testkit::unique_prefix("cfg")).unwrap();
     store
         .put(&k, Bytes::from_static(b"via config"))
@@ -106,7 +105,7 @@ async fn missing_container_is_a_clear_error() {
     s.options
         .insert("container".into(), "no-such-container-dj".into());
     let endpoint = s.options["endpoint"].as_str().unwrap().to_string();
-    let store = dj_store_azure::create(&s, &Config::default()).unwrap();
+    let store = dj_store_azure::create(&s, &SpecContext::default()).unwrap();
     let k = StorePath::parse("k").unwrap();
     let err = store.put(&k, Bytes::from_static(b"1")).await.unwrap_err();
     let text = err.to_string();
@@ -136,7 +135,7 @@ async fn wrong_key_is_refused_without_leaking() {
     let Some(mut s) = spec("x") else { return };
     let wrong = "d3JvbmcgYnV0IHZhbGlkIGJhc2U2NCBrZXkgZm9yIGF6dXJpdGU=";
     s.options.insert("account_key".into(), (wrong).into());
-    let store = dj_store_azure::create(&s, &Config::default()).unwrap();
+    let store = dj_store_azure::create(&s, &SpecContext::default()).unwrap();
     let err = store
         .put(&StorePath::parse("k").unwrap(), Bytes::from_static(b"1"))
         .await
@@ -159,7 +158,7 @@ async fn unreachable_endpoint_is_a_clear_retryable_error() {
         "endpoint".into(),
         format!("http://127.0.0.1:{port}/devstoreaccount1").into(),
     );
-    let store = dj_store_azure::create(&s, &Config::default()).unwrap();
+    let store = dj_store_azure::create(&s, &SpecContext::default()).unwrap();
     let err = store
         .get(&StorePath::parse("k").unwrap())
         .await

@@ -56,13 +56,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use dj_core::Result;
-use dj_core::config::{Config, SpecContext, StoreSpec};
+use dj_core::config::{SpecContext, StoreSpec};
 use dj_core::error::Error;
 use dj_core::store::{
     Capabilities, ConditionalDelete, GetOptions, GetResult, IncompleteKind, IncompleteRemoval,
     IncompleteWrite, MultipartUpload, ObjectMeta, PutOptions, PutResult, Store, StorePath,
 };
-use dj_core::task::run_blocking;
+use dj_rt::task::run_blocking;
 use dj_store_object_store::ObjectStoreAdapter;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -396,7 +396,7 @@ fn delete_file_if_older(
 }
 
 /// Build a `file` store from its spec (the factory registered for the protocol).
-pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
+pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>> {
     // Local files: nothing to retry.
     let store = FileStore::open(&spec.name, &spec.location)?;
     Ok(dj_store_layers::standard(

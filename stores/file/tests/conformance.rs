@@ -1,6 +1,5 @@
 //! The file store passes the conformance suite and lays keys out as plain files.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-use std::sync::Arc;
 
 use bytes::Bytes;
 use dj_core::config::{Config, StoreSpec};
@@ -97,7 +96,7 @@ async fn missing_location_is_a_clear_error() {
         "main".into(),
         StoreSpec::new("main", "file", dir.path().to_str().unwrap()),
     );
-    let store = StoreSet::new(Arc::new(config)).get("main").unwrap();
+    let store = StoreSet::new(config).get("main").unwrap();
     store
         .put(&StorePath::parse("a").unwrap(), Bytes::from_static(b"1"))
         .await

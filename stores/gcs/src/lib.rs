@@ -39,13 +39,13 @@
 //!
 //! ```no_run
 //! # async fn example() -> dj_core::Result<()> {
-//! use dj_core::config::{Config, StoreSpec};
+//! use dj_core::config::{SpecContext, StoreSpec};
 //! use dj_core::store::{StoreExt, StorePath};
 //!
 //! let spec = StoreSpec::new("archive", "gcs", "lab/raw")
 //!     .with_option("bucket", "my-bucket")
 //!     .with_option("token", "/etc/dj/service-account.json");
-//! let store = dj_store_gcs::create(&spec, &Config::default())?;
+//! let store = dj_store_gcs::create(&spec, &SpecContext::default())?;
 //! // Stored as `lab/raw/notes/a.txt` in `my-bucket`.
 //! store.put(&StorePath::parse("notes/a.txt")?, "hello".into()).await?;
 //! # Ok(()) }
@@ -54,7 +54,7 @@
 use std::sync::Arc;
 
 use dj_core::Result;
-use dj_core::config::{Config, Secret, SpecContext, StoreSpec};
+use dj_core::config::{Secret, SpecContext, StoreSpec};
 use dj_core::error::Error;
 use dj_core::store::{Capabilities, Store};
 use dj_store_object_store::ObjectStoreAdapter;
@@ -266,7 +266,7 @@ pub fn check(spec: &mut StoreSpec, _cx: &SpecContext<'_>) -> Result<()> {
 /// Errors are [`Error::Config`] naming `stores.<name>.<key>`: a missing `bucket`, an unreadable
 /// or unsupported `token`, or an endpoint the GCS client cannot use. Nothing is sent over the
 /// network here; an unreachable service or a missing bucket shows on the first request.
-pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
+pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>> {
     let name = spec.name.as_str();
     let key = |k: &str| format!("stores.{name}.{k}");
     let options: GcsOptions = spec.options_as()?;
@@ -380,7 +380,7 @@ mod tests {
         s.options
             .insert("endpoint".into(), "http://127.0.0.1:4443".into());
         assert_eq!(credentials_from_spec(&s).unwrap().0, Credentials::Anonymous);
-        assert!(create(&s, &Config::default()).is_ok());
+        assert!(create(&s, &SpecContext::default()).is_ok());
     }
 
     #[test]
@@ -397,7 +397,7 @@ mod tests {
         let (c, url) = credentials_from_spec(&s).unwrap();
         assert_eq!(c, Credentials::ServiceAccountFile(sa.display().to_string()));
         assert_eq!(url.as_deref(), Some("http://127.0.0.1:1"));
-        assert!(create(&s, &Config::default()).is_ok());
+        assert!(create(&s, &SpecContext::default()).is_ok());
 
         let user = dir.path().join("user.json");
         std::fs::write(
@@ -436,7 +436,7 @@ mod tests {
             "{err}"
         );
         let s = with_token(r#"{"type": "service_account", "private_key": "SECRETSTUFF"}"#);
-        let err = create(&s, &Config::default())
+        let err = create(&s, &SpecContext::default())
             .map(|_| ())
             .unwrap_err()
             .to_string();
@@ -458,7 +458,7 @@ mod tests {
     fn missing_bucket_is_named() {
         let mut s = spec();
         s.options.insert("bucket".into(), "  ".into());
-        let err = create(&s, &Config::default())
+        let err = create(&s, &SpecContext::default())
             .map(|_| ())
             .unwrap_err()
             .to_string();

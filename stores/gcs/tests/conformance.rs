@@ -12,10 +12,9 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 use dj_store_gcs as _;
 
-use std::sync::Arc;
-
 use bytes::Bytes;
-use dj_core::config::{Config, StoreSpec};
+use dj_config::Config;
+use dj_core::config::{SpecContext, StoreSpec};
 use dj_core::registry::StoreSet;
 use dj_core::store::{GetOptions, GetRange, Store, StoreExt, StorePath};
 
@@ -141,14 +140,14 @@ async fn conformance_with_location_prefix() {
     let Some(spec) = spec("dj") else {
         return;
     };
-    let store = dj_store_gcs::create(&spec, &Config::default()).unwrap();
+    let store = dj_store_gcs::create(&spec, &SpecContext::default()).unwrap();
     conformance(store.as_ref(), "seed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_at_bucket_root() {
     let Some(spec) = spec("") else { return };
-    let store = dj_store_gcs::create(&spec, &Config::default()).unwrap();
+    let store = dj_store_gcs::create(&spec, &SpecContext::default()).unwrap();
     conformance(store.as_ref(), SEED).await;
 }
 
@@ -176,7 +175,7 @@ async fn config_registry_store() {
     );
     let config = Config::from_json_str(&json, dir.path()).unwrap();
     assert_eq!(config.stores.get("lab").unwrap().protocol, "gcs");
-    let store = StoreSet::new(Arc::new(config)).get("lab").unwrap();
+    let store = StoreSet::new(config).get("lab").unwrap();
     if read_only() {
         assert_eq!(&store.get(&p("seed/sub/a.txt")).await.unwrap()[..], b"a");
         return;
@@ -197,7 +196,7 @@ async fn missing_bucket_is_a_clear_error() {
     s.options
         .insert("bucket".into(), "no-such-bucket-dj".into());
     let endpoint = s.options["endpoint"].as_str().unwrap().to_string();
-    let store = dj_store_gcs::create(&s, &Config::default()).unwrap();
+    let store = dj_store_gcs::create(&s, &SpecContext::default()).unwrap();
     let k = StorePath::parse("k").unwrap();
     let err = store.put(&k, Bytes::from_static(b"1")).await.unwrap_err();
     let text = err.to_string();
@@ -230,7 +229,7 @@ async fn unreachable_endpoint_is_a_clear_retryable_error() {
         .port();
     s.options
         .insert("endpoint".into(), format!("http://127.0.0.1:{port}").into());
-    let store = dj_store_gcs::create(&s, &Config::default()).unwrap();
+    let store = dj_store_gcs::create(&s, &SpecContext::default()).unwrap();
     let err = store
         .get(&StorePath::parse("k").unwrap())
         .await

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use dj_core::Result;
-use dj_core::config::{Config, StoreSpec};
+use dj_core::config::{SpecContext, StoreSpec};
 use dj_core::store::{
     Capabilities, GetOptions, GetResult, MultipartUpload, ObjectMeta, PutOptions, PutResult, Store,
     StorePath,
@@ -129,7 +129,7 @@ impl Store for MemoryStore {
 }
 
 /// Build a `memory` store from its spec (the factory registered for the protocol).
-pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
+pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>> {
     let location = spec.location.trim_matches('/');
     let store = if location.is_empty() {
         MemoryStore::new(&spec.name)

@@ -1,6 +1,5 @@
 //! The memory store passes the conformance suite, directly and through its protocol.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-use std::sync::Arc;
 
 use bytes::Bytes;
 use dj_core::config::{Config, StoreSpec};
@@ -21,7 +20,7 @@ async fn conformance_through_the_registry_with_a_location_prefix() {
         .stores
         .specs
         .insert("m".into(), StoreSpec::new("m", "memory", "lab/prefix"));
-    let set = StoreSet::new(Arc::new(config));
+    let set = StoreSet::new(config);
     let store = set.get("m").unwrap();
     assert_eq!(store.name(), "m");
     dj_testkit::run_all(store.as_ref()).await;

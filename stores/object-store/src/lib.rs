@@ -424,7 +424,7 @@ fn file_stream(
             // Not zeroed: `read_to_end` reads straight into the spare capacity, so the pages
             // are written once, by the read.
             let mut buf = Vec::with_capacity(len);
-            dj_core::pages::advise_huge(buf.as_ptr(), buf.capacity());
+            dj_rt::pages::advise_huge(buf.as_ptr(), buf.capacity());
             let read = move || -> std::io::Result<(std::fs::File, Vec<u8>)> {
                 use std::io::{Read, Seek, SeekFrom};
                 let mut file = file;

@@ -203,7 +203,7 @@ mod memory {
     use std::sync::Arc;
 
     use dj_core::Result;
-    use dj_core::config::{Config, SpecContext, StoreSpec};
+    use dj_core::config::{SpecContext, StoreSpec};
     use dj_core::store::Store;
     use opendal::Operator;
     use opendal::services::Memory;
@@ -212,7 +212,7 @@ mod memory {
 
     /// Build an `opendal-memory` store: OpenDAL's in-memory service. A non-empty `location` is
     /// the root inside it. Every store built this way has its own, empty memory.
-    pub fn create_memory(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
+    pub fn create_memory(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>> {
         let _: super::NoOptions = spec.options_as()?;
         let op = Operator::new(Memory::default().root(&super::root(&spec.location)))
             .map_err(|e| super::build_error(spec, "location", "the opendal memory service", e))?;
@@ -234,7 +234,7 @@ mod fs {
     use std::sync::Arc;
 
     use dj_core::Result;
-    use dj_core::config::{Config, SpecContext, StoreSpec};
+    use dj_core::config::{SpecContext, StoreSpec};
     use dj_core::error::Error;
     use dj_core::store::Store;
     use opendal::Operator;
@@ -247,7 +247,7 @@ mod fs {
     /// directory, or to the working directory without one). Writes are staged in `<location>/.dj-staging/` and renamed into
     /// place, so readers never see partial objects and aborted uploads leave nothing; that
     /// directory is hidden from listings.
-    pub fn create_fs(spec: &StoreSpec, config: &Config) -> Result<Arc<dyn Store>> {
+    pub fn create_fs(spec: &StoreSpec, cx: &SpecContext<'_>) -> Result<Arc<dyn Store>> {
         let _: super::NoOptions = spec.options_as()?;
         let location = spec.location.trim();
         if location.is_empty() {
@@ -257,9 +257,10 @@ mod fs {
             ));
         }
         // A relative location is relative to the configuration file, as for `file` stores.
-        let dir = match config.source.as_deref().and_then(Path::parent) {
-            Some(base) if Path::new(location).is_relative() => base.join(location),
-            _ => PathBuf::from(location),
+        let dir = if Path::new(location).is_relative() {
+            cx.base_dir.join(location)
+        } else {
+            PathBuf::from(location)
         };
         let location = dir.to_string_lossy();
         let staging = dir.join(STAGING_DIR);
@@ -294,7 +295,7 @@ mod s3 {
     use std::sync::Arc;
 
     use dj_core::Result;
-    use dj_core::config::{Config, SpecContext, StoreSpec};
+    use dj_core::config::{SpecContext, StoreSpec};
     use dj_core::store::Store;
     use opendal::Operator;
     use opendal::services::S3;
@@ -307,7 +308,7 @@ mod s3 {
     /// addressing. With static keys, `AWS_*` variables and profile files are ignored; with
     /// neither key, OpenDAL's default credential chain (environment, profile files, web
     /// identity, instance metadata) supplies them.
-    pub fn create_s3(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
+    pub fn create_s3(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>> {
         super::install_http_transport();
         let o: super::S3Options = spec.options_as()?;
         let endpoint = super::required(spec, "endpoint", o.endpoint.as_deref())?;
@@ -364,7 +365,7 @@ mod webdav {
     use std::sync::Arc;
 
     use dj_core::Result;
-    use dj_core::config::{Config, SpecContext, StoreSpec};
+    use dj_core::config::{SpecContext, StoreSpec};
     use dj_core::store::Store;
     use opendal::Operator;
     use opendal::services::Webdav;
@@ -374,7 +375,7 @@ mod webdav {
     /// Build a `webdav` store: `endpoint` is the server's WebDAV URL (`host[:port]/path` takes
     /// its scheme from `secure`), `location` a directory below it. Authenticate with `user` and
     /// `password` (HTTP basic) or a bearer `token`.
-    pub fn create_webdav(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
+    pub fn create_webdav(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>> {
         super::install_http_transport();
         let o: super::WebdavOptions = spec.options_as()?;
         let endpoint = super::required(spec, "endpoint", o.endpoint.as_deref())?;
@@ -419,7 +420,7 @@ mod sftp {
     use std::sync::Arc;
 
     use dj_core::Result;
-    use dj_core::config::{Config, SpecContext, StoreSpec};
+    use dj_core::config::{SpecContext, StoreSpec};
     use dj_core::store::Store;
     use opendal::Operator;
     use opendal::services::Sftp;
@@ -431,7 +432,7 @@ mod sftp {
     /// private key file (else `ssh`'s own configuration and agent decide), and
     /// `known_hosts_strategy` one of `strict` (default), `accept` or `add`. Password login is not
     /// supported by OpenDAL's SFTP service.
-    pub fn create_sftp(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
+    pub fn create_sftp(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>> {
         let o: super::SftpOptions = spec.options_as()?;
         let endpoint = super::required(spec, "endpoint", o.endpoint.as_deref())?;
         let mut builder = Sftp::default()

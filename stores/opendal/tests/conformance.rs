@@ -2,10 +2,10 @@
 //! and through the configuration and the registry.
 #![cfg(all(feature = "memory", feature = "fs"))]
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-use std::sync::Arc;
 
 use bytes::Bytes;
-use dj_core::config::{Config, StoreSpec};
+use dj_config::Config;
+use dj_core::config::{SpecContext, StoreSpec};
 use dj_core::registry::{Registry, StoreSet};
 use dj_core::store::{PutOptions, Store, StoreExt, StorePath};
 use dj_store_opendal as _;
@@ -33,7 +33,7 @@ async fn conformance_memory_service_through_the_registry_with_a_location() {
         "m".into(),
         StoreSpec::new("m", "opendal-memory", "lab/prefix"),
     );
-    let set = StoreSet::new(Arc::new(config));
+    let set = StoreSet::new(config);
     let store = set.get("m").unwrap();
     assert_eq!(store.name(), "m");
     dj_testkit::run_all(store.as_ref()).await;
@@ -44,7 +44,7 @@ async fn conformance_memory_service_through_the_registry_with_a_location() {
 async fn conformance_fs_service() {
     let dir = tempfile::tempdir().unwrap();
     let spec = StoreSpec::new("odfs", "opendal-fs", dir.path().to_str().unwrap());
-    let store = dj_store_opendal::create_fs(&spec, &Config::default()).unwrap();
+    let store = dj_store_opendal::create_fs(&spec, &SpecContext::default()).unwrap();
     // The fs service's exclusive create is a check then a rename: not atomic across processes.
     let caps = store.capabilities();
     assert!(!caps.create_if_absent && caps.native_multipart && caps.durable_writes);
@@ -61,7 +61,7 @@ async fn conformance_fs_service() {
 async fn fs_objects_are_plain_files_and_staging_is_hidden() {
     let dir = tempfile::tempdir().unwrap();
     let spec = StoreSpec::new("odfs", "opendal-fs", dir.path().to_str().unwrap());
-    let store = dj_store_opendal::create_fs(&spec, &Config::default()).unwrap();
+    let store = dj_store_opendal::create_fs(&spec, &SpecContext::default()).unwrap();
     let k = key("_hash/s/ab/cd/abcd");
     store.put(&k, Bytes::from_static(b"bytes")).await.unwrap();
     assert_eq!(
@@ -110,8 +110,8 @@ async fn config_to_registry_to_store() {
     }"#;
     let path = dir.path().join("datajoint.json");
     std::fs::write(&path, json).unwrap();
-    let config = Arc::new(Config::from_file(&path).unwrap());
-    let set = StoreSet::new(Arc::clone(&config));
+    let config = Config::from_file(&path).unwrap();
+    let set = StoreSet::new(config.core());
     for name in ["mem", "disk"] {
         let store = set.get(name).unwrap();
         assert_eq!(store.name(), name);
@@ -173,9 +173,9 @@ async fn webdav_and_sftp_specs_build_stores() {
                     "user": "ann", "known_hosts_strategy": "accept"}
         }
     }"#;
-    let config = Arc::new(Config::from_json_str(json, ".").unwrap());
+    let config = Config::from_json_str(json, ".").unwrap();
     assert!(!format!("{config:?}").contains("pw-SECRET"));
-    let set = StoreSet::new(Arc::clone(&config));
+    let set = StoreSet::new(config.core());
     let dav = set.get("dav").unwrap();
     assert!(
         dav.to_string()
@@ -203,7 +203,7 @@ async fn webdav_and_sftp_specs_build_stores() {
         r#"{"stores": {"d": {"protocol": "webdav", "endpoint": "h", "location": "l", "user": "u"}}}"#,
         ".",
     )
-    .and_then(|c| StoreSet::new(Arc::new(c)).get("d").map(|_| ()))
+    .and_then(|c| StoreSet::new(c).get("d").map(|_| ()))
     .unwrap_err()
     .to_string();
     assert!(err.contains("stores.d.password"), "{err}");

@@ -5,7 +5,7 @@
 use dj_store_opendal as _;
 
 use bytes::Bytes;
-use dj_core::config::{Config, StoreSpec};
+use dj_core::config::{SpecContext, StoreSpec};
 
 fn spec(location: &str) -> Option<StoreSpec> {
     dj_testkit::s3_spec_from_env("ods3", "opendal-s3", location)
@@ -17,7 +17,7 @@ async fn conformance_with_location_prefix() {
     let Some(spec) = spec("dj/opendal-conformance") else {
         return;
     };
-    let store = dj_store_opendal::create_s3(&spec, &Config::default()).unwrap();
+    let store = dj_store_opendal::create_s3(&spec, &SpecContext::default()).unwrap();
     let caps = store.capabilities();
     assert!(caps.create_if_absent && caps.native_multipart, "{caps:?}");
     assert_eq!(caps.min_part_size, 5 * 1024 * 1024);
@@ -27,7 +27,7 @@ async fn conformance_with_location_prefix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_at_bucket_root() {
     let Some(spec) = spec("") else { return };
-    let store = dj_store_opendal::create_s3(&spec, &Config::default()).unwrap();
+    let store = dj_store_opendal::create_s3(&spec, &SpecContext::default()).unwrap();
     dj_testkit::run_all(store.as_ref()).await;
 }
 
@@ -36,7 +36,7 @@ async fn missing_bucket_is_not_a_missing_object() {
     let Some(mut s) = spec("x") else { return };
     s.options
         .insert("bucket".into(), "no-such-bucket-dj-opendal".into());
-    let store = dj_store_opendal::create_s3(&s, &Config::default()).unwrap();
+    let store = dj_store_opendal::create_s3(&s, &SpecContext::default()).unwrap();
     let k = StorePath::parse("k").unwrap();
     let err = store.put(&k, Bytes::from_static(b"1")).await.unwrap_err();
     let text = err.to_string();
@@ -61,7 +61,7 @@ async fn unreachable_endpoint_is_a_clear_retryable_error() {
     s.options
         .insert("endpoint".into(), format!("127.0.0.1:{port}").into());
     s.options.insert("secure".into(), false.into());
-    let store = dj_store_opendal::create_s3(&s, &Config::default()).unwrap();
+    let store = dj_store_opendal::create_s3(&s, &SpecContext::default()).unwrap();
     let err = store
         .get(&StorePath::parse("k").unwrap())
         .await

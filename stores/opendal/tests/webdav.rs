@@ -6,7 +6,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 use dj_store_opendal as _;
 
-use dj_core::config::{Config, StoreSpec};
+use dj_core::config::{SpecContext, StoreSpec};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_webdav() {
@@ -27,6 +27,6 @@ async fn conformance_webdav() {
         spec.options.insert("user".into(), user.into());
         spec.options.insert("password".into(), password.into());
     }
-    let store = dj_store_opendal::create_webdav(&spec, &Config::default()).unwrap();
+    let store = dj_store_opendal::create_webdav(&spec, &SpecContext::default()).unwrap();
     dj_testkit::run_all(store.as_ref()).await;
 }

@@ -43,7 +43,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> dj_core::Result<()> {
-//! use dj_core::config::{Config, StoreSpec};
+//! use dj_core::config::{SpecContext, StoreSpec};
 //! use dj_core::store::{StoreExt, StorePath};
 //!
 //! let spec = StoreSpec::new("archive", "s3", "lab/raw")
@@ -51,7 +51,7 @@
 //!     .with_option("bucket", "my-bucket")
 //!     .with_option("access_key", "AKIA...")
 //!     .with_option("secret_key", "...");
-//! let store = dj_store_s3::create(&spec, &Config::default())?;
+//! let store = dj_store_s3::create(&spec, &SpecContext::default())?;
 //! // Stored as `lab/raw/notes/a.txt` in `my-bucket`.
 //! store.put(&StorePath::parse("notes/a.txt")?, "hello".into()).await?;
 //! # Ok(()) }
@@ -66,7 +66,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use dj_core::Result;
-use dj_core::config::{Config, Secret, SpecContext, StoreSpec};
+use dj_core::config::{Secret, SpecContext, StoreSpec};
 use dj_core::error::Error;
 use dj_core::store::{
     Capabilities, GetOptions, GetResult, IncompleteKind, IncompleteRemoval, IncompleteWrite,
@@ -194,7 +194,7 @@ pub fn check(spec: &mut StoreSpec, _cx: &SpecContext<'_>) -> Result<()> {
 /// Errors are [`Error::Config`] naming `stores.<name>.<key>`: a missing `endpoint` or `bucket`,
 /// one credential without the other, or an endpoint the S3 client cannot use. Nothing is sent
 /// over the network here; an unreachable endpoint or a missing bucket shows on the first request.
-pub fn create(spec: &StoreSpec, _config: &Config) -> Result<Arc<dyn Store>> {
+pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>> {
     let name = spec.name.as_str();
     let key = |k: &str| format!("stores.{name}.{k}");
     let options: S3Options = spec.options_as()?;

@@ -4,7 +4,7 @@
 use dj_store_s3 as _;
 
 use bytes::Bytes;
-use dj_core::config::{Config, StoreSpec};
+use dj_core::config::{SpecContext, StoreSpec};
 
 fn spec(location: &str) -> Option<StoreSpec> {
     dj_testkit::s3_spec_from_env("s3test", "s3", location)
@@ -16,14 +16,14 @@ async fn conformance_with_location_prefix() {
     let Some(spec) = spec("dj/conformance") else {
         return;
     };
-    let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
+    let store = dj_store_s3::create(&spec, &SpecContext::default()).unwrap();
     dj_testkit::run_all(store.as_ref()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_at_bucket_root() {
     let Some(spec) = spec("") else { return };
-    let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
+    let store = dj_store_s3::create(&spec, &SpecContext::default()).unwrap();
     dj_testkit::run_all(store.as_ref()).await;
 }
 
@@ -33,7 +33,7 @@ async fn missing_bucket_is_a_clear_error() {
     s.options
         .insert("bucket".into(), "no-such-bucket-dj".into());
     let endpoint = s.options["endpoint"].as_str().unwrap().to_string();
-    let store = dj_store_s3::create(&s, &Config::default()).unwrap();
+    let store = dj_store_s3::create(&s, &SpecContext::default()).unwrap();
     let k = StorePath::parse("k").unwrap();
     let err = store.put(&k, Bytes::from_static(b"1")).await.unwrap_err();
     let text = err.to_string();
@@ -70,7 +70,7 @@ async fn unreachable_endpoint_is_a_clear_retryable_error() {
     s.options
         .insert("endpoint".into(), format!("127.0.0.1:{port}").into());
     s.options.insert("secure".into(), false.into());
-    let store = dj_store_s3::create(&s, &Config::default()).unwrap();
+    let store = dj_store_s3::create(&s, &SpecContext::default()).unwrap();
     let err = store
         .get(&StorePath::parse("k").unwrap())
         .await
@@ -125,7 +125,7 @@ async fn ambient_child() {
     let mut s = spec("ambient").unwrap();
     s.options.shift_remove("access_key");
     s.options.shift_remove("secret_key");
-    let store = dj_store_s3::create(&s, &Config::default()).unwrap();
+    let store = dj_store_s3::create(&s, &SpecContext::default()).unwrap();
     let k = StorePath::parse(dj_testkit::unique_prefix("ambient")).unwrap();
     store.put(&k, Bytes::from_static(b"amb")).await.unwrap();
     assert_eq!(&store.get(&k).await.unwrap()[..], b"amb");
@@ -140,7 +140,7 @@ async fn half_credentials_are_rejected_without_leaking() {
     s.options.insert("bucket".into(), "b".into());
     s.options
         .insert("access_key".into(), "AKIA-VISIBLE-NOWHERE".into());
-    let err = dj_store_s3::create(&s, &Config::default())
+    let err = dj_store_s3::create(&s, &SpecContext::default())
         .map(|_| ())
         .unwrap_err()
         .to_string();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::Utc;
-use dj_core::config::Config;
+use dj_core::config::SpecContext;
 use dj_core::store::{
     IncompleteKind, IncompleteRemoval, IncompleteWrite, MultipartUpload, Store, StoreExt, StorePath,
 };
@@ -56,12 +56,12 @@ async fn unfinished_uploads_are_listed_and_aborted_only_when_old() {
     let Some(spec) = dj_testkit::s3_spec_from_env("s3inc", "s3", &location) else {
         return;
     };
-    let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
+    let store = dj_store_s3::create(&spec, &SpecContext::default()).unwrap();
     // Another store in the same bucket, one level up: its keys include this store's location.
     let Some(parent) = dj_testkit::s3_spec_from_env("s3up", "s3", "") else {
         return;
     };
-    let parent = dj_store_s3::create(&parent, &Config::default()).unwrap();
+    let parent = dj_store_s3::create(&parent, &SpecContext::default()).unwrap();
 
     let a = upload(store.as_ref(), "sec/a/obj.bin", &[5 << 20, 1000]).await;
     let b = upload(store.as_ref(), "sec/ab", &[10]).await;
@@ -131,7 +131,7 @@ async fn a_failed_listing_names_the_store_and_bucket() {
     };
     spec.options
         .insert("bucket".into(), "no-such-bucket-dj".into());
-    let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
+    let store = dj_store_s3::create(&spec, &SpecContext::default()).unwrap();
     let err = store
         .list_incomplete(None)
         .try_collect::<Vec<_>>()
@@ -161,7 +161,7 @@ async fn a_failed_listing_shows_no_signature() {
         "secret_key".into(),
         ("s3cr3t-leak-check".to_string()).into(),
     );
-    let store = dj_store_s3::create(&spec, &Config::default()).unwrap();
+    let store = dj_store_s3::create(&spec, &SpecContext::default()).unwrap();
     let err = tokio::time::timeout(
         Duration::from_secs(120),
         store.list_incomplete(None).try_collect::<Vec<_>>(),

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use dj_core::config::{Config, DatabaseBackend, Secret, StoreSpec};
+use dj_config::{Config, DatabaseBackend, Secret, StoreSpec};
 
 /// PostgreSQL when `DJ_TEST_POSTGRES_URL` is set (`cargo xtask bench` sets it), else SQLite in
 /// `dir`; plus a `file` store called `files` at `dir/files`. Returns the backend's label.

@@ -27,12 +27,35 @@
 //! - Tests name backends to check each dialect's output (`ddl.rs` compares the DDL of all three
 //!   with a golden file, `src/testdata/ddl.txt`).
 
-use dj_core::typespec::{Backend, CoreType};
+use dj_core::typespec::CoreType;
+
+use std::fmt;
 
 use crate::db::{Param, Sql};
 use crate::ddl;
 use crate::graph::push_in;
 use crate::heading::{Attribute, ColKind, Heading};
+
+/// The SQL backends dj-rs speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// SQLite, the embedded default.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL and MariaDB.
+    MySql,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+            Backend::MySql => "mysql",
+        })
+    }
+}
 
 mod mysql;
 mod postgres;

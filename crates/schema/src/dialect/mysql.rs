@@ -1,6 +1,8 @@
 //! MySQL and MariaDB (the session's `sql_mode` keeps backslash escapes in literals).
 
-use dj_core::typespec::{Backend, CoreType};
+use crate::Backend;
+
+use dj_core::typespec::CoreType;
 
 use super::{Dialect, ErrorClass, SchemaQuery, quote_literal, quote_with, text};
 use crate::db::Sql;

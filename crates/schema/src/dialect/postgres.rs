@@ -1,6 +1,8 @@
 //! PostgreSQL.
 
-use dj_core::typespec::{Backend, CoreType, TypeSpec};
+use crate::Backend;
+
+use dj_core::typespec::{CoreType, TypeSpec};
 
 use super::{Dialect, ErrorClass, SchemaQuery, quote_literal, quote_with};
 use crate::db::{Param, Sql};

@@ -1,6 +1,8 @@
 //! SQLite: a schema is a name prefix inside one file (`"schema.table"` is one identifier).
 
-use dj_core::typespec::{Backend, CoreType, TypeSpec};
+use crate::Backend;
+
+use dj_core::typespec::{CoreType, TypeSpec};
 
 use super::{Dialect, SchemaQuery, quote_literal, quote_with, text};
 use crate::catalog::{SQLITE_SCHEMAS, SQLITE_TABLES};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dj_core::config::StoreSpec;
+use dj_config::StoreSpec;
 use dj_core::store::{ConditionalDelete, ObjectMeta, Store, StorePath};
 use dj_layout::{KeyClass, StoreLayout};
 use futures::StreamExt;

@@ -6,7 +6,7 @@
     allow(dead_code)
 )]
 
-use dj_core::typespec::Backend;
+use crate::Backend;
 use dj_core::value::Value;
 
 use crate::db::{Connection, Exec, PConn, Param, Sql, quote};

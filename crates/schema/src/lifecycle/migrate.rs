@@ -5,12 +5,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use dj_core::config::HashAlgorithm;
+use dj_config::HashAlgorithm;
 use dj_core::store::{GetOptions, Store, StoreExt, StorePath};
-use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
 use dj_core::value::Value;
 use dj_layout::{ContentHasher, metadata_hash_algorithm};
 use dj_object::hash_stored;
+use dj_rt::task::{BLOCKING_THRESHOLD, run_blocking};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value as Json;

@@ -21,14 +21,14 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use dj_core::config::StoreSpec;
+//! use dj_config::StoreSpec;
 //! use dj_schema::lifecycle::{Gc, GcOptions, Verify};
 //! use dj_schema::{Connection, Tier, row};
 //! # use dj_codec_blob as _; use dj_codec_hash as _; use dj_store_file as _;
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let dir = tempfile::tempdir()?;
-//! let mut config = dj_core::Config::default();
+//! let mut config = dj_config::Config::default();
 //! config.database.path = Some(":memory:".into());
 //! config.stores.specs.insert("main".into(), StoreSpec::new("main", "file", dir.path().to_string_lossy()));
 //! config.stores.default = Some("main".into());

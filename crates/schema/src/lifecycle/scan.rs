@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use dj_config::StoreSpec;
 use dj_core::codec::{ResolvedType, StoredRef};
-use dj_core::config::StoreSpec;
 use dj_core::value::Value;
 
 use crate::Row;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use dj_core::config::HashAlgorithm;
+use dj_config::HashAlgorithm;
 use dj_core::registry::StoreSet;
 use dj_core::store::{Store, StorePath};
 use dj_layout::metadata_hash_algorithm;
@@ -443,10 +443,9 @@ async fn check(stores: &StoreSet, store_name: &str, path: &str, meta: Option<&Js
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use bytes::Bytes;
-    use dj_core::config::{Config, StoreSpec};
+    use dj_config::{Config, StoreSpec};
     use dj_core::registry::StoreSet;
     use dj_core::store::{StoreExt, StorePath};
     use dj_layout as layout;
@@ -465,7 +464,7 @@ mod tests {
             .stores
             .specs
             .insert("m".into(), StoreSpec::new("m", "memory", ""));
-        let stores = StoreSet::new(Arc::new(config));
+        let stores = StoreSet::new(config);
         let store = stores.get("m").unwrap();
         let body = b"hello world";
         let md5 = layout::content_hash(HashAlgorithm::Md5, body);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dj_core::typespec::Backend;
+use crate::Backend;
 use dj_core::value::Value;
 use indexmap::IndexMap;
 

@@ -16,7 +16,7 @@
 //! use dj_schema::{Connection, Tier, row, U};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! let mut config = dj_core::Config::default();
+//! let mut config = dj_config::Config::default();
 //! config.database.path = Some(":memory:".into());
 //! let conn = Connection::open(&config).await?;
 //! let lab = conn.schema("lab").await?;
@@ -726,7 +726,7 @@ impl Query {
 fn proj_items(
     h: &QueryHeading,
     items: &[String],
-    backend: dj_core::typespec::Backend,
+    backend: crate::Backend,
 ) -> Result<(Vec<(String, ProjSrc)>, QueryHeading)> {
     let label = format!("{}.proj(…)", h.label);
     let invalid = |message: String| Error::InvalidQuery {

@@ -6,7 +6,7 @@
 //! `JOIN … USING`) and wraps the input as a subquery otherwise (after a computed or renamed
 //! attribute, a grouping, a `DISTINCT`, a limit, a union), as DataJoint does.
 
-use dj_core::typespec::Backend;
+use crate::Backend;
 
 use super::{Cond, FkLink, Kind, ProjSrc, Query, QueryHeading};
 use crate::db::{Sql, quote};

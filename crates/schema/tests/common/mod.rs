@@ -7,8 +7,8 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dj_core::Config;
-use dj_core::config::{DatabaseBackend, Secret};
+use dj_config::Config;
+use dj_config::{DatabaseBackend, Secret};
 use dj_schema::{Connection, Schema};
 
 use dj_codec_blob as _;

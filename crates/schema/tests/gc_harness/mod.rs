@@ -8,8 +8,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use dj_config::StoreSpec;
 use dj_core::codec::{Codec, CodecContext};
-use dj_core::config::StoreSpec;
 use dj_core::registry::{Registry, StoreSet};
 use dj_core::store::{Store, StoreExt, StorePath};
 use dj_core::typespec::TypeSpec;
@@ -80,9 +80,9 @@ pub fn store_kinds(name: &str, dir: &Path) -> Vec<(&'static str, StoreSpec)> {
 /// Remove everything a test left in a store (S3 runs share one bucket; file stores live in a
 /// temporary directory anyway).
 pub async fn wipe(spec: &StoreSpec) {
-    let mut config = dj_core::Config::default();
+    let mut config = dj_config::Config::default();
     config.stores.specs.insert(spec.name.clone(), spec.clone());
-    let set = StoreSet::new(Arc::new(config));
+    let set = StoreSet::new(config);
     let store = set.get(&spec.name).unwrap();
     for m in store.list_all(None).await.unwrap() {
         store.delete(&m.path).await.unwrap();
@@ -138,7 +138,7 @@ where
         config.download_path = downloads.path().to_path_buf();
         config.transfer_concurrency = 4;
         let config = Arc::new(config);
-        let set = StoreSet::new(Arc::clone(&config));
+        let set = StoreSet::new(config.core());
         wrap(&set);
         let conn = Connection::open_with(Arc::clone(&config), Arc::new(set))
             .await

@@ -1,7 +1,7 @@
 //! Loading the configuration: finding `datajoint.json`, environment overrides, secrets, and
 //! validation (each store's protocol options through the protocol registered for it).
 //!
-//! The configuration's types are [`crate::config`]; this module reads them, and is the one place
+//! The configuration's types are in the crate root; this module reads them, and is the one place
 //! where configuration meets the [`Registry`].
 
 use std::fmt;
@@ -10,9 +10,13 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde_json::{Map, Value as Json, json};
 
-use crate::config::*;
-use crate::error::{Error, Result};
-use crate::registry::Registry;
+use crate::*;
+use dj_core::config::resolve_path;
+use dj_core::error::{Error, Result};
+use dj_core::registry::Registry;
+use dj_layout::{
+    DEFAULT_TOKEN_LENGTH, MD5_HASH_LEN, clamp_token_length, normalize_prefix, partition_attributes,
+};
 
 /// DataJoint Python settings that have no effect in dj-rs and are accepted and ignored.
 /// Group entries (`display.*`) allow every listed key under that group.
@@ -117,7 +121,7 @@ impl Config {
 /// system secrets directory and the protocol registry.
 ///
 /// ```
-/// use dj_core::loader::ConfigLoader;
+/// use dj_config::ConfigLoader;
 ///
 /// let dir = tempfile::tempdir()?;
 /// std::fs::write(dir.path().join("datajoint.json"), r#"{"database.host": "file-host"}"#)?;
@@ -145,7 +149,7 @@ impl fmt::Debug for ConfigLoader<'_> {
 
 impl<'a> ConfigLoader<'a> {
     /// A loader searching from `start_dir`, reading the process environment and
-    /// [`SYSTEM_SECRETS_DIR`], validating plugin protocols against [`Registry::global`].
+    /// `/run/secrets/datajoint`, validating plugin protocols against [`Registry::global`].
     pub fn new(start_dir: impl Into<PathBuf>) -> Self {
         ConfigLoader {
             start_dir: start_dir.into(),
@@ -355,7 +359,7 @@ const JOBS_KEYS: &[&str] = &[
 
 /// Find `datajoint.json` from `start` upward. The search stops (after checking it) at a directory
 /// containing `.git` or `.hg`, and at the file-system root.
-pub fn find_config_file(start: &Path) -> Option<PathBuf> {
+pub(crate) fn find_config_file(start: &Path) -> Option<PathBuf> {
     let start = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
     let mut dir: &Path = &start;
     loop {

@@ -3,7 +3,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> dj_core::Result<()> {
-//! use dj_core::task::{BLOCKING_THRESHOLD, run_blocking};
+//! use dj_rt::task::{BLOCKING_THRESHOLD, run_blocking};
 //!
 //! let data = vec![7u8; 1 << 20];
 //! let big = data.len() > BLOCKING_THRESHOLD;
@@ -15,7 +15,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::error::{Error, Result};
+use dj_core::error::{Error, Result};
 
 /// Above about this many bytes, hashing, encoding and decoding are worth a trip to the blocking
 /// pool; below it the hand-off costs more than the work.

@@ -3,7 +3,7 @@
 //! `ensure_ascii` (what DataJoint writes into MySQL/MariaDB `json` columns, which keep the text).
 //!
 //! ```
-//! use dj_core::pyfmt::{float_repr, json_dumps};
+//! use dj_layout::pyfmt::{float_repr, json_dumps};
 //! use serde_json::json;
 //!
 //! assert_eq!(float_repr(1.0), "1.0");

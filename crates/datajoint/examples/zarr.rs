@@ -6,19 +6,17 @@
 //! chunk back through [`ZarrReadStore`], counting the bytes the store returns.
 //!
 //! ```text
-//! cargo run -p dj-codec-object --example zarr --features zarr
+//! cargo run -p datajoint --example zarr --features zarr
 //! ```
 
 use std::error::Error;
 use std::sync::Arc;
 
-use dj_codec_object::zarr::zarrs::array::{Array, ArrayBuilder, data_type};
-use dj_codec_object::zarr::{ZarrReadStore, ZarrWriteStore};
-use dj_core::config::{Config, StoreSpec};
-use dj_core::registry::StoreSet;
-use dj_core::store::{Store, StorePath};
-use dj_object::ObjectRef;
-use dj_schema::{Connection, Row, Tier, row};
+use datajoint::codecs::object::zarr::zarrs::array::{Array, ArrayBuilder, data_type};
+use datajoint::codecs::object::zarr::{ZarrReadStore, ZarrWriteStore};
+use datajoint::schema::{Connection, Row, Tier, row};
+use datajoint::stores::file::FileStore;
+use datajoint::{Config, CoreResult, ObjectRef, Store, StorePath, StoreSet, StoreSpec};
 use dj_testkit::CountingStore;
 
 const N: u64 = 64;
@@ -39,7 +37,7 @@ fn chunk_values(cx: u64, cy: u64, cz: u64) -> Vec<f32> {
 }
 
 /// The stored size of the file `sub` inside the folder `obj` (a `head`, not counted).
-async fn size_of(store: &Arc<dyn Store>, obj: &ObjectRef, sub: &str) -> dj_core::Result<u64> {
+async fn size_of(store: &Arc<dyn Store>, obj: &ObjectRef, sub: &str) -> CoreResult<u64> {
     let key = StorePath::parse(obj.child(sub)?.path())?;
     Ok(store.head(&key).await?.size)
 }
@@ -60,9 +58,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
 
     // The file store, wrapped to count the bytes read from it.
-    let file_store: Arc<dyn Store> = dj_store_file::FileStore::open("main", &store_dir)?;
+    let file_store: Arc<dyn Store> = FileStore::open("main", &store_dir)?;
     let counting = Arc::new(CountingStore::new(Arc::clone(&file_store)));
-    let stores = Arc::new(StoreSet::new(Arc::clone(&config)));
+    let stores = Arc::new(StoreSet::new(config.core()));
     stores.insert("main", counting.clone());
     let conn = Connection::open_with(Arc::clone(&config), stores).await?;
 
