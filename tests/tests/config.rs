@@ -254,7 +254,7 @@ fn jobs_section_is_read() {
 
 #[test]
 fn jobs_version_method_is_read() {
-    use dj_core::config::VersionMethod;
+    use dj_config::VersionMethod;
     let dir = project();
     for (json, method) in [
         (r#"{}"#, VersionMethod::None),
@@ -283,7 +283,7 @@ fn jobs_version_method_is_read() {
 
 #[test]
 fn dj_jobs_environment_variables_override_the_file() {
-    use dj_core::config::VersionMethod;
+    use dj_config::VersionMethod;
     let dir = project();
     write_config(
         dir.path(),
@@ -331,10 +331,10 @@ fn dj_jobs_environment_variables_override_the_file() {
         assert!(err.contains(var), "{var}={value}: {err}");
     }
     // Only the setting dj-rs does not act on is listed as unread.
-    assert!(dj_core::config::is_unread_datajoint_env_var(
+    assert!(dj_config::is_unread_datajoint_env_var(
         "DJ_JOBS_ALLOW_NEW_PK_FIELDS_IN_COMPUTED_TABLES"
     ));
-    assert!(!dj_core::config::is_unread_datajoint_env_var(
+    assert!(!dj_config::is_unread_datajoint_env_var(
         "DJ_JOBS_VERSION_METHOD"
     ));
 }

@@ -56,10 +56,10 @@ use dj_core::codec::{Codec, CodecContext, StoredRef};
 use dj_core::config::HashAlgorithm;
 use dj_core::error::{Error, Result};
 use dj_core::store::{Store, StoreExt, StorePath};
-use dj_rt::task::run_blocking;
 use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
 use dj_layout as layout;
+use dj_rt::task::run_blocking;
 use serde_json::{Map, json};
 
 /// The codec name.

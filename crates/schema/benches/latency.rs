@@ -23,8 +23,8 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dj_core::Config;
-use dj_core::config::{DatabaseBackend, Secret};
+use dj_config::Config;
+use dj_config::{DatabaseBackend, Secret};
 use dj_schema::{Connection, Row, Table, Tier, row};
 use sqlx::{AssertSqlSafe, Connection as _, Row as _};
 

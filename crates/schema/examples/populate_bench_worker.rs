@@ -21,8 +21,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dj_core::Config;
-use dj_core::config::{DatabaseBackend, Secret};
+use dj_config::Config;
+use dj_config::{DatabaseBackend, Secret};
 use dj_schema::populate::{Make, MakeContext, MakeResult, Order, Populate};
 use dj_schema::{Connection, Row};
 

@@ -1482,7 +1482,7 @@ async fn make_arguments_and_job_priorities() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_versions_follow_jobs_version_method() {
-    use dj_core::config::VersionMethod;
+    use dj_config::VersionMethod;
     // The tests run in the repository's work tree: git gives its commit.
     let expected = dj_schema::populate::job_version(VersionMethod::Git);
     let in_git = std::process::Command::new("git")
@@ -1626,7 +1626,7 @@ impl MakeSpans {
 async fn each_job_has_a_span_with_its_outcome_and_progress_is_reported() {
     let spans = std::sync::Arc::new(MakeSpans::default());
     let _guard = tracing::subscriber::set_default(Recorder(spans.clone()));
-    let mut config = dj_core::Config::default();
+    let mut config = dj_config::Config::default();
     config.database.path = Some(":memory:".into());
     let conn = Connection::open(&config).await.unwrap();
     let s = conn.schema("pop_spans").await.unwrap();

@@ -15,8 +15,8 @@
 use std::path::Path;
 
 use datajoint::blob::Item;
-use datajoint::dj_core::config::DatabaseBackend;
-use datajoint::dj_core::loader::ConfigLoader;
+use datajoint::config::ConfigLoader;
+use datajoint::config::DatabaseBackend;
 use datajoint::schema::populate::{Make, MakeContext, MakeResult};
 use datajoint::schema::{Connection, Row, Table, Tier};
 use datajoint::{Config, Result, Value};
@@ -96,7 +96,7 @@ pub fn load_config_with(
             source,
         })?;
         let section = serde_json::json!({ "stores": defaults["stores"] }).to_string();
-        config.stores = Config::from_json_str(&section, dir)?.stores;
+        config.stores = Config::from_json_str(&section, dir)?.stores.clone();
     }
     Ok(config)
 }

@@ -265,14 +265,14 @@ async fn standard_layers_trace_once_around_all_retries() {
 
 #[tokio::test]
 async fn stores_opened_from_configuration_have_spans() {
-    use dj_core::config::{Config, StoreSpec};
+    use dj_core::config::{SpecContext, StoreSpec};
     use tracing_subscriber::layer::SubscriberExt;
     let seen = Seen::default();
     let subscriber = tracing_subscriber::registry().with(seen.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let spec = StoreSpec::new("from-config", "memory", "");
-    let store = dj_store_memory::create(&spec, &Config::default()).unwrap();
+    let store = dj_store_memory::create(&spec, &SpecContext::default()).unwrap();
     store.put(&key("k"), "v".into()).await.unwrap();
     let spans = seen.spans.lock().unwrap().clone();
     assert!(

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dj_core::config::VersionMethod;
+use dj_config::VersionMethod;
 
 /// The longest version the job table (`version : varchar(64)`) and `_job_version` hold.
 pub const VERSION_LENGTH: usize = 64;
