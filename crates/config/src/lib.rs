@@ -651,30 +651,5 @@ impl Config {
     }
 }
 
-pub(crate) fn known_list<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> String {
-    let v: Vec<String> = names.into_iter().map(|s| s.as_ref().to_string()).collect();
-    if v.is_empty() {
-        "(none)".into()
-    } else {
-        v.join(", ")
-    }
-}
-
-pub(crate) fn json_kind(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "a list",
-        Json::Object(_) => "an object",
-    }
-}
-
-/// A type error that names the key and the kind of value found, never the value itself.
-pub(crate) fn type_error(key: &str, expected: &str, found: &Json) -> Error {
-    Error::config(
-        key,
-        format!("expected {expected}, found {}", json_kind(found)),
-    )
-}
+// The configuration crates share core's helpers for error messages (not a public API).
+pub(crate) use dj_core::config::{known_list, type_error};

@@ -564,7 +564,8 @@ impl StoresConfig {
     }
 }
 
-pub(crate) fn known_list<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> String {
+#[doc(hidden)]
+pub fn known_list<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> String {
     let v: Vec<String> = names.into_iter().map(|s| s.as_ref().to_string()).collect();
     if v.is_empty() {
         "(none)".into()
@@ -573,7 +574,8 @@ pub(crate) fn known_list<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> 
     }
 }
 
-pub(crate) fn json_kind(v: &Json) -> &'static str {
+#[doc(hidden)]
+pub fn json_kind(v: &Json) -> &'static str {
     match v {
         Json::Null => "null",
         Json::Bool(_) => "a boolean",
@@ -585,7 +587,8 @@ pub(crate) fn json_kind(v: &Json) -> &'static str {
 }
 
 /// A type error that names the key and the kind of value found, never the value itself.
-pub(crate) fn type_error(key: &str, expected: &str, found: &Json) -> Error {
+#[doc(hidden)]
+pub fn type_error(key: &str, expected: &str, found: &Json) -> Error {
     Error::config(
         key,
         format!("expected {expected}, found {}", json_kind(found)),
