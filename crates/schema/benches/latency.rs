@@ -23,6 +23,8 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use dj_config::Config;
 use dj_config::{DatabaseBackend, Secret};
 use dj_schema::{Connection, Row, Table, Tier, row};
@@ -32,25 +34,6 @@ const FETCH_ROWS: i32 = 1000;
 const INSERT_ROWS: i32 = 10_000;
 const FLOOR_BATCH: usize = 1000;
 const DEFINITION: &str = "id : int32\n---\na : int32\nb : float64\nc : varchar(32)";
-
-fn backends() -> Vec<(&'static str, DatabaseBackend, String)> {
-    [
-        (
-            "postgres",
-            DatabaseBackend::Postgresql,
-            "DJ_TEST_POSTGRES_URL",
-        ),
-        ("mariadb", DatabaseBackend::Mysql, "DJ_TEST_MYSQL_URL"),
-    ]
-    .into_iter()
-    .filter_map(|(l, b, var)| {
-        std::env::var(var)
-            .ok()
-            .filter(|u| !u.is_empty())
-            .map(|u| (l, b, u))
-    })
-    .collect()
-}
 
 fn rounds() -> usize {
     std::env::var("DJ_BENCH_ROUNDS")
@@ -422,7 +405,7 @@ fn main() {
     let n = rounds();
     let sweep = std::env::var("DJ_BENCH_BATCH_SWEEP").is_ok_and(|v| v == "1");
     let insert_rows = rows(INSERT_ROWS);
-    for (label, backend, url) in backends() {
+    for (label, backend, url) in common::server_backends() {
         let mut c = Config::default();
         c.database.backend = backend;
         c.database.url = Some(Secret::new(url.clone()));

@@ -20,6 +20,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
+mod common;
+
 use dj_config::Config;
 use dj_config::{DatabaseBackend, Secret};
 use dj_schema::query::U;
@@ -51,25 +53,6 @@ struct Small {
     id: i64,
     a: i32,
     b: f64,
-}
-
-fn backends() -> Vec<(&'static str, DatabaseBackend, String)> {
-    [
-        (
-            "postgres",
-            DatabaseBackend::Postgresql,
-            "DJ_TEST_POSTGRES_URL",
-        ),
-        ("mariadb", DatabaseBackend::Mysql, "DJ_TEST_MYSQL_URL"),
-    ]
-    .into_iter()
-    .filter_map(|(l, b, var)| {
-        std::env::var(var)
-            .ok()
-            .filter(|u| !u.is_empty())
-            .map(|u| (l, b, u))
-    })
-    .collect()
 }
 
 fn config(backend: DatabaseBackend, url: &str) -> Config {
@@ -325,7 +308,7 @@ fn queries(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    for (label, backend, url) in backends() {
+    for (label, backend, url) in common::server_backends() {
         let name = format!("djbench_q_{}", std::process::id());
         let (conn, raw, f) = rt.block_on(async {
             let conn = Connection::open(&config(backend, &url)).await.unwrap();

@@ -42,3 +42,24 @@ pub fn uniform(x: &mut u64, n: usize) -> Vec<f64> {
         })
         .collect()
 }
+
+/// The test servers the environment names (`DJ_TEST_POSTGRES_URL`, `DJ_TEST_MYSQL_URL`), with
+/// their labels and backends.
+pub fn server_backends() -> Vec<(&'static str, DatabaseBackend, String)> {
+    [
+        (
+            "postgres",
+            DatabaseBackend::Postgresql,
+            "DJ_TEST_POSTGRES_URL",
+        ),
+        ("mariadb", DatabaseBackend::Mysql, "DJ_TEST_MYSQL_URL"),
+    ]
+    .into_iter()
+    .filter_map(|(l, b, var)| {
+        std::env::var(var)
+            .ok()
+            .filter(|u| !u.is_empty())
+            .map(|u| (l, b, u))
+    })
+    .collect()
+}
