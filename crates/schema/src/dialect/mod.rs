@@ -409,6 +409,15 @@ pub(crate) trait Dialect: Send + Sync {
         "USER()"
     }
 
+    /// A `FROM` clause that, added to a single-statement `UPDATE` sent outside a transaction,
+    /// lets that statement's commit return without waiting for the server to flush it to disk
+    /// (the change is visible to every session at once; only a server crash in the next
+    /// moments can undo it). `None` where the server has no per-transaction setting for it.
+    /// Used for job reservations, whose loss in a crash is harmless.
+    fn relaxed_commit_from_sql(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The clause that locks the rows a `SELECT` reads until the transaction ends (none where
     /// a write transaction locks the whole database, as on SQLite).
     fn lock_rows_clause(&self) -> &'static str {

@@ -352,6 +352,16 @@ impl Dialect for Postgres {
         "current_user"
     }
 
+    fn relaxed_commit_from_sql(&self) -> Option<&'static str> {
+        // `set_config(..., true)` is `SET LOCAL`: it holds for the statement's own implicit
+        // transaction only, whose commit then does not wait for the WAL flush. The names start
+        // with `~`, which no DataJoint attribute can, so they never shadow a column.
+        Some(
+            " FROM (SELECT set_config('synchronous_commit', 'off', true) AS \"~setting\") \
+             AS \"~relaxed_commit\"",
+        )
+    }
+
     fn identifier_limit_label(&self) -> &'static str {
         "PostgreSQL allows"
     }

@@ -221,14 +221,18 @@ fn user_expr(backend: Backend) -> &'static str {
     dialect(backend).current_user_sql()
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .unwrap_or_default()
+/// This machine's name, read once per process (it is written into every reservation).
+fn hostname() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| std::env::var("COMPUTERNAME").ok())
+            .unwrap_or_default()
+    })
 }
 
 impl Jobs {
@@ -512,7 +516,7 @@ impl Jobs {
             .push(" = 'reserved', ")
             .push(&q("host"))
             .push(" = ")
-            .bind(Some(Param::Text(hostname())), None)
+            .bind(Some(Param::Text(hostname().to_string())), None)
             .push(", ")
             .push(&q("pid"))
             .push(" = ")
@@ -532,8 +536,15 @@ impl Jobs {
             .push(", ")
             .push(&q("reserved_time"))
             .push(" = ")
-            .push(now_expr(backend))
-            .push(" WHERE ");
+            .push(now_expr(backend));
+        // The reservation's commit need not wait for the disk (PostgreSQL): it is visible to
+        // every worker as soon as it commits, and a server crash that loses it leaves the job
+        // as it was before (the worker's make, on the same server, cannot have committed). A
+        // make that commits afterwards is durable, and flushes the reservation with it.
+        if let Some(from) = dialect(backend).relaxed_commit_from_sql() {
+            sql.push(from);
+        }
+        sql.push(" WHERE ");
         sql.append(self.key_where(key)?);
         sql.push(" AND ")
             .push(&q("status"))
@@ -714,4 +725,77 @@ pub(crate) async fn update_job_metadata(
         .push(" WHERE ");
     sql.append(w);
     tx.execute(&sql, &target.full_name()).await.map(|_| ())
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    //! The reservation's relaxed commit (PostgreSQL) must hold for the reservation's own
+    //! statement only: a make committed afterwards on the same connection must be durable.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::heading::ColKind;
+    use crate::{Connection, Tier, row};
+    use dj_core::config::Secret;
+
+    /// `synchronous_commit` as the session of `pc` sees it, outside any transaction.
+    async fn session_setting(pc: &mut crate::db::PConn, backend: Backend) -> String {
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT current_setting('synchronous_commit')");
+        let rows = pc.exec().fetch(&sql, &[ColKind::Text]).await.unwrap();
+        rows[0][0].as_str().unwrap().to_string()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reservation_relaxes_only_its_own_commit() {
+        let url = match std::env::var("DJ_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("DJ_TEST_POSTGRES_URL is not set, and CI=true")
+            }
+            _ => return eprintln!("SKIP: DJ_TEST_POSTGRES_URL is not set"),
+        };
+        let mut config = dj_config::Config::default();
+        config.database.backend = dj_config::DatabaseBackend::Postgresql;
+        config.database.url = Some(Secret::new(url));
+        let conn = Connection::open(&config).await.unwrap();
+        let name = format!("djt_jobs_relaxed_{}", std::process::id());
+        let schema = conn.schema(&name).await.unwrap();
+        let item = schema
+            .declare("Item", Tier::Manual, "id : int32")
+            .await
+            .unwrap();
+        let result = schema
+            .declare("Result", Tier::Computed, "-> Item\n---\ny : int32")
+            .await
+            .unwrap();
+        item.insert(&[row! {"id" => 1}, row! {"id" => 2}])
+            .await
+            .unwrap();
+        let jobs = Jobs::new(&result).await.unwrap();
+        assert_eq!(jobs.refresh().await.unwrap().added, 2);
+        let backend = conn.backend();
+
+        let mut pc = conn.acquire().await.unwrap();
+        assert_eq!(session_setting(&mut pc, backend).await, "on");
+        assert!(jobs.reserve_on(&mut pc, &row! {"id" => 1}).await.unwrap());
+        // The reservation is committed and visible to others...
+        assert_eq!(jobs.progress().await.unwrap()["reserved"], 1);
+        // ...and the connection's session still commits durably.
+        assert_eq!(session_setting(&mut pc, backend).await, "on");
+        // The same inside the make's transaction opened on that connection.
+        let mut tx = pc.begin().await.unwrap();
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT current_setting('synchronous_commit')");
+        let rows = tx.exec().fetch(&sql, &[ColKind::Text]).await.unwrap();
+        assert_eq!(rows[0][0].as_str(), Some("on"));
+        tx.rollback().await.unwrap();
+        // A key already reserved is not reserved again.
+        let mut pc = conn.acquire().await.unwrap();
+        assert!(!jobs.reserve_on(&mut pc, &row! {"id" => 1}).await.unwrap());
+        assert_eq!(session_setting(&mut pc, backend).await, "on");
+        drop(pc);
+        schema.drop().await.unwrap();
+        conn.close().await;
+    }
 }
