@@ -265,7 +265,7 @@ async fn write_file(
 ) -> Result<ObjectMetadata> {
     let name = store.name().to_string();
     let written = object::upload_file(store, key, local).await?;
-    Ok(ObjectMetadata::for_file(written, &name, ext))
+    Ok(written.into_metadata(&name, ext))
 }
 
 #[async_trait]

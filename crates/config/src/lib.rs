@@ -651,5 +651,25 @@ impl Config {
     }
 }
 
-// The configuration crates share core's helpers for error messages (not a public API).
-pub(crate) use dj_core::config::{known_list, type_error};
+// Core's list of configured names, shared with its `StoresConfig::get` (not a public API).
+pub(crate) use dj_core::config::known_list;
+
+/// How errors describe a JSON value's kind (never its value).
+pub(crate) fn json_kind(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "an object",
+    }
+}
+
+/// A type error that names the key and the kind of value found, never the value itself.
+pub(crate) fn type_error(key: &str, expected: &str, found: &Json) -> Error {
+    Error::config(
+        key,
+        format!("expected {expected}, found {}", json_kind(found)),
+    )
+}

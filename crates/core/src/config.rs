@@ -29,12 +29,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
-use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
 
 /// A secret string (password, access key). Its `Debug` and `Display` never show the value.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
@@ -285,16 +285,6 @@ impl StoreSpec {
         })
     }
 
-    /// The option `key` as a string, for checks that need one value. `Ok(None)` when it is
-    /// absent; an error naming the key when it is not a string.
-    pub fn option_str(&self, key: &str) -> Result<Option<&str>> {
-        match self.options.get(key) {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(type_error(&self.key(key), "a string", other)),
-        }
-    }
-
     /// Error unless the option `key` is present and not blank; the message says the protocol
     /// needs it.
     pub fn require_option(&self, key: &str) -> Result<()> {
@@ -334,12 +324,6 @@ impl StoreSpec {
             ));
         }
         Ok(())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
     }
 }
 
@@ -403,6 +387,8 @@ pub fn check_option_keys(spec: &StoreSpec, allowed: &[&str], required: &[&str]) 
 }
 
 /// Resolve a location against the configuration's directory (a relative `file` location).
+/// (Used by `dj-config`'s loader and `dj-store-file`; not part of the documented API.)
+#[doc(hidden)]
 pub fn resolve_path(base: &Path, p: &str) -> PathBuf {
     let path = Path::new(p);
     if path.is_absolute() {
@@ -564,6 +550,8 @@ impl StoresConfig {
     }
 }
 
+/// The names, comma-separated, or `(none)`: how errors list what is configured. (Also used by
+/// `dj-config`'s loader; not part of the documented API.)
 #[doc(hidden)]
 pub fn known_list<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> String {
     let v: Vec<String> = names.into_iter().map(|s| s.as_ref().to_string()).collect();
@@ -572,25 +560,4 @@ pub fn known_list<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> String 
     } else {
         v.join(", ")
     }
-}
-
-#[doc(hidden)]
-pub fn json_kind(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "a list",
-        Json::Object(_) => "an object",
-    }
-}
-
-/// A type error that names the key and the kind of value found, never the value itself.
-#[doc(hidden)]
-pub fn type_error(key: &str, expected: &str, found: &Json) -> Error {
-    Error::config(
-        key,
-        format!("expected {expected}, found {}", json_kind(found)),
-    )
 }

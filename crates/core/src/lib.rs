@@ -39,7 +39,7 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod object;
-// Huge-page buffers: used by `store` here; other crates reach them as `dj_rt::pages`.
+// Huge-page advice: used by `store` here; other crates reach it as `dj_rt::pages`.
 #[doc(hidden)]
 pub mod pages;
 pub mod registry;

@@ -6,11 +6,11 @@
 //! - [`ObjectMetadata`]: the JSON DataJoint 2.x writes, `{path, store, size, ext, is_dir,
 //!   item_count, timestamp}`, plus dj-rs's `checksum` (BLAKE3, lowercase base32), an extra key
 //!   DataJoint ignores;
-//! - [`Manifest`]: the `{path}.manifest.json` sidecar of a folder object;
-//! - [`WrittenFile`]: what a writer reports about a file it wrote.
+//! - [`Manifest`]: the `{path}.manifest.json` sidecar of a folder object.
 //!
 //! The machinery that reads and writes such objects (`ObjectRef`, `ObjectWriter`,
-//! `FolderWriter`, uploads and downloads) is the `dj-object` crate.
+//! `FolderWriter`, uploads and downloads, and `WrittenFile`, what a writer reports) is the
+//! `dj-object` crate.
 //!
 //! ```
 //! use dj_core::object::ObjectMetadata;
@@ -25,7 +25,7 @@
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
-use serde_json::{Map, json};
+use serde_json::Map;
 
 use crate::error::{Error, Result};
 use crate::store::StorePath;
@@ -91,7 +91,7 @@ pub struct ObjectMetadata {
     pub extra: Map<String, serde_json::Value>,
 }
 
-/// The lenient readers of [`ObjectMetadata`]'s fields, and its writers of a timestamp (as
+/// The lenient readers of [`ObjectMetadata`]'s fields, and the writers of timestamps (as
 /// Python's `isoformat`) and of the extra keys.
 mod lenient {
     use chrono::{DateTime, Utc};
@@ -154,6 +154,13 @@ mod lenient {
         }
     }
 
+    pub(super) fn serialize_created<S: Serializer>(
+        t: &DateTime<Utc>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::python_timestamp(t))
+    }
+
     pub(super) fn serialize_extra<S: Serializer>(
         extra: &Map<String, Json>,
         s: S,
@@ -209,16 +216,6 @@ impl ObjectMetadata {
             .map_err(|e| Error::codec(codec, format!("stored metadata is not valid: {e}")))
     }
 
-    /// Metadata for a file just written: size and checksum from `written`, a timestamp of now.
-    pub fn for_file(written: WrittenFile, store: &str, ext: Option<String>) -> Self {
-        let mut meta = ObjectMetadata::new(written.path.as_str(), Some(store.to_string()));
-        meta.size = Some(written.size);
-        meta.ext = ext;
-        meta.timestamp = Some(Utc::now());
-        meta.checksum = Some(written.checksum);
-        meta
-    }
-
     /// The object's key, checked.
     pub fn key(&self) -> Result<StorePath> {
         StorePath::parse(&self.path)
@@ -253,19 +250,20 @@ fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
 // ------------------------------------------------------------------------------------------------
 
 /// One file of a folder object's manifest.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ManifestEntry {
     /// The path relative to the folder, `/`-separated.
     pub path: String,
     /// Size in bytes.
     pub size: u64,
     /// BLAKE3 of the file, lowercase base32 (dj-rs only; DataJoint ignores it).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
 }
 
 /// The `{path}.manifest.json` sidecar of a folder object, as DataJoint writes it:
-/// `{files: [{path, size}], total_size, item_count, created}`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `{files: [{path, size}], total_size, item_count, created}` (serialized in that key order).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Manifest {
     /// The files, sorted by path.
     pub files: Vec<ManifestEntry>,
@@ -274,6 +272,7 @@ pub struct Manifest {
     /// Number of files.
     pub item_count: u64,
     /// When the folder was written.
+    #[serde(serialize_with = "lenient::serialize_created")]
     pub created: DateTime<Utc>,
 }
 
@@ -296,26 +295,8 @@ impl Manifest {
 
     /// The JSON bytes, as written to the store.
     pub fn to_bytes(&self) -> Bytes {
-        let files: Vec<serde_json::Value> = self
-            .files
-            .iter()
-            .map(|f| {
-                let mut m = Map::new();
-                m.insert("path".into(), json!(f.path));
-                m.insert("size".into(), json!(f.size));
-                if let Some(c) = &f.checksum {
-                    m.insert("checksum".into(), json!(c));
-                }
-                serde_json::Value::Object(m)
-            })
-            .collect();
-        let doc = json!({
-            "files": files,
-            "total_size": self.total_size,
-            "item_count": self.item_count,
-            "created": python_timestamp(&self.created),
-        });
-        Bytes::from(doc.to_string().into_bytes())
+        // Serializing strings, numbers and lists into JSON cannot fail.
+        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
     }
 
     /// Parse manifest bytes; `path` names the manifest in errors.
@@ -370,117 +351,9 @@ impl Manifest {
     }
 }
 
-/// What a writer (`dj_object::ObjectWriter`) wrote.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WrittenFile {
-    /// The key.
-    pub path: StorePath,
-    /// Bytes written.
-    pub size: u64,
-    /// BLAKE3, lowercase base32.
-    pub checksum: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metadata_json_order_and_round_trip() {
-        let mut m = ObjectMetadata::new("_schema/s/t/id=1/f_AbCd1234.txt", Some("main".into()));
-        m.size = Some(5);
-        m.ext = Some(".txt".into());
-        m.timestamp = DateTime::parse_from_rfc3339("2026-11-23T22:05:46.367583+00:00")
-            .ok()
-            .map(|t| t.with_timezone(&Utc));
-        m.checksum = Some("abc".into());
-        let j = m.to_json();
-        let text = j.to_string();
-        assert_eq!(
-            text,
-            r#"{"path":"_schema/s/t/id=1/f_AbCd1234.txt","store":"main","size":5,"ext":".txt","is_dir":false,"item_count":null,"timestamp":"2026-11-23T22:05:46.367583+00:00","checksum":"abc"}"#
-        );
-        let back = ObjectMetadata::from_json(&j, "object").unwrap();
-        assert_eq!(back, m);
-        let from_text = ObjectMetadata::from_stored(&Value::String(text), "object").unwrap();
-        assert_eq!(from_text, m);
-    }
-
-    #[test]
-    fn metadata_keeps_extra_keys_and_rejects_bad_input() {
-        let j = json!({"path": "a/b.npy", "store": "s", "dtype": "float64", "shape": [2, 2]});
-        let m = ObjectMetadata::from_json(&j, "npy").unwrap();
-        assert_eq!(m.extra["dtype"], "float64");
-        assert_eq!(m.to_json()["shape"], json!([2, 2]));
-        assert!(ObjectMetadata::from_json(&json!({"size": 1}), "object").is_err());
-        assert!(ObjectMetadata::from_json(&json!([1]), "object").is_err());
-        assert!(
-            ObjectMetadata::from_json(&json!({"path": "a", "timestamp": "yesterday"}), "object")
-                .is_err()
-        );
-        // DataJoint may record an empty store name.
-        let m = ObjectMetadata::from_json(&json!({"path": "a", "store": ""}), "object").unwrap();
-        assert_eq!(m.store, None);
-        let err = ObjectMetadata::from_json(&json!({"size": 1}), "object").unwrap_err();
-        assert!(err.to_string().contains("`path`"), "{err}");
-        let err = ObjectMetadata::from_json(&json!({"path": "a", "timestamp": "yesterday"}), "x")
-            .unwrap_err();
-        assert!(err.to_string().contains("`yesterday`"), "{err}");
-    }
-
-    #[test]
-    fn metadata_values_of_the_wrong_type_read_as_absent() {
-        let j = json!({
-            "path": "a/b.bin", "store": 7, "size": -3, "ext": null, "is_dir": "yes",
-            "item_count": 2.5, "timestamp": 12, "hash": false, "checksum": ["x"],
-        });
-        let m = ObjectMetadata::from_json(&j, "object").unwrap();
-        assert_eq!(m, ObjectMetadata::new("a/b.bin", None));
-        // A naive timestamp (Python's isoformat without an offset) is UTC.
-        let j = json!({"path": "a", "timestamp": "2026-01-02T03:04:05", "size": 4, "is_dir": true});
-        let m = ObjectMetadata::from_json(&j, "object").unwrap();
-        assert_eq!(
-            m.timestamp.map(|t| t.to_rfc3339()).as_deref(),
-            Some("2026-01-02T03:04:05+00:00")
-        );
-        assert_eq!((m.size, m.is_dir), (Some(4), true));
-    }
-
-    #[test]
-    fn metadata_extra_keys_never_override_fields() {
-        let mut m = ObjectMetadata::new("a", Some("s".into()));
-        m.hash = Some("h".into());
-        m.extra.insert("path".into(), json!("elsewhere"));
-        m.extra.insert("shape".into(), json!([3]));
-        let text = m.to_json().to_string();
-        assert_eq!(
-            text,
-            r#"{"path":"a","store":"s","size":null,"ext":null,"is_dir":false,"item_count":null,"timestamp":null,"hash":"h","shape":[3]}"#
-        );
-    }
-
-    #[test]
-    fn manifest_round_trip() {
-        let m = Manifest::new(vec![
-            ManifestEntry {
-                path: "b/c.bin".into(),
-                size: 3,
-                checksum: None,
-            },
-            ManifestEntry {
-                path: "a.txt".into(),
-                size: 2,
-                checksum: Some("x".into()),
-            },
-        ]);
-        assert_eq!(m.total_size, 5);
-        assert_eq!(m.files[0].path, "a.txt");
-        let back = Manifest::parse(&m.to_bytes(), "s", "p").unwrap();
-        assert_eq!(back.files, m.files);
-        assert_eq!(back.item_count, 2);
-        assert!(Manifest::parse(b"{}", "s", "p").is_err());
-        assert!(Manifest::parse(b"not json", "s", "p").is_err());
-    }
 
     #[test]
     fn python_timestamps() {

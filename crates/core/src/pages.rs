@@ -1,24 +1,11 @@
-//! Fresh large buffers backed by transparent huge pages.
+//! Huge-page advice for fresh large buffers: here because [`GetResult::bytes`] uses it; the
+//! other crates reach it, with its rationale, as `dj_rt::pages`.
 //!
-//! Filling a freshly allocated 64 MiB buffer costs more in page faults than in copying: with
-//! 4 KiB pages that is 16,384 faults, each zeroing a page, and it caps a read or a decode into
-//! a new buffer at about 1 GiB/s on a typical Linux server, where a copy into warm memory runs at
-//! 8 to 11 GiB/s. Most distributions set transparent huge pages to `madvise`, so a buffer gets
-//! 2 MiB pages (512 times fewer faults) only when asked. [`advise_huge`] asks, for buffers of
-//! [`HUGE_MIN`] or more, before anything touches them; [`zeroed_bytes`] makes such a buffer.
-//! Elsewhere than Linux both are plain.
+//! [`GetResult::bytes`]: crate::store::GetResult::bytes
 
 /// Buffers below this size are left alone: their faults are cheap, and small allocations come
 /// from the heap, where advice would reach neighbouring memory.
 pub const HUGE_MIN: usize = 8 << 20;
-
-/// A zeroed byte buffer of `len` bytes whose pages are not yet touched (large zeroed allocations
-/// come straight from the kernel) and are advised to be huge pages.
-pub fn zeroed_bytes(len: usize) -> Vec<u8> {
-    let v = vec![0u8; len];
-    advise_huge(v.as_ptr(), v.capacity());
-    v
-}
 
 /// Ask the kernel to back the 2 MiB-aligned interior of `[ptr, ptr + len)` with huge pages, if
 /// `len` is at least [`HUGE_MIN`]. Purely advisory: contents and validity never change, and an
@@ -48,27 +35,3 @@ pub fn advise_huge(ptr: *const u8, len: usize) {
 /// Elsewhere the advice is a no-op.
 #[cfg(not(target_os = "linux"))]
 pub fn advise_huge(_ptr: *const u8, _len: usize) {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn zeroed_bytes_are_zeroed_at_every_size() {
-        for n in [0usize, 1, 1000, HUGE_MIN + 3, HUGE_MIN * 3] {
-            let v = zeroed_bytes(n);
-            assert_eq!(v.len(), n);
-            assert!(v.iter().all(|x| *x == 0));
-        }
-    }
-
-    #[test]
-    fn advice_on_an_owned_buffer_keeps_its_contents() {
-        let mut v = vec![7u8; HUGE_MIN * 2 + 12345];
-        advise_huge(v.as_ptr(), v.len());
-        v[HUGE_MIN] = 9;
-        assert_eq!(v[0], 7);
-        assert_eq!(v[HUGE_MIN], 9);
-        assert_eq!(v.iter().filter(|b| **b == 7).count(), v.len() - 1);
-    }
-}

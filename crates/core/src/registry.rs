@@ -340,32 +340,12 @@ impl Registry {
 
     /// The names of every registered codec, sorted.
     pub fn list_codecs(&self) -> Vec<String> {
-        let mut names: Vec<String> = link_time().codecs.keys().cloned().collect();
-        names.extend(
-            self.codecs
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .keys()
-                .cloned(),
-        );
-        names.sort();
-        names.dedup();
-        names
+        sorted_names(&link_time().codecs, &self.codecs)
     }
 
     /// The names of every registered store protocol, sorted.
     pub fn list_protocols(&self) -> Vec<String> {
-        let mut names: Vec<String> = link_time().protocols.keys().cloned().collect();
-        names.extend(
-            self.protocols
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .keys()
-                .cloned(),
-        );
-        names.sort();
-        names.dedup();
-        names
+        sorted_names(&link_time().protocols, &self.protocols)
     }
 
     /// Every link-time name registered twice, as errors. Empty when all is well.
@@ -385,6 +365,20 @@ impl Registry {
     }
 }
 
+/// The names of link-time and run-time entries together, sorted, each once.
+fn sorted_names<T>(link: &HashMap<String, T>, run: &RwLock<HashMap<String, T>>) -> Vec<String> {
+    let mut names: Vec<String> = link.keys().cloned().collect();
+    names.extend(
+        run.read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned(),
+    );
+    names.sort();
+    names.dedup();
+    names
+}
+
 impl CodecLookup for Registry {
     fn codec(&self, name: &str) -> Result<Arc<dyn Codec>> {
         Registry::codec(self, name)
@@ -399,7 +393,7 @@ impl StoreSet {
     }
 
     /// As [`StoreSet::get`], with a given registry.
-    pub fn get_with(&self, name: &str, registry: &Registry) -> Result<Arc<dyn Store>> {
+    pub(crate) fn get_with(&self, name: &str, registry: &Registry) -> Result<Arc<dyn Store>> {
         if let Some(s) = self
             .stores
             .read()
@@ -425,45 +419,7 @@ impl StoreSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::CodecContext;
     use crate::config::Config;
-    use crate::typespec::TypeSpec;
-    use crate::value::Value;
-    use async_trait::async_trait;
-
-    #[derive(Debug)]
-    struct Named(&'static str);
-
-    #[async_trait]
-    impl Codec for Named {
-        fn name(&self) -> &str {
-            self.0
-        }
-        fn dtype(&self, _: bool) -> Result<TypeSpec> {
-            "bytes".parse()
-        }
-        async fn encode(&self, v: Value, _: &CodecContext) -> Result<Value> {
-            Ok(v)
-        }
-        async fn decode(&self, v: Value, _: &CodecContext) -> Result<Value> {
-            Ok(v)
-        }
-    }
-
-    #[test]
-    fn duplicate_runtime_registration_names_both() {
-        let reg = Registry::new();
-        reg.register_codec(Arc::new(Named("dup"))).unwrap();
-        let err = reg
-            .register_codec(Arc::new(Named("dup")))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("codec `dup` is registered twice"), "{err}");
-        assert!(err.matches("Named(\"dup\")").count() == 2, "{err}");
-        assert!(reg.list_codecs().contains(&"dup".to_string()));
-        assert!(reg.unregister_codec("dup"));
-        assert!(reg.codec("dup").is_err());
-    }
 
     #[test]
     fn unknown_protocol_is_named() {

@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use crate::config::{Config, StoreSpec};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::Store;
 
 /// The stores of one connection, built on first use from the configuration through the registered
@@ -57,22 +57,8 @@ impl StoreSet {
             .insert(name.into(), store);
     }
 
-    /// The spec of a configured store.
+    /// The spec of a configured store ([`StoresConfig::get`](crate::config::StoresConfig::get)).
     pub fn spec(&self, name: &str) -> Result<&StoreSpec> {
-        self.config
-            .stores
-            .specs
-            .get(name)
-            .ok_or_else(|| Error::UnknownStore {
-                store: name.to_string(),
-                known: self
-                    .config
-                    .stores
-                    .specs
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+        self.config.stores.get(name)
     }
 }

@@ -253,7 +253,7 @@ impl DomainValue {
     }
 
     /// Whether two handles share the same allocation.
-    pub fn ptr_eq(&self, other: &DomainValue) -> bool {
+    pub(crate) fn ptr_eq(&self, other: &DomainValue) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 }
@@ -281,61 +281,21 @@ impl From<u64> for Value {
         }
     }
 }
-impl From<bool> for Value {
-    fn from(v: bool) -> Self {
-        Value::Bool(v)
-    }
+
+/// `From<T> for Value` for each `T => Variant`, converting with `Into` (`f32` widens to `f64`,
+/// `&str` and `Vec<u8>` are copied or moved into `String` and `Bytes`).
+macro_rules! from_variant {
+    ($($t:ty => $variant:ident),* $(,)?) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self { Value::$variant(v.into()) }
+        }
+    )*};
 }
-impl From<f32> for Value {
-    fn from(v: f32) -> Self {
-        Value::Float(f64::from(v))
-    }
-}
-impl From<f64> for Value {
-    fn from(v: f64) -> Self {
-        Value::Float(v)
-    }
-}
-impl From<String> for Value {
-    fn from(v: String) -> Self {
-        Value::String(v)
-    }
-}
-impl From<&str> for Value {
-    fn from(v: &str) -> Self {
-        Value::String(v.to_string())
-    }
-}
-impl From<Vec<u8>> for Value {
-    fn from(v: Vec<u8>) -> Self {
-        Value::Bytes(Bytes::from(v))
-    }
-}
-impl From<Bytes> for Value {
-    fn from(v: Bytes) -> Self {
-        Value::Bytes(v)
-    }
-}
-impl From<Uuid> for Value {
-    fn from(v: Uuid) -> Self {
-        Value::Uuid(v)
-    }
-}
-impl From<NaiveDate> for Value {
-    fn from(v: NaiveDate) -> Self {
-        Value::Date(v)
-    }
-}
-impl From<NaiveDateTime> for Value {
-    fn from(v: NaiveDateTime) -> Self {
-        Value::DateTime(v)
-    }
-}
-impl From<serde_json::Value> for Value {
-    fn from(v: serde_json::Value) -> Self {
-        Value::Json(v)
-    }
-}
+from_variant!(
+    bool => Bool, f32 => Float, f64 => Float, String => String, &str => String,
+    Vec<u8> => Bytes, Bytes => Bytes, Uuid => Uuid, NaiveDate => Date,
+    NaiveDateTime => DateTime, serde_json::Value => Json,
+);
 impl<T: Into<Value>> From<Option<T>> for Value {
     fn from(v: Option<T>) -> Self {
         v.map_or(Value::Null, Into::into)
@@ -434,39 +394,5 @@ impl<'de> serde::Deserialize<'de> for Value {
         }
         use serde::Deserialize as _;
         d.deserialize_any(V)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, Clone, PartialEq)]
-    struct Graph(Vec<u32>);
-
-    #[test]
-    fn domain_values_round_trip() {
-        let v = Value::domain(Graph(vec![1, 2]));
-        assert!(v.kind().contains("Graph"));
-        assert_eq!(format!("{v:?}"), "Domain(Graph([1, 2]))");
-        let Value::Domain(d) = v else {
-            panic!("not domain")
-        };
-        let back: Graph = d.downcast().map_err(|_| ()).unwrap();
-        assert_eq!(back, Graph(vec![1, 2]));
-    }
-
-    #[test]
-    fn downcast_to_wrong_type_gives_value_back() {
-        let d = DomainValue::new(5_u8);
-        let d = d.downcast::<String>().unwrap_err();
-        assert_eq!(d.downcast::<u8>().unwrap(), 5);
-    }
-
-    #[test]
-    fn ints_compare_across_signedness() {
-        assert_eq!(Value::Int(5), Value::UInt(5));
-        assert_ne!(Value::Int(-1), Value::UInt(u64::MAX));
-        assert_eq!(Value::from(u64::MAX), Value::UInt(u64::MAX));
     }
 }

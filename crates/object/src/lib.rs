@@ -60,9 +60,12 @@ use dj_core::value::Value;
 use dj_layout::ContentHasher;
 
 pub use dj_core::object::{
-    MANIFEST_SUFFIX, Manifest, ManifestEntry, ObjectMetadata, WrittenFile, python_timestamp,
+    MANIFEST_SUFFIX, Manifest, ManifestEntry, ObjectMetadata, python_timestamp,
     python_timestamp_now,
 };
+
+mod written;
+pub use written::WrittenFile;
 
 /// The size of the parts writers upload and the blocks readers fetch.
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
@@ -899,7 +902,7 @@ impl ObjectWriter {
     pub async fn finish(self, ext: Option<String>) -> Result<ObjectMetadata> {
         let store = self.store.name().to_string();
         let written = self.finish_file().await?;
-        Ok(ObjectMetadata::for_file(written, &store, ext))
+        Ok(written.into_metadata(&store, ext))
     }
 
     /// Feed `data` to the checksum (on the blocking pool when large).

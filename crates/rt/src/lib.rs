@@ -6,8 +6,5 @@
 //! - [`task`]: keeping CPU-heavy work (hashing, encoding, local file I/O) off the async runtime;
 //! - [`pages`]: fresh large buffers backed by transparent huge pages.
 
+pub mod pages;
 pub mod task;
-
-/// Fresh large buffers backed by transparent huge pages (kept in dj-core, whose `Store` trait
-/// uses them; hidden there).
-pub use dj_core::pages;
