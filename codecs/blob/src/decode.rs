@@ -445,7 +445,11 @@ impl<'a> Reader<'a> {
         // buffers get huge pages, so faulting them in does not dominate the copy.
         let mut out: Vec<T> = Vec::with_capacity(n);
         crate::pages::advise_huge(out.as_ptr().cast(), n.saturating_mul(size));
-        out.extend(bytes.chunks_exact(size).map(bytemuck::pod_read_unaligned::<T>));
+        out.extend(
+            bytes
+                .chunks_exact(size)
+                .map(bytemuck::pod_read_unaligned::<T>),
+        );
         Ok(out)
     }
 
