@@ -11,9 +11,10 @@
 //! - **skewed byte frequencies**: the order-0 entropy of the bytes that are not repeats (what
 //!   Huffman coding of literals saves).
 //!
-//! The estimate reads at most [`SAMPLE_BYTES`] bytes once, at memory speed. It only steers the
-//! cost: a blob estimated compressible is still compressed for real and kept uncompressed when
-//! that does not make it smaller, so a wrong guess never changes what a reader gets back.
+//! The estimate reads an eighth of the blob once (at least 8 KiB, at most [`SAMPLE_BYTES`]). It
+//! only steers the cost: a blob estimated compressible is still compressed for real and kept
+//! uncompressed when that does not make it smaller, so a wrong guess never changes what a reader
+//! gets back.
 
 /// The most bytes the estimate reads.
 pub(crate) const SAMPLE_BYTES: usize = 32 * 1024;
@@ -40,13 +41,14 @@ pub(crate) fn estimated_ratio(data: &[u8]) -> f64 {
         let mut i = 0;
         while i < window.len() {
             if i + 4 <= window.len() {
-                let word =
-                    u32::from_le_bytes([window[i], window[i + 1], window[i + 2], window[i + 3]]);
+                let word = word_at(window, i);
                 let slot = (word.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize;
                 // Positions are stored plus one so that zero means empty.
                 let previous = table[slot] as usize;
                 table[slot] = (i + 1) as u32;
-                if previous > 0 && window[previous - 1..previous + 3] == window[i..i + 4] {
+                // Compared as words: a slice comparison of four bytes is a call to `bcmp`,
+                // and on noise nearly every position has an earlier one in its slot.
+                if previous > 0 && word_at(window, previous - 1) == word {
                     // Extend the match as deflate would, then skip over it.
                     let mut len = 4;
                     let from = previous - 1;
@@ -75,21 +77,44 @@ pub(crate) fn estimated_ratio(data: &[u8]) -> f64 {
     (match_cost + literal_cost) / total
 }
 
+/// The little-endian word of the four bytes at `at` (which the caller keeps in bounds).
+fn word_at(window: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&window[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
 /// Whether zlib at level 1 is expected to shrink `data` enough to be worth doing.
 pub(crate) fn worth_compressing(data: &[u8]) -> bool {
     estimated_ratio(data) < WORTH_BELOW
 }
 
-/// Up to `SAMPLE_BYTES / WINDOW` windows spread evenly over `data` (the whole of it when short).
+/// The sample is at least this share of the blob (`1 / SAMPLE_SHARE`), up to [`SAMPLE_BYTES`],
+/// and at least [`MIN_SAMPLE`]: a blob of 64 KiB is judged from two windows, one of 256 KiB or
+/// more from eight. The scan costs a few nanoseconds a byte, so a sample of half a 64 KiB blob
+/// cost more than hashing the whole blob with MD5.
+const SAMPLE_SHARE: usize = 8;
+/// The smallest sample, for blobs longer than it.
+const MIN_SAMPLE: usize = 2 * WINDOW;
+
+/// The bytes the estimate reads from a blob of `len` bytes.
+fn sample_len(len: usize) -> usize {
+    (len / SAMPLE_SHARE)
+        .clamp(MIN_SAMPLE, SAMPLE_BYTES)
+        .min(len)
+}
+
+/// Windows spread evenly over `data`, [`sample_len`] bytes in all (the whole of it when short).
 fn windows(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let n = data.len().min(SAMPLE_BYTES).div_ceil(WINDOW).max(1);
+    let sample = sample_len(data.len());
+    let n = sample.div_ceil(WINDOW).max(1);
     let stride = if n > 1 {
         (data.len() - WINDOW.min(data.len())) / (n - 1)
     } else {
         0
     };
     (0..n).map(move |k| {
-        let start = if data.len() <= SAMPLE_BYTES {
+        let start = if data.len() <= sample {
             k * WINDOW
         } else {
             k * stride
@@ -234,8 +259,31 @@ mod tests {
         assert!(worth_compressing(&[0; 1001]));
         assert!(!worth_compressing(&noise(1001, 9)));
         // Windows never run past the end, whatever the length.
-        for len in [1, 3, 4, 4095, 4096, 4097, 32 * 1024, 32 * 1024 + 1, 100_003] {
+        for len in [
+            1,
+            3,
+            4,
+            4095,
+            4096,
+            4097,
+            8 * 1024 + 1,
+            32 * 1024,
+            32 * 1024 + 1,
+            64 * 1024,
+            100_003,
+            256 * 1024 + 5,
+        ] {
             let _ = estimated_ratio(&noise(len, len as u64));
+            let zeros = vec![0u8; len];
+            let windows: Vec<&[u8]> = windows(&zeros).collect();
+            let read: usize = windows.iter().map(|w| w.len()).sum();
+            assert!(read <= len && read <= SAMPLE_BYTES, "{len}: {read}");
+            assert!(
+                read >= sample_len(len).saturating_sub(WINDOW),
+                "{len}: {read}"
+            );
         }
+        assert_eq!(sample_len(64 * 1024), 2 * WINDOW);
+        assert_eq!(sample_len(1 << 20), SAMPLE_BYTES);
     }
 }

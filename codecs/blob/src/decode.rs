@@ -441,9 +441,15 @@ impl<'a> Reader<'a> {
             what,
         )?;
         // One copy into an aligned buffer; the format is little-endian like every supported host.
-        // Large buffers get huge pages, so faulting them in does not dominate the copy.
-        let mut out: Vec<T> = crate::pages::zeroed_vec(n);
-        bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(bytes);
+        // The buffer is not zeroed first (each element is written once, by the copy), and large
+        // buffers get huge pages, so faulting them in does not dominate the copy.
+        let mut out: Vec<T> = Vec::with_capacity(n);
+        crate::pages::advise_huge(out.as_ptr().cast(), n.saturating_mul(size));
+        out.extend(
+            bytes
+                .chunks_exact(size)
+                .map(bytemuck::pod_read_unaligned::<T>),
+        );
         Ok(out)
     }
 

@@ -55,7 +55,7 @@ use bytes::Bytes;
 use dj_core::codec::{Codec, CodecContext, StoredRef};
 use dj_core::config::HashAlgorithm;
 use dj_core::error::{Error, Result};
-use dj_core::store::{Store, StoreExt, StorePath};
+use dj_core::store::{ExpectedDigest, GetOptions, Store, StoreExt, StorePath};
 use dj_core::typespec::TypeSpec;
 use dj_core::value::Value;
 use dj_layout as layout;
@@ -184,14 +184,21 @@ async fn on_pool<T: Send + 'static>(
     run_blocking(big, NAME, "hashing task", move || f(&data)).await
 }
 
-/// The content hash of `data` with `algorithm` and, unless that is BLAKE3 already, its BLAKE3
-/// checksum too.
-async fn hashes_of(algorithm: HashAlgorithm, data: &Bytes) -> Result<(String, Option<String>)> {
-    on_pool(data, move |data| {
-        let hash = layout::content_hash(algorithm, data);
-        let checksum = (algorithm != HashAlgorithm::Blake3)
-            .then(|| layout::content_hash(HashAlgorithm::Blake3, data));
-        (hash, checksum)
+/// Below this many bytes the BLAKE3 checksum beside an MD5 address is computed on the runtime
+/// thread, while the object's `head` and write run on the blocking pool: BLAKE3 hashes several
+/// gigabytes a second on one core, so 256 KiB is tens of microseconds, about what a second trip
+/// to the pool would cost.
+const CHECKSUM_INLINE_MAX: usize = 256 * 1024;
+
+/// The BLAKE3 checksum recorded beside an address of `algorithm` (`None` when the address is
+/// BLAKE3 already), computed on the blocking pool for large `data`.
+async fn checksum_of(algorithm: HashAlgorithm, data: Bytes) -> Result<Option<String>> {
+    if algorithm == HashAlgorithm::Blake3 {
+        return Ok(None);
+    }
+    let big = data.len() >= CHECKSUM_INLINE_MAX;
+    run_blocking(big, NAME, "hashing task", move || {
+        Some(layout::content_hash(HashAlgorithm::Blake3, &data))
     })
     .await
 }
@@ -211,8 +218,34 @@ pub async fn put_hashed(
     data: Bytes,
 ) -> Result<HashMetadata> {
     let algorithm = spec.hash_algorithm;
-    let (hash, checksum) = hashes_of(algorithm, &data).await?;
+    // The address first (the key depends on it); the checksum beside it is computed while the
+    // object is looked up and written.
+    let hash = on_pool(&data, move |d| layout::content_hash(algorithm, d)).await?;
     let path = layout::hash_path(spec, schema, &hash)?;
+    let size = data.len() as u64;
+    let checksum = checksum_of(algorithm, data.clone());
+    let (checksum, written) =
+        futures::join!(checksum, write_hashed(store_name, store, &path, data));
+    let (checksum, ()) = (checksum?, written?);
+    Ok(HashMetadata {
+        hash,
+        path: path.as_str().to_string(),
+        schema: schema.to_string(),
+        store: Some(store_name.to_string()),
+        size,
+        algorithm,
+        checksum,
+    })
+}
+
+/// Write `data` at `path` unless it is there already (see [`put_hashed`]).
+async fn write_hashed(
+    store_name: &str,
+    store: &dyn Store,
+    path: &StorePath,
+    data: Bytes,
+) -> Result<()> {
+    let path = path.clone();
     let size = data.len() as u64;
     match store.head(&path).await {
         Ok(meta) if meta.size == size => {
@@ -239,26 +272,25 @@ pub async fn put_hashed(
         }
         Err(e) => return Err(e),
     }
-    Ok(HashMetadata {
-        hash,
-        path: path.as_str().to_string(),
-        schema: schema.to_string(),
-        store: Some(store_name.to_string()),
-        size,
-        algorithm,
-        checksum,
-    })
+    Ok(())
 }
 
 /// Read and verify a hash-addressed object: against its BLAKE3 `checksum` when the metadata has
 /// one, otherwise against its `hash`.
 pub async fn get_hashed(meta: &HashMetadata, store_name: &str, store: &dyn Store) -> Result<Bytes> {
     let path = StorePath::parse(&meta.path)?;
-    let data = store.get(&path).await?;
     let (what, algorithm, expected) = match &meta.checksum {
         Some(checksum) => ("BLAKE3 checksum", HashAlgorithm::Blake3, checksum),
         None => ("content hash", meta.algorithm, &meta.hash),
     };
+    if store.capabilities().verified_get {
+        // The store hashes each chunk as it reads it (a file store: in the same blocking task),
+        // and fails the read on a mismatch.
+        let want = ExpectedDigest::new(algorithm, expected.clone(), what);
+        let options = GetOptions::default().with_verify(Some(want));
+        return store.get_opts(&path, options).await?.bytes().await;
+    }
+    let data = store.get(&path).await?;
     let actual = on_pool(&data, move |d| layout::content_hash(algorithm, d)).await?;
     if &actual != expected {
         return Err(Error::Integrity {

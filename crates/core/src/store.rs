@@ -177,6 +177,11 @@ impl From<PutMode> for PutOptions {
 pub struct GetOptions {
     /// The part of the object to read; `None` reads all of it.
     pub range: Option<GetRange>,
+    /// A digest the whole object must have, checked by the store while it reads (each chunk is
+    /// hashed as it arrives, while it is in cache). Only a store whose
+    /// [`Capabilities::verified_get`] is set honours it; others ignore it, so a caller sets it
+    /// only after checking that capability, and verifies the bytes itself otherwise.
+    pub verify: Option<ExpectedDigest>,
 }
 
 impl GetOptions {
@@ -189,6 +194,53 @@ impl GetOptions {
     pub fn with_range(mut self, range: Option<GetRange>) -> Self {
         self.range = range;
         self
+    }
+
+    /// With [`verify`](Self::verify) set to `verify`.
+    pub fn with_verify(mut self, verify: Option<ExpectedDigest>) -> Self {
+        self.verify = verify;
+        self
+    }
+}
+
+/// The digest a verified read must find ([`GetOptions::verify`]).
+///
+/// A store that honours it reads the whole object, hashes its bytes with `algorithm` as they
+/// arrive, and fails the read with [`Error::Integrity`] naming the store and the key, with the
+/// message `"{what} is {actual}, expected {digest} (the object is corrupted)"`, when they differ.
+/// A ranged read cannot be verified: asking for both is [`Error::NotSupported`].
+///
+/// ```
+/// use dj_core::config::HashAlgorithm;
+/// use dj_core::store::{ExpectedDigest, GetOptions};
+/// let want = ExpectedDigest::new(HashAlgorithm::Blake3, "abc", "BLAKE3 checksum");
+/// let opts = GetOptions::default().with_verify(Some(want.clone()));
+/// assert_eq!(opts.verify, Some(want));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExpectedDigest {
+    /// The hash algorithm.
+    pub algorithm: crate::config::HashAlgorithm,
+    /// The expected digest, lowercase base32 without padding (as `dj_layout::content_hash`
+    /// writes it).
+    pub digest: String,
+    /// What the digest is, for the error message (`"BLAKE3 checksum"`, `"content hash"`).
+    pub what: String,
+}
+
+impl ExpectedDigest {
+    /// The digest `digest` of `algorithm`, described as `what` in errors.
+    pub fn new(
+        algorithm: crate::config::HashAlgorithm,
+        digest: impl Into<String>,
+        what: impl Into<String>,
+    ) -> Self {
+        ExpectedDigest {
+            algorithm,
+            digest: digest.into(),
+            what: what.into(),
+        }
     }
 }
 
@@ -307,6 +359,9 @@ pub struct Capabilities {
     pub durable_writes: bool,
     /// The smallest part a multipart upload accepts, except the last.
     pub min_part_size: usize,
+    /// [`GetOptions::verify`] is honoured: the store hashes what it reads and fails a read whose
+    /// digest differs. A wrapper that changes the bytes it passes on must not report it.
+    pub verified_get: bool,
 }
 
 impl Capabilities {
@@ -335,6 +390,11 @@ impl Capabilities {
         self.min_part_size = bytes;
         self
     }
+    /// With [`verified_get`](Self::verified_get) set to `yes`.
+    pub const fn with_verified_get(mut self, yes: bool) -> Self {
+        self.verified_get = yes;
+        self
+    }
 }
 
 impl Default for Capabilities {
@@ -345,6 +405,7 @@ impl Default for Capabilities {
             ranged_get: true,
             durable_writes: true,
             min_part_size: 5 * 1024 * 1024,
+            verified_get: false,
         }
     }
 }

@@ -46,6 +46,7 @@
 //! ```
 
 mod staging;
+mod verified;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -59,8 +60,9 @@ use dj_core::Result;
 use dj_core::config::{SpecContext, StoreSpec};
 use dj_core::error::Error;
 use dj_core::store::{
-    Capabilities, ConditionalDelete, GetOptions, GetResult, IncompleteKind, IncompleteRemoval,
-    IncompleteWrite, MultipartUpload, ObjectMeta, PutOptions, PutResult, Store, StorePath,
+    Capabilities, ConditionalDelete, ExpectedDigest, GetOptions, GetResult, IncompleteKind,
+    IncompleteRemoval, IncompleteWrite, MultipartUpload, ObjectMeta, PutOptions, PutResult, Store,
+    StorePath,
 };
 use dj_rt::task::run_blocking;
 use dj_store_object_store::ObjectStoreAdapter;
@@ -133,7 +135,8 @@ impl FileStore {
             .with_native_multipart(true)
             .with_ranged_get(true)
             .with_durable_writes(true)
-            .with_min_part_size(1);
+            .with_min_part_size(1)
+            .with_verified_get(true);
         let inner = ObjectStoreAdapter::unprefixed(name, Arc::new(fs))
             .with_capabilities(capabilities)
             .with_backend_description(format!("directory {}", root.display()));
@@ -153,6 +156,67 @@ impl FileStore {
     /// The local file an object lives in (whether or not it exists).
     pub fn file_path(&self, key: &StorePath) -> PathBuf {
         staging::local_path(&self.root, key.as_str())
+    }
+
+    /// A whole-object read verified against `want` (see [`verified`]): one blocking task opens,
+    /// reads and hashes the file.
+    async fn get_verified(&self, path: &StorePath, want: ExpectedDigest) -> Result<GetResult> {
+        let store = || self.inner.name().to_string();
+        if staging::staging_name(path.file_name()).is_some() {
+            return Err(Error::invalid_path(
+                path.as_str(),
+                format!(
+                    "{self} has no such object: a last segment `<name>#<digits>` is the name of \
+                     a staging file"
+                ),
+            ));
+        }
+        let file = self.file_path(path);
+        let (algorithm, digest) = (want.algorithm, want.digest.clone());
+        let outcome = run_blocking(true, "file store", "a verified read", move || {
+            verified::read_verified(&file, algorithm, &digest)
+        })
+        .await?;
+        let io = |e: std::io::Error| Error::Store {
+            store: store(),
+            operation: "get",
+            path: path.as_str().to_string(),
+            retryable: false,
+            source: Box::new(e),
+        };
+        let (buf, meta) = match outcome.map_err(io)? {
+            verified::Outcome::Bytes(buf, meta) => (buf, meta),
+            verified::Outcome::Missing => {
+                return Err(Error::NotFound {
+                    store: store(),
+                    path: path.as_str().to_string(),
+                });
+            }
+            verified::Outcome::Mismatch(actual) => {
+                return Err(Error::Integrity {
+                    store: store(),
+                    path: path.as_str().to_string(),
+                    message: format!(
+                        "{} is {actual}, expected {} (the object is corrupted)",
+                        want.what, want.digest
+                    ),
+                });
+            }
+        };
+        let modified = meta.modified().map_err(io)?;
+        let size = buf.len() as u64;
+        let object = ObjectMeta {
+            path: path.clone(),
+            size,
+            last_modified: DateTime::<Utc>::from(modified),
+            e_tag: Some(e_tag(&meta, modified, size)),
+        };
+        let data = Bytes::from(buf);
+        Ok(GetResult {
+            meta: object,
+            range: 0..size,
+            stream: futures::stream::once(async move { Ok(data) }).boxed(),
+        })
     }
 
     /// An error of a leftover listing or removal, naming the store, the key and the local file.
@@ -189,7 +253,14 @@ impl Store for FileStore {
         self.inner.put_opts(path, payload, options).await
     }
     async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
-        self.inner.get_opts(path, options).await
+        match options.verify {
+            None => self.inner.get_opts(path, options).await,
+            Some(_) if options.range.is_some() => Err(Error::NotSupported {
+                store: self.name().to_string(),
+                operation: format!("a ranged read of `{path}` verified against a digest"),
+            }),
+            Some(want) => self.get_verified(path, want).await,
+        }
     }
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
         self.inner.head(path).await
@@ -313,6 +384,23 @@ impl Store for FileStore {
             )),
         }
     }
+}
+
+/// The entity tag `object_store` gives a local file (inode, modification time in microseconds
+/// and size, in hexadecimal), so that a verified read reports the tag `head` does.
+fn e_tag(meta: &std::fs::Metadata, modified: std::time::SystemTime, size: u64) -> String {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = {
+        let _ = meta;
+        0u64
+    };
+    let mtime = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros();
+    format!("\"{inode:x}-{mtime:x}-{size:x}\"")
 }
 
 /// The marker of a file moved aside by [`Store::delete_if_older`]: `<name>#gc<digits>`.
