@@ -430,7 +430,8 @@ pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>>
     }
     builder = builder
         .with_container_name(&target.container)
-        .with_account(&target.account);
+        .with_account(&target.account)
+        .with_retry(dj_store_object_store::retry_config_for(spec));
     if let Some(k) = &target.account_key {
         // Checked here so that the error names the key and not its value.
         let valid = k.expose().trim().len() % 4 == 0
@@ -496,8 +497,8 @@ pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>>
         )
         .with_backend_description(description)
         .with_retry_classifier(dj_store_object_store::classify_http);
-    // object_store's HTTP client retries transient failures itself (its `RetryConfig`): no
-    // retry layer on top, which would multiply the attempts.
+    // object_store's HTTP client retries transient failures itself (its `RetryConfig`, set from
+    // the spec's `retry` above): no retry layer on top, which would multiply the attempts.
     Ok(dj_store_layers::standard(
         Arc::new(adapter),
         dj_store_layers::Retries::Backend,

@@ -266,7 +266,8 @@ pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>>
         .unwrap_or_else(|| DEFAULT_SERVICE_URL.to_string());
     let mut builder = GoogleCloudStorageBuilder::new()
         .with_bucket_name(bucket)
-        .with_client_options(ClientOptions::new().with_allow_http(url.starts_with("http://")));
+        .with_client_options(ClientOptions::new().with_allow_http(url.starts_with("http://")))
+        .with_retry(dj_store_object_store::retry_config_for(spec));
     if let Some(e) = &endpoint {
         builder = builder.with_base_url(e);
     }
@@ -321,8 +322,8 @@ pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>>
         )
         .with_backend_description(description)
         .with_retry_classifier(dj_store_object_store::classify_http);
-    // object_store's HTTP client retries transient failures itself (its `RetryConfig`): no
-    // retry layer on top, which would multiply the attempts.
+    // object_store's HTTP client retries transient failures itself (its `RetryConfig`, set from
+    // the spec's `retry` above): no retry layer on top, which would multiply the attempts.
     Ok(dj_store_layers::standard(
         Arc::new(adapter),
         dj_store_layers::Retries::Backend,

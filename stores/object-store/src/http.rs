@@ -1,9 +1,11 @@
 //! What the HTTP backends (`s3`, `gcs`, `azure`) share: the retry rule for `object_store`'s HTTP
-//! errors.
+//! errors and its client's retry settings from a store's `retry` settings.
 
 use std::error::Error as StdError;
 
+use dj_core::config::{RetrySettings, StoreSpec};
 use object_store::client::{HttpError, HttpErrorKind};
+use object_store::{BackoffConfig, RetryConfig};
 
 /// The [`RetryClassifier`](crate::RetryClassifier) of the HTTP backends: an `object_store`
 /// [`HttpError`] of kind connect, request, timeout or interrupted may succeed on retry; any other
@@ -28,10 +30,49 @@ pub fn classify_http(err: &(dyn StdError + 'static)) -> Option<bool> {
     }
 }
 
+/// `object_store`'s retry settings for a store with these `retry` settings: `max_attempts`
+/// becomes `max_retries` (attempts less the first), the backoffs become its [`BackoffConfig`]
+/// (doubling, as the retry layer does), `max_elapsed` its `retry_timeout`. What the settings
+/// leave unset keeps `object_store`'s default (10 retries, 100 ms initial and 15 s largest
+/// backoff, 3 minutes in all).
+///
+/// ```
+/// use std::time::Duration;
+/// use dj_core::config::RetrySettings;
+/// let c = dj_store_object_store::retry_config(&RetrySettings::default().with_max_attempts(3));
+/// assert_eq!(c.max_retries, 2);
+/// assert_eq!(c.backoff.init_backoff, Duration::from_millis(100));
+/// assert_eq!(dj_store_object_store::retry_config(&RetrySettings::never()).max_retries, 0);
+/// ```
+pub fn retry_config(settings: &RetrySettings) -> RetryConfig {
+    let mut config = RetryConfig::default();
+    if let Some(n) = settings.max_attempts {
+        config.max_retries = usize::try_from(n.saturating_sub(1)).unwrap_or(usize::MAX);
+    }
+    let mut backoff = BackoffConfig::default();
+    if let Some(d) = settings.initial_backoff {
+        backoff.init_backoff = d;
+    }
+    if let Some(d) = settings.max_backoff {
+        backoff.max_backoff = d;
+    }
+    config.backoff = backoff;
+    if let Some(d) = settings.max_elapsed {
+        config.retry_timeout = d;
+    }
+    config
+}
+
+/// [`retry_config`] for the settings of `spec` (its [`retry`](StoreSpec::retry)).
+pub fn retry_config_for(spec: &StoreSpec) -> RetryConfig {
+    retry_config(&spec.retry)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::is_retryable;
+    use std::time::Duration;
 
     fn http(kind: HttpErrorKind, message: &str) -> HttpError {
         HttpError::new(kind, std::io::Error::other(message.to_string()))
@@ -83,5 +124,28 @@ mod tests {
             &generic(http(HttpErrorKind::Connect, "dns error")),
             None
         ));
+    }
+
+    #[test]
+    fn retry_settings_become_object_store_retry_config() {
+        let defaults = retry_config(&RetrySettings::default());
+        let stock = RetryConfig::default();
+        assert_eq!(defaults.max_retries, stock.max_retries);
+        assert_eq!(defaults.retry_timeout, stock.retry_timeout);
+        assert_eq!(defaults.backoff.init_backoff, stock.backoff.init_backoff);
+        assert_eq!(defaults.backoff.max_backoff, stock.backoff.max_backoff);
+
+        let c = retry_config(
+            &RetrySettings::default()
+                .with_max_attempts(5)
+                .with_initial_backoff(Duration::from_millis(20))
+                .with_max_backoff(Duration::from_millis(700))
+                .with_max_elapsed(Duration::from_secs(9)),
+        );
+        assert_eq!(c.max_retries, 4);
+        assert_eq!(c.backoff.init_backoff, Duration::from_millis(20));
+        assert_eq!(c.backoff.max_backoff, Duration::from_millis(700));
+        assert_eq!(c.retry_timeout, Duration::from_secs(9));
+        assert_eq!(retry_config(&RetrySettings::never()).max_retries, 0);
     }
 }

@@ -57,12 +57,12 @@ use dj_core::error::{BoxError, Error, Result};
 
 #[cfg(feature = "http")]
 mod http;
-#[cfg(feature = "http")]
-pub use http::classify_http;
 use dj_core::store::{
     Capabilities, GetOptions, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode,
     PutOptions, PutResult, Store, StorePath,
 };
+#[cfg(feature = "http")]
+pub use http::{classify_http, retry_config, retry_config_for};
 
 /// How many parts of one multipart upload may be in flight at once.
 pub const PARTS_IN_FLIGHT: usize = 4;

@@ -232,7 +232,8 @@ pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>>
         .with_endpoint(&url)
         .with_bucket_name(bucket)
         .with_virtual_hosted_style_request(false)
-        .with_allow_http(url.starts_with("http://"));
+        .with_allow_http(url.starts_with("http://"))
+        .with_retry(dj_store_object_store::retry_config_for(spec));
     let s3 = builder.build().map_err(|e| {
         Error::config(
             key("endpoint"),
@@ -269,8 +270,8 @@ pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>>
         )
         .with_backend_description(backend)
         .with_retry_classifier(dj_store_object_store::classify_http);
-    // object_store's HTTP client retries transient failures itself (its `RetryConfig`): no
-    // retry layer on top, which would multiply the attempts.
+    // object_store's HTTP client retries transient failures itself (its `RetryConfig`, set from
+    // the spec's `retry` above): no retry layer on top, which would multiply the attempts.
     let store = Arc::new(S3Store {
         inner: adapter,
         uploads,
