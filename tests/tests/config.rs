@@ -1372,3 +1372,144 @@ fn target_never_shows_a_password() {
         dir.path().join("lab.sqlite").display().to_string()
     );
 }
+
+// ------------------------------------------------------------------------------------------------
+// Store retry settings
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn store_retry_settings() {
+    use dj_config::RetrySettings;
+    use std::time::Duration;
+    let dir = project();
+    let spec_of = |retry: &str| {
+        write_config(
+            dir.path(),
+            &format!(r#"{{"stores": {{"m": {{"protocol": "memory", "retry": {retry}}}}}}}"#),
+        );
+        load(dir.path(), &[]).map(|c| c.stores.get("m").unwrap().retry)
+    };
+    assert_eq!(
+        spec_of(
+            r#"{"max_attempts": 6, "initial_backoff_ms": 50, "max_backoff_ms": 2000, "max_elapsed_ms": 60000}"#
+        )
+        .unwrap(),
+        RetrySettings::default()
+            .with_max_attempts(6)
+            .with_initial_backoff(Duration::from_millis(50))
+            .with_max_backoff(Duration::from_millis(2000))
+            .with_max_elapsed(Duration::from_secs(60))
+    );
+    // Unset keys (and `null`) keep the protocol's defaults.
+    assert_eq!(
+        spec_of(r#"{"max_attempts": 2, "max_backoff_ms": null}"#).unwrap(),
+        RetrySettings::default().with_max_attempts(2)
+    );
+    assert_eq!(spec_of("{}").unwrap(), RetrySettings::default());
+    assert_eq!(spec_of("true").unwrap(), RetrySettings::default());
+    assert_eq!(spec_of("null").unwrap(), RetrySettings::default());
+    // `false` and one attempt both turn retries off.
+    assert_eq!(spec_of("false").unwrap(), RetrySettings::never());
+    assert_eq!(
+        spec_of(r#"{"max_attempts": 1}"#).unwrap(),
+        RetrySettings::never()
+    );
+    // Without the key: the protocol's defaults.
+    write_config(dir.path(), r#"{"stores": {"m": {"protocol": "memory"}}}"#);
+    assert_eq!(
+        load(dir.path(), &[])
+            .unwrap()
+            .stores
+            .get("m")
+            .unwrap()
+            .retry,
+        RetrySettings::default()
+    );
+
+    // Errors name `stores.<name>.retry.<key>`.
+    for (retry, key, says) in [
+        (
+            r#"{"max_attempt": 3}"#,
+            "stores.m.retry.max_attempt",
+            "max_attempts",
+        ),
+        (
+            r#"{"max_attempts": 0}"#,
+            "stores.m.retry.max_attempts",
+            "from 1",
+        ),
+        (
+            r#"{"max_attempts": -2}"#,
+            "stores.m.retry.max_attempts",
+            "whole number",
+        ),
+        (
+            r#"{"max_attempts": 2.5}"#,
+            "stores.m.retry.max_attempts",
+            "whole number",
+        ),
+        (
+            r#"{"max_attempts": "3"}"#,
+            "stores.m.retry.max_attempts",
+            "whole number",
+        ),
+        (
+            r#"{"max_attempts": 5000000000}"#,
+            "stores.m.retry.max_attempts",
+            "from 1",
+        ),
+        (
+            r#"{"initial_backoff_ms": "1s"}"#,
+            "stores.m.retry.initial_backoff_ms",
+            "whole number",
+        ),
+        (
+            r#"{"initial_backoff_ms": 500, "max_backoff_ms": 100}"#,
+            "stores.m.retry.initial_backoff_ms",
+            "max_backoff_ms",
+        ),
+        (
+            r#"{"max_elapsed_ms": true}"#,
+            "stores.m.retry.max_elapsed_ms",
+            "whole number",
+        ),
+        ("3", "stores.m.retry", "false, or an object"),
+        (r#""off""#, "stores.m.retry", "false, or an object"),
+    ] {
+        let err = spec_of(retry).unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains(says), "{retry}: {err}");
+    }
+
+    // `retry` is a key every protocol shares, not a protocol option.
+    let mut every = vec![
+        ("memory", String::new()),
+        ("file", r#", "location": "objs""#.to_string()),
+        (
+            "s3",
+            r#", "location": "l", "endpoint": "h:9000", "bucket": "b""#.to_string(),
+        ),
+        ("gcs", r#", "location": "l", "bucket": "b""#.to_string()),
+        (
+            "azure",
+            r#", "location": "l", "container": "c", "account_name": "a""#.to_string(),
+        ),
+    ];
+    fs::create_dir_all(dir.path().join("objs")).unwrap();
+    for (protocol, rest) in every.drain(..) {
+        write_config(
+            dir.path(),
+            &format!(
+                r#"{{"stores": {{"x": {{"protocol": "{protocol}", "retry": {{"max_attempts": 9}}{rest}}}}}}}"#
+            ),
+        );
+        let c = load(dir.path(), &[]).unwrap_or_else(|e| panic!("{protocol}: {e}"));
+        let x = c.stores.get("x").unwrap();
+        assert_eq!(x.retry.max_attempts, Some(9), "{protocol}");
+        assert!(!x.options.contains_key("retry"), "{protocol}");
+        let shown = c.redacted_json();
+        assert_eq!(
+            shown["stores"]["x"]["retry"]["max_attempts"], 9,
+            "{protocol}: {shown}"
+        );
+    }
+}

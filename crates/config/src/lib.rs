@@ -70,8 +70,8 @@ use serde_json::{Map, Value as Json, json};
 use dj_core::error::{Error, Result};
 
 pub use dj_core::config::{
-    BlobCompression, COMMON_STORE_KEYS, DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE, HashAlgorithm, Secret,
-    SpecContext, StoreSpec, StoresConfig, is_secret_key_name,
+    BlobCompression, COMMON_STORE_KEYS, DEFAULT_BLOB_MAX_DECOMPRESSED_SIZE, HashAlgorithm,
+    RetrySettings, Secret, SpecContext, StoreSpec, StoresConfig, is_secret_key_name,
 };
 
 mod loader;
@@ -611,6 +611,12 @@ impl Config {
                 "schema_prefix": s.schema_prefix,
                 "filepath_prefix": s.filepath_prefix,
                 "hash_algorithm": s.hash_algorithm.as_str(),
+                "retry": {
+                    "max_attempts": s.retry.max_attempts,
+                    "initial_backoff_ms": s.retry.initial_backoff.map(|d| d.as_millis()),
+                    "max_backoff_ms": s.retry.max_backoff.map(|d| d.as_millis()),
+                    "max_elapsed_ms": s.retry.max_elapsed.map(|d| d.as_millis()),
+                },
             });
             // The protocol's options sit beside the common keys, as in the file.
             if let Json::Object(m) = &mut store {

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value as Json, json};
@@ -1209,6 +1210,7 @@ fn build_store_spec(
                     })?;
                 }
             }
+            "retry" => spec.retry = parse_retry(&key, v)?,
             // The protocol's own: read and checked by its store crate.
             _ => {
                 if !v.is_null() {
@@ -1220,6 +1222,79 @@ fn build_store_spec(
     (entry.check)(&mut spec, &SpecContext::new(base))?;
     check_prefix_separation(&spec)?;
     Ok(spec)
+}
+
+/// The keys of `stores.<name>.retry`.
+const RETRY_KEYS: &[&str] = &[
+    "max_attempts",
+    "initial_backoff_ms",
+    "max_backoff_ms",
+    "max_elapsed_ms",
+];
+
+/// `stores.<name>.retry`: `false` (one attempt), `true` or `null` (the protocol's defaults), or
+/// an object of [`RETRY_KEYS`]; errors name `stores.<name>.retry.<key>`.
+fn parse_retry(key: &str, v: &Json) -> Result<RetrySettings> {
+    let map = match v {
+        Json::Null | Json::Bool(true) => return Ok(RetrySettings::default()),
+        Json::Bool(false) => return Ok(RetrySettings::never()),
+        Json::Object(m) => m,
+        other => {
+            return Err(type_error(
+                key,
+                "false, or an object with max_attempts, initial_backoff_ms, max_backoff_ms, \
+                 max_elapsed_ms",
+                other,
+            ));
+        }
+    };
+    let mut retry = RetrySettings::default();
+    for (k, v) in map {
+        let sub = format!("{key}.{k}");
+        let n = if RETRY_KEYS.contains(&k.as_str()) {
+            match v {
+                Json::Null => continue,
+                Json::Number(n) => n
+                    .as_u64()
+                    .ok_or_else(|| type_error(&sub, "a whole number, 0 or more", v))?,
+                other => return Err(type_error(&sub, "a whole number, 0 or more", other)),
+            }
+        } else {
+            return Err(unknown_key(&sub, RETRY_KEYS));
+        };
+        let ms = Duration::from_millis(n);
+        match k.as_str() {
+            "max_attempts" => {
+                let attempts = u32::try_from(n).ok().filter(|a| *a >= 1).ok_or_else(|| {
+                    Error::config(
+                        &sub,
+                        format!(
+                            "is {n}: attempts in all, the first included, from 1 (no retry) to \
+                             {}; `\"retry\": false` turns retries off",
+                            u32::MAX
+                        ),
+                    )
+                })?;
+                retry.max_attempts = Some(attempts);
+            }
+            "initial_backoff_ms" => retry.initial_backoff = Some(ms),
+            "max_backoff_ms" => retry.max_backoff = Some(ms),
+            _ => retry.max_elapsed = Some(ms),
+        }
+    }
+    if let (Some(initial), Some(max)) = (retry.initial_backoff, retry.max_backoff)
+        && initial > max
+    {
+        return Err(Error::config(
+            format!("{key}.initial_backoff_ms"),
+            format!(
+                "is {} ms, more than max_backoff_ms ({} ms)",
+                initial.as_millis(),
+                max.as_millis()
+            ),
+        ));
+    }
+    Ok(retry)
 }
 
 fn parse_subfolding(key: &str, v: &Json) -> Result<Option<Vec<usize>>> {

@@ -27,6 +27,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use indexmap::IndexMap;
 
@@ -71,6 +72,57 @@ pub enum HashAlgorithm {
     Blake3,
 }
 
+/// A store's `retry` settings: how many attempts an operation that fails transiently gets and
+/// how long to wait between them. A field left `None` keeps the protocol's default; the store
+/// crate applies the rest to its retry layer or to its client's own retries. `"retry": false`
+/// is [`RetrySettings::never`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RetrySettings {
+    /// Attempts in all, the first included (`max_attempts`, at least 1; 1 turns retries off).
+    pub max_attempts: Option<u32>,
+    /// The wait before the first retry (`initial_backoff_ms`); it doubles for each further one.
+    pub initial_backoff: Option<Duration>,
+    /// The longest wait between two attempts (`max_backoff_ms`).
+    pub max_backoff: Option<Duration>,
+    /// No retry starts later than this after the first attempt (`max_elapsed_ms`).
+    pub max_elapsed: Option<Duration>,
+}
+
+impl RetrySettings {
+    /// One attempt, no retries (`"retry": false`).
+    pub fn never() -> Self {
+        RetrySettings {
+            max_attempts: Some(1),
+            ..RetrySettings::default()
+        }
+    }
+
+    /// With [`max_attempts`](Self::max_attempts) set to `n`.
+    pub fn with_max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+
+    /// With [`initial_backoff`](Self::initial_backoff) set to `d`.
+    pub fn with_initial_backoff(mut self, d: Duration) -> Self {
+        self.initial_backoff = Some(d);
+        self
+    }
+
+    /// With [`max_backoff`](Self::max_backoff) set to `d`.
+    pub fn with_max_backoff(mut self, d: Duration) -> Self {
+        self.max_backoff = Some(d);
+        self
+    }
+
+    /// With [`max_elapsed`](Self::max_elapsed) set to `d`.
+    pub fn with_max_elapsed(mut self, d: Duration) -> Self {
+        self.max_elapsed = Some(d);
+        self
+    }
+}
+
 /// One store's specification, as in DataJoint 2.x's `stores.<name>` section.
 ///
 /// dj-core reads what every store shares: the name, the protocol, the location and the layout
@@ -104,6 +156,9 @@ pub struct StoreSpec {
     pub filepath_prefix: Option<String>,
     /// The hash algorithm for new hash-addressed objects (dj-rs extension).
     pub hash_algorithm: HashAlgorithm,
+    /// How the store retries transient failures (`retry`, dj-rs extension); unset fields keep
+    /// the protocol's defaults.
+    pub retry: RetrySettings,
     /// The protocol's own settings (`endpoint`, `bucket`, credentials, …), as given; `null`
     /// values are left out.
     pub options: IndexMap<String, serde_json::Value>,
@@ -183,6 +238,7 @@ impl StoreSpec {
             schema_prefix: "_schema".into(),
             filepath_prefix: None,
             hash_algorithm: HashAlgorithm::Md5,
+            retry: RetrySettings::default(),
             options: IndexMap::new(),
         }
     }
@@ -410,6 +466,7 @@ pub const COMMON_STORE_KEYS: &[&str] = &[
     "filepath_prefix",
     "stage",
     "hash_algorithm",
+    "retry",
 ];
 
 /// Whether a store-spec key names a credential, by its name. Used to redact plugin keys in

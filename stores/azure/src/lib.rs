@@ -258,20 +258,6 @@ pub fn endpoint_url(endpoint: &str, secure: bool) -> String {
     }
 }
 
-/// Retry rule for `object_store`'s HTTP errors: connection, request, timeout and interrupted
-/// errors may succeed on retry; anything else is left to the generic rules.
-fn classify(err: &(dyn std::error::Error + 'static)) -> Option<bool> {
-    use object_store::client::{HttpError, HttpErrorKind};
-    let http = err.downcast_ref::<HttpError>()?;
-    match http.kind() {
-        HttpErrorKind::Connect
-        | HttpErrorKind::Request
-        | HttpErrorKind::Timeout
-        | HttpErrorKind::Interrupted => Some(true),
-        _ => None,
-    }
-}
-
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.map(str::trim).filter(|s| !s.is_empty())
 }
@@ -444,7 +430,8 @@ pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>>
     }
     builder = builder
         .with_container_name(&target.container)
-        .with_account(&target.account);
+        .with_account(&target.account)
+        .with_retry(dj_store_object_store::retry_config_for(spec));
     if let Some(k) = &target.account_key {
         // Checked here so that the error names the key and not its value.
         let valid = k.expose().trim().len() % 4 == 0
@@ -509,9 +496,9 @@ pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>>
                 .with_min_part_size(5 * 1024 * 1024),
         )
         .with_backend_description(description)
-        .with_retry_classifier(classify);
-    // object_store's HTTP client retries transient failures itself (its `RetryConfig`): no
-    // retry layer on top, which would multiply the attempts.
+        .with_retry_classifier(dj_store_object_store::classify_http);
+    // object_store's HTTP client retries transient failures itself (its `RetryConfig`, set from
+    // the spec's `retry` above): no retry layer on top, which would multiply the attempts.
     Ok(dj_store_layers::standard(
         Arc::new(adapter),
         dj_store_layers::Retries::Backend,

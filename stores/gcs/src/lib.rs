@@ -208,20 +208,6 @@ pub fn credentials_from_spec(spec: &StoreSpec) -> Result<(Credentials, Option<St
     Ok((creds, base_url))
 }
 
-/// Retry rule for `object_store`'s HTTP errors: connection, request, timeout and interrupted
-/// errors may succeed on retry; anything else is left to the generic rules.
-fn classify(err: &(dyn std::error::Error + 'static)) -> Option<bool> {
-    use object_store::client::{HttpError, HttpErrorKind};
-    let http = err.downcast_ref::<HttpError>()?;
-    match http.kind() {
-        HttpErrorKind::Connect
-        | HttpErrorKind::Request
-        | HttpErrorKind::Timeout
-        | HttpErrorKind::Interrupted => Some(true),
-        _ => None,
-    }
-}
-
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.map(str::trim).filter(|s| !s.is_empty())
 }
@@ -280,7 +266,8 @@ pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>>
         .unwrap_or_else(|| DEFAULT_SERVICE_URL.to_string());
     let mut builder = GoogleCloudStorageBuilder::new()
         .with_bucket_name(bucket)
-        .with_client_options(ClientOptions::new().with_allow_http(url.starts_with("http://")));
+        .with_client_options(ClientOptions::new().with_allow_http(url.starts_with("http://")))
+        .with_retry(dj_store_object_store::retry_config_for(spec));
     if let Some(e) = &endpoint {
         builder = builder.with_base_url(e);
     }
@@ -334,9 +321,9 @@ pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>>
                 .with_min_part_size(5 * 1024 * 1024),
         )
         .with_backend_description(description)
-        .with_retry_classifier(classify);
-    // object_store's HTTP client retries transient failures itself (its `RetryConfig`): no
-    // retry layer on top, which would multiply the attempts.
+        .with_retry_classifier(dj_store_object_store::classify_http);
+    // object_store's HTTP client retries transient failures itself (its `RetryConfig`, set from
+    // the spec's `retry` above): no retry layer on top, which would multiply the attempts.
     Ok(dj_store_layers::standard(
         Arc::new(adapter),
         dj_store_layers::Retries::Backend,

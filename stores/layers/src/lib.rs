@@ -17,9 +17,14 @@
 //!
 //! | protocol | retries |
 //! |---|---|
-//! | `s3`, `gcs`, `azure` | inside `object_store`'s HTTP client (its `RetryConfig`), so no retry layer |
+//! | `s3`, `gcs`, `azure` | inside `object_store`'s HTTP client (its `RetryConfig`, set from the spec's `retry`), so no retry layer |
 //! | `file`, `memory`, `opendal-fs`, `opendal-memory` | nothing to retry (local), so no retry layer |
-//! | `opendal-s3`, `webdav`, `sftp` | the retry layer ([`RetryPolicy::default`]) |
+//! | `opendal-s3`, `webdav`, `sftp` | the retry layer ([`RetryPolicy::for_spec`]: the default with the spec's `retry`) |
+//!
+//! A store's `retry` settings (`stores.<name>.retry` in `datajoint.json`, read into
+//! [`StoreSpec::retry`](dj_core::config::StoreSpec::retry)) give the same numbers to either
+//! kind: attempts in all, the first and the largest backoff, and the time after which no retry
+//! starts.
 //!
 //! A third-party store's factory should return `standard(store, ..)` too (see
 //! `docs/custom-stores.md`).

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt};
 
 use dj_core::Result;
+use dj_core::config::{RetrySettings, StoreSpec};
 use dj_core::store::{
     Capabilities, ConditionalDelete, GetOptions, GetResult, IncompleteRemoval, IncompleteWrite,
     Layer, MultipartUpload, ObjectMeta, PutOptions, PutResult, Store, StorePath,
@@ -84,6 +85,41 @@ impl RetryPolicy {
     pub fn with_max_elapsed(mut self, d: Duration) -> Self {
         self.max_elapsed = d;
         self
+    }
+
+    /// This policy with a store's `retry` settings over it: each field the settings give
+    /// replaces this policy's.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dj_core::config::RetrySettings;
+    /// use dj_store_layers::RetryPolicy;
+    /// let p = RetryPolicy::default().with_settings(&RetrySettings::default().with_max_attempts(7));
+    /// assert_eq!(p.max_attempts, 7);
+    /// assert_eq!(p.initial_backoff, Duration::from_millis(100));
+    /// assert_eq!(RetryPolicy::default().with_settings(&RetrySettings::never()), RetryPolicy::never());
+    /// ```
+    pub fn with_settings(mut self, settings: &RetrySettings) -> Self {
+        if let Some(n) = settings.max_attempts {
+            self = self.with_max_attempts(n);
+        }
+        if let Some(d) = settings.initial_backoff {
+            self.initial_backoff = d;
+        }
+        if let Some(d) = settings.max_backoff {
+            self.max_backoff = d;
+        }
+        if let Some(d) = settings.max_elapsed {
+            self.max_elapsed = d;
+        }
+        self
+    }
+
+    /// The policy of a store opened from `spec`: the [default](RetryPolicy::default) with the
+    /// spec's [`retry`](StoreSpec::retry) settings over it. What protocols whose backend does
+    /// not retry pass to [`standard`](crate::standard) as [`Retries::Layer`](crate::Retries).
+    pub fn for_spec(spec: &StoreSpec) -> Self {
+        RetryPolicy::default().with_settings(&spec.retry)
     }
 
     /// The backoff before retry number `retry` (1 for the first), before jitter: the initial

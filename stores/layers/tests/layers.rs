@@ -282,3 +282,30 @@ async fn stores_opened_from_configuration_have_spans() {
         "{spans:?}"
     );
 }
+
+#[tokio::test]
+async fn a_specs_retry_settings_set_the_attempts() {
+    use dj_core::config::{RetrySettings, StoreSpec};
+    for attempts in [1u32, 2, 5] {
+        let mut spec = StoreSpec::new("s", "webdav", "x");
+        spec.retry = RetrySettings::default()
+            .with_max_attempts(attempts)
+            .with_initial_backoff(Duration::from_millis(1))
+            .with_max_backoff(Duration::from_millis(2));
+        let policy = RetryPolicy::for_spec(&spec);
+        assert_eq!(policy.max_attempts, attempts);
+        assert_eq!(policy.max_backoff, Duration::from_millis(2));
+        // What the settings leave unset stays the default.
+        assert_eq!(policy.max_elapsed, RetryPolicy::default().max_elapsed);
+
+        let faulty = Arc::new(FaultyStore::new(memory("s"), Fault::PutFirst(100)));
+        let store = standard(faulty.clone(), Retries::Layer(policy));
+        assert!(store.put(&key("k"), "v".into()).await.is_err());
+        assert_eq!(faulty.puts(), attempts as usize, "{attempts} attempts");
+    }
+    let mut spec = StoreSpec::new("s", "webdav", "x");
+    spec.retry = RetrySettings::never();
+    assert_eq!(RetryPolicy::for_spec(&spec), RetryPolicy::never());
+    spec.retry = RetrySettings::default();
+    assert_eq!(RetryPolicy::for_spec(&spec), RetryPolicy::default());
+}

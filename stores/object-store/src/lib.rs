@@ -54,17 +54,22 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tracing::Instrument;
 
 use dj_core::error::{BoxError, Error, Result};
+
+#[cfg(feature = "http")]
+mod http;
 use dj_core::store::{
     Capabilities, GetOptions, GetRange, GetResult, MultipartUpload, ObjectMeta, PutMode,
     PutOptions, PutResult, Store, StorePath,
 };
+#[cfg(feature = "http")]
+pub use http::{classify_http, retry_config, retry_config_for};
 
 /// How many parts of one multipart upload may be in flight at once.
 pub const PARTS_IN_FLIGHT: usize = 4;
 
 /// A backend-specific retry rule, asked about every error in an error's source chain before the
-/// generic rules: `Some(answer)` decides, `None` defers. The S3 store uses it to read the kind
-/// of `object_store`'s HTTP errors.
+/// generic rules: `Some(answer)` decides, `None` defers. The HTTP stores (`s3`, `gcs`, `azure`)
+/// use `classify_http` (feature `http`) to read the kind of `object_store`'s HTTP errors.
 pub type RetryClassifier = fn(&(dyn StdError + 'static)) -> Option<bool>;
 
 /// An `object_store` error together with a description of the backend it came from, so that a

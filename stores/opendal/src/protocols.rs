@@ -180,11 +180,15 @@ pub(crate) fn build_error(spec: &StoreSpec, k: &str, what: &str, e: opendal::Err
 
 /// A store as its protocol opens it: wrapped in the tracing layer, and for a remote service
 /// (`remote`: S3, WebDAV, SFTP; OpenDAL is used here without its own retry layer, so nothing
-/// below retries) in the retry layer with the default policy first. Local services have nothing
-/// worth retrying.
-fn layered(store: crate::OpendalStore, remote: bool) -> std::sync::Arc<dyn dj_core::store::Store> {
+/// below retries) in the retry layer first, with the default policy and the spec's `retry`
+/// settings over it. Local services have nothing worth retrying.
+fn layered(
+    spec: &StoreSpec,
+    store: crate::OpendalStore,
+    remote: bool,
+) -> std::sync::Arc<dyn dj_core::store::Store> {
     let retries = if remote {
-        dj_store_layers::Retries::Layer(dj_store_layers::RetryPolicy::default())
+        dj_store_layers::Retries::Layer(dj_store_layers::RetryPolicy::for_spec(spec))
     } else {
         dj_store_layers::Retries::Backend
     };
@@ -216,7 +220,11 @@ mod memory {
         let _: super::NoOptions = spec.options_as()?;
         let op = Operator::new(Memory::default().root(&super::root(&spec.location)))
             .map_err(|e| super::build_error(spec, "location", "the opendal memory service", e))?;
-        Ok(super::layered(OpendalStore::new(&spec.name, op), false))
+        Ok(super::layered(
+            spec,
+            OpendalStore::new(&spec.name, op),
+            false,
+        ))
     }
 
     fn check(spec: &mut StoreSpec, _: &SpecContext<'_>) -> Result<()> {
@@ -276,6 +284,7 @@ mod fs {
             )
         })?;
         Ok(super::layered(
+            spec,
             OpendalStore::new(&spec.name, op).with_hidden_prefix(STAGING_DIR),
             false,
         ))
@@ -341,7 +350,7 @@ mod s3 {
         })?;
         let store = OpendalStore::new(&spec.name, op)
             .with_backend_description(format!("S3 bucket `{bucket}` at {url} (opendal)"));
-        Ok(super::layered(store, true))
+        Ok(super::layered(spec, store, true))
     }
 
     fn check(spec: &mut StoreSpec, _: &SpecContext<'_>) -> Result<()> {
@@ -403,7 +412,7 @@ mod webdav {
         })?;
         let store = OpendalStore::new(&spec.name, op)
             .with_backend_description(format!("WebDAV server {url}"));
-        Ok(super::layered(store, true))
+        Ok(super::layered(spec, store, true))
     }
 
     fn check(spec: &mut StoreSpec, _: &SpecContext<'_>) -> Result<()> {
@@ -457,7 +466,7 @@ mod sftp {
         })?;
         let store = OpendalStore::new(&spec.name, op)
             .with_backend_description(format!("SFTP server `{endpoint}`"));
-        Ok(super::layered(store, true))
+        Ok(super::layered(spec, store, true))
     }
 
     fn check(spec: &mut StoreSpec, _: &SpecContext<'_>) -> Result<()> {

@@ -111,20 +111,6 @@ const AMBIENT_VARS: &[&str] = &[
     "AWS_REGION",
 ];
 
-/// Retry rule for `object_store`'s HTTP errors: connection, request, timeout and interrupted
-/// errors may succeed on retry; anything else is left to the generic rules.
-fn classify(err: &(dyn std::error::Error + 'static)) -> Option<bool> {
-    use object_store::client::{HttpError, HttpErrorKind};
-    let http = err.downcast_ref::<HttpError>()?;
-    match http.kind() {
-        HttpErrorKind::Connect
-        | HttpErrorKind::Request
-        | HttpErrorKind::Timeout
-        | HttpErrorKind::Interrupted => Some(true),
-        _ => None,
-    }
-}
-
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.map(str::trim).filter(|s| !s.is_empty())
 }
@@ -246,7 +232,8 @@ pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>>
         .with_endpoint(&url)
         .with_bucket_name(bucket)
         .with_virtual_hosted_style_request(false)
-        .with_allow_http(url.starts_with("http://"));
+        .with_allow_http(url.starts_with("http://"))
+        .with_retry(dj_store_object_store::retry_config_for(spec));
     let s3 = builder.build().map_err(|e| {
         Error::config(
             key("endpoint"),
@@ -282,9 +269,9 @@ pub fn create(spec: &StoreSpec, _cx: &SpecContext<'_>) -> Result<Arc<dyn Store>>
                 .with_min_part_size(5 * 1024 * 1024),
         )
         .with_backend_description(backend)
-        .with_retry_classifier(classify);
-    // object_store's HTTP client retries transient failures itself (its `RetryConfig`): no
-    // retry layer on top, which would multiply the attempts.
+        .with_retry_classifier(dj_store_object_store::classify_http);
+    // object_store's HTTP client retries transient failures itself (its `RetryConfig`, set from
+    // the spec's `retry` above): no retry layer on top, which would multiply the attempts.
     let store = Arc::new(S3Store {
         inner: adapter,
         uploads,

@@ -149,12 +149,12 @@ impl Uploads {
         shown.set_query(None);
         let redact = |text: String| text.replace(url.as_str(), shown.as_str());
         let response = self.http.execute(request).await.map_err(|e| {
-            let retryable = crate::classify(&e).unwrap_or(false);
+            let retryable = dj_store_object_store::classify_http(&e).unwrap_or(false);
             self.error(operation, err_path, retryable, redact(e.to_string()))
         })?;
         let status = response.status();
         let body = response.into_body().bytes().await.map_err(|e| {
-            let retryable = crate::classify(&e).unwrap_or(false);
+            let retryable = dj_store_object_store::classify_http(&e).unwrap_or(false);
             self.error(operation, err_path, retryable, redact(e.to_string()))
         })?;
         let text = String::from_utf8_lossy(&body).into_owned();
@@ -336,7 +336,10 @@ impl Uploads {
             Ok(()) => Ok(IncompleteRemoval::Removed { bytes_freed: size }),
             Err(object_store::Error::NotFound { .. }) => Ok(IncompleteRemoval::Gone),
             Err(e) => {
-                let retryable = dj_store_object_store::is_retryable(&e, Some(crate::classify));
+                let retryable = dj_store_object_store::is_retryable(
+                    &e,
+                    Some(dj_store_object_store::classify_http),
+                );
                 Err(self.error(OP, &write.to_string(), retryable, e.to_string()))
             }
         }
