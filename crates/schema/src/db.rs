@@ -532,8 +532,9 @@ async fn open_mysql(_: &dj_config::DatabaseConfig, _: Option<&str>) -> Result<Po
 /// - after a statement failed (or a stream stopped before its last row, or a transaction was
 ///   dropped without a commit and its `ROLLBACK` is queued), to the pool, whose check reads
 ///   whatever is left of the exchange and sends the queued rollback, or closes the connection;
-/// - when a statement was cancelled in flight (its future dropped), closed: what was sent and
-///   what is still to come are unknown, and the server rolls back what the session had open;
+/// - when a statement was cancelled in flight (its future dropped), closed on the servers: what
+///   was sent and what is still to come are unknown, and the server rolls back what the session
+///   had open (SQLite's go back to the pool: see [`closes_when_cancelled`]);
 /// - when the server closed it ([`PConn::discard`]), closed.
 ///
 /// Parked connections stay checked out of the pool, so the pool's `max_connections` still
@@ -968,7 +969,7 @@ fn live<DB: sqlx::Database>(
     conn: &mut Option<sqlx::pool::PoolConnection<DB>>,
 ) -> &mut DB::Connection {
     match conn.as_mut() {
-        Some(c) => &mut **c,
+        Some(c) => c,
         // Only `drop` and `detach` take the connection, and both consume the `Checked`.
         None => unreachable!("a checked-out connection is used after it was given back"),
     }
