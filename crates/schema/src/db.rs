@@ -12,6 +12,7 @@ use dj_core::registry::{Registry, StoreSet};
 use dj_core::value::Value;
 use futures::TryStreamExt as _;
 use sqlx::{AssertSqlSafe, Column as _, Row as _, TypeInfo as _, ValueRef as _};
+use sqlx_core::transaction::TransactionManager as _;
 
 use crate::dialect::dialect;
 use crate::error::{Error, Result};
@@ -187,14 +188,15 @@ pub(crate) fn literal(backend: Backend, s: &str) -> String {
     dialect(backend).literal(s)
 }
 
+/// The connections of one server (or SQLite file): sqlx's pool behind dj-rs's [`Stash`].
 #[derive(Debug)]
 pub(crate) enum Pool {
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(Arc<Stash<sqlx::Sqlite>>),
     #[cfg(feature = "postgres")]
-    Postgres(sqlx::PgPool),
+    Postgres(Arc<Stash<sqlx::Postgres>>),
     #[cfg(feature = "mysql")]
-    MySql(sqlx::MySqlPool),
+    MySql(Arc<Stash<sqlx::MySql>>),
 }
 
 pub(crate) struct Inner {
@@ -230,7 +232,6 @@ const MAX_CONNECTIONS: u32 = 5;
 
 /// A pooled server connection idle this long is closed (instead of being handed out after the
 /// server or a firewall may have dropped it).
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How many times a read outside a transaction is sent again after the server closed the
@@ -319,6 +320,8 @@ impl Connection {
         &self.inner.stores
     }
 
+    /// A connection for one operation: the one used last when it is idle (see [`Stash`]),
+    /// else one from the pool.
     pub(crate) async fn acquire(&self) -> Result<PConn> {
         Ok(match &self.inner.pool {
             #[cfg(feature = "sqlite")]
@@ -331,24 +334,19 @@ impl Connection {
     }
 
     /// Open a transaction on a pooled connection. A connection the server closed while it sat
-    /// in the pool fails at `BEGIN`, before anything ran: another one is tried.
+    /// idle fails at `BEGIN`, before anything ran: it is closed and another one is tried.
     pub(crate) async fn begin_tx(&self) -> Result<Tx> {
         let mut attempt = 0;
         loop {
-            let tx = match &self.inner.pool {
-                #[cfg(feature = "sqlite")]
-                Pool::Sqlite(p) => p.begin().await.map(Tx::Sqlite),
-                #[cfg(feature = "postgres")]
-                Pool::Postgres(p) => p.begin().await.map(Tx::Postgres),
-                #[cfg(feature = "mysql")]
-                Pool::MySql(p) => p.begin().await.map(Tx::MySql),
-            };
-            match tx {
+            let mut conn = self.acquire().await?;
+            match conn.begin_in_place().await {
                 Err(e) if attempt < READ_RETRIES && connection_lost(&e) => {
                     tracing::debug!(error = %e, "connection lost before BEGIN; trying another");
+                    conn.discard();
                     attempt += 1;
                 }
-                other => return Ok(other?),
+                Err(e) => return Err(e.into()),
+                Ok(()) => return Ok(Tx { conn }),
             }
         }
     }
@@ -415,7 +413,7 @@ async fn open_sqlite(db: &dj_config::DatabaseConfig, url: Option<&str>) -> Resul
     let opts = opts
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(30));
-    let pool = if memory {
+    let (pool, idle) = if memory {
         // One connection holds the in-memory database; keep it for the pool's life.
         SqlitePoolOptions::new()
             .max_connections(1)
@@ -424,15 +422,18 @@ async fn open_sqlite(db: &dj_config::DatabaseConfig, url: Option<&str>) -> Resul
             .max_lifetime(None)
             .connect_with(opts)
             .await
+            .map(|p| (p, None))
     } else {
         SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
+            .idle_timeout(IDLE_TIMEOUT)
             .connect_with(opts.journal_mode(SqliteJournalMode::Wal))
             .await
+            .map(|p| (p, Some(IDLE_TIMEOUT)))
     }
     .map_err(|e| Error::Connect(format!("cannot open SQLite database: {e}")))?;
-    Ok(Pool::Sqlite(pool))
+    Ok(Pool::Sqlite(Stash::new(pool, idle)))
 }
 
 #[cfg(not(feature = "sqlite"))]
@@ -471,7 +472,7 @@ async fn open_pg(db: &dj_config::DatabaseConfig, url: Option<&str>) -> Result<Po
         .connect_with(opts)
         .await
         .map_err(|e| Error::Connect(format!("cannot connect to PostgreSQL: {e}")))?;
-    Ok(Pool::Postgres(pool))
+    Ok(Pool::Postgres(Stash::new(pool, Some(IDLE_TIMEOUT))))
 }
 
 #[cfg(not(feature = "postgres"))]
@@ -510,7 +511,7 @@ async fn open_mysql(db: &dj_config::DatabaseConfig, url: Option<&str>) -> Result
         .connect_with(opts)
         .await
         .map_err(|e| Error::Connect(format!("cannot connect to MySQL: {e}")))?;
-    Ok(Pool::MySql(pool))
+    Ok(Pool::MySql(Stash::new(pool, Some(IDLE_TIMEOUT))))
 }
 
 #[cfg(not(feature = "mysql"))]
@@ -518,28 +519,345 @@ async fn open_mysql(_: &dj_config::DatabaseConfig, _: Option<&str>) -> Result<Po
     Err(Error::BackendDisabled("mysql"))
 }
 
-/// A pooled connection.
+/// The connections dj-rs keeps between operations, in front of a sqlx pool.
+///
+/// sqlx's pool checks every connection handed back to it with a round trip (`ping`), in a task
+/// of its own, before another user can have it; with one statement per `fetch1` that doubled the
+/// round trips of every lookup and moved each one to another task and often another
+/// connection. The stash keeps connections checked out of the pool instead: a connection whose
+/// operation finished cleanly (its last statement ran to completion, no error, no transaction
+/// left open) is parked here, and the next operation takes the one parked last (still warm,
+/// its prepared statements cached). Every other connection goes back to sqlx as before:
+///
+/// - after a statement failed (or a stream stopped before its last row, or a transaction was
+///   dropped without a commit and its `ROLLBACK` is queued), to the pool, whose check reads
+///   whatever is left of the exchange and sends the queued rollback, or closes the connection;
+/// - when a statement was cancelled in flight (its future dropped), closed on the servers: what
+///   was sent and what is still to come are unknown, and the server rolls back what the session
+///   had open (SQLite's go back to the pool: see [`closes_when_cancelled`]);
+/// - when the server closed it ([`PConn::discard`]), closed.
+///
+/// Parked connections stay checked out of the pool, so the pool's `max_connections` still
+/// bounds every connection, parked or in use; an operation that finds nothing parked waits for
+/// the pool, or for a connection to be parked, whichever comes first. Connections parked longer
+/// than the idle timeout are closed (a sweeper task looks every half timeout).
+pub(crate) struct Stash<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+    parked: std::sync::Mutex<Parked<DB>>,
+    /// Told whenever a connection is parked, for operations waiting on the pool.
+    parked_one: tokio::sync::Notify,
+    idle_timeout: Option<Duration>,
+}
+
+struct Parked<DB: sqlx::Database> {
+    /// Last parked last: the next operation pops the warmest.
+    conns: Vec<(sqlx::pool::PoolConnection<DB>, std::time::Instant)>,
+    /// [`Stash::close`] ran: nothing is parked any more.
+    closed: bool,
+}
+
+impl<DB: sqlx::Database> std::fmt::Debug for Stash<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stash")
+            .field("pool", &self.pool)
+            .field("parked", &self.lock().conns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Close pooled connections (sqlx closes each in a task of its own).
+fn close_all<DB: sqlx::Database>(conns: Vec<sqlx::pool::PoolConnection<DB>>) {
+    for mut c in conns {
+        c.close_on_drop();
+    }
+}
+
+impl<DB: sqlx::Database> Stash<DB> {
+    /// A stash in front of `pool`; connections parked longer than `idle_timeout` are closed.
+    fn new(pool: sqlx::Pool<DB>, idle_timeout: Option<Duration>) -> Arc<Stash<DB>> {
+        let stash = Arc::new(Stash {
+            pool,
+            parked: std::sync::Mutex::new(Parked {
+                conns: Vec::new(),
+                closed: false,
+            }),
+            parked_one: tokio::sync::Notify::new(),
+            idle_timeout,
+        });
+        if let Some(timeout) = idle_timeout {
+            let weak = Arc::downgrade(&stash);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(timeout / 2).await;
+                    let Some(stash) = weak.upgrade() else { break };
+                    stash.sweep();
+                }
+            });
+        }
+        stash
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Parked<DB>> {
+        // Nothing panics while holding the lock; a poisoned one still holds consistent data.
+        self.parked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn expired(&self, since: std::time::Instant) -> bool {
+        self.idle_timeout.is_some_and(|t| since.elapsed() >= t)
+    }
+
+    /// The connection parked last, unless it idled past the timeout (then every parked one
+    /// has, and all are closed).
+    fn unpark(&self) -> Option<sqlx::pool::PoolConnection<DB>> {
+        let mut stale = Vec::new();
+        let got = {
+            let mut parked = self.lock();
+            loop {
+                match parked.conns.pop() {
+                    None => break None,
+                    Some((c, since)) if self.expired(since) => stale.push(c),
+                    Some((c, _)) => break Some(c),
+                }
+            }
+        };
+        close_all(stale);
+        got
+    }
+
+    /// Close the connections parked longer than the idle timeout.
+    fn sweep(&self) {
+        let stale = {
+            let mut parked = self.lock();
+            let (stale, fresh) = std::mem::take(&mut parked.conns)
+                .into_iter()
+                .partition::<Vec<_>, _>(|(_, since)| self.expired(*since));
+            parked.conns = fresh;
+            stale
+        };
+        close_all(stale.into_iter().map(|(c, _)| c).collect());
+    }
+
+    /// A connection for one operation: the one parked last, else one from the pool (or, if
+    /// the pool is at its limit, whichever comes first of a pool connection and a parked one).
+    async fn acquire(self: &Arc<Self>) -> std::result::Result<Checked<DB>, sqlx::Error> {
+        loop {
+            if let Some(c) = self.unpark() {
+                return Ok(Checked::new(c, self));
+            }
+            let mut parked = std::pin::pin!(self.parked_one.notified());
+            parked.as_mut().enable();
+            // Parked between the look above and the registration just made?
+            if let Some(c) = self.unpark() {
+                return Ok(Checked::new(c, self));
+            }
+            let from_pool = std::pin::pin!(self.pool.acquire());
+            match futures::future::select(from_pool, parked).await {
+                futures::future::Either::Left((c, _)) => return Ok(Checked::new(c?, self)),
+                futures::future::Either::Right(((), _)) => continue,
+            }
+        }
+    }
+
+    /// Keep a connection whose operation finished cleanly for the next one.
+    fn park(&self, conn: sqlx::pool::PoolConnection<DB>) {
+        let mut parked = self.lock();
+        if parked.closed {
+            drop(parked);
+            // The pool is closed: sqlx closes what comes back to it.
+            drop(conn);
+            return;
+        }
+        parked.conns.push((conn, std::time::Instant::now()));
+        drop(parked);
+        self.parked_one.notify_waiters();
+    }
+
+    /// Close the parked connections and the pool (which waits for those in use).
+    async fn close(&self) {
+        let conns = {
+            let mut parked = self.lock();
+            parked.closed = true;
+            std::mem::take(&mut parked.conns)
+        };
+        for (c, _) in conns {
+            if let Err(e) = c.close().await {
+                tracing::debug!(error = %e, "closing a parked connection");
+            }
+        }
+        self.pool.close().await;
+    }
+
+    /// Connections open (parked, in use, or idle in the pool).
+    #[cfg(test)]
+    fn size(&self) -> u32 {
+        self.pool.size()
+    }
+
+    /// Connections not in use: parked, or idle in the pool.
+    #[cfg(test)]
+    fn num_idle(&self) -> usize {
+        self.lock().conns.len() + self.pool.num_idle()
+    }
+}
+
+impl<DB: sqlx::Database> Drop for Stash<DB> {
+    fn drop(&mut self) {
+        let conns = std::mem::take(&mut self.lock().conns);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            close_all(conns.into_iter().map(|(c, _)| c).collect());
+        } else {
+            // sqlx needs a runtime to take a connection back; outside one, drop the sockets
+            // as the pool itself does with its idle connections.
+            for (c, _) in conns {
+                drop(c.leak());
+            }
+        }
+    }
+}
+
+/// Where a checked-out connection stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Health {
+    /// Every statement sent on it ran to completion: it can be parked for the next operation.
+    Clean,
+    /// A statement failed, or its rows were not all read: back to the pool, which checks it.
+    Failed,
+    /// A statement is in flight; if the connection is dropped like this, the statement's future
+    /// was cancelled and the exchange is in an unknown state: the connection is closed.
+    Running,
+}
+
+/// Whether a connection whose statement was cancelled in flight is closed rather than checked
+/// by the pool. SQLite runs each statement to its end on the connection's own thread whatever
+/// became of the future that asked for it, so its connections stay consistent; and closing
+/// the one connection of an in-memory database would lose the database.
+fn closes_when_cancelled<DB: sqlx::Database>() -> bool {
+    DB::NAME != "SQLite"
+}
+
+/// A connection checked out of a [`Stash`] for one operation; dropped, it is parked, returned
+/// to the pool or closed according to its [`Health`] (see [`Stash`]).
+pub(crate) struct Checked<DB: sqlx::Database> {
+    /// `None` only once dropped or detached.
+    conn: Option<sqlx::pool::PoolConnection<DB>>,
+    stash: Arc<Stash<DB>>,
+    health: Health,
+}
+
+impl<DB: sqlx::Database> Checked<DB> {
+    fn new(conn: sqlx::pool::PoolConnection<DB>, stash: &Arc<Stash<DB>>) -> Checked<DB> {
+        Checked {
+            conn: Some(conn),
+            stash: Arc::clone(stash),
+            health: Health::Clean,
+        }
+    }
+
+    fn live(&mut self) -> &mut DB::Connection {
+        live(&mut self.conn)
+    }
+
+    /// Close this connection when it is dropped instead of keeping it.
+    pub fn discard(&mut self) {
+        self.health = Health::Failed;
+        if let Some(c) = self.conn.as_mut() {
+            c.close_on_drop();
+        }
+    }
+
+    /// Take the connection out of the pool for good (the pool may open a replacement).
+    pub fn detach(mut self) -> DB::Connection {
+        self.health = Health::Failed;
+        match self.conn.take() {
+            Some(c) => c.detach(),
+            None => unreachable!("a checked-out connection is detached after it was given back"),
+        }
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|c| sqlx::Connection::is_in_transaction(&**c))
+    }
+
+    /// Mark an exchange in flight; returns the health to restore when it succeeds.
+    fn start(&mut self) -> Health {
+        std::mem::replace(&mut self.health, Health::Running)
+    }
+
+    /// Record how the exchange started with [`Checked::start`] ended.
+    fn end<T>(&mut self, before: Health, out: &std::result::Result<T, sqlx::Error>) {
+        self.health = if out.is_ok() { before } else { Health::Failed };
+    }
+
+    async fn begin(&mut self) -> std::result::Result<(), sqlx::Error> {
+        let before = self.start();
+        let out = DB::TransactionManager::begin(self.live(), None).await;
+        self.end(before, &out);
+        out
+    }
+
+    async fn commit(&mut self) -> std::result::Result<(), sqlx::Error> {
+        let before = self.start();
+        let out = DB::TransactionManager::commit(self.live()).await;
+        self.end(before, &out);
+        out
+    }
+
+    async fn rollback(&mut self) -> std::result::Result<(), sqlx::Error> {
+        let before = self.start();
+        let out = DB::TransactionManager::rollback(self.live()).await;
+        self.end(before, &out);
+        out
+    }
+
+    /// A transaction dropped without commit: queue its `ROLLBACK` (sent by the pool's check,
+    /// before anyone else gets the connection).
+    fn abandon(&mut self) {
+        let closing = self.health == Health::Running && closes_when_cancelled::<DB>();
+        if !closing && self.in_transaction() {
+            DB::TransactionManager::start_rollback(self.live());
+            self.health = Health::Failed;
+        }
+    }
+}
+
+impl<DB: sqlx::Database> Drop for Checked<DB> {
+    fn drop(&mut self) {
+        let in_tx = self.in_transaction();
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        match self.health {
+            Health::Clean if !in_tx => self.stash.park(conn),
+            Health::Running if closes_when_cancelled::<DB>() => conn.close_on_drop(),
+            // Checked by the pool (`ping`), which also sends a queued `ROLLBACK`; closed when
+            // that fails or `discard` asked for it.
+            Health::Clean | Health::Failed | Health::Running => drop(conn),
+        }
+    }
+}
+
+/// A pooled connection, checked out for one operation.
 pub(crate) enum PConn {
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Sqlite(Checked<sqlx::Sqlite>),
     #[cfg(feature = "postgres")]
-    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    Postgres(Checked<sqlx::Postgres>),
     #[cfg(feature = "mysql")]
-    MySql(sqlx::pool::PoolConnection<sqlx::MySql>),
+    MySql(Checked<sqlx::MySql>),
 }
 
-/// An open transaction; dropped without commit, it rolls back.
-pub(crate) enum Tx {
-    #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    #[cfg(feature = "postgres")]
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
-    #[cfg(feature = "mysql")]
-    MySql(sqlx::Transaction<'static, sqlx::MySql>),
+/// An open transaction on a pooled connection; dropped without commit, it rolls back (the
+/// `ROLLBACK` is sent before the connection serves anyone else).
+pub(crate) struct Tx {
+    conn: PConn,
 }
 
-/// A borrowed connection to run statements on.
-pub(crate) enum Exec<'c> {
+/// The driver connection statements run on.
+enum Raw<'c> {
     #[cfg(feature = "sqlite")]
     Sqlite(&'c mut sqlx::SqliteConnection),
     #[cfg(feature = "postgres")]
@@ -548,80 +866,134 @@ pub(crate) enum Exec<'c> {
     MySql(&'c mut sqlx::MySqlConnection),
 }
 
-impl PConn {
-    /// Close this connection when it is dropped instead of returning it to the pool.
-    pub fn discard(&mut self) {
-        match self {
-            #[cfg(feature = "sqlite")]
-            PConn::Sqlite(c) => c.close_on_drop(),
-            #[cfg(feature = "postgres")]
-            PConn::Postgres(c) => c.close_on_drop(),
-            #[cfg(feature = "mysql")]
-            PConn::MySql(c) => c.close_on_drop(),
+/// A borrowed connection to run statements on. On a pooled connection it keeps the
+/// connection's [`Health`] up to date, statement by statement.
+pub(crate) struct Exec<'c> {
+    raw: Raw<'c>,
+    health: Option<&'c mut Health>,
+}
+
+#[cfg(feature = "sqlite")]
+impl<'c> From<&'c mut sqlx::SqliteConnection> for Exec<'c> {
+    fn from(c: &'c mut sqlx::SqliteConnection) -> Exec<'c> {
+        Exec {
+            raw: Raw::Sqlite(c),
+            health: None,
         }
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl<'c> From<&'c mut sqlx::PgConnection> for Exec<'c> {
+    fn from(c: &'c mut sqlx::PgConnection) -> Exec<'c> {
+        Exec {
+            raw: Raw::Postgres(c),
+            health: None,
+        }
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl<'c> From<&'c mut sqlx::MySqlConnection> for Exec<'c> {
+    fn from(c: &'c mut sqlx::MySqlConnection) -> Exec<'c> {
+        Exec {
+            raw: Raw::MySql(c),
+            health: None,
+        }
+    }
+}
+
+/// Every variant of a [`PConn`]: `$c` bound to its [`Checked`].
+macro_rules! each_conn {
+    ($pc:expr, $c:ident => $body:expr) => {
+        match $pc {
+            #[cfg(feature = "sqlite")]
+            PConn::Sqlite($c) => $body,
+            #[cfg(feature = "postgres")]
+            PConn::Postgres($c) => $body,
+            #[cfg(feature = "mysql")]
+            PConn::MySql($c) => $body,
+        }
+    };
+}
+
+impl PConn {
+    /// Close this connection when it is dropped instead of keeping it.
+    pub fn discard(&mut self) {
+        each_conn!(self, c => c.discard())
     }
 
     pub fn exec(&mut self) -> Exec<'_> {
         match self {
             #[cfg(feature = "sqlite")]
-            PConn::Sqlite(c) => Exec::Sqlite(&mut *c),
+            PConn::Sqlite(c) => {
+                let Checked { conn, health, .. } = c;
+                Exec {
+                    raw: Raw::Sqlite(live(conn)),
+                    health: Some(health),
+                }
+            }
             #[cfg(feature = "postgres")]
-            PConn::Postgres(c) => Exec::Postgres(&mut *c),
+            PConn::Postgres(c) => {
+                let Checked { conn, health, .. } = c;
+                Exec {
+                    raw: Raw::Postgres(live(conn)),
+                    health: Some(health),
+                }
+            }
             #[cfg(feature = "mysql")]
-            PConn::MySql(c) => Exec::MySql(&mut *c),
+            PConn::MySql(c) => {
+                let Checked { conn, health, .. } = c;
+                Exec {
+                    raw: Raw::MySql(live(conn)),
+                    health: Some(health),
+                }
+            }
         }
+    }
+
+    /// `BEGIN` on this connection.
+    async fn begin_in_place(&mut self) -> std::result::Result<(), sqlx::Error> {
+        each_conn!(self, c => c.begin().await)
+    }
+
+    /// Begin a transaction on this pooled connection, without a second trip to the pool.
+    pub(crate) async fn begin(mut self) -> Result<Tx> {
+        self.begin_in_place().await?;
+        Ok(Tx { conn: self })
     }
 }
 
-impl PConn {
-    /// Begin a transaction on this pooled connection, without a second trip to the pool (whose
-    /// check of an idle connection costs a round trip).
-    pub(crate) async fn begin(self) -> Result<Tx> {
-        Ok(match self {
-            #[cfg(feature = "sqlite")]
-            PConn::Sqlite(c) => Tx::Sqlite(sqlx::Transaction::begin(c, None).await?),
-            #[cfg(feature = "postgres")]
-            PConn::Postgres(c) => Tx::Postgres(sqlx::Transaction::begin(c, None).await?),
-            #[cfg(feature = "mysql")]
-            PConn::MySql(c) => Tx::MySql(sqlx::Transaction::begin(c, None).await?),
-        })
+/// The driver connection inside a checked-out one (see [`Checked::live`]).
+fn live<DB: sqlx::Database>(
+    conn: &mut Option<sqlx::pool::PoolConnection<DB>>,
+) -> &mut DB::Connection {
+    match conn.as_mut() {
+        Some(c) => c,
+        // Only `drop` and `detach` take the connection, and both consume the `Checked`.
+        None => unreachable!("a checked-out connection is used after it was given back"),
     }
 }
 
 impl Tx {
     pub fn exec(&mut self) -> Exec<'_> {
-        match self {
-            #[cfg(feature = "sqlite")]
-            Tx::Sqlite(c) => Exec::Sqlite(&mut *c),
-            #[cfg(feature = "postgres")]
-            Tx::Postgres(c) => Exec::Postgres(&mut *c),
-            #[cfg(feature = "mysql")]
-            Tx::MySql(c) => Exec::MySql(&mut *c),
-        }
+        self.conn.exec()
     }
 
-    pub async fn commit(self) -> Result<()> {
-        match self {
-            #[cfg(feature = "sqlite")]
-            Tx::Sqlite(t) => t.commit().await?,
-            #[cfg(feature = "postgres")]
-            Tx::Postgres(t) => t.commit().await?,
-            #[cfg(feature = "mysql")]
-            Tx::MySql(t) => t.commit().await?,
-        }
+    pub async fn commit(mut self) -> Result<()> {
+        each_conn!(&mut self.conn, c => c.commit().await)?;
         Ok(())
     }
 
-    pub async fn rollback(self) -> Result<()> {
-        match self {
-            #[cfg(feature = "sqlite")]
-            Tx::Sqlite(t) => t.rollback().await?,
-            #[cfg(feature = "postgres")]
-            Tx::Postgres(t) => t.rollback().await?,
-            #[cfg(feature = "mysql")]
-            Tx::MySql(t) => t.rollback().await?,
-        }
+    pub async fn rollback(mut self) -> Result<()> {
+        each_conn!(&mut self.conn, c => c.rollback().await)?;
         Ok(())
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        each_conn!(&mut self.conn, c => c.abandon())
     }
 }
 
@@ -703,48 +1075,62 @@ fn bind_mysql<'q>(q: MySqlQuery<'q>, p: &Param) -> MySqlQuery<'q> {
 }
 
 impl Exec<'_> {
+    /// Mark a statement in flight; returns the health to restore when it succeeds.
+    fn start(&mut self) -> Health {
+        match self.health.as_deref_mut() {
+            Some(h) => std::mem::replace(h, Health::Running),
+            None => Health::Clean,
+        }
+    }
+
+    /// Record how the statement started with [`Exec::start`] ended.
+    fn end<T, E>(&mut self, before: Health, out: &std::result::Result<T, E>) {
+        if let Some(h) = self.health.as_deref_mut() {
+            *h = if out.is_ok() { before } else { Health::Failed };
+        }
+    }
+
     /// Run one statement with parameters; returns the number of rows affected.
     pub async fn execute(&mut self, sql: &Sql) -> std::result::Result<u64, sqlx::Error> {
         tracing::trace!(sql = %sql.text, params = sql.params.len(), "execute");
         let text = AssertSqlSafe(sql.text.clone());
-        Ok(match self {
+        let before = self.start();
+        let out = match &mut self.raw {
             #[cfg(feature = "sqlite")]
-            Exec::Sqlite(c) => bind_all!(sqlx::query(text), &sql.params, bind_sqlite)
+            Raw::Sqlite(c) => bind_all!(sqlx::query(text), &sql.params, bind_sqlite)
                 .execute(&mut **c)
-                .await?
-                .rows_affected(),
+                .await
+                .map(|r| r.rows_affected()),
             #[cfg(feature = "postgres")]
-            Exec::Postgres(c) => bind_all!(sqlx::query(text), &sql.params, bind_pg)
+            Raw::Postgres(c) => bind_all!(sqlx::query(text), &sql.params, bind_pg)
                 .execute(&mut **c)
-                .await?
-                .rows_affected(),
+                .await
+                .map(|r| r.rows_affected()),
             #[cfg(feature = "mysql")]
-            Exec::MySql(c) => bind_all!(sqlx::query(text), &sql.params, bind_mysql)
+            Raw::MySql(c) => bind_all!(sqlx::query(text), &sql.params, bind_mysql)
                 .execute(&mut **c)
-                .await?
-                .rows_affected(),
-        })
+                .await
+                .map(|r| r.rows_affected()),
+        };
+        self.end(before, &out);
+        out
     }
 
     /// Run a statement without parameters through the text protocol (DDL).
     pub async fn raw(&mut self, text: &str) -> std::result::Result<(), sqlx::Error> {
         tracing::debug!(sql = %text, "ddl");
         let q = sqlx::raw_sql(AssertSqlSafe(text.to_string()));
-        match self {
+        let before = self.start();
+        let out = match &mut self.raw {
             #[cfg(feature = "sqlite")]
-            Exec::Sqlite(c) => {
-                q.execute(&mut **c).await?;
-            }
+            Raw::Sqlite(c) => q.execute(&mut **c).await.map(drop),
             #[cfg(feature = "postgres")]
-            Exec::Postgres(c) => {
-                q.execute(&mut **c).await?;
-            }
+            Raw::Postgres(c) => q.execute(&mut **c).await.map(drop),
             #[cfg(feature = "mysql")]
-            Exec::MySql(c) => {
-                q.execute(&mut **c).await?;
-            }
-        }
-        Ok(())
+            Raw::MySql(c) => q.execute(&mut **c).await.map(drop),
+        };
+        self.end(before, &out);
+        out
     }
 
     /// Run a query and decode every row's columns by `kinds` (one per selected column).
@@ -752,33 +1138,33 @@ impl Exec<'_> {
         tracing::trace!(sql = %sql.text, params = sql.params.len(), "fetch");
         // Rows are decoded as they arrive, while the database is still sending the rest.
         let text = AssertSqlSafe(sql.text.clone());
-        let mut out = Vec::new();
-        match self {
-            #[cfg(feature = "sqlite")]
-            Exec::Sqlite(c) => {
-                let mut rows =
-                    bind_all!(sqlx::query(text), &sql.params, bind_sqlite).fetch(&mut **c);
-                while let Some(row) = rows.try_next().await? {
-                    out.push(decode_row(&row, kinds, decode_sqlite)?);
+        let before = self.start();
+        macro_rules! pump {
+            ($c:expr, $bind:ident, $decode:ident) => {{
+                let mut out = Vec::new();
+                let mut rows = bind_all!(sqlx::query(text), &sql.params, $bind).fetch(&mut **$c);
+                loop {
+                    match rows.try_next().await {
+                        Ok(Some(row)) => match decode_row(&row, kinds, $decode) {
+                            Ok(r) => out.push(r),
+                            Err(e) => break Err(e),
+                        },
+                        Ok(None) => break Ok(out),
+                        Err(e) => break Err(Error::from(e)),
+                    }
                 }
-            }
-            #[cfg(feature = "postgres")]
-            Exec::Postgres(c) => {
-                let mut rows = bind_all!(sqlx::query(text), &sql.params, bind_pg).fetch(&mut **c);
-                while let Some(row) = rows.try_next().await? {
-                    out.push(decode_row(&row, kinds, decode_pg)?);
-                }
-            }
-            #[cfg(feature = "mysql")]
-            Exec::MySql(c) => {
-                let mut rows =
-                    bind_all!(sqlx::query(text), &sql.params, bind_mysql).fetch(&mut **c);
-                while let Some(row) = rows.try_next().await? {
-                    out.push(decode_row(&row, kinds, decode_mysql)?);
-                }
-            }
+            }};
         }
-        Ok(out)
+        let out = match &mut self.raw {
+            #[cfg(feature = "sqlite")]
+            Raw::Sqlite(c) => pump!(c, bind_sqlite, decode_sqlite),
+            #[cfg(feature = "postgres")]
+            Raw::Postgres(c) => pump!(c, bind_pg, decode_pg),
+            #[cfg(feature = "mysql")]
+            Raw::MySql(c) => pump!(c, bind_mysql, decode_mysql),
+        };
+        self.end(before, &out);
+        out
     }
 }
 
@@ -801,25 +1187,30 @@ impl PConn {
         let mut lost = false;
         macro_rules! pump {
             ($c:expr, $bind:ident, $decode:ident) => {{
-                let mut rows = bind_all!(sqlx::query(text), &sql.params, $bind).fetch(&mut **$c);
+                let before = std::mem::replace(&mut $c.health, Health::Running);
+                let mut rows = bind_all!(sqlx::query(text), &sql.params, $bind)
+                    .fetch(live(&mut $c.conn));
                 let mut sent = false;
-                loop {
+                // Whether every row was read and sent.
+                let complete = loop {
                     let item = match rows.try_next().await {
                         Ok(Some(row)) => decode_row(&row, kinds, $decode),
-                        Ok(None) => break,
+                        Ok(None) => break true,
                         Err(e) if may_retry && !sent && connection_lost(&e) => {
                             tracing::debug!(error = %e, "connection lost; streaming on another");
                             lost = true;
-                            break;
+                            break false;
                         }
                         Err(e) => Err(Error::from(e)),
                     };
                     sent = true;
                     let failed = item.is_err();
                     if tx.send(item).await.is_err() || failed {
-                        break;
+                        break false;
                     }
-                }
+                };
+                drop(rows);
+                $c.health = if complete { before } else { Health::Failed };
             }};
         }
         match &mut self {
@@ -1389,6 +1780,338 @@ mod tests {
             assert_eq!(t.len().await.unwrap(), 2);
 
             schema.drop().await.unwrap();
+            conn.close().await;
+        }
+    }
+
+    async fn open(backend: DatabaseBackend, url: &str) -> Connection {
+        let mut config = Config::default();
+        config.database.backend = backend;
+        config.database.url = Some(Secret::new(url.to_string()));
+        Connection::open(&config).await.unwrap()
+    }
+
+    /// The server-side id of the session a statement runs on.
+    fn session_id_sql(backend: Backend) -> Sql {
+        let mut sql = Sql::new(backend);
+        sql.push(match backend {
+            Backend::Postgres => "SELECT pg_backend_pid()",
+            _ => "SELECT CONNECTION_ID()",
+        });
+        sql
+    }
+
+    async fn session_id(ex: &mut Exec<'_>, backend: Backend) -> i64 {
+        let rows = ex
+            .fetch(&session_id_sql(backend), &[ColKind::Int])
+            .await
+            .unwrap();
+        rows[0][0].as_i64().unwrap()
+    }
+
+    /// A statement that runs for two seconds.
+    fn slow_sql(backend: Backend) -> Sql {
+        let mut sql = Sql::new(backend);
+        sql.push(match backend {
+            Backend::Postgres => "SELECT 1 FROM pg_sleep(2)",
+            _ => "SELECT SLEEP(2)",
+        });
+        sql
+    }
+
+    /// `SELECT count(*) FROM t WHERE id = k`, on `ex`.
+    async fn count_id(ex: &mut Exec<'_>, t: &crate::Table, k: i64) -> i64 {
+        let b = ex_backend(ex);
+        let mut sql = Sql::new(b);
+        sql.push("SELECT count(*) FROM ")
+            .push(&qualified(b, t.schema_name(), t.name()))
+            .push(" WHERE ")
+            .ident("id")
+            .push(" = ")
+            .bind(Some(Param::Int32(k as i32)), None);
+        let rows = ex.fetch(&sql, &[ColKind::Int]).await.unwrap();
+        rows[0][0].as_i64().unwrap()
+    }
+
+    fn ex_backend(ex: &Exec<'_>) -> Backend {
+        match ex.raw {
+            #[cfg(feature = "sqlite")]
+            Raw::Sqlite(_) => Backend::Sqlite,
+            #[cfg(feature = "postgres")]
+            Raw::Postgres(_) => Backend::Postgres,
+            #[cfg(feature = "mysql")]
+            Raw::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// Check connections out of `conn` (all idle first) until the one of session `id` comes;
+    /// the others are given back when it is returned.
+    async fn checkout_session(conn: &Connection, id: i64) -> Option<(PConn, Vec<PConn>)> {
+        pooled_ids(conn).await;
+        let mut others = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            let mut c = conn.acquire().await.unwrap();
+            if session_id(&mut c.exec(), conn.backend()).await == id {
+                return Some((c, others));
+            }
+            others.push(c);
+        }
+        None
+    }
+
+    fn parked(conn: &Connection) -> usize {
+        match &conn.inner.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => p.lock().conns.len(),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => p.lock().conns.len(),
+            #[cfg(feature = "mysql")]
+            Pool::MySql(p) => p.lock().conns.len(),
+        }
+    }
+
+    fn size(conn: &Connection) -> u32 {
+        match &conn.inner.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => p.size(),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => p.size(),
+            #[cfg(feature = "mysql")]
+            Pool::MySql(p) => p.size(),
+        }
+    }
+
+    /// The connection a clean operation used serves the next one, without a trip to the pool.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_last_used_connection_serves_the_next_operation() {
+        for (backend, url) in servers() {
+            let conn = open(backend, &url).await;
+            let b = conn.backend();
+            let first = conn
+                .read(&session_id_sql(b), &[ColKind::Int])
+                .await
+                .unwrap();
+            assert_eq!(
+                parked(&conn),
+                1,
+                "{backend:?}: a clean read parks its connection"
+            );
+            for _ in 0..20 {
+                let again = conn
+                    .read(&session_id_sql(b), &[ColKind::Int])
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    again, first,
+                    "{backend:?}: another connection served a read"
+                );
+            }
+            conn.close().await;
+        }
+    }
+
+    /// A transaction dropped without a commit (after a write, and after a failed statement)
+    /// leaves nothing open on its connection: the next user of that same session sees the
+    /// rows as they were.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_dropped_without_commit_leaks_nothing_into_the_next_user() {
+        for (backend, url) in servers() {
+            let conn = open(backend, &url).await;
+            let b = conn.backend();
+            let name = format!("djt_dbstash_tx_{}", std::process::id());
+            let schema = conn.schema(&name).await.unwrap();
+            let t = schema
+                .declare("Item", Tier::Manual, "id : int32\n---\nlabel : varchar(16)")
+                .await
+                .unwrap();
+            t.insert1(&row! { "id" => 1, "label" => "one" })
+                .await
+                .unwrap();
+            let mut insert = Sql::new(b);
+            insert
+                .push("INSERT INTO ")
+                .push(&qualified(b, t.schema_name(), t.name()))
+                .push(" VALUES (")
+                .bind(Some(Param::Int32(7)), None)
+                .push(", ")
+                .bind(Some(Param::Text("seven".into())), None)
+                .push(")");
+
+            for fail_too in [false, true] {
+                let mut tx = conn.begin_tx().await.unwrap();
+                let id = session_id(&mut tx.exec(), b).await;
+                tx.exec().execute(&insert).await.unwrap();
+                assert_eq!(count_id(&mut tx.exec(), &t, 7).await, 1);
+                if fail_too {
+                    // A duplicate key: the statement fails, the transaction stays open.
+                    assert!(tx.exec().execute(&insert).await.is_err());
+                }
+                drop(tx);
+
+                let (mut same, others) = checkout_session(&conn, id)
+                    .await
+                    .unwrap_or_else(|| panic!("{backend:?}: session {id} was not reused"));
+                let mut ex = same.exec();
+                assert_eq!(
+                    count_id(&mut ex, &t, 7).await,
+                    0,
+                    "{backend:?}: the dropped transaction is still open on session {id}"
+                );
+                // Not in a transaction: a write here is visible elsewhere at once.
+                ex.execute(&insert).await.unwrap();
+                drop(same);
+                drop(others);
+                let mut elsewhere = Sql::new(b);
+                elsewhere
+                    .push("SELECT label FROM ")
+                    .push(&qualified(b, t.schema_name(), t.name()))
+                    .push(" WHERE ")
+                    .ident("id")
+                    .push(" = 7");
+                let rows = conn.read(&elsewhere, &[ColKind::Text]).await.unwrap();
+                assert_eq!(
+                    rows.len(),
+                    1,
+                    "{backend:?}: the autocommitted row is not there"
+                );
+                let mut del = Sql::new(b);
+                del.push("DELETE FROM ")
+                    .push(&qualified(b, t.schema_name(), t.name()))
+                    .push(" WHERE ")
+                    .ident("id")
+                    .push(" = 7");
+                conn.acquire()
+                    .await
+                    .unwrap()
+                    .exec()
+                    .execute(&del)
+                    .await
+                    .unwrap();
+            }
+            schema.drop().await.unwrap();
+            conn.close().await;
+        }
+    }
+
+    /// A statement whose future is dropped while the server is still running it (a read, and
+    /// a statement inside a transaction) takes its connection with it: that session never
+    /// serves another statement, and the statements after it get their own results.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_statement_cancelled_in_flight_never_reaches_the_next_user() {
+        for (backend, url) in servers() {
+            let conn = open(backend, &url).await;
+            let b = conn.backend();
+            let name = format!("djt_dbstash_cancel_{}", std::process::id());
+            let schema = conn.schema(&name).await.unwrap();
+            let t = schema
+                .declare("Item", Tier::Manual, "id : int32\n---\nlabel : varchar(16)")
+                .await
+                .unwrap();
+
+            // A read outside any transaction: the parked connection runs it.
+            let id = conn
+                .read(&session_id_sql(b), &[ColKind::Int])
+                .await
+                .unwrap()[0][0]
+                .as_i64()
+                .unwrap();
+            let slow = slow_sql(b);
+            let cancelled = tokio::time::timeout(
+                Duration::from_millis(200),
+                conn.read(&slow, &[ColKind::Int]),
+            )
+            .await;
+            assert!(
+                cancelled.is_err(),
+                "{backend:?}: the slow read was not cancelled"
+            );
+
+            // A statement inside a transaction, after a write.
+            let mut tx = conn.begin_tx().await.unwrap();
+            let tx_id = session_id(&mut tx.exec(), b).await;
+            let mut insert = Sql::new(b);
+            insert
+                .push("INSERT INTO ")
+                .push(&qualified(b, t.schema_name(), t.name()))
+                .push(" VALUES (")
+                .bind(Some(Param::Int32(9)), None)
+                .push(", 'nine')");
+            tx.exec().execute(&insert).await.unwrap();
+            let in_tx = tokio::time::timeout(
+                Duration::from_millis(200),
+                tx.exec().fetch(&slow, &[ColKind::Int]),
+            )
+            .await;
+            assert!(
+                in_tx.is_err(),
+                "{backend:?}: the slow statement was not cancelled"
+            );
+            drop(tx);
+
+            for k in 0..20i64 {
+                let mut sql = Sql::new(b);
+                sql.push("SELECT ").bind(Some(Param::Int(k)), None);
+                let rows = conn.read(&sql, &[ColKind::Int]).await.unwrap();
+                assert_eq!(rows[0][0].as_i64(), Some(k), "{backend:?}: a stale result");
+            }
+            let live = pooled_ids(&conn).await;
+            assert!(
+                !live.contains(&id) && !live.contains(&tx_id),
+                "{backend:?}: a cancelled session ({id}, {tx_id}) is back in use: {live:?}"
+            );
+            let mut count = Sql::new(b);
+            count
+                .push("SELECT count(*) FROM ")
+                .push(&qualified(b, t.schema_name(), t.name()));
+            let rows = conn.read(&count, &[ColKind::Int]).await.unwrap();
+            assert_eq!(
+                rows[0][0].as_i64(),
+                Some(0),
+                "{backend:?}: the write committed"
+            );
+            schema.drop().await.unwrap();
+            conn.close().await;
+        }
+    }
+
+    /// Many operations at once on more tasks than connections: none waits forever (a parked
+    /// connection serves an operation waiting on the pool), and the pool's limit bounds every
+    /// connection, parked ones included.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_pool_limit_bounds_parked_and_busy_connections() {
+        for (backend, url) in servers() {
+            let conn = open(backend, &url).await;
+            let b = conn.backend();
+            let mut short = Sql::new(b);
+            short.push(match b {
+                Backend::Postgres => "SELECT 1 FROM pg_sleep(0.002)",
+                _ => "SELECT SLEEP(0.002)",
+            });
+            let peak = Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let tasks: Vec<_> = (0..4 * MAX_CONNECTIONS)
+                .map(|_| {
+                    let conn = conn.clone();
+                    let short = short.clone();
+                    let peak = Arc::clone(&peak);
+                    tokio::spawn(async move {
+                        for _ in 0..10 {
+                            conn.read(&short, &[ColKind::Int]).await.unwrap();
+                            peak.fetch_max(size(&conn), std::sync::atomic::Ordering::Relaxed);
+                        }
+                    })
+                })
+                .collect();
+            tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(tasks))
+                .await
+                .unwrap_or_else(|_| panic!("{backend:?}: operations wait forever"))
+                .into_iter()
+                .for_each(|r| r.unwrap());
+            let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+            assert!(
+                (1..=MAX_CONNECTIONS).contains(&peak),
+                "{backend:?}: {peak} connections"
+            );
+            assert!(parked(&conn) as u32 <= size(&conn));
             conn.close().await;
         }
     }

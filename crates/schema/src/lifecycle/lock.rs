@@ -105,9 +105,9 @@ impl StoreLock {
     pub async fn acquire(conn: &Connection, store: &str) -> Result<StoreLock> {
         let held = match conn.acquire().await? {
             #[cfg(feature = "sqlite")]
-            PConn::Sqlite(mut c) => {
+            mut pc @ PConn::Sqlite(_) => {
                 let token = uuid::Uuid::new_v4().simple().to_string();
-                let mut ex = Exec::Sqlite(&mut c);
+                let mut ex = pc.exec();
                 ex.raw(&format!(
                     "CREATE TABLE IF NOT EXISTS {} (store_name TEXT PRIMARY KEY NOT NULL, \
                      token TEXT NOT NULL, acquired_at TEXT NOT NULL, holder TEXT NOT NULL)",
@@ -161,7 +161,7 @@ impl StoreLock {
                 let sql = dialect(Backend::Postgres)
                     .try_session_lock_sql(store)
                     .ok_or_else(|| no_session_locks(store))?;
-                let rows = Exec::Postgres(&mut c).fetch(&sql, &[ColKind::Bool]).await?;
+                let rows = Exec::from(&mut c).fetch(&sql, &[ColKind::Bool]).await?;
                 if first_int(&rows) != Some(1) {
                     return Err(Error::GcLocked {
                         store: store.to_string(),
@@ -179,7 +179,7 @@ impl StoreLock {
                 let sql = dialect(Backend::MySql)
                     .try_session_lock_sql(store)
                     .ok_or_else(|| no_session_locks(store))?;
-                let rows = Exec::MySql(&mut c).fetch(&sql, &[ColKind::Int]).await?;
+                let rows = Exec::from(&mut c).fetch(&sql, &[ColKind::Int]).await?;
                 if first_int(&rows) != Some(1) {
                     return Err(Error::GcLocked {
                         store: store.to_string(),
@@ -259,9 +259,7 @@ async fn release_held(store: &str, held: Held) -> Result<()> {
             let sql = dialect(Backend::Postgres)
                 .session_unlock_sql(store)
                 .ok_or_else(|| no_session_locks(store))?;
-            let unlocked = Exec::Postgres(&mut conn)
-                .fetch(&sql, &[ColKind::Bool])
-                .await;
+            let unlocked = Exec::from(&mut conn).fetch(&sql, &[ColKind::Bool]).await;
             // Closing the session frees the lock whatever the unlock said.
             let closed = sqlx::Connection::close(conn).await;
             unlocked?;
@@ -273,7 +271,7 @@ async fn release_held(store: &str, held: Held) -> Result<()> {
             let sql = dialect(Backend::MySql)
                 .session_unlock_sql(store)
                 .ok_or_else(|| no_session_locks(store))?;
-            let released = Exec::MySql(&mut conn).fetch(&sql, &[ColKind::Int]).await;
+            let released = Exec::from(&mut conn).fetch(&sql, &[ColKind::Int]).await;
             let closed = sqlx::Connection::close(conn).await;
             released?;
             closed?;
