@@ -392,8 +392,9 @@ impl StoreSet {
         self.get_with(name, Registry::global())
     }
 
-    /// As [`StoreSet::get`], with a given registry.
-    pub(crate) fn get_with(&self, name: &str, registry: &Registry) -> Result<Arc<dyn Store>> {
+    /// As [`StoreSet::get`], opening the store with the protocols of `registry` instead of the
+    /// global one (for a configuration loaded with a registry of its own).
+    pub fn get_with(&self, name: &str, registry: &Registry) -> Result<Arc<dyn Store>> {
         if let Some(s) = self
             .stores
             .read()
