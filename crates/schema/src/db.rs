@@ -1631,6 +1631,16 @@ mod tests {
         out
     }
 
+    /// A fresh schema `name` with a Manual table `Item` (`id : int32`, `label : varchar(16)`).
+    async fn item_table(conn: &Connection, name: &str) -> (crate::Schema, crate::Table) {
+        let schema = conn.schema(name).await.unwrap();
+        let t = schema
+            .declare("Item", Tier::Manual, "id : int32\n---\nlabel : varchar(16)")
+            .await
+            .unwrap();
+        (schema, t)
+    }
+
     /// The server-side ids of every connection in `conn`'s pool, which is left with all of them
     /// idle (checked in again).
     async fn pooled_ids(conn: &Connection) -> Vec<i64> {
@@ -1747,11 +1757,7 @@ mod tests {
             config.database.url = Some(Secret::new(url.clone()));
             let conn = Connection::open(&config).await.unwrap();
             let name = format!("djt_dblat_reconnect_{}", std::process::id());
-            let schema = conn.schema(&name).await.unwrap();
-            let t = schema
-                .declare("Item", Tier::Manual, "id : int32\n---\nlabel : varchar(16)")
-                .await
-                .unwrap();
+            let (schema, t) = item_table(&conn, &name).await;
             t.insert1(&row! { "id" => 1, "label" => "one" })
                 .await
                 .unwrap();
@@ -1919,11 +1925,7 @@ mod tests {
             let conn = open(backend, &url).await;
             let b = conn.backend();
             let name = format!("djt_dbstash_tx_{}", std::process::id());
-            let schema = conn.schema(&name).await.unwrap();
-            let t = schema
-                .declare("Item", Tier::Manual, "id : int32\n---\nlabel : varchar(16)")
-                .await
-                .unwrap();
+            let (schema, t) = item_table(&conn, &name).await;
             t.insert1(&row! { "id" => 1, "label" => "one" })
                 .await
                 .unwrap();
@@ -2002,11 +2004,7 @@ mod tests {
             let conn = open(backend, &url).await;
             let b = conn.backend();
             let name = format!("djt_dbstash_cancel_{}", std::process::id());
-            let schema = conn.schema(&name).await.unwrap();
-            let t = schema
-                .declare("Item", Tier::Manual, "id : int32\n---\nlabel : varchar(16)")
-                .await
-                .unwrap();
+            let (schema, t) = item_table(&conn, &name).await;
 
             // A read outside any transaction: the parked connection runs it.
             let id = conn
